@@ -1,0 +1,157 @@
+// Core: error messages, logging, device parsing, seeding and RNG state, the compat layer.
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include <Eigen/Dense>
+#include <cmath>
+
+#include "biolm/core/compat.h"
+#include "biolm/core/device.h"
+#include "biolm/core/error.h"
+#include "biolm/core/log.h"
+#include "biolm/core/seed.h"
+#include "biolm/core/version.h"
+#include "support/test_util.h"
+
+using namespace biolm;
+
+TEST_CASE("errors carry their context in one line", "[core]") {
+  SECTION("data error with a line") {
+    const DataError e("ncbi_train.conll", 1842, "tag", "expected B-/I-/O, found \"B_Disease\"");
+    REQUIRE(std::string(e.what()) == "ncbi_train.conll:1842: field 'tag': expected B-/I-/O, found \"B_Disease\"");
+    REQUIRE(e.line() == 1842);
+    REQUIRE(e.field() == "tag");
+  }
+  SECTION("data error with a record index and no field") {
+    const auto e = DataError::at_record("pqal.json", 3, "", "missing QUESTION");
+    REQUIRE(std::string(e.what()) == "pqal.json: record 3: missing QUESTION");
+    REQUIRE(e.record() == 3);
+    REQUIRE(e.line() == 0);
+  }
+  SECTION("config, checkpoint and shape errors") {
+    REQUIRE(std::string(ConfigError("train.lr", "must be > 0").what()) == "config 'train.lr': must be > 0");
+    REQUIRE(std::string(CheckpointError("m.safetensors", "wte", "bad size").what()) ==
+            "m.safetensors: tensor 'wte': bad size");
+    REQUIRE(std::string(CheckpointError("ckpt", "", "checksum mismatch").what()) == "ckpt: checksum mismatch");
+    REQUIRE(std::string(ShapeError("Attention", "expected 3-d input").what()) == "Attention: expected 3-d input");
+  }
+  SECTION("BIOLM_CHECK throws the named type and every type is a biolm::Error") {
+    auto f = [](int n) { BIOLM_CHECK(n > 0, ConfigError, "model.n_layers", "must be > 0"); };
+    REQUIRE_NOTHROW(f(1));
+    REQUIRE_THROWS_AS(f(0), ConfigError);
+    REQUIRE_THROWS_AS(f(0), Error);
+  }
+  SECTION("io error from errno names the OS reason") {
+    errno = ENOENT;
+    const auto e = IoError::from_errno("/nope", "cannot open");
+    REQUIRE(std::string(e.what()).find("/nope: cannot open (") == 0);
+  }
+}
+
+TEST_CASE("logging filters by level and rank and reaches a sink", "[core]") {
+  std::vector<std::string> seen;
+  log::set_sink([&](log::Level, const std::string& m) { seen.push_back(m); }, /*replace=*/true);
+  const auto old = log::level();
+  log::set_level(log::Level::Info);
+  log::debug("hidden {}", 1);
+  log::info("shown {}", 2);
+  log::set_rank(1);
+  log::info("rank 1 info is hidden");
+  log::warn("rank 1 warning is shown");
+  log::set_rank(0);
+  log::set_sink(nullptr);
+  log::set_level(old);
+  REQUIRE(seen == std::vector<std::string>{"shown 2", "rank 1 warning is shown"});
+  REQUIRE(log::parse_level("debug") == log::Level::Debug);
+  REQUIRE_THROWS_AS(log::parse_level("loud"), ConfigError);
+}
+
+TEST_CASE("device strings", "[core]") {
+  REQUIRE(core::parse_device("cpu").is_cpu());
+  const auto a = core::parse_device("auto");
+  REQUIRE((a.is_cpu() || a.is_cuda()));
+  REQUIRE(a.is_cuda() == core::cuda_available());
+  REQUIRE_THROWS_AS(core::parse_device("gpu"), ConfigError);
+  REQUIRE_THROWS_AS(core::parse_device("cuda:x"), ConfigError);
+  REQUIRE_THROWS_AS(core::parse_device("cuda:64"), ConfigError);
+  if (!core::cuda_available()) {
+    REQUIRE_THROWS_WITH(core::parse_device("cuda", "train.device"),
+                        Catch::Contains("config 'train.device'") && Catch::Contains("no CUDA device"));
+  }
+}
+
+TEST_CASE("seeding reproduces draws and RNG state restores the stream", "[core]") {
+  core::seed_all(1234);
+  const auto a = torch::randn({5});
+  core::seed_all(1234);
+  const auto b = torch::randn({5});
+  REQUIRE(torch::equal(a, b));
+
+  const auto state = core::capture_rng_state();
+  const auto next1 = torch::rand({7});
+  torch::rand({3});  // move the stream on
+  core::restore_rng_state(state);
+  const auto next2 = torch::rand({7});
+  REQUIRE(torch::equal(next1, next2));
+  REQUIRE_FALSE(torch::equal(next1, a.narrow(0, 0, 5).repeat({2}).narrow(0, 0, 7)));
+}
+
+TEST_CASE("compat SDPA equals the explicit softmax attention", "[core]") {
+  core::seed_all(3);
+  const int64_t B = 2, H = 3, T = 5, D = 4;
+  const auto q = torch::randn({B, H, T, D}, torch::kDouble);
+  const auto k = torch::randn({B, H, T, D}, torch::kDouble);
+  const auto v = torch::randn({B, H, T, D}, torch::kDouble);
+  auto explicit_attn = [&](const torch::Tensor& additive) {
+    auto s = torch::matmul(q, k.transpose(-2, -1)) / std::sqrt(static_cast<double>(D));
+    if (additive.defined()) s = s + additive;
+    return torch::matmul(torch::softmax(s, -1), v);
+  };
+  SECTION("no mask") {
+    BIOLM_REQUIRE_CLOSE(compat::scaled_dot_product_attention(q, k, v, c10::nullopt, 0.0, false),
+                        explicit_attn({}), 1e-12);
+  }
+  SECTION("bool mask (true = attend) and its additive twin agree") {
+    auto keep = torch::ones({B, 1, T, T}, torch::kBool);
+    keep.index_put_({0, torch::indexing::Slice(), torch::indexing::Slice(), 4}, false);  // a pad key
+    const auto additive = torch::zeros({B, 1, T, T}, torch::kDouble).masked_fill(keep.logical_not(), -INFINITY);
+    const auto ref = explicit_attn(additive);
+    BIOLM_REQUIRE_CLOSE(compat::scaled_dot_product_attention(q, k, v, keep, 0.0, false), ref, 1e-12);
+    BIOLM_REQUIRE_CLOSE(compat::scaled_dot_product_attention(q, k, v, additive, 0.0, false), ref, 1e-12);
+  }
+  SECTION("is_causal") {
+    const auto causal = torch::ones({T, T}, torch::kBool).tril();
+    const auto additive = torch::zeros({T, T}, torch::kDouble).masked_fill(causal.logical_not(), -INFINITY);
+    BIOLM_REQUIRE_CLOSE(compat::scaled_dot_product_attention(q, k, v, c10::nullopt, 0.0, true),
+                        explicit_attn(additive), 1e-12);
+  }
+}
+
+TEST_CASE("Eigen and LibTorch agree on a matrix product", "[core]") {
+  Eigen::MatrixXd a(3, 4), b(4, 2);
+  for (int i = 0; i < 3; ++i)
+    for (int j = 0; j < 4; ++j) a(i, j) = std::sin(1.0 + i * 4 + j);
+  for (int i = 0; i < 4; ++i)
+    for (int j = 0; j < 2; ++j) b(i, j) = std::cos(0.5 * (i * 2 + j));
+  const Eigen::MatrixXd c = a * b;
+  // Eigen is column-major: map it as the transpose, or copy element by element.
+  auto ta = torch::empty({3, 4}, torch::kDouble);
+  auto tb = torch::empty({4, 2}, torch::kDouble);
+  for (int i = 0; i < 3; ++i)
+    for (int j = 0; j < 4; ++j) ta[i][j] = a(i, j);
+  for (int i = 0; i < 4; ++i)
+    for (int j = 0; j < 2; ++j) tb[i][j] = b(i, j);
+  const auto tc = torch::matmul(ta, tb);
+  for (int i = 0; i < 3; ++i)
+    for (int j = 0; j < 2; ++j) REQUIRE(tc[i][j].item<double>() == Approx(c(i, j)).epsilon(1e-14));
+}
+
+TEST_CASE("version information names library, LibTorch and CUDA", "[core]") {
+  const auto info = build_info();
+  REQUIRE(info["biolm"] == version());
+  REQUIRE(info["libtorch"].get<std::string>().rfind(std::to_string(TORCH_VERSION_MAJOR) + ".", 0) == 0);
+  REQUIRE(info.contains("cuda"));
+  const auto banner = version_banner();
+  REQUIRE(banner.find("LibTorch " + torch_version()) != std::string::npos);
+  REQUIRE(banner.find("CUDA ") != std::string::npos);
+}
