@@ -155,3 +155,47 @@ TEST_CASE("version information names library, LibTorch and CUDA", "[core]") {
   REQUIRE(banner.find("LibTorch " + torch_version()) != std::string::npos);
   REQUIRE(banner.find("CUDA ") != std::string::npos);
 }
+
+#include "biolm/core/config.h"
+
+TEST_CASE("configs: YAML, overrides, typed reads, unknown keys", "[core][config]") {
+  auto tree = core::parse_yaml(
+      "model:\n  preset: tiny-encoder\n  dropout: 0.1\ntrain:\n  lr: 5.0e-5\n  steps: 100\n  name: \"007\"\n"
+      "  tags: [a, b]\n  bf16: false\n");
+  core::apply_overrides(tree, {"train.lr=3e-4", "train.steps=20", "data.train=/x/y.conll", "~model.dropout"});
+  core::ConfigReader r(tree);
+  auto& train = r.child("train");
+  REQUIRE(train.get<double>("lr", 0.0) == Approx(3e-4));
+  REQUIRE(train.get<int64_t>("steps", 0) == 20);
+  REQUIRE(train.get<std::string>("name", "") == "007");  // quoted: stays a string
+  REQUIRE(train.get<bool>("bf16", true) == false);
+  REQUIRE(train.get<std::vector<std::string>>("tags", {}) == std::vector<std::string>{"a", "b"});
+  REQUIRE(train.get<int64_t>("warmup", 7) == 7);
+  REQUIRE(r.child("model").get<std::string>("preset", "") == "tiny-encoder");
+  REQUIRE_FALSE(r.child("model").has("dropout"));
+  REQUIRE(r.child("data").require<std::string>("train") == "/x/y.conll");
+  REQUIRE_NOTHROW(r.finish());
+
+  SECTION("unknown key names its path") {
+    auto t2 = core::parse_yaml("train:\n  lrr: 1\n");
+    core::ConfigReader r2(t2);
+    r2.child("train").get<double>("lr", 1.0);
+    REQUIRE_THROWS_WITH(r2.finish(), Catch::StartsWith("config 'train.lrr': unknown key"));
+  }
+  SECTION("wrong type and bad choice name their path") {
+    core::ConfigReader r3(core::parse_yaml("train:\n  steps: many\n  method: lorax\n"));
+    REQUIRE_THROWS_WITH(r3.child("train").get<int64_t>("steps", 1), Catch::StartsWith("config 'train.steps': expected an integer"));
+    REQUIRE_THROWS_WITH(r3.child("train").choice("method", {"full", "lora"}, "full"),
+                        Catch::Contains("train.method") && Catch::Contains("full|lora"));
+  }
+  SECTION("bad override and YAML syntax errors") {
+    nlohmann::json t;
+    REQUIRE_THROWS_AS(core::apply_override(t, "train.lr"), ConfigError);
+    REQUIRE_THROWS_AS(core::parse_yaml("a: [1, 2\n", "bad.yaml"), ConfigError);
+    REQUIRE_THROWS_WITH(core::parse_yaml("a: 1\na: 2\n", "dup.yaml"), Catch::Contains("duplicate key"));
+  }
+  SECTION("resolved config round-trips through YAML") {
+    const auto back = core::parse_yaml(core::to_yaml(tree));
+    REQUIRE(back == tree);
+  }
+}
