@@ -1,0 +1,293 @@
+#!/usr/bin/env python3
+"""Plain PyTorch (eager) reference for biolm-bench: the same models and steps, same JSON fields.
+
+Run by bench/run_bench.sh right after the C++ benchmark, so every figure is also a ratio measured
+in the same session on the same machine. Models mirror libbiolm's builders exactly:
+  decoder (LLaMA-style): token embeddings, pre-RMSNorm blocks, rotary attention (rotate_half),
+      SwiGLU MLP, final RMSNorm, untied lm_head, no biases.
+  encoder (BERT-style): token + learned position + token-type embeddings, LayerNorm, post-LN blocks,
+      GELU (erf) MLP with biases, MLM head (dense, GELU, LayerNorm, tied decoder + bias) evaluated
+      only at masked positions.
+
+  python3 bench/reference/torch_reference.py --config tiny --case clm_full [--threads 2]
+"""
+import argparse
+import json
+import math
+import resource
+import statistics
+import sys
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+CONFIGS = {
+    # d, layers, heads, seq, batch, vocab, ffn, family
+    "tiny": dict(d=128, layers=4, heads=4, seq=128, batch=8, vocab=8000, ffn=512, family="decoder"),
+    "small": dict(d=256, layers=6, heads=8, seq=256, batch=4, vocab=16000, ffn=1024, family="decoder"),
+    "bert": dict(d=256, layers=4, heads=4, seq=128, batch=8, vocab=8000, ffn=1024, family="encoder"),
+}
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, d, eps=1e-6):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(d))
+        self.eps = eps
+
+    def forward(self, x):
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+
+
+def rope(x, cos, sin):  # x: (B,H,T,D)
+    d2 = x.shape[-1] // 2
+    rot = torch.cat([-x[..., d2:], x[..., :d2]], dim=-1)
+    return x * cos + rot * sin
+
+
+class LoRALinear(nn.Module):
+    def __init__(self, base, r=8, alpha=16.0):
+        super().__init__()
+        self.base = base
+        self.a = nn.Parameter(torch.empty(r, base.in_features))
+        self.b = nn.Parameter(torch.zeros(base.out_features, r))
+        nn.init.kaiming_uniform_(self.a, a=math.sqrt(5))
+        self.scale = alpha / r
+
+    def forward(self, x):
+        return self.base(x) + (x @ self.a.t() @ self.b.t()) * self.scale
+
+
+class DecoderBlock(nn.Module):
+    def __init__(self, d, h, ffn):
+        super().__init__()
+        self.h = h
+        self.attn_norm, self.mlp_norm = RMSNorm(d), RMSNorm(d)
+        self.q_proj, self.k_proj, self.v_proj, self.o_proj = (nn.Linear(d, d, bias=False) for _ in range(4))
+        self.gate, self.up = nn.Linear(d, ffn, bias=False), nn.Linear(d, ffn, bias=False)
+        self.down = nn.Linear(ffn, d, bias=False)
+
+    def forward(self, x, cos, sin):
+        B, T, C = x.shape
+        hd = C // self.h
+        y = self.attn_norm(x)
+        q = self.q_proj(y).view(B, T, self.h, hd).transpose(1, 2)
+        k = self.k_proj(y).view(B, T, self.h, hd).transpose(1, 2)
+        v = self.v_proj(y).view(B, T, self.h, hd).transpose(1, 2)
+        q, k = rope(q, cos, sin), rope(k, cos, sin)
+        s = (q @ k.transpose(-2, -1)) / math.sqrt(hd)
+        s = s.masked_fill(torch.ones(T, T, dtype=torch.bool).triu(1), float("-inf"))
+        a = (torch.softmax(s, -1) @ v).transpose(1, 2).reshape(B, T, C)
+        x = x + self.o_proj(a)
+        y = self.mlp_norm(x)
+        return x + self.down(F.silu(self.gate(y)) * self.up(y))
+
+
+class Decoder(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.c = c
+        self.tok = nn.Embedding(c["vocab"], c["d"])
+        self.layers = nn.ModuleList(DecoderBlock(c["d"], c["heads"], c["ffn"]) for _ in range(c["layers"]))
+        self.final_norm = RMSNorm(c["d"])
+        self.lm_head = nn.Linear(c["d"], c["vocab"], bias=False)
+        hd = c["d"] // c["heads"]
+        inv = 1.0 / (10000.0 ** (torch.arange(0, hd, 2).float() / hd))
+        ang = torch.arange(c["seq"]).float()[:, None] * inv[None, :]
+        ang = torch.cat([ang, ang], -1)
+        self.register_buffer("cos", ang.cos())
+        self.register_buffer("sin", ang.sin())
+
+    def forward(self, ids):
+        T = ids.shape[1]
+        x = self.tok(ids)
+        for blk in self.layers:
+            x = blk(x, self.cos[:T], self.sin[:T])
+        return self.lm_head(self.final_norm(x))
+
+
+class EncoderBlock(nn.Module):
+    def __init__(self, d, h, ffn):
+        super().__init__()
+        self.h = h
+        self.q_proj, self.k_proj, self.v_proj, self.o_proj = (nn.Linear(d, d) for _ in range(4))
+        self.attn_norm, self.mlp_norm = nn.LayerNorm(d, eps=1e-12), nn.LayerNorm(d, eps=1e-12)
+        self.up, self.down = nn.Linear(d, ffn), nn.Linear(ffn, d)
+
+    def forward(self, x):
+        B, T, C = x.shape
+        hd = C // self.h
+        q = self.q_proj(x).view(B, T, self.h, hd).transpose(1, 2)
+        k = self.k_proj(x).view(B, T, self.h, hd).transpose(1, 2)
+        v = self.v_proj(x).view(B, T, self.h, hd).transpose(1, 2)
+        a = (torch.softmax((q @ k.transpose(-2, -1)) / math.sqrt(hd), -1) @ v).transpose(1, 2).reshape(B, T, C)
+        x = self.attn_norm(x + self.o_proj(a))
+        return self.mlp_norm(x + self.down(F.gelu(self.up(x))))
+
+
+class Encoder(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        d = c["d"]
+        self.tok, self.pos, self.typ = nn.Embedding(c["vocab"], d), nn.Embedding(512, d), nn.Embedding(2, d)
+        self.norm = nn.LayerNorm(d, eps=1e-12)
+        self.layers = nn.ModuleList(EncoderBlock(d, c["heads"], c["ffn"]) for _ in range(c["layers"]))
+        self.head_dense, self.head_norm = nn.Linear(d, d), nn.LayerNorm(d, eps=1e-12)
+        self.head_bias = nn.Parameter(torch.zeros(c["vocab"]))
+
+    def forward(self, ids, labels):
+        T = ids.shape[1]
+        x = self.norm(self.tok(ids) + self.pos.weight[:T] + self.typ.weight[0])
+        for blk in self.layers:
+            x = blk(x)
+        sel = labels.view(-1) != -100  # logits only at masked positions
+        h = x.reshape(-1, x.shape[-1])[sel]
+        h = self.head_norm(F.gelu(self.head_dense(h)))
+        logits = h @ self.tok.weight.t() + self.head_bias
+        return F.cross_entropy(logits, labels.view(-1)[sel])
+
+
+def matmul_params(c):
+    d, f, L, V = c["d"], c["ffn"], c["layers"], c["vocab"]
+    if c["family"] == "decoder":
+        return L * (4 * d * d + 3 * d * f) + d * V
+    return L * (4 * d * d + 2 * d * f) + d * d + d * V  # MLM decoder counted only where evaluated
+
+
+def flops_per_token(c, training):
+    """PaLM-style model FLOPs: 6N + 12 L d T for training, 2N + 4 L d T forward (per token)."""
+    n = matmul_params(c)
+    attn = c["layers"] * c["d"] * c["seq"]
+    if c["family"] == "encoder":  # the vocab projection only on 15 % of tokens
+        n = n - c["d"] * c["vocab"] + 0.15 * (c["d"] * c["vocab"] + c["d"] * c["d"])
+    return (6 * n + 12 * attn) if training else (2 * n + 4 * attn)
+
+
+def measure_matmul_peak(n=1024, reps=10):
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    for _ in range(3):
+        a @ b
+    best = float("inf")
+    for _ in range(reps):
+        t = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t)
+    return 2 * n ** 3 / best
+
+
+def run(config, case, warmup, steps, seed):
+    c = CONFIGS[config]
+    torch.manual_seed(seed)
+    B, T, V = c["batch"], c["seq"], c["vocab"]
+    ids = torch.randint(0, V, (B, T))
+    training = case in ("clm_full", "clm_lora", "mlm")
+    if case == "mlm":
+        if c["family"] != "encoder":
+            raise SystemExit("case mlm needs the bert config")
+        model = Encoder(c)
+        labels = torch.full((B, T), -100, dtype=torch.long)
+        mask = torch.rand(B, T) < 0.15
+        labels[mask] = ids[mask]
+    else:
+        if c["family"] != "decoder":
+            raise SystemExit(f"case {case} needs a decoder config (tiny|small)")
+        model = Decoder(c)
+    if case == "clm_lora":
+        for p in model.parameters():
+            p.requires_grad_(False)
+        for blk in model.layers:
+            blk.q_proj, blk.v_proj = LoRALinear(blk.q_proj), LoRALinear(blk.v_proj)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=1e-4, weight_decay=0.0) if training else None
+
+    def step():
+        if case == "mlm":
+            loss = model(ids, labels)
+        elif training:
+            logits = model(ids)
+            loss = F.cross_entropy(logits[:, :-1].reshape(-1, V), ids[:, 1:].reshape(-1))
+        else:
+            with torch.no_grad():
+                model(ids)
+            return
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    def generate(n_new=32):
+        with torch.no_grad():  # KV cache
+            prompt = ids[:, :16]
+            cache = [None] * len(model.layers)
+            x_ids, out = prompt, []
+            pos = 0
+            for _ in range(n_new + 1):
+                Tn = x_ids.shape[1]
+                x = model.tok(x_ids)
+                for li, blk in enumerate(model.layers):
+                    Bq, Tq, C = x.shape
+                    hd = C // blk.h
+                    y = blk.attn_norm(x)
+                    q = blk.q_proj(y).view(Bq, Tq, blk.h, hd).transpose(1, 2)
+                    k = blk.k_proj(y).view(Bq, Tq, blk.h, hd).transpose(1, 2)
+                    v = blk.v_proj(y).view(Bq, Tq, blk.h, hd).transpose(1, 2)
+                    cos, sin = model.cos[pos:pos + Tq], model.sin[pos:pos + Tq]
+                    q, k = rope(q, cos, sin), rope(k, cos, sin)
+                    if cache[li] is not None:
+                        k, v = torch.cat([cache[li][0], k], 2), torch.cat([cache[li][1], v], 2)
+                    cache[li] = (k, v)
+                    s = (q @ k.transpose(-2, -1)) / math.sqrt(hd)
+                    if Tq > 1:
+                        s = s.masked_fill(torch.ones(Tq, k.shape[2], dtype=torch.bool).triu(1 + k.shape[2] - Tq), float("-inf"))
+                    a = (torch.softmax(s, -1) @ v).transpose(1, 2).reshape(Bq, Tq, C)
+                    x = x + blk.o_proj(a)
+                    yy = blk.mlp_norm(x)
+                    x = x + blk.down(F.silu(blk.gate(yy)) * blk.up(yy))
+                logits = model.lm_head(model.final_norm(x[:, -1]))
+                pos += Tn
+                x_ids = logits.argmax(-1, keepdim=True)
+                out.append(x_ids)
+            return n_new
+
+    times = []
+    for i in range(warmup + steps):
+        t = time.perf_counter()
+        if case == "generate":
+            generate()
+        else:
+            step()
+        if i >= warmup:
+            times.append(time.perf_counter() - t)
+    med = statistics.median(times)
+    tokens = B * 32 if case == "generate" else B * T
+    fpt = flops_per_token(c, training)
+    achieved = fpt * tokens / med if case != "generate" else None
+    peak = measure_matmul_peak()
+    return {
+        "case": case, "config": config, "impl": "pytorch", "torch": torch.__version__,
+        "threads": torch.get_num_threads(), "tokens_per_s": tokens / med,
+        "step_ms_median": med * 1e3, "step_ms_min": min(times) * 1e3, "step_ms_max": max(times) * 1e3,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+        "flops_per_token": fpt, "achieved_flops": achieved, "matmul_peak_flops": peak,
+        "peak_fraction": (achieved / peak) if achieved else None,
+        "trainable_params": sum(p.numel() for p in params),
+    }
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--config", choices=sorted(CONFIGS), required=True)
+    ap.add_argument("--case", choices=["clm_full", "clm_lora", "mlm", "forward", "generate"], required=True)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--seed", type=int, default=0)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    print(json.dumps(run(a.config, a.case, a.warmup, a.steps, a.seed)))
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
