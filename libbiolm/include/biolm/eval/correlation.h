@@ -1,0 +1,20 @@
+// biolm/eval/correlation.h: Pearson and Spearman correlation (BIOSSES, n2c2 2019 STS).
+//
+// Reference: scipy.stats.pearsonr and scipy.stats.spearmanr. Spearman is Pearson's r of the
+// ranks, tied values getting the average of the ranks they span (scipy.stats.rankdata
+// method="average"). A constant input has no defined correlation: NaN is returned (scipy
+// returns nan with a ConstantInputWarning); JSON output writes it as null.
+#pragma once
+
+#include <vector>
+
+namespace biolm::eval {
+
+/// Pearson's r. Throws biolm::Error when sizes differ or fewer than 2 values are given.
+double pearson(const std::vector<double>& x, const std::vector<double>& y);
+/// Spearman's rho with average ranks for ties.
+double spearman(const std::vector<double>& x, const std::vector<double>& y);
+/// 1-based ranks, ties averaged (scipy.stats.rankdata(x, method="average")).
+std::vector<double> average_ranks(const std::vector<double>& x);
+
+}  // namespace biolm::eval
