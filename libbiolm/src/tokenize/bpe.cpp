@@ -159,6 +159,11 @@ BpeTokenizer::BpeTokenizer(std::unordered_map<std::string, int64_t> vocab,
                            BpeOptions options, std::string source)
     : vocab_(std::move(vocab)), merges_(std::move(merges)), added_(std::move(added)), options_(std::move(options)),
       source_(std::move(source)) {
+  for (int b = 0; b < 256; ++b)
+    if (!vocab_.count(byte_map().to_utf8[b]))
+      throw ConfigError(json_path(source_, "model.vocab"),
+                        fmt::format("byte 0x{:02X} (\"{}\") is missing: not a byte-level vocabulary", b,
+                                    byte_map().to_utf8[b]));
   int64_t max_id = -1;
   for (const auto& [t, id] : vocab_) {
     if (id < 0) throw ConfigError(json_path(source_, "model.vocab"), fmt::format("negative id {} for \"{}\"", id, t));
@@ -188,11 +193,6 @@ BpeTokenizer::BpeTokenizer(std::unordered_map<std::string, int64_t> vocab,
   }
   for (size_t i = 0; i < used.size(); ++i)
     if (!used[i]) throw ConfigError(json_path(source_, "model.vocab"), fmt::format("no token has id {}", i));
-  for (int b = 0; b < 256; ++b)
-    if (!vocab_.count(byte_map().to_utf8[b]))
-      throw ConfigError(json_path(source_, "model.vocab"),
-                        fmt::format("byte 0x{:02X} (\"{}\") is missing: not a byte-level vocabulary", b,
-                                    byte_map().to_utf8[b]));
   for (size_t r = 0; r < merges_.size(); ++r) {
     const auto& [a, b] = merges_[r];
     if (!vocab_.count(a + b))

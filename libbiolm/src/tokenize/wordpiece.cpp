@@ -110,7 +110,7 @@ WordPieceTokenizer::WordPieceTokenizer(std::vector<std::string> vocab, WordPiece
     : vocab_(std::move(vocab)), options_(std::move(options)), source_(std::move(source)) {
   if (vocab_.empty()) throw ConfigError(source_, "WordPiece vocabulary is empty");
   for (size_t i = 0; i < vocab_.size(); ++i) {
-    if (!ids_.emplace(vocab_[i], static_cast<int64_t>(i)).second)
+    if (!ids_.emplace(vocab_[i], static_cast<int64_t>(i)).second && !vocab_[i].empty())
       throw DataError(source_, static_cast<int64_t>(i) + 1, "token",
                       fmt::format("duplicate token \"{}\" (first at line {})", vocab_[i], ids_[vocab_[i]] + 1));
   }
@@ -137,7 +137,8 @@ std::unique_ptr<WordPieceTokenizer> WordPieceTokenizer::from_vocab_file(const st
     size_t lead = 0;
     while (lead < tok.size() && (tok[lead] == ' ' || tok[lead] == '\t')) ++lead;
     tok.erase(0, lead);
-    if (tok.empty()) throw DataError(path.string(), line, "token", "empty line in vocabulary");
+    // An empty line is a token that can never match (SciBERT's vocab.txt has one at line 30107);
+    // it keeps its id, as BERT's load_vocab does.
     vocab.push_back(std::move(tok));
     start = nl + 1;
   }
@@ -375,7 +376,13 @@ std::vector<std::string> train_wordpiece(const std::vector<std::filesystem::path
   std::vector<std::string> vocab = options.special_tokens;
   std::unordered_set<std::string> in_vocab(vocab.begin(), vocab.end());
   std::vector<std::string> initial(sym.begin(), sym.end());
+  for (const auto& kv : by_freq) {  // every alphabet character can also start a word
+    std::string c;
+    unicode::append_utf8(c, kv.first);
+    initial.push_back(c);
+  }
   std::sort(initial.begin(), initial.end());
+  initial.erase(std::unique(initial.begin(), initial.end()), initial.end());
   for (const auto& s : initial)
     if (in_vocab.insert(s).second) vocab.push_back(s);
   if (static_cast<int64_t>(vocab.size()) > options.vocab_size)
