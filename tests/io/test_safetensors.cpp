@@ -98,6 +98,9 @@ TEST_CASE("safetensors round trip is bit-exact for every dtype", "[io][safetenso
   uint64_t n = 0;
   for (int i = 7; i >= 0; --i) n = (n << 8) | static_cast<uint8_t>(a[static_cast<size_t>(i)]);
   CHECK((8 + n) % 8 == 0);
+  // Scalar types safetensors cannot hold are refused by tensor name.
+  CHECK_THROWS_WITH(io::save_safetensors(dir / "c.safetensors", {{"z", torch::zeros({2}, torch::kComplexFloat)}}),
+                    Catch::Contains("tensor 'z'") && Catch::Contains("cannot be stored"));
   // No temp files left next to the output.
   int files = 0;
   for (const auto& e : fs::directory_iterator(dir.path())) files += e.is_regular_file() ? 1 : 0;

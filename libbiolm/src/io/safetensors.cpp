@@ -346,7 +346,9 @@ std::string serialize_impl(const std::map<std::string, at::Tensor>& tensors,
     first = false;
   }
   uint64_t offset = 0;
-  for (const auto& [name, t] : tensors) {
+  for (const auto& kv : tensors) {
+    const std::string& name = kv.first;  // named variables: lambdas cannot capture bindings in C++17
+    const at::Tensor& t = kv.second;
     if (name == "__metadata__") throw CheckpointError(path, name, "'__metadata__' is reserved and cannot name a tensor");
     if (!t.defined()) throw CheckpointError(path, name, "tensor is undefined");
     const Dtype dt = [&] {
