@@ -47,11 +47,17 @@ TEST_CASE("WordPiece (uncased) on tricky biomedical text", "[tokenize][wordpiece
   CHECK(text.substr(22, 3) == "ög");
   // Word ids: each basic token is a word; p ##53 share one; specials are -1.
   CHECK(e.word_ids == std::vector<int64_t>{-1, 0, 1, 2, 3, 4, 5, 6, 7, 8, 8, 9, 10, 10, 10, 11, 12, 13, 14, 15, -1});
-  // Every non-special offset slices the original text to the token's source (lower-cased here).
+  // Every non-special offset slices the original text to the token's source: normalizing the
+  // slice gives the token text back (without its ## mark).
   for (size_t i = 1; i + 1 < e.ids.size(); ++i) {
     const auto [b, en] = e.offsets[i];
     REQUIRE(b < en);
     REQUIRE(en <= static_cast<int64_t>(text.size()));
+    const auto slice = wp.basic_tokenize(text.substr(static_cast<size_t>(b), static_cast<size_t>(en - b)));
+    REQUIRE(slice.size() == 1);
+    std::string tok = wp.id_to_token(e.ids[i]);
+    if (tok.rfind("##", 0) == 0) tok = tok.substr(2);
+    CHECK(slice[0].text == tok);
   }
   CHECK(wp.decode(e.ids) == "il - 6 and 5 - fu , p53 ( sjogren ' s syndrome ) .");
   CHECK(wp.decode(e.ids, false).rfind("[CLS] il", 0) == 0);
@@ -194,6 +200,13 @@ TEST_CASE("byte-level BPE on tricky text", "[tokenize][bpe]") {
   CHECK(e.word_ids == std::vector<int64_t>{0, 1, 2, 3, 4, 4, 5, 6, 6, 7, 8, 9, 10, 10, 10, 11, 11, 12});
   CHECK(t->decode(e.ids, false) == text);
   CHECK(t->decode(e.ids) == "IL-6 and 5-FU, p53 Sjögren's");
+  // Offsets slice back to each token's bytes (minus the leading space trim_offsets removes).
+  for (size_t i = 0; i < e.ids.size(); ++i) {
+    const auto [b, en] = e.offsets[i];
+    const std::string slice = text.substr(static_cast<size_t>(b), static_cast<size_t>(en - b));
+    const std::string piece = t->decode({e.ids[i]}, false);
+    CHECK((piece == slice || piece == " " + slice));
+  }
   CHECK(*t->special().eos == 269);
   // Any byte sequence survives (invalid UTF-8 included).
   const std::string raw("\xFF\xFEok\x00", 5);
@@ -218,6 +231,27 @@ TEST_CASE("GPT-2 and LLaMA-3 pre-tokenizer patterns", "[tokenize][bpe]") {
   CHECK(texts(llama->pre_tokenize("(IL-6)\nend")) == std::vector<std::string>{"(IL", "-", "6", ")\n", "end"});
   CHECK(texts(gpt2->pre_tokenize("  a")) == std::vector<std::string>{" ", " a"});
   CHECK(texts(gpt2->pre_tokenize("a  ")) == std::vector<std::string>{"a", "  "});
+}
+
+TEST_CASE("pre-tokenizer scanners agree with the regex module on 410 strings", "[tokenize][bpe]") {
+  // Golden splits from tests/tokenize/reference_pretokenize.py (Python's `regex` module running
+  // the exact tokenizer.json patterns).
+  const auto golden = nlohmann::json::parse(
+      biolm::test::read_text(biolm::test::source_dir() / "tests/tokenize/pretokenize_golden.json"));
+  REQUIRE(golden.size() == 410);
+  auto gpt2 = BpeTokenizer::from_json(tiny_bpe_json(false), "gpt2.json");
+  auto llama = BpeTokenizer::from_json(tiny_bpe_json(true), "llama3.json");
+  int mismatches = 0;
+  for (const auto& g : golden) {
+    const std::string text = g["text"].get<std::string>();
+    INFO(nlohmann::json(text).dump());
+    const auto a = texts(gpt2->pre_tokenize(text));
+    const auto b = texts(llama->pre_tokenize(text));
+    CHECK(a == g["gpt2"].get<std::vector<std::string>>());
+    CHECK(b == g["llama3"].get<std::vector<std::string>>());
+    mismatches += (a != g["gpt2"].get<std::vector<std::string>>()) + (b != g["llama3"].get<std::vector<std::string>>());
+  }
+  CHECK(mismatches == 0);
 }
 
 TEST_CASE("tokenizer.json errors name the field", "[tokenize][bpe]") {
@@ -285,6 +319,17 @@ TEST_CASE("tokenizers load from and save to Hugging Face directories", "[tokeniz
     const std::string s = "Sjögren's (IL-6)\n\n  x<|endoftext|>";
     CHECK(back->encode(s).ids == t->encode(s).ids);
     CHECK(back->fingerprint() == t->fingerprint());
+  }
+  SECTION("WordPiece tokenizer.json (BertTokenizerFast) with a BertNormalizer") {
+    nlohmann::json vocab = nlohmann::json::object();
+    for (size_t i = 0; i < kSmallVocab.size(); ++i) vocab[kSmallVocab[i]] = i;
+    const nlohmann::json j = {
+        {"normalizer", {{"type", "BertNormalizer"}, {"lowercase", false}, {"strip_accents", nullptr}}},
+        {"model", {{"type", "WordPiece"}, {"unk_token", "[UNK]"}, {"continuing_subword_prefix", "##"}, {"vocab", vocab}}}};
+    biolm::test::write_text(dir / "tokenizer.json", j.dump());
+    auto t = load_tokenizer(dir.path());
+    CHECK(t->kind() == "wordpiece");
+    CHECK(toks(*t, t->encode("IL-6 Sjögren", false)) == std::vector<std::string>{"IL", "-", "6", "Sj", "##ö", "##gren"});
   }
   CHECK_THROWS_WITH(load_tokenizer(dir / "nothing"), Contains("no such tokenizer"));
   biolm::test::TempDir empty("tok_empty");
