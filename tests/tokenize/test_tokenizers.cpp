@@ -105,6 +105,29 @@ TEST_CASE("WordPiece cased keeps case and accents", "[tokenize][wordpiece]") {
   CHECK_THROWS_WITH(WordPieceTokenizer({"a", "b"}), Contains("is not in the vocabulary"));
 }
 
+TEST_CASE("BasicTokenizer agrees with a unicodedata reference on 306 strings", "[tokenize][wordpiece]") {
+  // Golden words from tests/tokenize/reference_basic_tokenizer.py (BERT's steps on Python's full
+  // Unicode database): checks our category, NFD and lower-case tables.
+  const auto golden = nlohmann::json::parse(
+      biolm::test::read_text(biolm::test::source_dir() / "tests/tokenize/basic_tokenizer_golden.json"));
+  REQUIRE(golden.size() == 306);
+  WordPieceTokenizer uncased(kSmallVocab);
+  WordPieceOptions o;
+  o.lowercase = false;
+  WordPieceTokenizer cased(kSmallVocab, o);
+  auto words = [](const std::vector<Span>& spans) {
+    std::vector<std::string> out;
+    for (const auto& s : spans) out.push_back(s.text);
+    return out;
+  };
+  for (const auto& g : golden) {
+    const std::string text = g["text"].get<std::string>();
+    INFO(nlohmann::json(text).dump());
+    CHECK(words(uncased.basic_tokenize(text)) == g["uncased"].get<std::vector<std::string>>());
+    CHECK(words(cased.basic_tokenize(text)) == g["cased"].get<std::vector<std::string>>());
+  }
+}
+
 TEST_CASE("real WordPiece vocabularies load and tokenize biomedical text", "[tokenize][wordpiece][shared]") {
   SECTION("SciBERT scivocab uncased") {
     BIOLM_SHARED_DATA_OR_SKIP(dir, "vocab/scibert_scivocab_uncased");
