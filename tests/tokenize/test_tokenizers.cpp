@@ -378,3 +378,29 @@ TEST_CASE("WordPiece training merges the most frequent pairs", "[tokenize][train
   o.vocab_size = 5;
   CHECK_THROWS_AS(train_wordpiece({dir / "corpus.txt"}, o), ConfigError);
 }
+
+TEST_CASE("biolm tokenizer train / encode smoke test", "[tokenize][cli]") {
+  // The command line sits next to the tests in the build tree: <build>/bin/biolm.
+  const auto exe = std::filesystem::read_symlink("/proc/self/exe").parent_path().parent_path() / "bin" / "biolm";
+  if (!std::filesystem::exists(exe)) {
+    WARN("SKIPPED: " << exe << " is not built (cmake --build build --target biolm_cli)");
+    return;
+  }
+  biolm::test::TempDir dir("cli");
+  biolm::test::write_text(dir / "corpus.txt", "aab aab\nAAB ab ab\n");
+  const std::string train = exe.string() + " tokenizer train --kind wordpiece --vocab-size 12 --input " +
+                            (dir / "corpus.txt").string() + " --out " + (dir / "wp").string() + " > " +
+                            (dir / "train.json").string() + " 2>/dev/null";
+  REQUIRE(std::system(train.c_str()) == 0);
+  CHECK(nlohmann::json::parse(biolm::test::read_text(dir / "train.json"))["vocab_size"] == 12);
+  const std::string encode = exe.string() + " tokenizer encode --tokenizer " + (dir / "wp").string() +
+                             " 'aab aaab' > " + (dir / "enc.json").string();
+  REQUIRE(std::system(encode.c_str()) == 0);
+  const auto j = nlohmann::json::parse(biolm::test::read_text(dir / "enc.json"));
+  CHECK(j["tokens"] == nlohmann::json::array({"[CLS]", "aab", "a", "##a", "##ab", "[SEP]"}));
+  CHECK(j["offsets"][4] == nlohmann::json::array({6, 8}));
+  CHECK(j["word_ids"] == nlohmann::json::array({-1, 0, 1, 1, 1, -1}));
+  // A missing tokenizer is an error exit, not a crash.
+  const std::string bad = exe.string() + " tokenizer encode --tokenizer " + (dir / "none").string() + " x 2>/dev/null";
+  CHECK(std::system(bad.c_str()) != 0);
+}
