@@ -101,6 +101,10 @@ TEST_CASE("safetensors round trip is bit-exact for every dtype", "[io][safetenso
   // Scalar types safetensors cannot hold are refused by tensor name.
   CHECK_THROWS_WITH(io::save_safetensors(dir / "c.safetensors", {{"z", torch::zeros({2}, torch::kComplexFloat)}}),
                     Catch::Contains("tensor 'z'") && Catch::Contains("cannot be stored"));
+  // A failed save leaves the existing file as it was.
+  CHECK_THROWS_AS(io::save_safetensors(path, {{"ok", torch::ones({1})}, {"z", torch::zeros({1}, torch::kComplexDouble)}}),
+                  CheckpointError);
+  CHECK(io::SafetensorsFile(path).tensors().size() == t.size());
   // No temp files left next to the output.
   int files = 0;
   for (const auto& e : fs::directory_iterator(dir.path())) files += e.is_regular_file() ? 1 : 0;

@@ -15,27 +15,34 @@
 namespace biolm::io::detail {
 
 void write_file_atomic(const std::filesystem::path& path, const std::string& bytes) {
+  write_file_atomic_stream(path, [&bytes](const auto& sink) { sink(bytes.data(), bytes.size()); });
+}
+
+void write_file_atomic_stream(const std::filesystem::path& path,
+                              const std::function<void(const std::function<void(const void*, std::size_t)>&)>& produce) {
   const std::filesystem::path dir = path.has_parent_path() ? path.parent_path() : std::filesystem::path(".");
   const std::filesystem::path tmp = dir / fmt::format(".{}.tmp.{}", path.filename().string(), ::getpid());
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) throw IoError::from_errno(tmp.string(), "cannot create temporary file");
-  std::size_t done = 0;
-  while (done < bytes.size()) {
-    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      auto err = IoError::from_errno(tmp.string(), "write failed");
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      throw err;
+  auto write_all = [&](const void* data, std::size_t size) {
+    const char* p = static_cast<const char*>(data);
+    std::size_t done = 0;
+    while (done < size) {
+      const ssize_t n = ::write(fd, p + done, size - done);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        throw IoError::from_errno(tmp.string(), "write failed");
+      }
+      done += static_cast<std::size_t>(n);
     }
-    done += static_cast<std::size_t>(n);
-  }
-  if (::fsync(fd) != 0) {
-    auto err = IoError::from_errno(tmp.string(), "fsync failed");
+  };
+  try {
+    produce(write_all);
+    if (::fsync(fd) != 0) throw IoError::from_errno(tmp.string(), "fsync failed");
+  } catch (...) {
     ::close(fd);
     ::unlink(tmp.c_str());
-    throw err;
+    throw;
   }
   ::close(fd);
   if (::rename(tmp.c_str(), path.c_str()) != 0) {

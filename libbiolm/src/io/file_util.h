@@ -4,7 +4,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstddef>
 #include <filesystem>
+#include <functional>
 #include <string>
 
 namespace biolm::io::detail {
@@ -12,6 +14,10 @@ namespace biolm::io::detail {
 /// Writes `bytes` to a temp file next to `path`, fsyncs it, renames it over `path` and fsyncs
 /// the directory, so readers see the old file or the new one, never a torn one.
 void write_file_atomic(const std::filesystem::path& path, const std::string& bytes);
+/// Same, with the bytes produced piecewise: `produce(sink)` calls sink(data, size) in order.
+/// When `produce` throws, the temp file is removed and `path` is left untouched.
+void write_file_atomic_stream(const std::filesystem::path& path,
+                              const std::function<void(const std::function<void(const void*, std::size_t)>&)>& produce);
 /// Whole file as bytes; IoError when it cannot be read.
 std::string read_file(const std::filesystem::path& path);
 /// Parses a JSON file; DataError(path, line, "", ...) on a syntax error.

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <set>
 
@@ -328,11 +329,13 @@ std::map<std::string, at::Tensor> load_safetensors(const std::filesystem::path& 
 // --- writer -------------------------------------------------------------------------------------
 
 namespace {
-std::string serialize_impl(const std::map<std::string, at::Tensor>& tensors,
-                           const std::map<std::string, std::string>& metadata, const std::string& path) {
-  // The header is written by hand so its bytes do not depend on a JSON library's choices:
-  // "__metadata__" first, then the tensors in name order (std::map order).
-  std::vector<at::Tensor> cpu;
+
+using Sink = std::function<void(const void*, std::size_t)>;
+
+// The 8-byte length and the header. Written by hand so the bytes do not depend on a JSON
+// library's choices: "__metadata__" first, then the tensors in name order (std::map order).
+std::string header_bytes(const std::map<std::string, at::Tensor>& tensors,
+                         const std::map<std::string, std::string>& metadata, const std::string& path) {
   std::string header = "{";
   bool first = true;
   if (!metadata.empty()) {
@@ -359,40 +362,50 @@ std::string serialize_impl(const std::map<std::string, at::Tensor>& tensors,
                                                       c10::toString(t.scalar_type())));
       }
     }();
-    auto c = t.detach().to(torch::kCPU).contiguous();
-    const uint64_t nbytes = static_cast<uint64_t>(c.numel()) * dtype_size(dt);
-    std::vector<int64_t> shape(c.sizes().begin(), c.sizes().end());
+    const uint64_t nbytes = static_cast<uint64_t>(t.numel()) * dtype_size(dt);
+    std::vector<int64_t> shape(t.sizes().begin(), t.sizes().end());
     header += fmt::format("{}{}:{{\"dtype\":\"{}\",\"shape\":{},\"data_offsets\":[{},{}]}}", first ? "" : ",",
                           nlohmann::json(name).dump(), dtype_name(dt), nlohmann::json(shape).dump(), offset,
                           offset + nbytes);
     first = false;
     offset += nbytes;
-    cpu.push_back(std::move(c));
   }
   header += "}";
   // Pad with spaces so the data section starts 8-byte aligned (8 + N is a multiple of 8).
   while (header.size() % 8 != 0) header += ' ';
   std::string out;
-  out.reserve(8 + header.size() + offset);
   const uint64_t n = header.size();
   for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((n >> (8 * i)) & 0xFF));
-  out += header;
-  for (const auto& c : cpu) {
-    const auto nbytes = static_cast<std::size_t>(c.numel()) * c.element_size();
-    if (nbytes > 0) out.append(static_cast<const char*>(c.data_ptr()), nbytes);
-  }
-  return out;
+  return out + header;
 }
+
+// Header, then each tensor's bytes; one contiguous CPU copy at a time, so saving a model never
+// needs a second copy of all of it in memory.
+void emit(const std::map<std::string, at::Tensor>& tensors, const std::map<std::string, std::string>& metadata,
+          const std::string& path, const Sink& sink) {
+  const std::string head = header_bytes(tensors, metadata, path);
+  sink(head.data(), head.size());
+  for (const auto& kv : tensors) {
+    const auto c = kv.second.detach().to(torch::kCPU).contiguous();
+    const auto nbytes = static_cast<std::size_t>(c.numel()) * c.element_size();
+    if (nbytes > 0) sink(c.data_ptr(), nbytes);
+  }
+}
+
 }  // namespace
 
 std::string serialize_safetensors(const std::map<std::string, at::Tensor>& tensors,
                                   const std::map<std::string, std::string>& metadata) {
-  return serialize_impl(tensors, metadata, "<memory>");
+  std::string out;
+  emit(tensors, metadata, "<memory>",
+       [&out](const void* p, std::size_t n) { out.append(static_cast<const char*>(p), n); });
+  return out;
 }
 
 void save_safetensors(const std::filesystem::path& path, const std::map<std::string, at::Tensor>& tensors,
                       const std::map<std::string, std::string>& metadata) {
-  detail::write_file_atomic(path, serialize_impl(tensors, metadata, path.string()));
+  header_bytes(tensors, metadata, path.string());  // refuse bad input before creating any file
+  detail::write_file_atomic_stream(path, [&](const Sink& sink) { emit(tensors, metadata, path.string(), sink); });
 }
 
 // --- sharded ------------------------------------------------------------------------------------
