@@ -354,6 +354,23 @@ TEST_CASE("tokenizers load from and save to Hugging Face directories", "[tokeniz
     CHECK(t->kind() == "wordpiece");
     CHECK(toks(*t, t->encode("IL-6 Sjögren", false)) == std::vector<std::string>{"IL", "-", "6", "Sj", "##ö", "##gren"});
   }
+  SECTION("GPT-2 vocab.json + merges.txt") {
+    const auto j = tiny_bpe_json();
+    nlohmann::json vocab = j["model"]["vocab"];
+    vocab["<|endoftext|>"] = 269;
+    biolm::test::write_text(dir / "vocab.json", vocab.dump());
+    std::string merges = "#version: 0.2\n";
+    for (const auto& m : j["model"]["merges"]) merges += m.get<std::string>() + "\n";
+    biolm::test::write_text(dir / "merges.txt", merges);
+    auto t = load_tokenizer(dir.path());
+    auto ref = BpeTokenizer::from_json(j, "tiny.json");
+    const std::string s = "IL-6 and 5-FU, p53 Sjögren's";
+    CHECK(t->kind() == "bpe");
+    CHECK(t->encode(s).ids == ref->encode(s).ids);
+    CHECK(*t->special().eos == 269);
+    biolm::test::write_text(dir / "merges.txt", "#version: 0.2\nI L\nbad\n");
+    CHECK_THROWS_WITH(load_tokenizer(dir.path()), Contains("merges.txt:3"));
+  }
   CHECK_THROWS_WITH(load_tokenizer(dir / "nothing"), Contains("no such tokenizer"));
   biolm::test::TempDir empty("tok_empty");
   CHECK_THROWS_WITH(load_tokenizer(empty.path()), Contains("no tokenizer found"));

@@ -313,6 +313,32 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::from_json(const nlohmann::json& j, c
   return std::make_unique<BpeTokenizer>(std::move(vocab), std::move(merges), std::move(added), std::move(opt), source);
 }
 
+std::unique_ptr<BpeTokenizer> BpeTokenizer::from_vocab_merges(const std::filesystem::path& vocab_json,
+                                                              const std::filesystem::path& merges_txt,
+                                                              bool add_prefix_space) {
+  const auto text = io::detail::read_file(merges_txt);
+  nlohmann::json merges = nlohmann::json::array();
+  size_t start = 0;
+  int64_t line = 0;
+  while (start < text.size()) {
+    size_t nl = text.find('\n', start);
+    if (nl == std::string::npos) nl = text.size();
+    std::string l = text.substr(start, nl - start);
+    start = nl + 1;
+    ++line;
+    if (!l.empty() && l.back() == '\r') l.pop_back();
+    if (l.empty() || (line == 1 && l.rfind("#version", 0) == 0)) continue;
+    const auto sp = l.find(' ');
+    if (sp == std::string::npos || sp == 0 || sp + 1 == l.size() || l.find(' ', sp + 1) != std::string::npos)
+      throw DataError(merges_txt.string(), line, "merge", fmt::format("expected two symbols separated by one space, found \"{}\"", l));
+    merges.push_back(l);
+  }
+  const nlohmann::json j = {
+      {"model", {{"type", "BPE"}, {"vocab", io::detail::read_json_file(vocab_json)}, {"merges", merges}}},
+      {"pre_tokenizer", {{"type", "ByteLevel"}, {"add_prefix_space", add_prefix_space}, {"trim_offsets", true}}}};
+  return from_json(j, vocab_json.string());
+}
+
 std::optional<int64_t> BpeTokenizer::token_to_id(std::string_view token) const {
   for (const auto& a : added_)
     if (a.content == token) return a.id;

@@ -128,11 +128,19 @@ std::unique_ptr<Tokenizer> load_tokenizer(const fs::path& path) {
     throw ConfigError((dir / "tokenizer.model").string(), "this libbiolm was built without SentencePiece");
 #endif
   }
+  if (!tj && fs::exists(dir / "vocab.json") && fs::exists(dir / "merges.txt")) {
+    auto t = BpeTokenizer::from_vocab_merges(dir / "vocab.json", dir / "merges.txt",
+                                             hf.get_bool("add_prefix_space").value_or(false));
+    SpecialTokenNames names = t->options().specials;
+    detail::override_names(names, hf.names);
+    t->set_specials(names);
+    return t;
+  }
   if (fs::exists(dir / "vocab.txt")) return WordPieceTokenizer::from_vocab_file(dir / "vocab.txt", wordpiece_options(hf));
   if (tj && tj->is_object() && tj->contains("model") && (*tj)["model"].value("type", "") == "WordPiece")
     return wordpiece_from_json(*tj, dir / "tokenizer.json", wordpiece_options(hf));
-  throw ConfigError(dir.string(), "no tokenizer found: expected a byte-level BPE tokenizer.json, tokenizer.model "
-                                  "or vocab.txt");
+  throw ConfigError(dir.string(), "no tokenizer found: expected a byte-level BPE tokenizer.json, tokenizer.model, "
+                                  "vocab.json + merges.txt or vocab.txt");
 }
 
 }  // namespace biolm::tokenize

@@ -54,6 +54,11 @@ class BpeTokenizer final : public Tokenizer {
   /// a Split with the GPT-2 or LLaMA-3 pattern). Anything else is a ConfigError naming the field.
   static std::unique_ptr<BpeTokenizer> from_tokenizer_json(const std::filesystem::path& path);
   static std::unique_ptr<BpeTokenizer> from_json(const nlohmann::json& j, const std::string& source);
+  /// GPT-2's older pair of files: vocab.json (token -> id) and merges.txt ("a b" per line after
+  /// an optional "#version" line), with the GPT-2 pre-tokenizer.
+  static std::unique_ptr<BpeTokenizer> from_vocab_merges(const std::filesystem::path& vocab_json,
+                                                         const std::filesystem::path& merges_txt,
+                                                         bool add_prefix_space = false);
 
   Encoding encode(std::string_view text, bool add_special = true) const override;
   std::string decode(const std::vector<int64_t>& ids, bool skip_special = true) const override;
