@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
 #include <memory>
 #include <optional>
 #include <string>
@@ -23,6 +24,18 @@ struct Encoding {
 /// The special tokens a model family uses; absent ones are nullopt.
 struct SpecialTokens {
   std::optional<int64_t> pad, unk, bos, eos, cls, sep, mask;
+};
+
+/// The same special tokens by their text, as special_tokens_map.json names them.
+struct SpecialTokenNames {
+  std::optional<std::string> pad, unk, bos, eos, cls, sep, mask;
+};
+
+/// A piece of text with its byte span [begin, end) in the input (pre-tokenizer output).
+struct Span {
+  std::string text;
+  int64_t begin = 0;
+  int64_t end = 0;
 };
 
 class Tokenizer {
@@ -43,8 +56,26 @@ class Tokenizer {
   /// A stable hash of the vocabulary and settings (recorded in token shards).
   virtual std::string fingerprint() const = 0;
 
-  /// Encodes pre-split words (NER): word_ids in the result index `words`.
+  /// Encodes pre-split words (NER): word_ids in the result index `words`. Offsets index the
+  /// words joined with single spaces (word i starts after words 0..i-1 and i separators).
   virtual Encoding encode_words(const std::vector<std::string>& words, bool add_special = true) const = 0;
+
+  /// Writes this tokenizer as a Hugging Face directory expects it: vocab.txt (WordPiece),
+  /// tokenizer.model (SentencePiece) or tokenizer.json (byte-level BPE), plus
+  /// tokenizer_config.json and special_tokens_map.json. Creates `dir` when needed.
+  virtual void save(const std::filesystem::path& dir) const = 0;
 };
+
+/// The token strings of `ids`.
+std::vector<std::string> id_tokens(const Tokenizer& tokenizer, const std::vector<int64_t>& ids);
+
+/// Loads a tokenizer from a Hugging Face directory or from one file. In a directory the files
+/// decide: a byte-level BPE tokenizer.json, else tokenizer.model (SentencePiece), else GPT-2's
+/// vocab.json + merges.txt, else vocab.txt (WordPiece), else a WordPiece tokenizer.json; special tokens and options (do_lower_case,
+/// strip_accents, tokenize_chinese_chars, add_bos_token, add_eos_token) come from
+/// tokenizer_config.json and special_tokens_map.json when present. A file is read by its name:
+/// *.json (tokenizer.json), *.model (SentencePiece), anything else as a WordPiece vocab.txt.
+/// Throws ConfigError / DataError / IoError naming the file.
+std::unique_ptr<Tokenizer> load_tokenizer(const std::filesystem::path& path);
 
 }  // namespace biolm::tokenize
