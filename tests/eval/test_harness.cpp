@@ -58,6 +58,7 @@ class CharTokenizer : public biolm::tokenize::Tokenizer {
   const biolm::tokenize::SpecialTokens& special() const override { return special_; }
   std::string kind() const override { return "char"; }
   std::string fingerprint() const override { return "char-97"; }
+  void save(const std::filesystem::path&) const override {}
   biolm::tokenize::Encoding encode_words(const std::vector<std::string>& words, bool add_special) const override {
     std::string joined;
     for (const auto& w : words) joined += (joined.empty() ? "" : " ") + w;
