@@ -1,0 +1,516 @@
+// train/: schedules, checksums, accumulation, exact resume, corrupted checkpoints, signals,
+// non-finite steps, evaluation/early stopping, run files, and two Gloo processes.
+#include <catch2/catch.hpp>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <netinet/in.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <fstream>
+
+#include "../peft/tiny_model.h"
+#include "biolm/core/error.h"
+#include "biolm/peft/method.h"
+#include "biolm/peft/tensor_file.h"
+#include "biolm/train/checkpoint.h"
+#include "biolm/train/distributed.h"
+#include "biolm/train/optim.h"
+#include "biolm/train/progress.h"
+#include "biolm/train/signals.h"
+#include "biolm/train/trainer.h"
+#include "support/test_util.h"
+
+using namespace biolm;
+namespace fs = std::filesystem;
+
+namespace {
+
+auto label_fn = [](int64_t id) { return id % 4; };
+
+std::shared_ptr<test::TinyModel> tiny(double dropout = 0.0) {
+  torch::manual_seed(5);
+  return std::make_shared<test::TinyModel>(16, 8, 4, 2, dropout);
+}
+
+std::map<std::string, torch::Tensor> weights(torch::nn::Module& m) {
+  std::map<std::string, torch::Tensor> out;
+  for (const auto& p : m.named_parameters(true)) out[p.key()] = p.value().detach().clone();
+  return out;
+}
+
+void require_same_weights(torch::nn::Module& a, torch::nn::Module& b, double tol) {
+  auto wa = weights(a), wb = weights(b);
+  REQUIRE(wa.size() == wb.size());
+  for (const auto& [k, v] : wa) {
+    INFO(k);
+    BIOLM_REQUIRE_CLOSE(v, wb.at(k), tol);
+  }
+}
+
+train::TrainConfig base_cfg(const fs::path& dir, int64_t steps) {
+  train::TrainConfig c;
+  c.max_steps = steps;
+  c.lr = 1e-2;
+  c.run_dir = dir.string();
+  c.seed = 42;
+  c.log_every = 1;
+  c.weight_decay = 0.01;
+  c.schedule = train::ScheduleKind::Cosine;
+  c.warmup_steps = 3;
+  c.clip_grad_norm = 1.0;
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("sha256 matches FIPS 180-4 test vectors", "[train][checkpoint]") {
+  CHECK(train::sha256_hex("", 0) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  CHECK(train::sha256_hex("abc", 3) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  const std::string two = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";  // 56 bytes: two blocks
+  CHECK(train::sha256_hex(two.data(), two.size()) == "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+  std::string million(1000000, 'a');
+  CHECK(train::sha256_hex(million.data(), million.size()) ==
+        "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+}
+
+TEST_CASE("lr schedules: warmup then constant / linear / cosine, by hand", "[train]") {
+  train::TrainConfig c;
+  c.max_steps = 10;
+  c.warmup_steps = 2;
+  c.min_lr_ratio = 0.1;
+  CHECK(train::lr_factor(c, 0) == 0.5);
+  CHECK(train::lr_factor(c, 1) == 1.0);
+  CHECK(train::lr_factor(c, 7) == 1.0);
+  c.schedule = train::ScheduleKind::Linear;
+  CHECK(train::lr_factor(c, 2) == Approx(1.0));
+  CHECK(train::lr_factor(c, 6) == Approx(0.1 + 0.9 * 0.5));  // p = 4/8
+  CHECK(train::lr_factor(c, 10) == Approx(0.1));
+  c.schedule = train::ScheduleKind::Cosine;
+  CHECK(train::lr_factor(c, 6) == Approx(0.1 + 0.9 * 0.5 * (1 + std::cos(M_PI * 0.5))));
+  CHECK(train::lr_factor(c, 4) == Approx(0.1 + 0.9 * 0.5 * (1 + std::cos(M_PI * 0.25))));
+  auto j = train::to_json(c);
+  CHECK(train::to_json(train::train_config_from_json(j)) == j);
+  j["lrr"] = 1;
+  CHECK_THROWS_AS(train::train_config_from_json(j), ConfigError);
+  CHECK(train::format_progress({}, false).find("step 0/0 | loss") != std::string::npos);
+  CHECK(train::format_duration(3725) == "01:02:05");
+}
+
+TEST_CASE("accumulation: 4 uneven micro-batches give the gradient of one big batch", "[train]") {
+  // Micro-batches of 1, 2, 3, 2 sequences with lengths 2..9: very different token counts.
+  std::vector<data::Batch> micro;
+  int i = 0;
+  for (int64_t n : {1, 2, 3, 2}) micro.push_back(test::make_batches(1, n, 16, 2, 9, label_fn, 100 + i++)[0]);
+  // The big batch: every sequence, padded to the longest.
+  int64_t T = 0, B = 0;
+  for (const auto& b : micro) {
+    T = std::max(T, b.at("input_ids").size(1));
+    B += b.at("input_ids").size(0);
+  }
+  data::Batch big;
+  for (const char* name : {"input_ids", "labels", "attention_mask"}) {
+    std::vector<torch::Tensor> parts;
+    for (const auto& b : micro) {
+      const auto& t = b.at(name);
+      const int64_t pad = T - t.size(1);
+      const int64_t fill = std::string(name) == "labels" ? data::kIgnoreIndex : 0;
+      parts.push_back(torch::cat({t, torch::full({t.size(0), pad}, fill, torch::kLong)}, 1));
+    }
+    big.tensors[name] = torch::cat(parts, 0);
+  }
+  big.n_examples = B;
+
+  // SGD with lr 1 and no momentum: the update is minus the gradient.
+  auto run = [&](std::vector<data::Batch> batches, int64_t accum) {
+    auto m = tiny();
+    test::TempDir dir("acc");
+    train::TrainConfig c;
+    c.max_steps = 1;
+    c.grad_accum = accum;
+    c.optimizer = train::OptimizerKind::Sgd;
+    c.lr = 1.0;
+    c.run_dir = dir.path().string();
+    c.seed = 1;
+    test::VectorSource src(std::move(batches), /*shuffle=*/false);
+    train::Trainer t(*m, c);
+    const auto r = t.fit(src);
+    return std::make_pair(m, r.history.at(0).loss);
+  };
+  auto [m_acc, loss_acc] = run(micro, 4);
+  auto [m_big, loss_big] = run({big}, 1);
+  CHECK(loss_acc == Approx(loss_big).epsilon(1e-6));
+  // Independent reference: mean token loss over all micro-batches, backward, w - grad.
+  auto ref = tiny();
+  torch::Tensor total = torch::zeros({});
+  int64_t n = 0;
+  for (const auto& b : micro) {
+    auto o = ref->run(b);
+    total = total + o.loss_sum;
+    n += o.n_target_tokens;
+  }
+  (total / static_cast<double>(n)).backward();
+  {
+    torch::NoGradGuard ng;
+    for (auto& p : ref->parameters()) p.sub_(p.grad());
+  }
+  // float32 sums over ~40 tokens in different orders: 1e-6.
+  require_same_weights(*m_acc, *m_big, 1e-6);
+  require_same_weights(*m_acc, *ref, 1e-6);
+  // Averaging per micro-batch (the common bug) would differ from the reference by far more.
+  auto wrong = tiny();
+  for (const auto& b : micro) {
+    auto o = wrong->run(b);
+    (o.loss_sum / static_cast<double>(o.n_target_tokens) / 4.0).backward();
+  }
+  double worst = 0;
+  auto wr = weights(*ref);
+  for (const auto& p : wrong->named_parameters(true)) {
+    worst = std::max(worst, test::max_abs_diff(p.value().detach() - p.value().grad(), wr.at(p.key())).max_abs);
+  }
+  CHECK(worst > 1e-4);
+}
+
+TEST_CASE("resume: 20 steps straight == 10 + resume + 10, bitwise on CPU", "[train][checkpoint]") {
+  const auto batches = test::make_batches(6, 4, 16, 3, 8, label_fn, 21);  // 6 per epoch: crosses epochs
+  test::TempDir d1("straight"), d2("split");
+  auto straight = tiny(/*dropout=*/0.2);
+  auto cfg1 = base_cfg(d1.path(), 20);
+  cfg1.grad_accum = 2;
+  test::VectorSource s1(batches);
+  train::Trainer t1(*straight, cfg1);
+  const auto r1 = t1.fit(s1);
+  REQUIRE(r1.history.size() == 20);
+
+  auto cfg2 = cfg1;
+  cfg2.run_dir = d2.path().string();
+  cfg2.keep_last = 2;
+  cfg2.checkpoint_every = 5;
+  auto first = tiny(0.2);
+  test::VectorSource s2(batches);
+  train::Trainer ta(*first, cfg2);
+  // The first run stops after step 10 of 20 (as an interrupted run does; the schedule spans 20).
+  ta.set_step_callback([](const train::StepInfo& info) {
+    if (info.step == 10) train::request_stop();
+  });
+  const auto ra = ta.fit(s2);
+  CHECK(ra.status == train::Status::Interrupted);
+  CHECK(ra.step == 10);
+  // keep_last = 2: steps 5 and 10 remain.
+  const auto cks = train::list_checkpoints(d2 / "checkpoints");
+  REQUIRE(cks.size() == 2);
+  CHECK(train::checkpoint_step(cks.back()) == 10);
+
+  // A fresh process: new model object (different init, must be overwritten), fresh loader.
+  torch::manual_seed(999);
+  auto second = std::make_shared<test::TinyModel>(16, 8, 4, 2, 0.2);
+  auto cfg3 = cfg2;
+  cfg3.resume = "auto";
+  test::VectorSource s3(batches);
+  const auto rb = train::Trainer(*second, cfg3).fit(s3);
+  REQUIRE(rb.history.size() == 10);
+  for (size_t k = 0; k < 10; ++k) {
+    INFO("step " << k + 1);
+    CHECK(r1.history[k].loss == ra.history[k].loss);
+    INFO("step " << k + 11);
+    CHECK(r1.history[10 + k].loss == rb.history[k].loss);  // exact equality
+    CHECK(r1.history[10 + k].lr == rb.history[k].lr);
+  }
+  require_same_weights(*straight, *second, 0.0);
+
+  // Run files: config, versions, metrics (20 log lines + 1 resume marker in the split run).
+  CHECK(fs::exists(d2 / "config.json"));
+  CHECK(fs::exists(d2 / "versions.json"));
+  std::ifstream in(d2 / "metrics.jsonl");
+  std::string line;
+  int lines = 0, resumed = 0;
+  while (std::getline(in, line)) {
+    auto j = nlohmann::json::parse(line);
+    ++lines;
+    if (j.contains("resumed_from")) {
+      ++resumed;
+      CHECK(j["resumed_from"] == 10);
+    }
+  }
+  CHECK(lines == 21);
+  CHECK(resumed == 1);
+}
+
+TEST_CASE("a truncated or corrupted checkpoint is refused and skipped for the next older one", "[train][checkpoint]") {
+  test::TempDir dir("corrupt");
+  auto m = tiny();
+  auto cfg = base_cfg(dir.path(), 6);
+  cfg.checkpoint_every = 2;
+  test::VectorSource src(test::make_batches(4, 2, 16, 3, 6, label_fn, 5));
+  train::Trainer(*m, cfg).fit(src);
+  const fs::path root = dir / "checkpoints";
+  auto cks = train::list_checkpoints(root);
+  REQUIRE(cks.size() == 3);
+  CHECK(train::verify_checkpoint(cks.back())["step"] == 6);
+
+  // Truncate step 6's weights: size mismatch.
+  const auto model6 = cks.back() / "model.pt";
+  fs::resize_file(model6, fs::file_size(model6) / 2);
+  try {
+    train::verify_checkpoint(cks.back());
+    FAIL("truncated checkpoint accepted");
+  } catch (const CheckpointError& e) {
+    CHECK(std::string(e.what()).find("truncated") != std::string::npos);
+    CHECK(e.path() == model6.string());
+  }
+  // Flip one byte of step 4's optimizer state: same size, wrong hash.
+  const auto opt4 = cks[1] / "optimizer.pt";
+  {
+    std::fstream f(opt4, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(100);
+    char c = 0;
+    f.read(&c, 1);
+    f.seekp(100);
+    c = static_cast<char>(c ^ 0x5a);
+    f.write(&c, 1);
+  }
+  CHECK_THROWS_WITH(train::verify_checkpoint(cks[1]), Catch::Contains("sha256 mismatch"));
+  CHECK(*train::find_latest_valid(root) == cks[0]);
+
+  // Explicit resume from the broken one is refused; auto resume continues from step 2.
+  auto m2 = tiny();
+  auto c2 = cfg;
+  c2.resume = cks.back().string();
+  test::VectorSource src2(test::make_batches(4, 2, 16, 3, 6, label_fn, 5));
+  CHECK_THROWS_AS(train::Trainer(*m2, c2).fit(src2), CheckpointError);
+  c2.resume = "auto";
+  auto m3 = tiny();
+  test::VectorSource src3(test::make_batches(4, 2, 16, 3, 6, label_fn, 5));
+  const auto r = train::Trainer(*m3, c2).fit(src3);
+  CHECK(r.history.size() == 4);  // steps 3..6
+  // No valid checkpoint at all: a CheckpointError, never a silent fresh start.
+  fs::remove(cks[0] / "manifest.json");
+  for (const auto& c : train::list_checkpoints(root)) {
+    if (train::checkpoint_step(c) != 2) fs::remove_all(c);
+  }
+  CHECK_THROWS_AS(train::find_latest_valid(root), CheckpointError);
+}
+
+TEST_CASE("SIGTERM: the step finishes, a valid checkpoint is written, and it resumes exactly", "[train][signal]") {
+  const auto batches = test::make_batches(5, 3, 16, 3, 8, label_fn, 31);
+  test::TempDir d1("sig1"), d2("sig2");
+  auto straight = tiny();
+  test::VectorSource s1(batches);
+  const auto r1 = train::Trainer(*straight, base_cfg(d1.path(), 12)).fit(s1);
+
+  auto model = tiny();
+  auto cfg = base_cfg(d2.path(), 12);
+  test::VectorSource s2(batches);
+  train::Trainer t(*model, cfg);
+  t.set_step_callback([](const train::StepInfo& info) {
+    if (info.step == 7) std::raise(SIGTERM);  // the real signal, through the installed handler
+  });
+  const auto r = t.fit(s2);
+  CHECK(r.status == train::Status::Interrupted);
+  CHECK(r.step == 7);
+  CHECK(train::checkpoint_step(r.last_checkpoint) == 7);
+  train::verify_checkpoint(r.last_checkpoint);
+
+  auto resumed = tiny();
+  auto c2 = cfg;
+  c2.resume = "auto";
+  test::VectorSource s3(batches);
+  const auto r2 = train::Trainer(*resumed, c2).fit(s3);
+  CHECK(r2.status == train::Status::Completed);
+  REQUIRE(r2.history.size() == 5);
+  for (size_t k = 0; k < 5; ++k) CHECK(r2.history[k].loss == r1.history[7 + k].loss);
+  require_same_weights(*straight, *resumed, 0.0);
+}
+
+TEST_CASE("non-finite losses skip the update, are counted, and stop the run past the limit", "[train]") {
+  test::TempDir dir("nan");
+  auto model = tiny();
+  auto cfg = base_cfg(dir.path(), 6);
+  cfg.max_nonfinite_steps = 2;
+  test::VectorSource src(test::make_batches(4, 2, 16, 3, 6, label_fn, 8));
+  train::Trainer t(*model, cfg);
+  std::map<std::string, torch::Tensor> before;
+  t.set_step_callback([&](const train::StepInfo& info) {
+    if (info.step == 2 || info.step == 3) {
+      CHECK(info.skipped);
+      CHECK(torch::equal(weights(*model).at("head.weight"), before.at("head.weight")));  // no update
+    }
+    if (info.step == 1 || info.step == 2) model->nan_next = true;  // poison steps 2 and 3
+    before = weights(*model);
+  });
+  const auto r = t.fit(src);
+  CHECK(r.nonfinite_steps == 2);
+  CHECK(r.status == train::Status::Completed);
+
+  auto m2 = tiny();
+  test::TempDir dir2("nan2");
+  auto c2 = base_cfg(dir2.path(), 6);
+  c2.max_nonfinite_steps = 1;
+  test::VectorSource src2(test::make_batches(4, 2, 16, 3, 6, label_fn, 8));
+  train::Trainer t2(*m2, c2);
+  t2.set_step_callback([&](const train::StepInfo&) { m2->nan_next = true; });
+  CHECK_THROWS_WITH(t2.fit(src2), Catch::Contains("max_nonfinite_steps = 1"));
+}
+
+TEST_CASE("evaluation: best checkpoint on a max metric survives pruning; early stopping", "[train]") {
+  test::TempDir dir("eval");
+  auto model = tiny();
+  auto cfg = base_cfg(dir.path(), 100);
+  cfg.eval_every = 2;
+  cfg.best_metric = "acc";
+  cfg.best_mode = train::MetricMode::Max;
+  cfg.early_stopping_patience = 2;
+  cfg.keep_last = 1;
+  cfg.checkpoint_every = 1;
+  const std::vector<double> script = {0.5, 0.7, 0.6, 0.65, 0.9};
+  size_t calls = 0;
+  test::VectorSource src(test::make_batches(4, 2, 16, 3, 6, label_fn, 9));
+  train::Trainer t(*model, cfg);
+  t.set_eval([&](train::TrainableModel& m, int64_t) {
+    CHECK_FALSE(m.is_training());
+    return train::Metrics{{"acc", script.at(calls++)}};
+  });
+  const auto r = t.fit(src);
+  CHECK(r.status == train::Status::EarlyStopped);
+  CHECK(calls == 4);  // 0.5, 0.7 (best), 0.6, 0.65: two without improvement
+  CHECK(r.step == 8);
+  CHECK(*r.best_metric == 0.7);
+  CHECK(*r.best_step == 4);
+  std::vector<int64_t> steps;
+  for (const auto& c : train::list_checkpoints(dir / "checkpoints")) steps.push_back(train::checkpoint_step(c));
+  CHECK(steps == std::vector<int64_t>{4, 8});  // the best (4) and the last (keep_last = 1)
+  std::ifstream in(dir / "best.json");
+  const auto best = nlohmann::json::parse(in);
+  CHECK(best["step"] == 4);
+  CHECK(best["value"] == 0.7);
+}
+
+TEST_CASE("adapter-only checkpoints hold trainable tensors and resume", "[train][checkpoint]") {
+  test::TempDir dir("adapter_ck");
+  auto model = tiny();
+  peft::MethodConfig mc;
+  mc.method = peft::Method::Lora;
+  mc.lora = peft::LoraOptions(2, 4).targets({"**.q_proj"});
+  const auto s = peft::apply(*model, mc);
+  auto cfg = base_cfg(dir.path(), 4);
+  cfg.save_adapter_only = true;
+  test::VectorSource src(test::make_batches(4, 2, 16, 3, 6, label_fn, 10));
+  const auto r = train::Trainer(*model, cfg).fit(src);
+  const auto saved = peft::read_tensor_file(r.last_checkpoint / "model.pt");
+  CHECK(saved.size() == s.trainable_names.size());
+  auto again = tiny();
+  peft::apply(*again, mc);
+  auto c2 = cfg;
+  c2.resume = r.last_checkpoint.string();
+  c2.max_steps = 4;
+  test::VectorSource src2(test::make_batches(4, 2, 16, 3, 6, label_fn, 10));
+  train::Trainer(*again, c2).fit(src2);
+  require_same_weights(*model, *again, 0.0);
+}
+
+// ---- data parallel: two Gloo processes == one process with the whole batch ----------------------
+
+namespace {
+
+// Each batch of the single process is split in two halves, one per rank.
+std::vector<data::Batch> dp_batches(int rank, int world) {
+  auto full = test::make_batches(3, 4, 16, 3, 7, label_fn, 77);
+  if (world == 1) return full;
+  std::vector<data::Batch> out;
+  for (const auto& b : full) {
+    data::Batch h;
+    for (const auto& [k, v] : b.tensors) h.tensors[k] = v.narrow(0, rank * 2, 2);
+    h.n_examples = 2;
+    h.n_target_tokens = h.at("labels").ne(data::kIgnoreIndex).sum().item<int64_t>();
+    out.push_back(h);
+  }
+  return out;
+}
+
+int free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = 0;
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+  socklen_t len = sizeof(a);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  const int port = ntohs(a.sin_port);
+  ::close(fd);
+  return port;
+}
+
+train::TrainConfig dp_cfg(const std::string& dir) {
+  train::TrainConfig c;
+  c.max_steps = 5;
+  c.lr = 1e-2;
+  c.run_dir = dir;
+  c.seed = 3;
+  c.clip_grad_norm = 0.5;
+  c.bucket_mb = 1;
+  return c;
+}
+
+}  // namespace
+
+// Run by the test below in child processes (hidden: the leading "." tag).
+TEST_CASE("gloo worker", "[.gloo_worker]") {
+  const char* out = std::getenv("BIOLM_TEST_DP_OUT");
+  REQUIRE(out != nullptr);
+  const auto env = train::DistEnv::from_env();
+  auto group = train::ProcessGroup::create(env, torch::kCPU, std::chrono::seconds(60));
+  auto model = tiny();
+  if (env.rank == 1) {  // different init on rank 1: the broadcast from rank 0 must fix it
+    torch::NoGradGuard ng;
+    for (auto& p : model->parameters()) p.add_(1.0);
+  }
+  test::VectorSource src(dp_batches(env.rank, env.world_size), false);
+  train::Trainer t(*model, dp_cfg(std::string(out) + "/run" + std::to_string(env.rank)));
+  t.set_process_group(group);
+  t.fit(src);
+  peft::TensorMap w;
+  for (const auto& p : model->named_parameters(true)) w[p.key()] = p.value();
+  peft::write_tensor_file(std::string(out) + "/rank" + std::to_string(env.rank) + ".pt", w);
+}
+
+TEST_CASE("two Gloo processes with half the batch each == one process with the whole batch", "[train][dist]") {
+  test::TempDir dir("dp");
+  const int port = free_port();
+  std::vector<pid_t> kids;
+  for (int rank = 0; rank < 2; ++rank) {
+    const pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      ::setenv("RANK", std::to_string(rank).c_str(), 1);
+      ::setenv("LOCAL_RANK", std::to_string(rank).c_str(), 1);
+      ::setenv("WORLD_SIZE", "2", 1);
+      ::setenv("MASTER_ADDR", "127.0.0.1", 1);
+      ::setenv("MASTER_PORT", std::to_string(port).c_str(), 1);
+      ::setenv("BIOLM_TEST_DP_OUT", dir.path().c_str(), 1);
+      ::setenv("OMP_NUM_THREADS", "1", 1);
+      ::execl("/proc/self/exe", "test_train", "[.gloo_worker]", "--out", "/dev/null", static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    kids.push_back(pid);
+  }
+  for (pid_t pid : kids) {
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    REQUIRE(WIFEXITED(status));
+    REQUIRE(WEXITSTATUS(status) == 0);
+  }
+  auto single = tiny();
+  test::VectorSource src(dp_batches(0, 1), false);
+  train::Trainer(*single, dp_cfg((dir / "single").string())).fit(src);
+  const auto r0 = peft::read_tensor_file(dir / "rank0.pt");
+  const auto r1 = peft::read_tensor_file(dir / "rank1.pt");
+  for (const auto& p : single->named_parameters(true)) {
+    INFO(p.key());
+    BIOLM_REQUIRE_CLOSE(r0.at(p.key()), r1.at(p.key()), 0.0);      // ranks stay identical
+    BIOLM_REQUIRE_CLOSE(r0.at(p.key()), p.value().detach(), 1e-6);  // == one process
+  }
+  CHECK(fs::exists(dir / "run0" / "metrics.jsonl"));
+  CHECK_FALSE(fs::exists(dir / "run1" / "metrics.jsonl"));  // only rank 0 writes
+  CHECK_FALSE(fs::exists(dir / "run1" / "checkpoints"));
+}
