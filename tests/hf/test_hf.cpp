@@ -113,13 +113,9 @@ struct TestModel : torch::nn::Module {
   TestModel(const models::ModelConfig& c, TaskKind task, int64_t n_labels) {
     auto body = register_module("body", std::make_shared<BodyImpl>(c));
     const int64_t C = c.hidden_size;
+    // A tied output projection reuses embeddings.tok.weight and owns no parameter.
     auto lm = [&](const char* name) {
-      auto l = nn::Linear(nn::LinearOptions(C, c.vocab_size).bias(false));
-      if (c.tie_embeddings) {
-        l->weight = body->tok->weight;
-        l->unregister_parameter("weight");
-      }
-      return register_module(name, l);
+      if (!c.tie_embeddings) register_module(name, nn::Linear(nn::LinearOptions(C, c.vocab_size).bias(false)));
     };
     if (task == TaskKind::Base && !c.is_decoder()) {
       auto pooler = std::make_shared<torch::nn::Module>();
@@ -131,17 +127,20 @@ struct TestModel : torch::nn::Module {
       auto mlm = std::make_shared<torch::nn::Module>();
       mlm->register_module("dense", nn::Linear(C, C));
       mlm->register_module("norm", std::make_shared<NormImpl>(C, true));
-      auto dec = nn::Linear(nn::LinearOptions(C, c.vocab_size));
-      if (c.tie_embeddings) {
-        dec->weight = body->tok->weight;
-        dec->unregister_parameter("weight");
-      }
+      auto dec = std::make_shared<torch::nn::Module>();
+      if (!c.tie_embeddings) dec->register_parameter("weight", torch::zeros({c.vocab_size, C}));
+      dec->register_parameter("bias", torch::zeros({c.vocab_size}));
       mlm->register_module("decoder", dec);
       register_module("mlm", mlm);
     }
     if (task == TaskKind::TokenClassification) register_module("classifier", nn::Linear(C, n_labels));
   }
 };
+
+/// What peft::apply does for LoRA: only the adapters train.
+void freeze_base(torch::nn::Module& m) {
+  for (auto& p : m.named_parameters()) p.value().set_requires_grad(p.key().find(".adapter.") != std::string::npos);
+}
 
 std::map<std::string, torch::Tensor> params_of(torch::nn::Module& m) {
   std::map<std::string, torch::Tensor> out;
@@ -583,6 +582,7 @@ TEST_CASE("PEFT export: key names, shapes and adapter_config.json", "[hf][peft]"
     const auto config = io::hf_config_from_json(hf_config_json("llama")).config;
     TestModel model(config, TaskKind::CausalLM, 2);
     peft::apply_lora(model, peft::LoraOptions(4, 8.0).targets({"**.attn.q_proj", "**.attn.v_proj"}));
+    freeze_base(model);
     test::TempDir tmp("peft");
     io::PeftExportOptions opt;
     opt.base_model_name_or_path = "org/tiny-llama";
@@ -603,7 +603,7 @@ TEST_CASE("PEFT export: key names, shapes and adapter_config.json", "[hf][peft]"
     CHECK(f.info("base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight").shape == std::vector<int64_t>{4, 8});
     CHECK(f.info("base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight").shape == std::vector<int64_t>{8, 4});
     CHECK(f.info("base_model.model.model.layers.1.self_attn.v_proj.lora_B.weight").shape == std::vector<int64_t>{4, 4});
-    auto* q = model.named_modules()["body.layers.1.attn.v_proj"]->as<nn::LinearImpl>();
+    auto* q = model.named_modules("", false)["body.layers.1.attn.v_proj"]->as<nn::LinearImpl>();
     auto* lora = dynamic_cast<peft::LoraAdapterImpl*>(q->adapter().get());
     CHECK(torch::equal(f.tensor("base_model.model.model.layers.1.self_attn.v_proj.lora_A.weight"), lora->lora_a));
   }
@@ -611,6 +611,7 @@ TEST_CASE("PEFT export: key names, shapes and adapter_config.json", "[hf][peft]"
     const auto config = io::hf_config_from_json(hf_config_json("gpt2")).config;
     TestModel model(config, TaskKind::CausalLM, 2);
     peft::apply_lora(model, peft::LoraOptions(2, 4.0).targets({"**.attn.q_proj", "**.attn.v_proj"}));
+    freeze_base(model);
     torch::manual_seed(3);
     {
       torch::NoGradGuard g;
@@ -628,7 +629,7 @@ TEST_CASE("PEFT export: key names, shapes and adapter_config.json", "[hf][peft]"
     CHECK(A.sizes() == torch::IntArrayRef({4, 8}));
     CHECK(B.sizes() == torch::IntArrayRef({24, 4}));
     // B A (out = [q | k | v]) equals the separate updates, with zeros for k.
-    auto mods = model.named_modules();
+    auto mods = model.named_modules("", false);
     auto delta = [&](const char* name) {
       auto* l = mods[std::string("body.layers.0.attn.") + name]->as<nn::LinearImpl>();
       auto* a = dynamic_cast<peft::LoraAdapterImpl*>(l->adapter().get());
@@ -644,9 +645,9 @@ TEST_CASE("PEFT export: key names, shapes and adapter_config.json", "[hf][peft]"
     const auto config = io::hf_config_from_json(hf_config_json("bert")).config;
     TestModel model(config, TaskKind::TokenClassification, 3);
     peft::apply_lora(model, peft::LoraOptions(2, 2.0).targets({"**.attn.q_proj"}));
-    for (auto& p : model.parameters()) p.set_requires_grad(false);
+    freeze_base(model);
     for (auto& p : model.named_parameters()) {
-      if (p.key().find("lora_") != std::string::npos || p.key().rfind("classifier.", 0) == 0) p.value().set_requires_grad(true);
+      if (p.key().rfind("classifier.", 0) == 0) p.value().set_requires_grad(true);
     }
     io::PeftExportOptions opt;
     opt.task = TaskKind::TokenClassification;

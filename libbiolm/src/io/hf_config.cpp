@@ -174,8 +174,10 @@ void read_gpt2(const Reader& r, ModelConfig& c) {
   }
   c.tie_embeddings = r.boolean("tie_word_embeddings", true);
   c.pooler = false;
-  c.bos_token_id = 50256;
-  c.eos_token_id = 50256;
+  if (c.vocab_size > 50256) {  // GPT2Config's defaults, meaningful only with GPT-2's vocabulary
+    c.bos_token_id = 50256;
+    c.eos_token_id = 50256;
+  }
   r.require("scale_attn_weights", true, "attention is always scaled by 1/sqrt(D)");
   r.require("scale_attn_by_inverse_layer_idx", false, "per-layer attention scaling is not implemented");
   r.require("add_cross_attention", false, "cross-attention is not implemented");
@@ -291,6 +293,16 @@ HfModelInfo hf_config_from_json(const json& j, const std::string& origin) {
   if (r.has("pad_token_id")) c.pad_token_id = r.token_id("pad_token_id");
   if (r.has("bos_token_id")) c.bos_token_id = r.token_id("bos_token_id");
   if (r.has("eos_token_id")) c.eos_token_id = r.token_id("eos_token_id");
+  // transformers writes its class defaults (GPT2Config: bos/eos 50256) even into configs of tiny
+  // vocabularies; an id outside the vocabulary names no token, so it is dropped, visibly.
+  for (const auto& [key, id] : {std::pair<const char*, std::optional<int64_t>*>{"pad_token_id", &c.pad_token_id},
+                                std::pair<const char*, std::optional<int64_t>*>{"bos_token_id", &c.bos_token_id},
+                                std::pair<const char*, std::optional<int64_t>*>{"eos_token_id", &c.eos_token_id}}) {
+    if (*id && (**id < 0 || **id >= c.vocab_size)) {
+      log::warn("{}: {} {} is outside the vocabulary of {} tokens; ignored", origin, key, **id, c.vocab_size);
+      id->reset();
+    }
+  }
   c.name = r.string("_name_or_path", to_string(info.arch));
   if (c.name.empty()) c.name = to_string(info.arch);
 

@@ -400,7 +400,7 @@ HfLoadReport load_hf_directory(torch::nn::Module& model, const std::filesystem::
 std::map<std::string, at::Tensor> to_hf_state(torch::nn::Module& model, const ModelConfig& config, HfArch arch,
                                               TaskKind task, std::optional<c10::ScalarType> dtype) {
   check_hf_compatible(config, arch);
-  for (const auto& item : model.named_modules("", /*include_self=*/true)) {
+  for (const auto& item : model.named_modules("", /*include_self=*/false)) {
     if (auto* linear = item.value()->as<nn::LinearImpl>()) {
       BIOLM_CHECK(!linear->adapter() || linear->merged(), ConfigError, "export",
                   fmt::format("{} carries an unmerged adapter: merge it (peft::merge_adapters) or export the adapter "
