@@ -1,0 +1,245 @@
+// Our LoRA adapters as a Hugging Face PEFT directory (see peft_export.h).
+#include "biolm/io/peft_export.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <cmath>
+#include <fstream>
+#include <set>
+
+#include "biolm/core/error.h"
+#include "biolm/core/log.h"
+#include "biolm/io/hf_weights.h"
+#include "biolm/io/safetensors.h"
+#include "biolm/peft/lora.h"
+
+namespace biolm::io {
+namespace {
+
+using models::TaskKind;
+using json = nlohmann::json;
+
+constexpr const char* kPeftPrefix = "base_model.model.";
+
+std::string strip_suffix(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0
+             ? s.substr(0, s.size() - suffix.size())
+             : s;
+}
+std::string leaf(const std::string& module) {
+  const size_t dot = module.rfind('.');
+  return dot == std::string::npos ? module : module.substr(dot + 1);
+}
+
+/// One HF module with LoRA: its A and B in PEFT's shapes and its scaling.
+struct HfLora {
+  at::Tensor a;  // (r, in)
+  at::Tensor b;  // (out, r)
+  double scaling = 1.0;
+};
+
+/// GPT-2's fused c_attn adapter from up to three part adapters (q, k, v); see peft_export.h.
+HfLora fuse_qkv(const std::array<const peft::LoraAdapterImpl*, 3>& parts, const std::array<int64_t, 3>& out_sizes,
+                const std::string& module) {
+  std::vector<at::Tensor> as;
+  double scaling = 0.0;
+  int64_t rank = 0;
+  for (const auto* p : parts) {
+    if (!p) continue;
+    if (scaling == 0.0) scaling = p->scaling();
+    BIOLM_CHECK(std::abs(p->scaling() - scaling) <= 1e-12 * std::abs(scaling), ConfigError, "peft.lora",
+                fmt::format("{}: q/k/v adapters with different scalings cannot be fused into one c_attn adapter", module));
+    as.push_back(p->lora_a.detach().to(at::kCPU));
+    rank += p->lora_a.size(0);
+  }
+  const int64_t total_out = out_sizes[0] + out_sizes[1] + out_sizes[2];
+  at::Tensor b = at::zeros({total_out, rank}, as.front().options());
+  int64_t row = 0, col = 0;
+  for (size_t i = 0; i < 3; ++i) {
+    if (parts[i]) {
+      const at::Tensor part_b = parts[i]->lora_b.detach().to(at::kCPU);
+      b.narrow(0, row, out_sizes[i]).narrow(1, col, part_b.size(1)).copy_(part_b);
+      col += part_b.size(1);
+    }
+    row += out_sizes[i];
+  }
+  return {at::cat(as, 0).contiguous(), b, scaling};
+}
+
+}  // namespace
+
+std::optional<std::string> peft_task_type(TaskKind task, HfArch arch) {
+  const bool encoder = arch == HfArch::Bert || arch == HfArch::MegatronBert;
+  switch (task) {
+    case TaskKind::Base: return encoder ? std::optional<std::string>("FEATURE_EXTRACTION") : "CAUSAL_LM";
+    case TaskKind::CausalLM: return std::string("CAUSAL_LM");
+    case TaskKind::SequenceClassification:
+    case TaskKind::Regression: return std::string("SEQ_CLS");
+    case TaskKind::TokenClassification: return std::string("TOKEN_CLS");
+    case TaskKind::SpanQA: return std::string("QUESTION_ANS");
+    case TaskKind::MaskedLM:
+    case TaskKind::MultipleChoice: return std::nullopt;
+  }
+  return std::nullopt;
+}
+
+PeftAdapter make_peft_adapter(torch::nn::Module& model, const models::ModelConfig& config,
+                              const PeftExportOptions& options) {
+  const HfArch arch = options.arch ? *options.arch : infer_hf_arch(config);
+  check_hf_compatible(config, arch);
+  hf_architecture_name(arch, options.task);  // refuses tasks transformers has no class for
+  const bool encoder = arch == HfArch::Bert || arch == HfArch::MegatronBert;
+  const std::string hf_body = encoder && options.task == TaskKind::Base ? "" : hf_body_prefix(arch);
+  const std::string our_body = our_body_prefix(model);
+  const auto pairs = hf_name_pairs(arch, config.n_layers, our_body, hf_body);
+  std::map<std::string, const HfNamePair*> by_ours;
+  for (const auto& pair : pairs) by_ours.emplace(pair.ours, &pair);
+  auto find_pair = [&](const std::string& param) -> const HfNamePair& {
+    const auto it = by_ours.find(param);
+    BIOLM_CHECK(it != by_ours.end(), ConfigError, "peft.export",
+                fmt::format("{} has no {} name, so PEFT could not find it", param, to_string(arch)));
+    return *it->second;
+  };
+
+  std::map<std::string, HfLora> loras;  // HF module -> adapter
+  std::map<std::string, std::array<const peft::LoraAdapterImpl*, 3>> fused;
+  std::set<std::string> adapted_ours;
+  for (const auto& item : model.named_modules("", /*include_self=*/false)) {
+    auto* linear = item.value()->as<nn::LinearImpl>();
+    if (!linear || !linear->adapter()) continue;
+    const auto* lora = dynamic_cast<const peft::LoraAdapterImpl*>(linear->adapter().get());
+    BIOLM_CHECK(lora, ConfigError, "peft.export",
+                fmt::format("{} carries an adapter that is not LoRA; only LoRA exports to PEFT here", item.key()));
+    BIOLM_CHECK(!linear->merged(), ConfigError, "peft.export",
+                fmt::format("{}: the adapter is merged into the base weight; unmerge it before exporting", item.key()));
+    adapted_ours.insert(item.key());
+    const HfNamePair& pair = find_pair(item.key() + ".weight");
+    const std::string module = strip_suffix(pair.hf, ".weight");
+    if (pair.transform == HfTransform::FusedQkv) {
+      fused[module][static_cast<size_t>(pair.part)] = lora;
+    } else {
+      loras[module] = {lora->lora_a.detach().to(at::kCPU).contiguous(), lora->lora_b.detach().to(at::kCPU).contiguous(),
+                       lora->scaling()};
+    }
+  }
+  const int64_t D = config.head_dim();
+  for (const auto& [module, parts] : fused) {
+    loras[module] = fuse_qkv(parts, {config.n_heads * D, config.n_kv_heads * D, config.n_kv_heads * D}, module);
+  }
+  BIOLM_CHECK(!loras.empty(), ConfigError, "peft.export", "the model carries no LoRA adapter (peft::apply_lora)");
+
+  // Trainable parameters outside the adapters (heads, norms of hybrid fine-tuning) go to
+  // modules_to_save, whole modules at a time as PEFT keeps them.
+  std::set<std::string> save_modules;  // our module names
+  for (const auto& p : model.named_parameters(/*recurse=*/true)) {
+    const std::string& name = p.key();
+    if (!p.value().requires_grad() || name.find(".adapter.") != std::string::npos) continue;
+    BIOLM_CHECK(name.rfind("soft_prompt.", 0) != 0, ConfigError, "peft.export",
+                "a soft prompt cannot be part of a LoRA adapter directory");
+    const std::string module = name.substr(0, name.rfind('.'));
+    BIOLM_CHECK(!adapted_ours.count(module), ConfigError, "peft.export",
+                fmt::format("{} is trainable inside a LoRA-adapted Linear; PEFT cannot save it with the adapter "
+                            "(freeze it, or export the merged model with save_hf_directory)",
+                            name));
+    save_modules.insert(module);
+  }
+  std::map<std::string, at::Tensor> tensors;
+  std::set<std::string> modules_to_save;
+  for (const auto& p : model.named_parameters(/*recurse=*/true)) {
+    const std::string& name = p.key();
+    if (name.find(".adapter.") != std::string::npos || !save_modules.count(name.substr(0, name.rfind('.')))) continue;
+    const HfNamePair& pair = find_pair(name);
+    BIOLM_CHECK(pair.transform != HfTransform::FusedQkv, ConfigError, "peft.export",
+                fmt::format("{} is trainable in full but lives in GPT-2's fused c_attn; PEFT cannot save a part of it",
+                            name));
+    const at::Tensor value = p.value().detach().to(at::kCPU);
+    tensors[kPeftPrefix + pair.hf] = (pair.transform == HfTransform::Conv1D ? value.t() : value).contiguous();
+    modules_to_save.insert(pair.hf.substr(0, pair.hf.rfind('.')));
+  }
+
+  // The most common (r, alpha) is the default; other modules get rank_pattern / alpha_pattern
+  // entries keyed by their path below the HF body (PEFT matches "(.*\.)?<key>$").
+  auto alpha_of = [&](const HfLora& l) {
+    const double r = static_cast<double>(l.a.size(0));
+    return l.scaling * (options.use_rslora ? std::sqrt(r) : r);
+  };
+  std::map<std::pair<int64_t, double>, int> votes;
+  for (const auto& [module, l] : loras) ++votes[{l.a.size(0), alpha_of(l)}];
+  const auto common = std::max_element(votes.begin(), votes.end(), [](const auto& x, const auto& y) {
+                        return x.second < y.second;
+                      })->first;
+  json rank_pattern = json::object(), alpha_pattern = json::object();
+  std::vector<std::string> modules;
+  for (const auto& [module, l] : loras) {
+    tensors[kPeftPrefix + module + ".lora_A.weight"] = l.a;
+    tensors[kPeftPrefix + module + ".lora_B.weight"] = l.b;
+    modules.push_back(module);
+    const std::string key = module.compare(0, hf_body.size(), hf_body) == 0 ? module.substr(hf_body.size()) : module;
+    if (l.a.size(0) != common.first) rank_pattern[key] = l.a.size(0);
+    if (std::abs(alpha_of(l) - common.second) > 1e-9 * std::abs(common.second)) alpha_pattern[key] = alpha_of(l);
+  }
+
+  // target_modules: the leaf names when they pick exactly the adapted modules among the HF
+  // modules of the table, else the full module paths.
+  std::set<std::string> leaves;
+  for (const auto& m : modules) leaves.insert(leaf(m));
+  std::set<std::string> picked_by_leaves;
+  for (const auto& pair : pairs) {
+    const std::string module = strip_suffix(pair.hf, ".weight");
+    if (module != pair.hf && leaves.count(leaf(module))) picked_by_leaves.insert(module);
+  }
+  const bool leaves_exact = picked_by_leaves == std::set<std::string>(modules.begin(), modules.end());
+  json target_modules = json::array();
+  if (leaves_exact) {
+    for (const auto& l : leaves) target_modules.push_back(l);
+  } else {
+    for (const auto& m : modules) target_modules.push_back(m);
+  }
+
+  json c;
+  c["peft_type"] = "LORA";
+  const auto task_type = peft_task_type(options.task, arch);
+  c["task_type"] = task_type ? json(*task_type) : json(nullptr);
+  c["base_model_name_or_path"] = options.base_model_name_or_path;
+  c["r"] = common.first;
+  c["lora_alpha"] = common.second;
+  c["lora_dropout"] = options.lora_dropout;
+  c["use_rslora"] = options.use_rslora;
+  c["target_modules"] = target_modules;
+  c["rank_pattern"] = rank_pattern;
+  c["alpha_pattern"] = alpha_pattern;
+  c["modules_to_save"] = modules_to_save.empty() ? json(nullptr) : json(std::vector<std::string>(modules_to_save.begin(), modules_to_save.end()));
+  c["bias"] = "none";
+  // Conv1D weights are (in, out); PEFT must know to transpose them when it merges.
+  c["fan_in_fan_out"] = arch == HfArch::Gpt2;
+  c["inference_mode"] = true;
+  c["init_lora_weights"] = true;
+  c["use_dora"] = false;
+  c["layers_to_transform"] = nullptr;
+  c["layers_pattern"] = nullptr;
+  c["revision"] = nullptr;
+  return {c, tensors};
+}
+
+std::vector<std::filesystem::path> export_peft_adapter(torch::nn::Module& model, const models::ModelConfig& config,
+                                                       const std::filesystem::path& dir,
+                                                       const PeftExportOptions& options) {
+  const PeftAdapter adapter = make_peft_adapter(model, config, options);
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  BIOLM_CHECK(!ec, IoError, dir.string(), fmt::format("cannot create directory: {}", ec.message()));
+  const auto config_path = dir / "adapter_config.json";
+  {
+    std::ofstream out(config_path);
+    out << adapter.config.dump(2) << "\n";
+    BIOLM_CHECK(out.good(), IoError, config_path.string(), "cannot write adapter_config.json");
+  }
+  const auto weights_path = dir / "adapter_model.safetensors";
+  save_safetensors(weights_path, adapter.tensors, {{"format", "pt"}});
+  log::info("wrote PEFT adapter {} ({} tensors, r={}, lora_alpha={})", dir.string(), adapter.tensors.size(),
+            adapter.config["r"].dump(), adapter.config["lora_alpha"].dump());
+  return {config_path, weights_path};
+}
+
+}  // namespace biolm::io

@@ -1,0 +1,669 @@
+// Tests of the Hugging Face interop (io/hf_config, io/hf_weights, io/peft_export).
+//
+// Golden HF files are written here by a writer of our own (8-byte length, JSON header, raw
+// little-endian bytes: the safetensors layout), filled with sin(k + 0.1·n) so every element of
+// every tensor is distinct. The expected correspondences are restated below from transformers'
+// modeling files, independently of the table in hf_weights.cpp, and GPT-2's transposed, fused
+// c_attn is checked element by element.
+//
+// The model side is a module tree with the registered names of libbiolm's models (embeddings.tok
+// / pos / type / norm, layers.<i>.attn.{q,k,v,o}_proj, attn_norm, mlp.{up,gate,down}, mlp_norm,
+// final_norm, pooler.dense, heads), built from biolm::nn::Linear so adapters attach as on the
+// real models.
+#include <catch2/catch.hpp>
+#include <torch/torch.h>
+
+#include <cmath>
+#include <cstring>
+#include <fstream>
+
+#include "biolm/core/error.h"
+#include "biolm/io/hf_config.h"
+#include "biolm/io/hf_weights.h"
+#include "biolm/io/peft_export.h"
+#include "biolm/io/safetensors.h"
+#include "biolm/nn/linear.h"
+#include "biolm/peft/lora.h"
+#include "support/test_util.h"
+
+using namespace biolm;
+using io::HfArch;
+using models::TaskKind;
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace {
+
+// ---- a golden safetensors writer of our own (F32 only) ---------------------------------------
+void write_golden(const fs::path& path, const std::map<std::string, torch::Tensor>& tensors) {
+  json header = json::object();
+  std::string data;
+  for (const auto& [name, t] : tensors) {
+    const auto c = t.to(torch::kFloat).contiguous();
+    const uint64_t begin = data.size();
+    data.append(static_cast<const char*>(c.data_ptr()), static_cast<size_t>(c.numel()) * 4);
+    header[name] = {{"dtype", "F32"}, {"shape", c.sizes().vec()}, {"data_offsets", {begin, data.size()}}};
+  }
+  const std::string text = header.dump();
+  std::ofstream out(path, std::ios::binary);
+  for (int i = 0; i < 8; ++i) out.put(static_cast<char>((text.size() >> (8 * i)) & 0xFF));
+  out << text << data;
+}
+
+torch::Tensor golden_values(std::vector<int64_t> shape, int64_t k) {
+  int64_t n = 1;
+  for (auto s : shape) n *= s;
+  return torch::sin(torch::arange(n, torch::kFloat) * 0.1 + static_cast<double>(k)).reshape(shape);
+}
+
+// ---- a module tree with our registered names ---------------------------------------------------
+struct NormImpl : torch::nn::Module {
+  NormImpl(int64_t c, bool bias) {
+    weight = register_parameter("weight", torch::ones({c}));
+    if (bias) this->bias = register_parameter("bias", torch::zeros({c}));
+  }
+  torch::Tensor weight, bias;
+};
+struct AttnImpl : torch::nn::Module {
+  AttnImpl(int64_t C, int64_t H, int64_t Hkv, bool bias) {
+    const int64_t D = C / H;
+    auto lin = [&](int64_t in, int64_t out) { return nn::Linear(nn::LinearOptions(in, out).bias(bias)); };
+    q_proj = register_module("q_proj", lin(C, H * D));
+    k_proj = register_module("k_proj", lin(C, Hkv * D));
+    v_proj = register_module("v_proj", lin(C, Hkv * D));
+    o_proj = register_module("o_proj", lin(H * D, C));
+  }
+  nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
+};
+struct MlpImpl : torch::nn::Module {
+  MlpImpl(int64_t C, int64_t F, bool gated, bool bias) {
+    up = register_module("up", nn::Linear(nn::LinearOptions(C, F).bias(bias)));
+    if (gated) gate = register_module("gate", nn::Linear(nn::LinearOptions(C, F).bias(bias)));
+    down = register_module("down", nn::Linear(nn::LinearOptions(F, C).bias(bias)));
+  }
+  nn::Linear up{nullptr}, gate{nullptr}, down{nullptr};
+};
+struct BlockImpl : torch::nn::Module {
+  explicit BlockImpl(const models::ModelConfig& c) {
+    const bool ln = c.norm == models::NormKind::LayerNorm;
+    register_module("attn", std::make_shared<AttnImpl>(c.hidden_size, c.n_heads, c.n_kv_heads, c.attention_bias));
+    register_module("attn_norm", std::make_shared<NormImpl>(c.hidden_size, ln));
+    register_module("mlp", std::make_shared<MlpImpl>(c.hidden_size, c.ffn_size, c.gated_mlp(), c.mlp_bias));
+    register_module("mlp_norm", std::make_shared<NormImpl>(c.hidden_size, ln));
+  }
+};
+struct BodyImpl : torch::nn::Module {
+  explicit BodyImpl(const models::ModelConfig& c) {
+    auto emb = std::make_shared<torch::nn::Module>();
+    const int64_t C = c.hidden_size;
+    tok = emb->register_module("tok", torch::nn::Embedding(c.vocab_size, C));
+    if (c.positions == models::PositionKind::Learned) emb->register_module("pos", torch::nn::Embedding(c.max_positions, C));
+    if (c.type_vocab_size > 0) emb->register_module("type", torch::nn::Embedding(c.type_vocab_size, C));
+    if (c.embedding_norm) emb->register_module("norm", std::make_shared<NormImpl>(C, true));
+    register_module("embeddings", emb);
+    torch::nn::ModuleList layers;
+    for (int64_t i = 0; i < c.n_layers; ++i) layers->push_back(std::make_shared<BlockImpl>(c));
+    register_module("layers", layers);
+    if (c.final_norm) register_module("final_norm", std::make_shared<NormImpl>(C, c.norm == models::NormKind::LayerNorm));
+  }
+  torch::nn::Embedding tok{nullptr};
+};
+/// body + the head of `task` (pooler for encoder Base, lm_head for decoders, MLM transform...).
+struct TestModel : torch::nn::Module {
+  TestModel(const models::ModelConfig& c, TaskKind task, int64_t n_labels) {
+    auto body = register_module("body", std::make_shared<BodyImpl>(c));
+    const int64_t C = c.hidden_size;
+    // A tied output projection reuses embeddings.tok.weight and owns no parameter.
+    auto lm = [&](const char* name) {
+      if (!c.tie_embeddings) register_module(name, nn::Linear(nn::LinearOptions(C, c.vocab_size).bias(false)));
+    };
+    if (task == TaskKind::Base && !c.is_decoder()) {
+      auto pooler = std::make_shared<torch::nn::Module>();
+      pooler->register_module("dense", nn::Linear(C, C));
+      body->register_module("pooler", pooler);
+    }
+    if (c.is_decoder() && (task == TaskKind::Base || task == TaskKind::CausalLM)) lm("lm_head");
+    if (task == TaskKind::MaskedLM) {
+      auto mlm = std::make_shared<torch::nn::Module>();
+      mlm->register_module("dense", nn::Linear(C, C));
+      mlm->register_module("norm", std::make_shared<NormImpl>(C, true));
+      auto dec = std::make_shared<torch::nn::Module>();
+      if (!c.tie_embeddings) dec->register_parameter("weight", torch::zeros({c.vocab_size, C}));
+      dec->register_parameter("bias", torch::zeros({c.vocab_size}));
+      mlm->register_module("decoder", dec);
+      register_module("mlm", mlm);
+    }
+    if (task == TaskKind::TokenClassification) register_module("classifier", nn::Linear(C, n_labels));
+  }
+};
+
+/// What peft::apply does for LoRA: only the adapters train.
+void freeze_base(torch::nn::Module& m) {
+  for (auto& p : m.named_parameters()) p.value().set_requires_grad(p.key().find(".adapter.") != std::string::npos);
+}
+
+std::map<std::string, torch::Tensor> params_of(torch::nn::Module& m) {
+  std::map<std::string, torch::Tensor> out;
+  for (const auto& p : m.named_parameters()) out[p.key()] = p.value().detach().clone();
+  return out;
+}
+
+// ---- tiny configs and their HF tensors --------------------------------------------------------
+// C=8, H=2 (D=4), L=2, F=12, V=10, positions 6, 2 token types; LLaMA/Mistral with Hkv=1.
+json hf_config_json(const std::string& type) {
+  if (type == "bert" || type == "megatron-bert") {
+    return {{"model_type", type}, {"architectures", {type == "bert" ? "BertForMaskedLM" : "MegatronBertForMaskedLM"}},
+            {"vocab_size", 10}, {"hidden_size", 8}, {"num_hidden_layers", 2}, {"num_attention_heads", 2},
+            {"intermediate_size", 12}, {"max_position_embeddings", 6}, {"type_vocab_size", 2},
+            {"hidden_act", "gelu"}, {"layer_norm_eps", 1e-12}, {"pad_token_id", 0}};
+  }
+  if (type == "gpt2") {
+    return {{"model_type", "gpt2"}, {"architectures", {"GPT2LMHeadModel"}}, {"vocab_size", 10}, {"n_embd", 8},
+            {"n_layer", 2}, {"n_head", 2}, {"n_inner", 12}, {"n_positions", 6}, {"activation_function", "gelu_new"}};
+  }
+  json j = {{"model_type", type}, {"architectures", {type == "llama" ? "LlamaForCausalLM" : "MistralForCausalLM"}},
+            {"vocab_size", 10}, {"hidden_size", 8}, {"num_hidden_layers", 2}, {"num_attention_heads", 2},
+            {"num_key_value_heads", 1}, {"intermediate_size", 12}, {"max_position_embeddings", 64},
+            {"rms_norm_eps", 1e-5}, {"rope_theta", 500.0}, {"hidden_act", "silu"}, {"tie_word_embeddings", false}};
+  if (type == "mistral") j["sliding_window"] = nullptr;
+  return j;
+}
+
+/// The HF tensors of a golden checkpoint (names and shapes as transformers saves them).
+std::map<std::string, torch::Tensor> hf_tensors(const std::string& type) {
+  std::vector<std::pair<std::string, std::vector<int64_t>>> spec;
+  const int64_t C = 8, F = 12, V = 10;
+  if (type == "bert" || type == "megatron-bert") {
+    const bool mg = type == "megatron-bert";
+    spec = {{"bert.embeddings.word_embeddings.weight", {V, C}},
+            {"bert.embeddings.position_embeddings.weight", {6, C}},
+            {"bert.embeddings.token_type_embeddings.weight", {2, C}},
+            {"cls.predictions.transform.dense.weight", {C, C}},
+            {"cls.predictions.transform.dense.bias", {C}},
+            {"cls.predictions.transform.LayerNorm.weight", {C}},
+            {"cls.predictions.transform.LayerNorm.bias", {C}},
+            {"cls.predictions.bias", {V}}};
+    if (!mg) {
+      spec.push_back({"bert.embeddings.LayerNorm.weight", {C}});
+      spec.push_back({"bert.embeddings.LayerNorm.bias", {C}});
+    } else {
+      spec.push_back({"bert.encoder.ln.weight", {C}});
+      spec.push_back({"bert.encoder.ln.bias", {C}});
+    }
+    for (int i = 0; i < 2; ++i) {
+      const std::string l = "bert.encoder.layer." + std::to_string(i) + ".";
+      for (const char* p : {"attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense"}) {
+        spec.push_back({l + p + ".weight", {C, C}});
+        spec.push_back({l + p + ".bias", {C}});
+      }
+      spec.push_back({l + "intermediate.dense.weight", {F, C}});
+      spec.push_back({l + "intermediate.dense.bias", {F}});
+      spec.push_back({l + "output.dense.weight", {C, F}});
+      spec.push_back({l + "output.dense.bias", {C}});
+      for (const char* n : mg ? std::vector<const char*>{"attention.ln", "ln"}
+                              : std::vector<const char*>{"attention.output.LayerNorm", "output.LayerNorm"}) {
+        spec.push_back({l + n + ".weight", {C}});
+        spec.push_back({l + n + ".bias", {C}});
+      }
+    }
+  } else if (type == "gpt2") {
+    spec = {{"transformer.wte.weight", {V, C}}, {"transformer.wpe.weight", {6, C}},
+            {"transformer.ln_f.weight", {C}},   {"transformer.ln_f.bias", {C}}};
+    for (int i = 0; i < 2; ++i) {
+      const std::string l = "transformer.h." + std::to_string(i) + ".";
+      spec.insert(spec.end(), {{l + "ln_1.weight", {C}},
+                               {l + "ln_1.bias", {C}},
+                               {l + "attn.c_attn.weight", {C, 3 * C}},
+                               {l + "attn.c_attn.bias", {3 * C}},
+                               {l + "attn.c_proj.weight", {C, C}},
+                               {l + "attn.c_proj.bias", {C}},
+                               {l + "ln_2.weight", {C}},
+                               {l + "ln_2.bias", {C}},
+                               {l + "mlp.c_fc.weight", {C, F}},
+                               {l + "mlp.c_fc.bias", {F}},
+                               {l + "mlp.c_proj.weight", {F, C}},
+                               {l + "mlp.c_proj.bias", {C}}});
+    }
+  } else {
+    spec = {{"model.embed_tokens.weight", {V, C}}, {"model.norm.weight", {C}}, {"lm_head.weight", {V, C}}};
+    for (int i = 0; i < 2; ++i) {
+      const std::string l = "model.layers." + std::to_string(i) + ".";
+      spec.insert(spec.end(), {{l + "self_attn.q_proj.weight", {C, C}},
+                               {l + "self_attn.k_proj.weight", {4, C}},
+                               {l + "self_attn.v_proj.weight", {4, C}},
+                               {l + "self_attn.o_proj.weight", {C, C}},
+                               {l + "mlp.gate_proj.weight", {F, C}},
+                               {l + "mlp.up_proj.weight", {F, C}},
+                               {l + "mlp.down_proj.weight", {C, F}},
+                               {l + "input_layernorm.weight", {C}},
+                               {l + "post_attention_layernorm.weight", {C}}});
+    }
+  }
+  std::map<std::string, torch::Tensor> out;
+  int64_t k = 0;
+  for (const auto& [name, shape] : spec) out[name] = golden_values(shape, k++);
+  return out;
+}
+
+/// (our name, HF name) pairs that are plain copies, restated from transformers' modeling files.
+std::vector<std::pair<std::string, std::string>> expected_copies(const std::string& type) {
+  std::vector<std::pair<std::string, std::string>> e;
+  auto add = [&](std::string ours, std::string hf) { e.emplace_back("body." + ours, hf); };
+  if (type == "bert" || type == "megatron-bert") {
+    const bool mg = type == "megatron-bert";
+    add("embeddings.tok.weight", "bert.embeddings.word_embeddings.weight");
+    add("embeddings.pos.weight", "bert.embeddings.position_embeddings.weight");
+    add("embeddings.type.weight", "bert.embeddings.token_type_embeddings.weight");
+    if (!mg) add("embeddings.norm.weight", "bert.embeddings.LayerNorm.weight");
+    if (mg) add("final_norm.bias", "bert.encoder.ln.bias");
+    for (int i = 0; i < 2; ++i) {
+      const std::string o = "layers." + std::to_string(i) + ".", h = "bert.encoder.layer." + std::to_string(i) + ".";
+      add(o + "attn.q_proj.weight", h + "attention.self.query.weight");
+      add(o + "attn.k_proj.bias", h + "attention.self.key.bias");
+      add(o + "attn.v_proj.weight", h + "attention.self.value.weight");
+      add(o + "attn.o_proj.weight", h + "attention.output.dense.weight");
+      add(o + "mlp.up.weight", h + "intermediate.dense.weight");
+      add(o + "mlp.down.weight", h + "output.dense.weight");
+      add(o + "attn_norm.weight", h + (mg ? "attention.ln.weight" : "attention.output.LayerNorm.weight"));
+      add(o + "mlp_norm.bias", h + (mg ? "ln.bias" : "output.LayerNorm.bias"));
+    }
+    e.emplace_back("mlm.dense.weight", "cls.predictions.transform.dense.weight");
+    e.emplace_back("mlm.norm.weight", "cls.predictions.transform.LayerNorm.weight");
+    e.emplace_back("mlm.decoder.bias", "cls.predictions.bias");
+  } else if (type == "gpt2") {
+    add("embeddings.tok.weight", "transformer.wte.weight");
+    add("embeddings.pos.weight", "transformer.wpe.weight");
+    add("final_norm.weight", "transformer.ln_f.weight");
+    for (int i = 0; i < 2; ++i) {
+      const std::string o = "layers." + std::to_string(i) + ".", h = "transformer.h." + std::to_string(i) + ".";
+      add(o + "attn_norm.bias", h + "ln_1.bias");
+      add(o + "mlp_norm.weight", h + "ln_2.weight");
+      add(o + "attn.o_proj.bias", h + "attn.c_proj.bias");
+      add(o + "mlp.up.bias", h + "mlp.c_fc.bias");
+    }
+  } else {
+    add("embeddings.tok.weight", "model.embed_tokens.weight");
+    add("final_norm.weight", "model.norm.weight");
+    e.emplace_back("lm_head.weight", "lm_head.weight");
+    for (int i = 0; i < 2; ++i) {
+      const std::string o = "layers." + std::to_string(i) + ".", h = "model.layers." + std::to_string(i) + ".";
+      add(o + "attn.q_proj.weight", h + "self_attn.q_proj.weight");
+      add(o + "attn.k_proj.weight", h + "self_attn.k_proj.weight");
+      add(o + "attn.v_proj.weight", h + "self_attn.v_proj.weight");
+      add(o + "attn.o_proj.weight", h + "self_attn.o_proj.weight");
+      add(o + "mlp.gate.weight", h + "mlp.gate_proj.weight");
+      add(o + "mlp.up.weight", h + "mlp.up_proj.weight");
+      add(o + "mlp.down.weight", h + "mlp.down_proj.weight");
+      add(o + "attn_norm.weight", h + "input_layernorm.weight");
+      add(o + "mlp_norm.weight", h + "post_attention_layernorm.weight");
+    }
+  }
+  return e;
+}
+
+TaskKind task_of(const std::string& type) {
+  return type == "bert" || type == "megatron-bert" ? TaskKind::MaskedLM : TaskKind::CausalLM;
+}
+
+fs::path write_hf_dir(const fs::path& dir, const std::string& type) {
+  fs::create_directories(dir);
+  test::write_text(dir / "config.json", hf_config_json(type).dump(2));
+  write_golden(dir / "model.safetensors", hf_tensors(type));
+  return dir;
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST_CASE("config.json maps onto ModelConfig per model type", "[hf][config]") {
+  SECTION("bert: post-LN, embedding LayerNorm, erf GELU") {
+    const auto info = io::hf_config_from_json(hf_config_json("bert"));
+    const auto& c = info.config;
+    CHECK(info.arch == HfArch::Bert);
+    CHECK(c.family == models::Family::Encoder);
+    CHECK(c.norm_placement == models::NormPlacement::Post);
+    CHECK(c.embedding_norm);
+    CHECK_FALSE(c.final_norm);
+    CHECK(c.activation == models::Activation::GeluErf);
+    CHECK(c.hidden_size == 8);
+    CHECK(c.ffn_size == 12);
+    CHECK(c.max_positions == 6);
+    CHECK(c.type_vocab_size == 2);
+    CHECK(c.norm_eps == 1e-12);
+    CHECK(info.task == TaskKind::MaskedLM);
+  }
+  SECTION("megatron-bert: pre-LN, final LayerNorm, no embedding norm") {
+    const auto c = io::hf_config_from_json(hf_config_json("megatron-bert")).config;
+    CHECK(c.norm_placement == models::NormPlacement::Pre);
+    CHECK_FALSE(c.embedding_norm);
+    CHECK(c.final_norm);
+  }
+  SECTION("gpt2: tanh GELU, tied, learned positions, no token types") {
+    const auto info = io::hf_config_from_json(hf_config_json("gpt2"));
+    const auto& c = info.config;
+    CHECK(c.is_decoder());
+    CHECK(c.activation == models::Activation::GeluTanh);
+    CHECK(c.tie_embeddings);
+    CHECK(c.positions == models::PositionKind::Learned);
+    CHECK(c.type_vocab_size == 0);
+    CHECK(c.norm_eps == 1e-5);
+    CHECK(info.task == TaskKind::CausalLM);
+  }
+  SECTION("llama: RMSNorm, rotary theta, grouped KV heads, SwiGLU, no biases") {
+    const auto c = io::hf_config_from_json(hf_config_json("llama")).config;
+    CHECK(c.norm == models::NormKind::RMSNorm);
+    CHECK(c.positions == models::PositionKind::Rotary);
+    CHECK(c.rope_theta == 500.0);
+    CHECK(c.n_kv_heads == 1);
+    CHECK(c.activation == models::Activation::SwiGLU);
+    CHECK_FALSE(c.attention_bias);
+    CHECK_FALSE(c.mlp_bias);
+    CHECK_FALSE(c.tie_embeddings);
+    CHECK(c.max_positions == 64);
+  }
+  SECTION("mistral: a sliding window shorter than the context caps max_positions") {
+    json j = hf_config_json("mistral");
+    j["sliding_window"] = 16;
+    const auto info = io::hf_config_from_json(j);
+    CHECK(info.sliding_window == 16);
+    CHECK(info.config.max_positions == 16);
+    j.erase("sliding_window");  // MistralConfig's default window is 4096 > 64: nothing to cap
+    CHECK(io::hf_config_from_json(j).config.max_positions == 64);
+  }
+  SECTION("gelu_new / gelu_pytorch_tanh are the tanh GELU") {
+    json j = hf_config_json("bert");
+    j["hidden_act"] = "gelu_pytorch_tanh";
+    CHECK(io::hf_config_from_json(j).config.activation == models::Activation::GeluTanh);
+  }
+}
+
+TEST_CASE("config.json: what we cannot compute is refused by name", "[hf][config]") {
+  json t5 = {{"model_type", "t5"}};
+  CHECK_THAT(error_of([&] { io::hf_config_from_json(t5, "x/config.json"); }),
+             Catch::Contains("model_type 't5' is not supported (supported: bert, megatron-bert, gpt2, llama, mistral)"));
+  json j = hf_config_json("llama");
+  j["rope_scaling"] = {{"type", "linear"}, {"factor", 2.0}};
+  CHECK_THAT(error_of([&] { io::hf_config_from_json(j, "x/config.json"); }), Catch::Contains("x/config.json: rope_scaling"));
+  json b = hf_config_json("bert");
+  b["position_embedding_type"] = "relative_key";
+  CHECK_THAT(error_of([&] { io::hf_config_from_json(b); }), Catch::Contains("position_embedding_type"));
+  json g = hf_config_json("gpt2");
+  g["scale_attn_by_inverse_layer_idx"] = true;
+  CHECK_THAT(error_of([&] { io::hf_config_from_json(g); }), Catch::Contains("scale_attn_by_inverse_layer_idx"));
+  b = hf_config_json("bert");
+  b["hidden_act"] = "mish";
+  CHECK_THAT(error_of([&] { io::hf_config_from_json(b); }), Catch::Contains("\"mish\" is not supported"));
+}
+
+TEST_CASE("config.json round trip: ours -> HF -> ours keeps every field transformers has", "[hf][config]") {
+  for (const std::string type : {"bert", "megatron-bert", "gpt2", "llama", "mistral"}) {
+    DYNAMIC_SECTION(type) {
+      const auto info = io::hf_config_from_json(hf_config_json(type));
+      io::HfExportConfig e;
+      e.arch = info.arch;
+      e.task = task_of(type);
+      const json out = io::hf_config_to_json(info.config, e);
+      CHECK(out["model_type"] == type);
+      CHECK(out["architectures"][0] == io::hf_architecture_name(info.arch, e.task));
+      const auto back = io::hf_config_from_json(out).config;
+      CHECK(models::to_json(back).dump() == models::to_json(info.config).dump());
+      CHECK(io::infer_hf_arch(info.config) == (type == "mistral" ? HfArch::Llama : info.arch));
+    }
+  }
+  // A post-LN model cannot be written as GPT-2.
+  auto c = io::hf_config_from_json(hf_config_json("bert")).config;
+  CHECK_THROWS_AS(io::check_hf_compatible(c, HfArch::Gpt2), ConfigError);
+}
+
+TEST_CASE("golden HF checkpoints load into the mapped parameters", "[hf][weights]") {
+  for (const std::string type : {"bert", "megatron-bert", "gpt2", "llama", "mistral"}) {
+    DYNAMIC_SECTION(type) {
+      test::TempDir tmp("hf");
+      const auto dir = write_hf_dir(tmp / type, type);
+      const auto info = io::load_hf_config(dir);
+      TestModel model(info.config, task_of(type), 2);
+      io::HfLoadOptions strict;
+      strict.strict = true;
+      const auto report = io::load_hf_directory(model, dir, strict);
+      CHECK(report.missing.empty());
+      CHECK(report.unexpected.empty());
+      const auto hf = hf_tensors(type);
+      auto ours = params_of(model);
+      CHECK(report.loaded.size() == ours.size());
+      for (const auto& [o, h] : expected_copies(type)) {
+        INFO(o << " <- " << h);
+        REQUIRE(ours.count(o));
+        CHECK(torch::equal(ours[o], hf.at(h)));
+      }
+      if (type == "gpt2") {
+        // c_attn.weight (C, 3C) is Conv1D (in, out): q_proj.weight[o][i] = c_attn[i][o], k at
+        // column C + o, v at 2C + o; c_proj / c_fc are transposed.
+        for (int l = 0; l < 2; ++l) {
+          const std::string o = "body.layers." + std::to_string(l) + ".", h = "transformer.h." + std::to_string(l) + ".";
+          const auto w = hf.at(h + "attn.c_attn.weight").accessor<float, 2>();
+          const auto bias = hf.at(h + "attn.c_attn.bias").accessor<float, 1>();
+          const char* parts[] = {"attn.q_proj", "attn.k_proj", "attn.v_proj"};
+          for (int p = 0; p < 3; ++p) {
+            const auto ow = ours[o + parts[p] + ".weight"].accessor<float, 2>();
+            const auto ob = ours[o + parts[p] + ".bias"].accessor<float, 1>();
+            for (int r = 0; r < 8; ++r) {
+              REQUIRE(ob[r] == bias[p * 8 + r]);
+              for (int i = 0; i < 8; ++i) REQUIRE(ow[r][i] == w[i][p * 8 + r]);
+            }
+          }
+          CHECK(torch::equal(ours[o + "attn.o_proj.weight"], hf.at(h + "attn.c_proj.weight").t()));
+          CHECK(torch::equal(ours[o + "mlp.up.weight"], hf.at(h + "mlp.c_fc.weight").t()));
+          CHECK(torch::equal(ours[o + "mlp.down.weight"], hf.at(h + "mlp.c_proj.weight").t()));
+          CHECK(ours[o + "mlp.up.weight"].sizes() == torch::IntArrayRef({12, 8}));
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("our model -> HF directory -> our model is bit-exact", "[hf][weights]") {
+  for (const std::string type : {"bert", "megatron-bert", "gpt2", "llama", "mistral"}) {
+    DYNAMIC_SECTION(type) {
+      test::TempDir tmp("hfrt");
+      auto config = io::hf_config_from_json(hf_config_json(type)).config;
+      torch::manual_seed(7);
+      TestModel a(config, task_of(type), 2);
+      {
+        torch::NoGradGuard g;
+        for (auto& p : a.parameters()) p.normal_();
+      }
+      io::HfSaveOptions opt;
+      opt.arch = io::parse_hf_arch(type);
+      opt.task = task_of(type);
+      test::write_text(tmp / "vocab.txt", "[PAD]\n[UNK]\n");
+      opt.tokenizer_dir = tmp.path();
+      io::save_hf_directory(a, config, tmp / "out", opt);
+      CHECK(fs::exists(tmp / "out" / "vocab.txt"));
+      const json written = json::parse(test::read_text(tmp / "out" / "config.json"));
+      CHECK(written["model_type"] == type);
+      io::SafetensorsFile file(tmp / "out" / "model.safetensors");
+      CHECK(file.metadata().at("format") == "pt");
+      if (type == "gpt2") {
+        CHECK(file.info("transformer.h.1.attn.c_attn.weight").shape == std::vector<int64_t>{8, 24});
+        CHECK_FALSE(file.contains("lm_head.weight"));  // tied: transformers re-ties it
+      }
+      const auto info = io::load_hf_config(tmp / "out");
+      TestModel b(info.config, task_of(type), 2);
+      io::HfLoadOptions strict;
+      strict.strict = true;
+      io::load_hf_directory(b, tmp / "out", strict);
+      auto pa = params_of(a), pb = params_of(b);
+      REQUIRE(pa.size() == pb.size());
+      for (const auto& [name, t] : pa) {
+        INFO(name);
+        CHECK(torch::equal(t, pb.at(name)));
+      }
+    }
+  }
+}
+
+TEST_CASE("missing and unexpected keys are named; strict mode refuses", "[hf][weights]") {
+  test::TempDir tmp("hfmiss");
+  auto tensors = hf_tensors("llama");
+  tensors.erase("model.layers.1.mlp.up_proj.weight");
+  tensors["model.layers.0.self_attn.rotary_emb.inv_freq"] = torch::ones({2});  // old buffer: ignored
+  tensors["score.weight"] = torch::ones({3, 8});                                 // a head we do not have
+  fs::create_directories(tmp / "m");
+  test::write_text(tmp / "m" / "config.json", hf_config_json("llama").dump());
+  write_golden(tmp / "m" / "model.safetensors", tensors);
+  const auto config = io::load_hf_config(tmp / "m").config;
+  TestModel model(config, TaskKind::CausalLM, 2);
+  const auto before = params_of(model);
+  io::HfLoadOptions strict;
+  strict.strict = true;
+  const std::string err = error_of([&] { io::load_hf_directory(model, tmp / "m", strict); });
+  CHECK_THAT(err, Catch::Contains("body.layers.1.mlp.up.weight") && Catch::Contains("score.weight"));
+  auto after_strict = params_of(model);
+  CHECK(torch::equal(after_strict["body.final_norm.weight"], before.at("body.final_norm.weight")));  // untouched
+  const auto report = io::load_hf_directory(model, tmp / "m");
+  CHECK(report.missing == std::vector<std::string>{"body.layers.1.mlp.up.weight"});
+  CHECK(report.unexpected == std::vector<std::string>{"score.weight"});
+  CHECK(report.ignored == std::vector<std::string>{"model.layers.0.self_attn.rotary_emb.inv_freq"});
+  CHECK(torch::equal(params_of(model)["body.final_norm.weight"], tensors.at("model.norm.weight")));
+
+  SECTION("a shape that does not fit is an error naming the tensor") {
+    tensors = hf_tensors("llama");
+    tensors["model.norm.weight"] = torch::ones({9});
+    write_golden(tmp / "m" / "model.safetensors", tensors);
+    CHECK_THAT(error_of([&] { io::load_hf_directory(model, tmp / "m"); }),
+               Catch::Contains("model.norm.weight") && Catch::Contains("(9)"));
+  }
+  SECTION("pytorch_model.bin is refused with a way out") {
+    fs::create_directories(tmp / "bin");
+    test::write_text(tmp / "bin" / "config.json", hf_config_json("llama").dump());
+    test::write_text(tmp / "bin" / "pytorch_model.bin", "PK");
+    CHECK_THAT(error_of([&] { io::load_hf_directory(model, tmp / "bin"); }),
+               Catch::Contains("LibTorch cannot read") && Catch::Contains("safe_serialization=True"));
+  }
+}
+
+TEST_CASE("Meta's interleaved q/k rows permute to rotate_half rows", "[hf][weights]") {
+  // Interleaved RoPE rotates pairs (x_{2j}, x_{2j+1}) by angle p·theta^(-2j/D); rotate_half
+  // rotates (x_j, x_{j+D/2}) by the same angle. With W' = permute(W), rotate_half(W' x) must be
+  // the permuted interleaved result, so attention scores q·k agree.
+  const int64_t H = 2, D = 6, C = 5, pos = 3;
+  const double theta = 100.0;
+  const auto w = golden_values({H * D, C}, 1).to(torch::kDouble);
+  const auto x = golden_values({C}, 2).to(torch::kDouble);
+  const auto wh = io::permute_qk_interleaved_to_half(w, H);
+  CHECK(torch::equal(io::permute_qk_half_to_interleaved(wh, H), w));
+  const auto qi = torch::mv(w, x), qh = torch::mv(wh, x);
+  auto rope_interleaved = torch::zeros_like(qi), rope_half = torch::zeros_like(qh);
+  for (int64_t h = 0; h < H; ++h) {
+    for (int64_t j = 0; j < D / 2; ++j) {
+      const double a = pos * std::pow(theta, -2.0 * j / D), c = std::cos(a), s = std::sin(a);
+      const int64_t i0 = h * D + 2 * j, i1 = i0 + 1;
+      rope_interleaved[i0] = qi[i0] * c - qi[i1] * s;
+      rope_interleaved[i1] = qi[i1] * c + qi[i0] * s;
+      const int64_t h0 = h * D + j, h1 = h0 + D / 2;
+      rope_half[h0] = qh[h0] * c - qh[h1] * s;
+      rope_half[h1] = qh[h1] * c + qh[h0] * s;
+    }
+  }
+  BIOLM_REQUIRE_CLOSE(io::permute_qk_interleaved_to_half(rope_interleaved, H), rope_half, 1e-12);
+  CHECK_FALSE(torch::allclose(w, wh));
+}
+
+TEST_CASE("PEFT export: key names, shapes and adapter_config.json", "[hf][peft]") {
+  SECTION("llama: q_proj and v_proj") {
+    const auto config = io::hf_config_from_json(hf_config_json("llama")).config;
+    TestModel model(config, TaskKind::CausalLM, 2);
+    peft::apply_lora(model, peft::LoraOptions(4, 8.0).targets({"**.attn.q_proj", "**.attn.v_proj"}));
+    freeze_base(model);
+    test::TempDir tmp("peft");
+    io::PeftExportOptions opt;
+    opt.base_model_name_or_path = "org/tiny-llama";
+    opt.lora_dropout = 0.05;
+    io::export_peft_adapter(model, config, tmp / "a", opt);
+    const json c = json::parse(test::read_text(tmp / "a" / "adapter_config.json"));
+    CHECK(c["peft_type"] == "LORA");
+    CHECK(c["task_type"] == "CAUSAL_LM");
+    CHECK(c["r"] == 4);
+    CHECK(c["lora_alpha"].get<double>() == 8.0);
+    CHECK(c["lora_dropout"].get<double>() == 0.05);
+    CHECK(c["use_rslora"] == false);
+    CHECK(c["base_model_name_or_path"] == "org/tiny-llama");
+    CHECK(c["target_modules"] == json::array({"q_proj", "v_proj"}));
+    CHECK(c["fan_in_fan_out"] == false);
+    io::SafetensorsFile f(tmp / "a" / "adapter_model.safetensors");
+    CHECK(f.tensors().size() == 8);
+    CHECK(f.info("base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight").shape == std::vector<int64_t>{4, 8});
+    CHECK(f.info("base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight").shape == std::vector<int64_t>{8, 4});
+    CHECK(f.info("base_model.model.model.layers.1.self_attn.v_proj.lora_B.weight").shape == std::vector<int64_t>{4, 4});
+    auto* q = model.named_modules("", false)["body.layers.1.attn.v_proj"]->as<nn::LinearImpl>();
+    auto* lora = dynamic_cast<peft::LoraAdapterImpl*>(q->adapter().get());
+    CHECK(torch::equal(f.tensor("base_model.model.model.layers.1.self_attn.v_proj.lora_A.weight"), lora->lora_a));
+  }
+  SECTION("gpt2: q and v adapters become one block-diagonal c_attn adapter") {
+    const auto config = io::hf_config_from_json(hf_config_json("gpt2")).config;
+    TestModel model(config, TaskKind::CausalLM, 2);
+    peft::apply_lora(model, peft::LoraOptions(2, 4.0).targets({"**.attn.q_proj", "**.attn.v_proj"}));
+    freeze_base(model);
+    torch::manual_seed(3);
+    {
+      torch::NoGradGuard g;
+      for (auto& p : model.named_parameters()) {
+        if (p.key().find("lora_b") != std::string::npos) p.value().normal_();
+      }
+    }
+    const auto adapter = io::make_peft_adapter(model, config, {});
+    CHECK(adapter.config["fan_in_fan_out"] == true);
+    CHECK(adapter.config["r"] == 4);  // 2 parts x rank 2
+    CHECK(adapter.config["lora_alpha"].get<double>() == 8.0);  // same scaling 4/2 = 8/4
+    CHECK(adapter.config["target_modules"] == json::array({"c_attn"}));
+    const auto A = adapter.tensors.at("base_model.model.transformer.h.0.attn.c_attn.lora_A.weight");
+    const auto B = adapter.tensors.at("base_model.model.transformer.h.0.attn.c_attn.lora_B.weight");
+    CHECK(A.sizes() == torch::IntArrayRef({4, 8}));
+    CHECK(B.sizes() == torch::IntArrayRef({24, 4}));
+    // B A (out = [q | k | v]) equals the separate updates, with zeros for k.
+    auto mods = model.named_modules("", false);
+    auto delta = [&](const char* name) {
+      auto* l = mods[std::string("body.layers.0.attn.") + name]->as<nn::LinearImpl>();
+      auto* a = dynamic_cast<peft::LoraAdapterImpl*>(l->adapter().get());
+      return torch::mm(a->lora_b, a->lora_a).detach();
+    };
+    const auto fused = torch::mm(B, A);
+    BIOLM_REQUIRE_CLOSE(fused.narrow(0, 0, 8), delta("q_proj"), 1e-6);
+    CHECK(torch::count_nonzero(fused.narrow(0, 8, 8)).item<int64_t>() == 0);
+    BIOLM_REQUIRE_CLOSE(fused.narrow(0, 16, 8), delta("v_proj"), 1e-6);
+    CHECK(torch::count_nonzero(delta("v_proj")).item<int64_t>() > 0);
+  }
+  SECTION("bert MLM: a trained head goes to modules_to_save") {
+    const auto config = io::hf_config_from_json(hf_config_json("bert")).config;
+    TestModel model(config, TaskKind::TokenClassification, 3);
+    peft::apply_lora(model, peft::LoraOptions(2, 2.0).targets({"**.attn.q_proj"}));
+    freeze_base(model);
+    for (auto& p : model.named_parameters()) {
+      if (p.key().rfind("classifier.", 0) == 0) p.value().set_requires_grad(true);
+    }
+    io::PeftExportOptions opt;
+    opt.task = TaskKind::TokenClassification;
+    const auto adapter = io::make_peft_adapter(model, config, opt);
+    CHECK(adapter.config["task_type"] == "TOKEN_CLS");
+    CHECK(adapter.config["target_modules"] == json::array({"query"}));
+    CHECK(adapter.config["modules_to_save"] == json::array({"classifier"}));
+    CHECK(adapter.tensors.count("base_model.model.classifier.weight"));
+    CHECK(adapter.tensors.count("base_model.model.bert.encoder.layer.1.attention.self.query.lora_A.weight"));
+  }
+  SECTION("no adapter, or a merged one, is refused") {
+    const auto config = io::hf_config_from_json(hf_config_json("llama")).config;
+    TestModel model(config, TaskKind::CausalLM, 2);
+    CHECK_THAT(error_of([&] { io::make_peft_adapter(model, config, {}); }), Catch::Contains("no LoRA adapter"));
+    peft::apply_lora(model, peft::LoraOptions(2, 2.0).targets({"**.attn.q_proj"}));
+    CHECK_THAT(error_of([&] { io::to_hf_state(model, config, HfArch::Llama, TaskKind::CausalLM); }),
+               Catch::Contains("unmerged adapter"));
+  }
+}
