@@ -36,6 +36,7 @@ class ByteTokenizer : public tokenize::Tokenizer {
   const tokenize::SpecialTokens& special() const override { return special_; }
   std::string kind() const override { return "bytes"; }
   std::string fingerprint() const override { return "bytes-v1"; }
+  void save(const std::filesystem::path&) const override {}
   tokenize::Encoding encode_words(const std::vector<std::string>&, bool) const override { return {}; }
 
  private:
