@@ -320,7 +320,7 @@ TEST_CASE("float64 gradients match central finite differences", "[models][grad]"
       batch["attention_mask"] = torch::tensor({{1, 1, 1, 1, 1}, {1, 1, 1, 0, 0}});
       if (family == Family::Encoder) batch["labels"] = torch::tensor({2, 0});
       m->zero_grad();
-      m->forward_batch(batch).loss.backward();
+      m->forward_task(batch).loss.backward();
       const double eps = 1e-6;
       int64_t checked = 0;
       for (const auto& p : m->named_parameters()) {
@@ -332,9 +332,9 @@ TEST_CASE("float64 gradients match central finite differences", "[models][grad]"
           torch::NoGradGuard g;
           const double orig = flat[i].item<double>();
           flat[i] = orig + eps;
-          const double up = m->forward_batch(batch).loss.item<double>();
+          const double up = m->forward_task(batch).loss.item<double>();
           flat[i] = orig - eps;
-          const double down = m->forward_batch(batch).loss.item<double>();
+          const double down = m->forward_task(batch).loss.item<double>();
           flat[i] = orig;
           const double numeric = (up - down) / (2 * eps);
           const double analytic = grad.view({-1})[i].item<double>();
@@ -360,7 +360,7 @@ TEST_CASE("gradient checkpointing in the body gives the same gradients", "[model
     torch::manual_seed(18);
     b["input_ids"] = random_ids(2, 7);
     torch::manual_seed(19);
-    m.forward_batch(b).loss.backward();
+    m.forward_task(b).loss.backward();
     std::vector<torch::Tensor> grads;
     for (auto& p : m.parameters()) grads.push_back(p.grad().clone());
     return grads;
@@ -395,7 +395,7 @@ TEST_CASE("a tiny model of each family memorises a small batch", "[models][train
       int step = 0;
       for (; step < 300 && loss >= 0.05; ++step) {
         opt.zero_grad();
-        auto out = m->forward_batch(b);
+        auto out = m->forward_task(b);
         out.loss.backward();
         opt.step();
         loss = out.loss.item<double>();
@@ -435,7 +435,7 @@ TEST_CASE("every head's loss ignores -100 targets and equals a manual cross entr
     data::Batch b;
     b["input_ids"] = ids;
     b["attention_mask"] = torch::tensor({{1, 1, 1, 1, 1, 1}, {1, 1, 1, 1, 0, 0}, {1, 1, 1, 1, 1, 1}});
-    const auto out = m.forward_batch(b);
+    const auto out = m.forward_task(b);
     auto expect_labels = ids.clone();
     expect_labels[1][4] = -100, expect_labels[1][5] = -100;
     REQUIRE(out.n_target_tokens == 3 * 5 - 2);
@@ -466,7 +466,7 @@ TEST_CASE("every head's loss ignores -100 targets and equals a manual cross entr
       b["input_ids"] = ids;
       if (family == Family::Encoder) b["token_type_ids"] = torch::tensor({{0, 0, 0, 1, 1, 1}}).expand({3, 6});
       b["labels"] = torch::tensor({2, -100, 0});
-      const auto out = m.forward_batch(b);
+      const auto out = m.forward_task(b);
       REQUIRE(out.n_target_tokens == 2);
       REQUIRE(out.loss.item<double>() == Approx(manual_ce(out.logits, b["labels"])).epsilon(1e-5));
     }
@@ -475,7 +475,7 @@ TEST_CASE("every head's loss ignores -100 targets and equals a manual cross entr
     data::Batch b;
     b["input_ids"] = ids;
     b["scores"] = torch::tensor({0.5f, 1.5f, -2.0f});
-    const auto out = r.forward_batch(b);
+    const auto out = r.forward_task(b);
     REQUIRE(out.logits.sizes() == torch::IntArrayRef({3}));
     REQUIRE(out.loss.item<double>() == Approx((out.logits - b["scores"]).pow(2).mean().item<double>()).epsilon(1e-6));
   }
@@ -486,7 +486,7 @@ TEST_CASE("every head's loss ignores -100 targets and equals a manual cross entr
     b["input_ids"] = ids;
     b["start_positions"] = torch::tensor({1, -100, 3});
     b["end_positions"] = torch::tensor({2, -100, 5});
-    const auto out = m.forward_batch(b);
+    const auto out = m.forward_task(b);
     const double expect = (manual_ce(out.extra.at("start_logits"), b["start_positions"]) +
                            manual_ce(out.extra.at("end_logits"), b["end_positions"])) / 2;
     REQUIRE(out.n_target_tokens == 2);
@@ -498,7 +498,7 @@ TEST_CASE("every head's loss ignores -100 targets and equals a manual cross entr
     data::Batch b;
     b["choice_ids"] = torch::randint(3, 100, {2, 4, 5}, torch::kLong);
     b["labels"] = torch::tensor({3, -100});
-    const auto out = m.forward_batch(b);
+    const auto out = m.forward_task(b);
     REQUIRE(out.logits.sizes() == torch::IntArrayRef({2, 4}));
     REQUIRE(out.n_target_tokens == 1);
     REQUIRE(out.loss.item<double>() == Approx(manual_ce(out.logits, b["labels"])).epsilon(1e-5));
@@ -514,7 +514,7 @@ TEST_CASE("every head's loss ignores -100 targets and equals a manual cross entr
     m.eval();
     data::Batch b;
     b["input_ids"] = ids;
-    const auto out = m.forward_batch(b);
+    const auto out = m.forward_task(b);
     const double aux = out.extra.at("aux_loss").item<double>();
     REQUIRE(aux > 0);
     REQUIRE(out.loss.item<double>() ==
@@ -615,14 +615,14 @@ TEST_CASE("CUDA and CPU give the same outputs (fp32 and bf16)", "[cuda][.]") {
         b["labels"][1][6] = 7;
       }
       torch::NoGradGuard no_grad;
-      const auto cpu = m->forward_batch(b);
+      const auto cpu = m->forward_task(b);
       m->to(torch::kCUDA);
-      const auto gpu = m->forward_batch(b.to(torch::kCUDA));
+      const auto gpu = m->forward_task(b.to(torch::kCUDA));
       // fp32: TF32 may be on for matmuls; 1e-3 covers it at these sizes (logits ~ 1).
       BIOLM_REQUIRE_CLOSE(cpu.logits, gpu.logits.cpu(), 1e-3);
       REQUIRE(cpu.loss.item<double>() == Approx(gpu.loss.item<double>()).epsilon(1e-3));
       m->to(torch::kBFloat16);
-      const auto bf = m->forward_batch(b.to(torch::kCUDA));
+      const auto bf = m->forward_task(b.to(torch::kCUDA));
       // bf16 keeps 8 mantissa bits (relative 4e-3 per op): 5e-2 absolute on logits of a 2-layer model.
       BIOLM_REQUIRE_CLOSE(cpu.logits, bf.logits.to(torch::kFloat).cpu(), 5e-2);
       REQUIRE(cpu.loss.item<double>() == Approx(bf.loss.item<double>()).epsilon(2e-2));

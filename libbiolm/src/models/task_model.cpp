@@ -133,7 +133,7 @@ TaskOutput MaskedLMModelImpl::forward(const ModelInputs& inputs, const torch::Te
   return out;
 }
 
-TaskOutput MaskedLMModelImpl::forward_batch(const data::Batch& b) {
+TaskOutput MaskedLMModelImpl::forward_task(const data::Batch& b) {
   return forward(inputs_from_batch(b), batch_tensor(b, "labels"));
 }
 
@@ -164,7 +164,7 @@ TaskOutput CausalLMModelImpl::forward(const ModelInputs& inputs, const torch::Te
   return out;
 }
 
-TaskOutput CausalLMModelImpl::forward_batch(const data::Batch& b) {
+TaskOutput CausalLMModelImpl::forward_task(const data::Batch& b) {
   auto inputs = inputs_from_batch(b);
   torch::Tensor labels = batch_tensor(b, "labels");
   if (!labels.defined() && inputs.input_ids.defined()) {
@@ -195,7 +195,7 @@ TaskOutput TokenClassificationModelImpl::forward(const ModelInputs& inputs, cons
   return out;
 }
 
-TaskOutput TokenClassificationModelImpl::forward_batch(const data::Batch& b) {
+TaskOutput TokenClassificationModelImpl::forward_task(const data::Batch& b) {
   return forward(inputs_from_batch(b), batch_tensor(b, "labels"));
 }
 
@@ -231,7 +231,7 @@ TaskOutput SequenceClassificationModelImpl::forward(const ModelInputs& inputs, c
   return out;
 }
 
-TaskOutput SequenceClassificationModelImpl::forward_batch(const data::Batch& b) {
+TaskOutput SequenceClassificationModelImpl::forward_task(const data::Batch& b) {
   auto labels = regression_ && b.has("scores") ? b.at("scores") : batch_tensor(b, "labels");
   return forward(inputs_from_batch(b), labels);
 }
@@ -262,7 +262,7 @@ TaskOutput SpanQAModelImpl::forward(const ModelInputs& inputs, const torch::Tens
   return out;
 }
 
-TaskOutput SpanQAModelImpl::forward_batch(const data::Batch& b) {
+TaskOutput SpanQAModelImpl::forward_task(const data::Batch& b) {
   return forward(inputs_from_batch(b), batch_tensor(b, "start_positions"), batch_tensor(b, "end_positions"));
 }
 
@@ -305,7 +305,7 @@ TaskOutput MultipleChoiceModelImpl::forward(const ModelInputs& inputs, const tor
   return out;
 }
 
-TaskOutput MultipleChoiceModelImpl::forward_batch(const data::Batch& b) {
+TaskOutput MultipleChoiceModelImpl::forward_task(const data::Batch& b) {
   auto inputs = inputs_from_batch(b);
   if (b.has("choice_ids")) inputs.input_ids = b.at("choice_ids");
   return forward(inputs, batch_tensor(b, "labels"));
@@ -334,5 +334,28 @@ std::shared_ptr<TaskModelImpl> make_task_model(const ModelConfig& config, TaskKi
   }
   throw ConfigError("task", "\"base\" has no head and no loss; use make_body() for the bare body");
 }
+
+}  // namespace biolm::models
+
+namespace biolm::models {
+
+train::StepOutput TaskModelImpl::forward_batch(const data::Batch& batch) {
+  TaskOutput out = forward_task(batch);
+  train::StepOutput step;
+  step.n_target_tokens = out.n_target_tokens;
+  step.logits = out.logits;
+  if (out.loss.defined()) {
+    // Heads return the mean over targets; the trainer wants the sum (it divides by the step's
+    // total target count across micro-batches and ranks).
+    step.loss_sum = out.loss.to(torch::kFloat) * static_cast<double>(out.n_target_tokens);
+  }
+  return step;
+}
+
+torch::Tensor TaskModelImpl::embed_tokens(const torch::Tensor& input_ids) {
+  return body_->embeddings->tok->forward(input_ids);
+}
+
+void TaskModelImpl::set_activation_checkpointing(bool enabled) { body_->set_gradient_checkpointing(enabled); }
 
 }  // namespace biolm::models

@@ -1,5 +1,5 @@
 // biolm/models/task_model.h: task heads on a body, with their losses, behind one interface a
-// trainer can call uniformly: `model->forward_batch(batch).loss`.
+// trainer can call uniformly: `model->forward_task(batch).loss`.
 //
 // A task model registers the body's children at its top level, so parameter names are
 //   embeddings.*, layers.N.*, final_norm.*   (the body)
@@ -8,6 +8,8 @@
 // that count so gradient accumulation can re-weight micro-batches. MoE bodies add their weighted
 // load-balancing loss to every head's loss.
 #pragma once
+
+#include "biolm/train/model.h"
 
 #include <torch/nn/module.h>
 #include <torch/nn/pimpl.h>
@@ -34,14 +36,23 @@ struct TaskOutput {
 };
 
 /// Base of every task model.
-class TaskModelImpl : public torch::nn::Module {
+/// Every task model is a train::TrainableModel: the trainer, peft and evaluation call run(batch)
+/// (which prepends a soft prompt when one is attached) and get the summed loss back.
+class TaskModelImpl : public train::TrainableModel {
  public:
   TaskModelImpl(const ModelConfig& config, TaskKind task, int64_t n_labels);
+  /// train::TrainableModel: loss_sum = mean loss x n_target_tokens (the MoE aux loss, already in
+  /// the mean, is scaled alike), logits as forward_task.
+  train::StepOutput forward_batch(const data::Batch& batch) override;
+  /// Token embedding lookup for prompt tuning, (B,T) -> (B,T,C).
+  torch::Tensor embed_tokens(const torch::Tensor& input_ids) override;
+  /// Recompute every block in backward (config.gradient_checkpointing at run time).
+  void set_activation_checkpointing(bool enabled) override;
   /// Reads the tensors a head needs from `batch` (names in data/batch.h) and computes outputs and,
   /// when the batch has labels, the loss.
-  virtual TaskOutput forward_batch(const data::Batch& batch) = 0;
-  /// forward_batch(batch).loss.
-  torch::Tensor loss(const data::Batch& batch) { return forward_batch(batch).loss; }
+  virtual TaskOutput forward_task(const data::Batch& batch) = 0;
+  /// forward_task(batch).loss.
+  torch::Tensor loss(const data::Batch& batch) { return forward_task(batch).loss; }
 
   TaskKind task() const { return task_; }
   int64_t n_labels() const { return n_labels_; }
@@ -75,7 +86,7 @@ class MaskedLMModelImpl : public TaskModelImpl {
   /// labels (B,T), -100 = not masked. With labels and sparse_logits, logits are (N,V) for the N
   /// target positions only (extra["target_index"] (N,2) holds their (b,t)); otherwise (B,T,V).
   TaskOutput forward(const ModelInputs& inputs, const torch::Tensor& labels = {});
-  TaskOutput forward_batch(const data::Batch& batch) override;
+  TaskOutput forward_task(const data::Batch& batch) override;
   bool sparse_logits = true;
 
   nn::Linear mlm_dense{nullptr};  // "mlm_head.dense"
@@ -90,7 +101,7 @@ class CausalLMModelImpl : public TaskModelImpl {
  public:
   explicit CausalLMModelImpl(const ModelConfig& config);
   TaskOutput forward(const ModelInputs& inputs, const torch::Tensor& labels = {});
-  TaskOutput forward_batch(const data::Batch& batch) override;
+  TaskOutput forward_task(const data::Batch& batch) override;
 
   nn::Linear lm_head{nullptr};
 };
@@ -100,7 +111,7 @@ class TokenClassificationModelImpl : public TaskModelImpl {
  public:
   TokenClassificationModelImpl(const ModelConfig& config, int64_t n_labels);
   TaskOutput forward(const ModelInputs& inputs, const torch::Tensor& labels = {});
-  TaskOutput forward_batch(const data::Batch& batch) override;
+  TaskOutput forward_task(const data::Batch& batch) override;
 
   nn::Linear classifier{nullptr};
 };
@@ -112,7 +123,7 @@ class SequenceClassificationModelImpl : public TaskModelImpl {
  public:
   SequenceClassificationModelImpl(const ModelConfig& config, int64_t n_labels, bool regression = false);
   TaskOutput forward(const ModelInputs& inputs, const torch::Tensor& labels = {});
-  TaskOutput forward_batch(const data::Batch& batch) override;
+  TaskOutput forward_task(const data::Batch& batch) override;
   bool regression() const { return regression_; }
 
   nn::Linear classifier{nullptr};
@@ -128,7 +139,7 @@ class SpanQAModelImpl : public TaskModelImpl {
   explicit SpanQAModelImpl(const ModelConfig& config);
   TaskOutput forward(const ModelInputs& inputs, const torch::Tensor& start_positions = {},
                      const torch::Tensor& end_positions = {});
-  TaskOutput forward_batch(const data::Batch& batch) override;
+  TaskOutput forward_task(const data::Batch& batch) override;
 
   nn::Linear qa_outputs{nullptr};
 };
@@ -139,7 +150,7 @@ class MultipleChoiceModelImpl : public TaskModelImpl {
  public:
   explicit MultipleChoiceModelImpl(const ModelConfig& config);
   TaskOutput forward(const ModelInputs& inputs, const torch::Tensor& labels = {});
-  TaskOutput forward_batch(const data::Batch& batch) override;
+  TaskOutput forward_task(const data::Batch& batch) override;
 
   nn::Linear classifier{nullptr};
 };

@@ -59,6 +59,8 @@ class TransformerImpl : public torch::nn::Module {
   explicit TransformerImpl(const ModelConfig& config);
   BodyOutput forward(const ModelInputs& inputs);
   const ModelConfig& config() const { return config_; }
+  /// Switches per-block recomputation in backward (activation checkpointing) on or off.
+  void set_gradient_checkpointing(bool enabled) { config_.gradient_checkpointing = enabled; }
   bool causal() const { return config_.is_decoder(); }
   /// The position ids used when ModelInputs.position_ids is absent (see ModelInputs).
   torch::Tensor default_position_ids(const ModelInputs& inputs, int64_t batch, int64_t length) const;
