@@ -130,13 +130,13 @@ std::vector<RelationExample> read_chemprot(const std::string& path, const Reader
       size_t at_open = std::string::npos, at_close = std::string::npos;
     } m[2] = {{"<< ", " >>"}, {"[[ ", " ]]"}};
     for (auto& mk : m) {
+      // The first opening marker and the first closing one after it: the text may contain a
+      // literal " >>" ("potency: A > B >> C") after the argument.
       mk.at_open = s.find(mk.open);
-      if (mk.at_open == std::string::npos || s.find(mk.open, mk.at_open + 1) != std::string::npos) {
-        throw c.err("text", std::string("expected exactly one \"") + mk.open + "\" marker");
-      }
+      if (mk.at_open == std::string::npos) throw c.err("text", std::string("no \"") + mk.open + "\" marker");
       mk.at_close = s.find(mk.close, mk.at_open + 3);
-      if (mk.at_close == std::string::npos || s.find(mk.close, mk.at_close + 1) != std::string::npos) {
-        throw c.err("text", std::string("expected exactly one \"") + mk.close + "\" after \"" + mk.open + "\"");
+      if (mk.at_close == std::string::npos) {
+        throw c.err("text", std::string("no \"") + mk.close + "\" after \"" + mk.open + "\"");
       }
     }
     // Remove the four markers (3 bytes each), tracking where the arguments land.

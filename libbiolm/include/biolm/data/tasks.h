@@ -54,7 +54,8 @@ std::vector<NerSentence> document_to_sentences(const Document& doc, const Reader
 
 // --- relation classification, pairs ----------------------------------------------------------
 /// ChemProt JSONL ({"text", "label"}): markers found as "<< "/" >>" and "[[ "/" ]]" (chemical
-/// names may contain a literal "[["), each exactly once.
+/// names may contain a literal "[[", and the text a literal " >>"): the first opening marker of
+/// each kind and the first matching closing marker after it.
 std::vector<RelationExample> read_chemprot(const std::string& path, const ReaderOptions& opts = {},
                                            ReadReport* report = nullptr);
 /// STS TSV (BIOSSES, n2c2-2019 clinical STS). With a header naming sentence1, sentence2 and
