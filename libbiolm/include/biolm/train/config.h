@@ -1,0 +1,64 @@
+// biolm/train/config.h: everything the trainer is told, as one plain struct read from JSON/YAML.
+#pragma once
+
+#include <nlohmann/json_fwd.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace biolm::train {
+
+enum class OptimizerKind { AdamW, Sgd };
+enum class ScheduleKind { Constant, Linear, Cosine };
+enum class MetricMode { Max, Min };
+
+struct TrainConfig {
+  // --- steps and batches
+  int64_t max_steps = 1000;  ///< optimizer steps
+  int64_t grad_accum = 1;    ///< micro-batches per optimizer step
+  // --- optimizer
+  OptimizerKind optimizer = OptimizerKind::AdamW;
+  double lr = 1e-4;
+  double weight_decay = 0.0;  ///< decoupled (AdamW) / L2 (SGD); never on biases and norm weights
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;
+  double momentum = 0.0;  ///< SGD only
+  // --- schedule: lr(step) = lr · factor(step), see optim.h
+  ScheduleKind schedule = ScheduleKind::Constant;
+  int64_t warmup_steps = 0;
+  double min_lr_ratio = 0.0;  ///< linear/cosine decay ends at lr · min_lr_ratio
+  // --- numerics
+  std::optional<double> clip_grad_norm;  ///< global L2 norm over all trainable gradients
+  bool bf16 = false;                     ///< bf16 autocast on CUDA (ignored with a log line on CPU)
+  bool activation_checkpointing = false; ///< passed to TrainableModel::set_activation_checkpointing
+  int64_t max_nonfinite_steps = 10;      ///< NaN/Inf steps skipped before the run stops with an error
+  // --- evaluation
+  int64_t eval_every = 0;                ///< 0: no periodic evaluation
+  std::optional<std::string> best_metric;  ///< metric of the eval callback tracked for "best"
+  MetricMode best_mode = MetricMode::Max;
+  std::optional<int64_t> early_stopping_patience;  ///< evaluations without improvement
+  // --- logging and checkpoints
+  int64_t log_every = 10;
+  int64_t checkpoint_every = 0;  ///< 0: only at the end, on interruption and at new bests
+  int64_t keep_last = 3;         ///< step checkpoints kept (the best one is kept besides)
+  bool save_adapter_only = false;  ///< checkpoints hold trainable parameters only (peft)
+  std::string run_dir = "run";
+  /// "auto": newest valid checkpoint in run_dir/checkpoints (fresh start if there is none);
+  /// a path: that checkpoint directory (refused with CheckpointError when invalid).
+  std::optional<std::string> resume;
+  std::string device = "cpu";
+  std::optional<std::uint64_t> seed;  ///< null: drawn, then recorded in config.json
+  int64_t bucket_mb = 25;             ///< data-parallel gradient bucket size
+  bool handle_signals = true;         ///< SIGINT/SIGTERM: finish the step, checkpoint, return Interrupted
+
+  /// Throws ConfigError("train.<field>") for out-of-range values.
+  void validate() const;
+};
+
+nlohmann::json to_json(const TrainConfig& config);
+/// Unknown keys, wrong types and bad ranges are ConfigErrors naming "<key>.<field>".
+TrainConfig train_config_from_json(const nlohmann::json& j, const std::string& key = "train");
+
+}  // namespace biolm::train

@@ -1,0 +1,28 @@
+// biolm/train/progress.h: what the trainer reports while it runs, and how tools show it.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace biolm::train {
+
+struct ProgressEvent {
+  int64_t step = 0;       ///< optimizer steps done
+  int64_t max_steps = 0;
+  double loss = 0.0;      ///< mean loss per target token of the last step
+  double lr = 0.0;        ///< lr of the first parameter group for the last step
+  double tokens_per_s = 0.0;  ///< target tokens per second since the run (or resume) started, all ranks
+  double elapsed_s = 0.0;
+  double eta_s = 0.0;
+  std::optional<double> grad_norm;  ///< before clipping
+  int64_t nonfinite_steps = 0;
+};
+
+/// One line: on a TTY "\r" + a compact overwriting line, otherwise a plain log line:
+///   step 120/1000 | loss 2.3456 | lr 1.00e-04 | 5,230 tok/s | ETA 00:02:51
+std::string format_progress(const ProgressEvent& event, bool tty);
+/// "01:02:03" (hours may exceed 24).
+std::string format_duration(double seconds);
+
+}  // namespace biolm::train

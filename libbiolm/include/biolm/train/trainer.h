@@ -1,0 +1,125 @@
+// biolm/train/trainer.h: the training loop.
+//
+//   train::TrainConfig cfg;  cfg.max_steps = 1000; cfg.lr = 2e-4; cfg.run_dir = "runs/lora";
+//   train::Trainer trainer(model, cfg);
+//   trainer.set_lr_scales(summary.lr_scales);                  // from peft::apply (optional)
+//   trainer.set_eval([&](train::TrainableModel& m, int64_t step) { return evaluate(m); });
+//   train::TrainResult r = trainer.fit(train_loader);
+//   return r.status == train::Status::Interrupted ? 130 : 0;
+//
+// One optimizer step = grad_accum micro-batches (per rank). The loss of each micro-batch is its
+// SUM over target tokens; gradients are accumulated from those sums, summed across ranks, and
+// divided by the total target-token count of the step (all micro-batches, all ranks), so the step
+// equals one big batch regardless of how tokens fall into micro-batches.
+//
+// Run directory (rank 0 writes, others write nothing):
+//   config.json       the resolved TrainConfig plus set_run_info() (peft method, model config, seed)
+//   versions.json     biolm::build_info()
+//   metrics.jsonl     {"step", "loss", "lr", "tokens", "tokens_per_s", "grad_norm"?} per log step,
+//                     {"step", "eval": {...}, "best"?} per evaluation
+//   checkpoints/step-N/ model.pt (all parameters and buffers, or adapter_state with
+//                     save_adapter_only), optimizer.pt, rng.pt, trainer_state.json, manifest.json
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "biolm/data/batch.h"
+#include "biolm/train/config.h"
+#include "biolm/train/model.h"
+#include "biolm/train/progress.h"
+
+namespace biolm::train {
+
+class ProcessGroup;
+
+enum class Status {
+  Completed,     ///< max_steps reached
+  EarlyStopped,  ///< patience exhausted
+  Interrupted    ///< SIGINT/SIGTERM (or request_stop): checkpoint written; tools exit 130
+};
+
+struct StepInfo {
+  int64_t step = 0;  ///< optimizer steps done, this one included
+  double loss = 0.0; ///< loss_sum / n_target_tokens over the step (all ranks); NaN when skipped
+  double lr = 0.0;
+  int64_t n_target_tokens = 0;
+  std::optional<double> grad_norm;
+  bool skipped = false;  ///< non-finite loss: no update
+};
+
+struct TrainResult {
+  Status status = Status::Completed;
+  int64_t step = 0;
+  std::vector<StepInfo> history;  ///< the steps run by this call
+  std::optional<double> best_metric;
+  std::optional<int64_t> best_step;
+  int64_t nonfinite_steps = 0;
+  std::filesystem::path last_checkpoint;
+};
+
+using Metrics = std::map<std::string, double>;
+/// Called every eval_every steps with the model in eval mode and gradients off.
+using EvalFn = std::function<Metrics(TrainableModel& model, int64_t step)>;
+
+class Trainer {
+ public:
+  Trainer(TrainableModel& model, TrainConfig config);
+  ~Trainer();
+
+  /// lr multipliers by parameter name (peft::PeftSummary::lr_scales).
+  void set_lr_scales(std::map<std::string, double> scales) { lr_scales_ = std::move(scales); }
+  void set_eval(EvalFn fn) { eval_ = std::move(fn); }
+  /// Rank 0, every log_every steps.
+  void set_progress(std::function<void(const ProgressEvent&)> fn) { progress_ = std::move(fn); }
+  /// Every rank, after every step (tests use it to inject signals).
+  void set_step_callback(std::function<void(const StepInfo&)> fn) { on_step_ = std::move(fn); }
+  /// Extra records for config.json and checkpoints (model config, peft method, data paths).
+  void set_run_info(nlohmann::json info) { run_info_ = std::move(info); }
+  /// Data parallelism; without it the run is single-process.
+  void set_process_group(std::shared_ptr<ProcessGroup> group) { group_ = std::move(group); }
+
+  /// Trains until max_steps, early stopping or a stop signal. Resumes first when config.resume
+  /// is set. Throws Error after more than max_nonfinite_steps non-finite steps.
+  TrainResult fit(data::BatchSource& train);
+
+  /// Writes a checkpoint of the current state now (rank 0) and returns its directory.
+  std::filesystem::path save_checkpoint();
+  /// Loads model, optimizer, schedule, RNG, loader position and counters from `dir` (verified
+  /// first; CheckpointError when invalid or when it does not fit the model).
+  void load_checkpoint(const std::filesystem::path& dir, data::BatchSource& train);
+
+  const TrainConfig& config() const { return config_; }
+  int64_t step() const { return step_; }
+  std::filesystem::path checkpoint_root() const;
+
+ private:
+  void setup();
+  bool is_rank0() const;
+  data::Batch next_batch(data::BatchSource& source);
+  StepInfo train_step(data::BatchSource& source);
+  void write_run_files();
+  void append_metrics(const nlohmann::json& record);
+
+  TrainableModel& model_;
+  TrainConfig config_;
+  std::map<std::string, double> lr_scales_;
+  EvalFn eval_;
+  std::function<void(const ProgressEvent&)> progress_;
+  std::function<void(const StepInfo&)> on_step_;
+  nlohmann::json run_info_ = nlohmann::json::object();
+  std::shared_ptr<ProcessGroup> group_;
+
+  struct State;
+  std::unique_ptr<State> state_;
+  int64_t step_ = 0;
+};
+
+}  // namespace biolm::train

@@ -1,0 +1,26 @@
+#include "biolm/train/model.h"
+
+#include "biolm/core/error.h"
+#include "biolm/peft/prompt_tuning.h"
+
+namespace biolm::train {
+
+torch::Tensor TrainableModel::embed_tokens(const torch::Tensor&) {
+  throw ConfigError("peft.method", name() + " does not implement embed_tokens, which prompt tuning needs");
+}
+
+void TrainableModel::set_activation_checkpointing(bool enabled) {
+  BIOLM_CHECK(!enabled, ConfigError, "train.activation_checkpointing", name() + " does not support it");
+}
+
+StepOutput TrainableModel::run(const data::Batch& batch) {
+  if (!soft_prompt_) return forward_batch(batch);
+  return forward_batch(soft_prompt_->prepend(batch, embed_tokens(batch.at("input_ids"))));
+}
+
+void TrainableModel::attach_soft_prompt(std::shared_ptr<peft::SoftPromptImpl> prompt) {
+  if (soft_prompt_) unregister_module("soft_prompt");
+  soft_prompt_ = register_module("soft_prompt", std::move(prompt));
+}
+
+}  // namespace biolm::train

@@ -1,0 +1,442 @@
+#include "biolm/train/trainer.h"
+
+#include <torch/torch.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <fstream>
+
+#include "biolm/core/compat.h"
+#include "biolm/core/device.h"
+#include "biolm/core/error.h"
+#include "biolm/core/log.h"
+#include "biolm/core/seed.h"
+#include "biolm/core/version.h"
+#include "biolm/peft/method.h"
+#include "biolm/peft/tensor_file.h"
+#include "biolm/train/checkpoint.h"
+#include "biolm/train/distributed.h"
+#include "biolm/train/optim.h"
+#include "biolm/train/signals.h"
+
+namespace fs = std::filesystem;
+
+namespace biolm::train {
+
+struct Trainer::State {
+  c10::Device device = c10::Device(c10::kCPU);
+  OptimizerSetup opt;
+  std::vector<torch::Tensor> trainable;
+  data::BatchSource* source = nullptr;
+  int64_t epoch = 0;
+  std::optional<double> best_metric;
+  std::optional<int64_t> best_step;
+  int64_t evals_without_improvement = 0;
+  int64_t nonfinite_steps = 0;
+  std::uint64_t seed = 0;
+  bool set_up = false;
+  std::optional<fs::path> last_checkpoint;
+  int64_t last_checkpoint_step = -1;
+};
+
+namespace {
+
+void write_json_atomic(const fs::path& path, const nlohmann::json& j) {
+  const fs::path tmp = path.string() + ".tmp-" + std::to_string(::getpid());
+  {
+    std::ofstream out(tmp);
+    out << j.dump(2) << "\n";
+    if (!out.good()) throw IoError(tmp.string(), "cannot write");
+  }
+  peft::fsync_path(tmp);
+  fs::rename(tmp, path);
+}
+
+nlohmann::json read_json(const fs::path& path) {
+  std::ifstream in(path);
+  BIOLM_CHECK(in.good(), CheckpointError, path.string(), "", "cannot open");
+  try {
+    return nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    throw CheckpointError(path.string(), "", std::string("unreadable JSON: ") + e.what());
+  }
+}
+
+torch::Tensor bytes_tensor(const std::vector<std::uint8_t>& bytes) {
+  auto t = torch::empty({static_cast<int64_t>(bytes.size())}, torch::kUInt8);
+  if (!bytes.empty()) std::memcpy(t.data_ptr(), bytes.data(), bytes.size());
+  return t;
+}
+
+std::vector<std::uint8_t> tensor_bytes(const torch::Tensor& t) {
+  const auto c = t.contiguous().to(torch::kCPU);
+  std::vector<std::uint8_t> out(static_cast<size_t>(c.numel()));
+  if (!out.empty()) std::memcpy(out.data(), c.data_ptr(), out.size());
+  return out;
+}
+
+}  // namespace
+
+Trainer::Trainer(TrainableModel& model, TrainConfig config)
+    : model_(model), config_(std::move(config)), state_(std::make_unique<State>()) {
+  config_.validate();
+}
+
+Trainer::~Trainer() = default;
+
+fs::path Trainer::checkpoint_root() const { return fs::path(config_.run_dir) / "checkpoints"; }
+
+bool Trainer::is_rank0() const { return !group_ || group_->rank() == 0; }
+
+void Trainer::setup() {
+  if (state_->set_up) return;
+  auto& s = *state_;
+  s.device = core::parse_device(config_.device, "train.device");
+  if (config_.bf16 && !s.device.is_cuda()) log::info("train.bf16: autocast applies on CUDA only; this run is fp32");
+  model_.to(s.device);
+  model_.set_activation_checkpointing(config_.activation_checkpointing);
+  if (group_) broadcast_module(*group_, model_);
+  s.opt = build_optimizer(model_, config_, lr_scales_);
+  for (const auto& p : model_.parameters(true)) {
+    if (p.requires_grad()) s.trainable.push_back(p);
+  }
+  s.set_up = true;
+}
+
+void Trainer::write_run_files() {
+  if (!is_rank0()) return;
+  fs::create_directories(config_.run_dir);
+  nlohmann::json cfg;
+  cfg["train"] = to_json(config_);
+  cfg["train"]["seed"] = state_->seed;  // the seed actually used, drawn or given
+  cfg["run"] = run_info_;
+  cfg["world_size"] = group_ ? group_->world_size() : 1;
+  write_json_atomic(fs::path(config_.run_dir) / "config.json", cfg);
+  write_json_atomic(fs::path(config_.run_dir) / "versions.json", build_info());
+}
+
+void Trainer::append_metrics(const nlohmann::json& record) {
+  if (!is_rank0()) return;
+  std::ofstream out(fs::path(config_.run_dir) / "metrics.jsonl", std::ios::app);
+  out << record.dump() << "\n";
+  if (!out.good()) throw IoError((fs::path(config_.run_dir) / "metrics.jsonl").string(), "cannot append");
+}
+
+data::Batch Trainer::next_batch(data::BatchSource& source) {
+  auto b = source.next();
+  if (!b) {
+    state_->epoch += 1;
+    source.start_epoch(state_->epoch);
+    b = source.next();
+    BIOLM_CHECK(b.has_value(), Error, "Trainer: the training data yields no batch in epoch " +
+                                          std::to_string(state_->epoch));
+  }
+  return b->to(state_->device);
+}
+
+StepInfo Trainer::train_step(data::BatchSource& source) {
+  auto& s = *state_;
+  for (auto& p : s.trainable) p.mutable_grad().reset();
+  apply_lr(s.opt, config_, step_);
+  double loss_sum = 0.0;
+  int64_t tokens = 0;
+  bool nonfinite = false;
+  for (int64_t m = 0; m < config_.grad_accum; ++m) {
+    const data::Batch batch = next_batch(source);
+    StepOutput out;
+    {
+      compat::AutocastGuard autocast(s.device.type(), c10::kBFloat16, config_.bf16);
+      out = model_.run(batch);
+    }
+    BIOLM_CHECK(out.loss_sum.defined() && out.loss_sum.numel() == 1, Error,
+                model_.name() + "::forward_batch must return a scalar loss_sum");
+    const double value = out.loss_sum.item<double>();
+    if (!std::isfinite(value)) {
+      nonfinite = true;
+    } else if (out.n_target_tokens > 0) {
+      out.loss_sum.to(torch::kFloat32).backward();
+    }
+    loss_sum += value;
+    tokens += out.n_target_tokens;
+  }
+  // One small all-reduce carries what every rank must agree on.
+  auto stats = torch::tensor({loss_sum, static_cast<double>(tokens), nonfinite ? 1.0 : 0.0,
+                              stop_requested() ? 1.0 : 0.0},
+                             torch::kFloat64);
+  if (group_) group_->allreduce_sum(stats);
+  const double global_loss = stats[0].item<double>();
+  const auto global_tokens = static_cast<int64_t>(stats[1].item<double>());
+  const bool skip = stats[2].item<double>() > 0 || !std::isfinite(global_loss);
+  if (stats[3].item<double>() > 0) request_stop();
+
+  StepInfo info;
+  info.lr = s.opt.base_lrs.front() * lr_factor(config_, step_);
+  info.n_target_tokens = global_tokens;
+  if (skip) {
+    for (auto& p : s.trainable) p.mutable_grad().reset();
+    s.nonfinite_steps += 1;
+    info.skipped = true;
+    info.loss = std::numeric_limits<double>::quiet_NaN();
+    log::warn("step {}: non-finite loss, update skipped ({} of at most {})", step_ + 1, s.nonfinite_steps,
+              config_.max_nonfinite_steps);
+    if (s.nonfinite_steps > config_.max_nonfinite_steps) {
+      throw Error("training stopped: " + std::to_string(s.nonfinite_steps) +
+                  " steps had a non-finite (NaN/Inf) loss, more than train.max_nonfinite_steps = " +
+                  std::to_string(config_.max_nonfinite_steps) + "; lower the lr, enable clip_grad_norm or check the data");
+    }
+  } else if (global_tokens > 0) {
+    if (group_) allreduce_gradients(*group_, s.trainable, config_.bucket_mb * 1024 * 1024);
+    {
+      torch::NoGradGuard no_grad;
+      const double inv = 1.0 / static_cast<double>(global_tokens);
+      for (auto& p : s.trainable) {
+        if (p.grad().defined()) p.mutable_grad().mul_(inv);
+      }
+    }
+    if (config_.clip_grad_norm) {
+      info.grad_norm = torch::nn::utils::clip_grad_norm_(s.trainable, *config_.clip_grad_norm);
+    }
+    s.opt.optimizer->step();
+    info.loss = global_loss / static_cast<double>(global_tokens);
+  } else {
+    info.loss = 0.0;  // no target in the whole step: nothing to learn from
+  }
+  step_ += 1;
+  info.step = step_;
+  return info;
+}
+
+TrainResult Trainer::fit(data::BatchSource& train) {
+  auto& s = *state_;
+  setup();
+  s.source = &train;
+  std::optional<SignalGuard> signals;
+  if (config_.handle_signals) signals.emplace();
+  clear_stop_request();
+
+  bool resumed = false;
+  if (config_.resume) {
+    std::optional<fs::path> dir;
+    if (*config_.resume == "auto") {
+      dir = find_latest_valid(checkpoint_root());
+      if (!dir) log::info("resume: no checkpoint under {}, starting fresh", checkpoint_root().string());
+    } else {
+      dir = fs::path(*config_.resume);
+    }
+    if (dir) {
+      load_checkpoint(*dir, train);
+      resumed = true;
+    }
+  }
+  if (!resumed) {
+    s.seed = core::seed_all(config_.seed);
+    train.start_epoch(0);
+    s.epoch = 0;
+  }
+  write_run_files();
+  if (resumed) append_metrics({{"resumed_from", step_}});
+
+  TrainResult result;
+  const auto t0 = std::chrono::steady_clock::now();
+  const int64_t start_step = step_;
+  int64_t tokens_seen = 0;
+  model_.train();
+  while (step_ < config_.max_steps) {
+    StepInfo info = train_step(train);
+    tokens_seen += info.n_target_tokens;
+    result.history.push_back(info);
+    if (on_step_) on_step_(info);
+
+    if (step_ % config_.log_every == 0 || step_ == config_.max_steps) {
+      const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      ProgressEvent ev;
+      ev.step = step_;
+      ev.max_steps = config_.max_steps;
+      ev.loss = info.loss;
+      ev.lr = info.lr;
+      ev.elapsed_s = elapsed;
+      ev.tokens_per_s = elapsed > 0 ? static_cast<double>(tokens_seen) / elapsed : 0.0;
+      const int64_t done = step_ - start_step;
+      ev.eta_s = done > 0 ? elapsed / static_cast<double>(done) * static_cast<double>(config_.max_steps - step_) : 0.0;
+      ev.grad_norm = info.grad_norm;
+      ev.nonfinite_steps = s.nonfinite_steps;
+      nlohmann::json rec = {{"step", step_},         {"loss", info.skipped ? nlohmann::json(nullptr) : nlohmann::json(info.loss)},
+                            {"lr", info.lr},         {"tokens", info.n_target_tokens},
+                            {"tokens_per_s", ev.tokens_per_s}, {"skipped_steps", s.nonfinite_steps}};
+      if (info.grad_norm) rec["grad_norm"] = *info.grad_norm;
+      append_metrics(rec);
+      if (progress_ && is_rank0()) progress_(ev);
+    }
+
+    bool stop_early = false;
+    bool checkpointed = false;
+    if (config_.eval_every > 0 && step_ % config_.eval_every == 0 && eval_) {
+      model_.eval();
+      Metrics metrics;
+      {
+        torch::NoGradGuard no_grad;
+        metrics = eval_(model_, step_);
+      }
+      model_.train();
+      nlohmann::json rec = {{"step", step_}, {"eval", metrics}};
+      if (config_.best_metric) {
+        const auto it = metrics.find(*config_.best_metric);
+        BIOLM_CHECK(it != metrics.end(), ConfigError, "train.best_metric",
+                    "the eval callback returned no metric '" + *config_.best_metric + "'");
+        auto value = torch::tensor({it->second}, torch::kFloat64);
+        if (group_) group_->broadcast(value, 0);  // rank 0 decides for everyone
+        const double v = value.item<double>();
+        const bool better = !s.best_metric || (config_.best_mode == MetricMode::Max ? v > *s.best_metric
+                                                                                     : v < *s.best_metric);
+        if (better) {
+          s.best_metric = v;
+          s.best_step = step_;
+          s.evals_without_improvement = 0;
+          rec["best"] = true;
+          save_checkpoint();
+          checkpointed = true;
+          if (is_rank0()) {
+            write_json_atomic(fs::path(config_.run_dir) / "best.json",
+                              {{"step", step_}, {"metric", *config_.best_metric}, {"value", v},
+                               {"checkpoint", s.last_checkpoint ? s.last_checkpoint->string() : ""}});
+          }
+        } else {
+          s.evals_without_improvement += 1;
+          if (config_.early_stopping_patience && s.evals_without_improvement >= *config_.early_stopping_patience) {
+            stop_early = true;
+          }
+        }
+      }
+      append_metrics(rec);
+    }
+    const bool periodic = config_.checkpoint_every > 0 && step_ % config_.checkpoint_every == 0;
+    if (!checkpointed && (periodic || stop_early || stop_requested() || step_ == config_.max_steps)) {
+      save_checkpoint();
+    }
+    if (stop_requested()) {
+      log::warn("stop requested (signal {}): checkpoint written at step {}; resume with --resume", stop_signal(), step_);
+      result.status = Status::Interrupted;
+      break;
+    }
+    if (stop_early) {
+      log::info("early stopping at step {}: no improvement of {} in {} evaluations", step_, *config_.best_metric,
+                s.evals_without_improvement);
+      result.status = Status::EarlyStopped;
+      break;
+    }
+  }
+  if (s.last_checkpoint_step != step_) save_checkpoint();
+  result.step = step_;
+  result.best_metric = s.best_metric;
+  result.best_step = s.best_step;
+  result.nonfinite_steps = s.nonfinite_steps;
+  result.last_checkpoint = s.last_checkpoint.value_or(fs::path());
+  s.source = nullptr;
+  return result;
+}
+
+fs::path Trainer::save_checkpoint() {
+  auto& s = *state_;
+  setup();
+  s.last_checkpoint_step = step_;
+  if (!is_rank0()) return {};
+  BIOLM_CHECK(s.source != nullptr, Error, "Trainer::save_checkpoint: only during fit (the loader position is needed)");
+  nlohmann::json ts;
+  ts["step"] = step_;
+  ts["epoch"] = s.epoch;
+  ts["loader"] = s.source->state();
+  ts["best_metric"] = s.best_metric ? nlohmann::json(*s.best_metric) : nlohmann::json(nullptr);
+  ts["best_step"] = s.best_step ? nlohmann::json(*s.best_step) : nlohmann::json(nullptr);
+  ts["evals_without_improvement"] = s.evals_without_improvement;
+  ts["nonfinite_steps"] = s.nonfinite_steps;
+  ts["seed"] = s.seed;
+  ts["adapter_only"] = config_.save_adapter_only;
+  ts["config"] = to_json(config_);
+  ts["run"] = run_info_;
+  const auto rng = core::capture_rng_state();
+  const fs::path dir = commit_checkpoint(checkpoint_root(), step_, [&](const fs::path& tmp) {
+    peft::TensorMap weights;
+    if (config_.save_adapter_only) {
+      weights = peft::adapter_state(model_);
+    } else {
+      for (const auto& item : model_.named_parameters(true)) weights[item.key()] = item.value();
+      for (const auto& item : model_.named_buffers(true)) {
+        if (item.value().defined()) weights[item.key()] = item.value();
+      }
+    }
+    peft::write_tensor_file(tmp / "model.pt", weights);
+    torch::serialize::OutputArchive archive;
+    s.opt.optimizer->save(archive);
+    archive.save_to((tmp / "optimizer.pt").string());
+    peft::TensorMap rng_map{{"cpu", bytes_tensor(rng.cpu)}};
+    for (size_t i = 0; i < rng.cuda.size(); ++i) rng_map["cuda." + std::to_string(i)] = bytes_tensor(rng.cuda[i]);
+    peft::write_tensor_file(tmp / "rng.pt", rng_map);
+    std::ofstream(tmp / "trainer_state.json") << ts.dump(2) << "\n";
+  });
+  s.last_checkpoint = dir;
+  prune_checkpoints(checkpoint_root(), config_.keep_last, s.best_step);
+  log::info("checkpoint written: {}", dir.string());
+  return dir;
+}
+
+void Trainer::load_checkpoint(const fs::path& dir, data::BatchSource& train) {
+  auto& s = *state_;
+  setup();
+  verify_checkpoint(dir);
+  const auto ts = read_json(dir / "trainer_state.json");
+  const fs::path model_path = dir / "model.pt";
+  try {
+    if (ts.at("adapter_only").get<bool>()) {
+      peft::load_adapter(model_, model_path);
+    } else {
+      const auto saved = peft::read_tensor_file(model_path);
+      torch::NoGradGuard no_grad;
+      auto assign = [&](const std::string& name, torch::Tensor& dst) {
+        const auto it = saved.find(name);
+        BIOLM_CHECK(it != saved.end(), CheckpointError, model_path.string(), name, "missing from the checkpoint");
+        BIOLM_CHECK(it->second.sizes() == dst.sizes(), CheckpointError, model_path.string(), name,
+                    "shape " + c10::str(it->second.sizes()) + " in the checkpoint, " + c10::str(dst.sizes()) +
+                        " in the model");
+        dst.copy_(it->second);
+      };
+      for (auto& item : model_.named_parameters(true)) assign(item.key(), item.value());
+      for (auto& item : model_.named_buffers(true)) {
+        if (item.value().defined()) assign(item.key(), item.value());
+      }
+    }
+    torch::serialize::InputArchive archive;
+    archive.load_from((dir / "optimizer.pt").string(), s.device);
+    s.opt.optimizer->load(archive);
+  } catch (const c10::Error& e) {
+    throw CheckpointError(dir.string(), "", std::string("does not fit this model/optimizer: ") +
+                                                e.what_without_backtrace());
+  } catch (const nlohmann::json::exception& e) {
+    throw CheckpointError((dir / "trainer_state.json").string(), "", e.what());
+  }
+  const auto rng_map = peft::read_tensor_file(dir / "rng.pt");
+  core::RngState rng;
+  BIOLM_CHECK(rng_map.count("cpu"), CheckpointError, (dir / "rng.pt").string(), "cpu", "missing");
+  rng.cpu = tensor_bytes(rng_map.at("cpu"));
+  for (size_t i = 0; rng_map.count("cuda." + std::to_string(i)); ++i) {
+    rng.cuda.push_back(tensor_bytes(rng_map.at("cuda." + std::to_string(i))));
+  }
+  try {
+    step_ = ts.at("step").get<int64_t>();
+    s.epoch = ts.at("epoch").get<int64_t>();
+    s.best_metric = ts.at("best_metric").is_null() ? std::nullopt : std::optional<double>(ts["best_metric"].get<double>());
+    s.best_step = ts.at("best_step").is_null() ? std::nullopt : std::optional<int64_t>(ts["best_step"].get<int64_t>());
+    s.evals_without_improvement = ts.at("evals_without_improvement").get<int64_t>();
+    s.nonfinite_steps = ts.at("nonfinite_steps").get<int64_t>();
+    s.seed = ts.at("seed").get<std::uint64_t>();
+    train.restore(ts.at("loader"));
+  } catch (const nlohmann::json::exception& e) {
+    throw CheckpointError((dir / "trainer_state.json").string(), "", e.what());
+  }
+  core::restore_rng_state(rng);
+  s.last_checkpoint = dir;
+  s.last_checkpoint_step = step_;
+  log::info("resumed from {} at step {}", dir.string(), step_);
+}
+
+}  // namespace biolm::train
