@@ -278,7 +278,7 @@ def run(config, case, warmup, steps, seed, device, dtype):
             cache = [None] * len(model.layers)
             x_ids, out = prompt, []
             pos = 0
-            for _ in range(n_new + 1):
+            for _ in range(n_new):  # the prompt pass gives token 1, then n_new - 1 cached steps
                 Tn = x_ids.shape[1]
                 x = model.tok(x_ids)
                 for li, blk in enumerate(model.layers):
