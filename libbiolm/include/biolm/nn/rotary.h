@@ -1,0 +1,25 @@
+// biolm/nn/rotary.h: rotary position embeddings (RoFormer, Su et al. 2021, eq. 34), in the
+// "rotate_half" layout of HF transformers' LLaMA (modeling_llama.py): the head dimension is split
+// in two halves [x1, x2] that rotate together, so checkpoints converted from HF need no permutation.
+//
+//   inv_freq_i = theta^(-2i/D), i = 0..D/2-1;  angle(p, i) = p * inv_freq_i
+//   cos = [cos(angle), cos(angle)], sin = [sin(angle), sin(angle)]        (B,T,D)
+//   rope(x) = x * cos + rotate_half(x) * sin,  rotate_half([x1, x2]) = [-x2, x1]
+#pragma once
+
+#include <torch/types.h>
+
+#include <utility>
+
+namespace biolm::nn {
+
+/// cos and sin tables, each (B,T,D), for integer positions (B,T); computed in float32 (float64 when
+/// `dtype` is double) and returned in `dtype`.
+std::pair<torch::Tensor, torch::Tensor> rotary_cos_sin(const torch::Tensor& position_ids, int64_t head_dim,
+                                                        double theta, torch::ScalarType dtype);
+/// [x1, x2] -> [-x2, x1] along the last dimension.
+torch::Tensor rotate_half(const torch::Tensor& x);
+/// x: (B,H,T,D), cos/sin: (B,T,D) -> (B,H,T,D).
+torch::Tensor apply_rotary(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin);
+
+}  // namespace biolm::nn
