@@ -328,6 +328,7 @@ ModelConfig llama_like() {
   c.hidden_dropout = 0.0;
   c.attention_dropout = 0.0;
   c.pooler = false;
+  c.tie_embeddings = false;
   return c;
 }
 

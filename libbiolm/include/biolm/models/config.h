@@ -58,7 +58,7 @@ struct ModelConfig {
   bool mlp_bias = true;            ///< biases on up/gate/down
   double hidden_dropout = 0.1;     ///< embeddings, residual branches, classifier input
   double attention_dropout = 0.1;  ///< on attention probabilities
-  bool tie_embeddings = false;     ///< output projection (lm_head) shares embeddings.tok.weight
+  bool tie_embeddings = true;      ///< output projection (lm_head) shares embeddings.tok.weight
   bool pooler = true;              ///< encoder [CLS] pooler (dense + tanh) used by classification
   MoeConfig moe;
   std::optional<int64_t> pad_token_id;

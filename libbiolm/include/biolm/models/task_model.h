@@ -1,0 +1,163 @@
+// biolm/models/task_model.h: task heads on a body, with their losses, behind one interface a
+// trainer can call uniformly: `model->forward_batch(batch).loss`.
+//
+// A task model registers the body's children at its top level, so parameter names are
+//   embeddings.*, layers.N.*, final_norm.*   (the body)
+//   lm_head, mlm_head.{dense,norm}, classifier, qa_outputs, pooler.dense   (the heads)
+// Losses are means over the counted targets (labels != data::kIgnoreIndex); TaskOutput carries
+// that count so gradient accumulation can re-weight micro-batches. MoE bodies add their weighted
+// load-balancing loss to every head's loss.
+#pragma once
+
+#include <torch/nn/module.h>
+#include <torch/nn/pimpl.h>
+#include <torch/types.h>
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "biolm/data/batch.h"
+#include "biolm/models/config.h"
+#include "biolm/models/transformer.h"
+#include "biolm/nn/linear.h"
+#include "biolm/nn/norm.h"
+
+namespace biolm::models {
+
+struct TaskOutput {
+  torch::Tensor loss;           ///< scalar; undefined when no labels were given
+  torch::Tensor logits;         ///< shape per head (see each class)
+  int64_t n_target_tokens = 0;  ///< targets that carried a loss (tokens, or examples for sequence tasks)
+  std::map<std::string, torch::Tensor> extra;  ///< e.g. "start_logits", "end_logits", "aux_loss", "target_index"
+  KVCache cache;                ///< causal LM with use_cache
+};
+
+/// Base of every task model.
+class TaskModelImpl : public torch::nn::Module {
+ public:
+  TaskModelImpl(const ModelConfig& config, TaskKind task, int64_t n_labels);
+  /// Reads the tensors a head needs from `batch` (names in data/batch.h) and computes outputs and,
+  /// when the batch has labels, the loss.
+  virtual TaskOutput forward_batch(const data::Batch& batch) = 0;
+  /// forward_batch(batch).loss.
+  torch::Tensor loss(const data::Batch& batch) { return forward_batch(batch).loss; }
+
+  TaskKind task() const { return task_; }
+  int64_t n_labels() const { return n_labels_; }
+  const ModelConfig& config() const { return body_->config(); }
+  TransformerImpl& body() { return *body_; }
+  const std::shared_ptr<TransformerImpl>& body_ptr() const { return body_; }
+  void train(bool on = true) override;
+
+  /// input_ids, attention_mask, token_type_ids, position_ids, segment_ids, inputs_embeds from a batch.
+  static ModelInputs inputs_from_batch(const data::Batch& batch);
+
+ protected:
+  /// One vector per sequence (B,C): [CLS] through the pooler for encoders (when config.pooler),
+  /// the last real token for decoders (works with left and right padding).
+  torch::Tensor pool(const torch::Tensor& hidden, const torch::Tensor& attention_mask);
+  /// Adds the body's aux loss to `loss` (and records it in out.extra["aux_loss"]).
+  void add_aux(TaskOutput& out, const BodyOutput& body_out) const;
+  torch::Tensor dropout(const torch::Tensor& x) const;
+
+  std::shared_ptr<TransformerImpl> body_;
+  nn::Linear pooler_dense{nullptr};  // registered as "pooler.dense"
+  TaskKind task_;
+  int64_t n_labels_;
+};
+
+/// BERT masked-LM head: lm_head(norm(act(dense(h)))) + vocab bias; lm_head tied to
+/// embeddings.tok.weight when config.tie_embeddings.
+class MaskedLMModelImpl : public TaskModelImpl {
+ public:
+  explicit MaskedLMModelImpl(const ModelConfig& config);
+  /// labels (B,T), -100 = not masked. With labels and sparse_logits, logits are (N,V) for the N
+  /// target positions only (extra["target_index"] (N,2) holds their (b,t)); otherwise (B,T,V).
+  TaskOutput forward(const ModelInputs& inputs, const torch::Tensor& labels = {});
+  TaskOutput forward_batch(const data::Batch& batch) override;
+  bool sparse_logits = true;
+
+  nn::Linear mlm_dense{nullptr};  // "mlm_head.dense"
+  nn::Norm mlm_norm{nullptr};     // "mlm_head.norm"
+  nn::Linear lm_head{nullptr};
+};
+
+/// Next-token prediction: logits (B,T,V); the loss compares logits[:, t] with labels[:, t+1]
+/// (labels default to input_ids with padding ignored; the first token of each packed segment is
+/// never a target of the previous segment's last token).
+class CausalLMModelImpl : public TaskModelImpl {
+ public:
+  explicit CausalLMModelImpl(const ModelConfig& config);
+  TaskOutput forward(const ModelInputs& inputs, const torch::Tensor& labels = {});
+  TaskOutput forward_batch(const data::Batch& batch) override;
+
+  nn::Linear lm_head{nullptr};
+};
+
+/// Per-token labels (NER): logits (B,T,n_labels), labels (B,T).
+class TokenClassificationModelImpl : public TaskModelImpl {
+ public:
+  TokenClassificationModelImpl(const ModelConfig& config, int64_t n_labels);
+  TaskOutput forward(const ModelInputs& inputs, const torch::Tensor& labels = {});
+  TaskOutput forward_batch(const data::Batch& batch) override;
+
+  nn::Linear classifier{nullptr};
+};
+
+/// One label per sequence or sentence pair (token_type_ids / [SEP] mark the pair): logits
+/// (B,n_labels), labels (B), cross entropy. With regression = true: logits (B) and MSE against
+/// float scores (B) (batch "scores", or "labels").
+class SequenceClassificationModelImpl : public TaskModelImpl {
+ public:
+  SequenceClassificationModelImpl(const ModelConfig& config, int64_t n_labels, bool regression = false);
+  TaskOutput forward(const ModelInputs& inputs, const torch::Tensor& labels = {});
+  TaskOutput forward_batch(const data::Batch& batch) override;
+  bool regression() const { return regression_; }
+
+  nn::Linear classifier{nullptr};
+
+ private:
+  bool regression_;
+};
+
+/// Extractive QA: logits (B,T,2), extra start_logits/end_logits (B,T); loss = mean of the start
+/// and end cross entropies over examples whose positions are not -100.
+class SpanQAModelImpl : public TaskModelImpl {
+ public:
+  explicit SpanQAModelImpl(const ModelConfig& config);
+  TaskOutput forward(const ModelInputs& inputs, const torch::Tensor& start_positions = {},
+                     const torch::Tensor& end_positions = {});
+  TaskOutput forward_batch(const data::Batch& batch) override;
+
+  nn::Linear qa_outputs{nullptr};
+};
+
+/// Multiple choice: inputs (B,K,T) (input_ids, or batch "choice_ids"; attention_mask and
+/// token_type_ids (B,K,T) too), one pooled score per choice: logits (B,K), labels (B).
+class MultipleChoiceModelImpl : public TaskModelImpl {
+ public:
+  explicit MultipleChoiceModelImpl(const ModelConfig& config);
+  TaskOutput forward(const ModelInputs& inputs, const torch::Tensor& labels = {});
+  TaskOutput forward_batch(const data::Batch& batch) override;
+
+  nn::Linear classifier{nullptr};
+};
+
+TORCH_MODULE(MaskedLMModel);
+TORCH_MODULE(CausalLMModel);
+TORCH_MODULE(TokenClassificationModel);
+TORCH_MODULE(SequenceClassificationModel);
+TORCH_MODULE(SpanQAModel);
+TORCH_MODULE(MultipleChoiceModel);
+
+/// Builds the task model; n_labels is used by token and sequence classification. ConfigError
+/// for TaskKind::Base (it has no loss), for n_labels < 1 where needed, and for the masked-LM head on a
+/// decoder or the causal-LM head on an encoder.
+std::shared_ptr<TaskModelImpl> make_task_model(const ModelConfig& config, TaskKind task, int64_t n_labels = 2);
+
+/// Mean cross entropy over rows whose label is not -100: logits (N,K), labels (N). Returns the
+/// loss (0, still attached to the graph, when nothing counts) and the number counted.
+std::pair<torch::Tensor, int64_t> masked_cross_entropy(const torch::Tensor& logits, const torch::Tensor& labels);
+
+}  // namespace biolm::models

@@ -1,0 +1,338 @@
+#include "biolm/models/task_model.h"
+
+#include "biolm/core/error.h"
+#include "biolm/nn/embeddings.h"
+#include "biolm/nn/mlp.h"
+
+namespace biolm::models {
+
+using data::kIgnoreIndex;
+
+std::pair<torch::Tensor, int64_t> masked_cross_entropy(const torch::Tensor& logits, const torch::Tensor& labels) {
+  const auto flat_logits = logits.reshape({-1, logits.size(-1)});
+  const auto flat_labels = labels.reshape({-1}).to(logits.device(), torch::kLong);
+  BIOLM_CHECK(flat_logits.size(0) == flat_labels.size(0), ShapeError, "loss",
+              "logits have " + std::to_string(flat_logits.size(0)) + " rows, labels " +
+                  std::to_string(flat_labels.size(0)));
+  const auto keep = flat_labels != kIgnoreIndex;
+  const int64_t n = keep.sum().item<int64_t>();
+  if (n == 0) return {flat_logits.sum() * 0.0, 0};
+  const auto kept_labels = flat_labels.masked_select(keep);
+  const int64_t K = flat_logits.size(1);
+  BIOLM_CHECK(kept_labels.min().item<int64_t>() >= 0 && kept_labels.max().item<int64_t>() < K, ShapeError, "loss",
+              "labels must be in [0, " + std::to_string(K) + ") or -100");
+  // Cross entropy in float32 at least: bf16 log-softmax over a large vocabulary is too coarse.
+  const auto rows = flat_logits.index({keep});
+  const auto lp = torch::log_softmax(rows.scalar_type() == torch::kDouble ? rows : rows.to(torch::kFloat), -1);
+  return {-lp.gather(1, kept_labels.unsqueeze(1)).mean(), n};
+}
+
+// ---- base ---------------------------------------------------------------------------------------
+
+TaskModelImpl::TaskModelImpl(const ModelConfig& config, TaskKind task, int64_t n_labels)
+    : body_(make_body(config)), task_(task), n_labels_(n_labels) {
+  // The body's children become ours: names are "embeddings...", "layers.N...", not "body...".
+  for (const auto& child : body_->named_children()) register_module(child.key(), child.value());
+}
+
+void TaskModelImpl::train(bool on) {
+  torch::nn::Module::train(on);
+  body_->train(on);
+}
+
+ModelInputs TaskModelImpl::inputs_from_batch(const data::Batch& b) {
+  ModelInputs in;
+  auto get = [&](const char* name) { return b.has(name) ? b.tensors.at(name) : torch::Tensor(); };
+  in.input_ids = get("input_ids");
+  in.attention_mask = get("attention_mask");
+  in.token_type_ids = get("token_type_ids");
+  in.position_ids = get("position_ids");
+  in.segment_ids = get("segment_ids");
+  in.inputs_embeds = get("inputs_embeds");
+  return in;
+}
+
+torch::Tensor TaskModelImpl::dropout(const torch::Tensor& x) const {
+  return torch::dropout(x, config().hidden_dropout, is_training());
+}
+
+torch::Tensor TaskModelImpl::pool(const torch::Tensor& hidden, const torch::Tensor& attention_mask) {
+  const int64_t B = hidden.size(0), T = hidden.size(1);
+  if (!config().is_decoder()) {
+    const auto cls = hidden.select(1, 0);  // (B,C)
+    return pooler_dense.is_empty() ? cls : torch::tanh(pooler_dense(cls));
+  }
+  torch::Tensor last;
+  if (attention_mask.defined()) {
+    // The largest t with mask 1: right padding -> length-1, left padding -> T-1.
+    const auto t = torch::arange(T, attention_mask.options().dtype(torch::kLong)).expand({B, T});
+    last = (t * attention_mask.ne(0).to(torch::kLong)).argmax(1);
+  } else {
+    last = torch::full({B}, T - 1, hidden.options().dtype(torch::kLong));
+  }
+  return hidden.index({torch::arange(B, last.options()), last.to(hidden.device())});  // (B,C)
+}
+
+void TaskModelImpl::add_aux(TaskOutput& out, const BodyOutput& body_out) const {
+  out.extra["aux_loss"] = body_out.aux_loss;
+  if (out.loss.defined() && config().moe.n_experts > 0) out.loss = out.loss + body_out.aux_loss.to(out.loss.scalar_type());
+}
+
+namespace {
+
+nn::Linear make_linear(const ModelConfig& c, int64_t in, int64_t out, bool bias) {
+  return nn::Linear(nn::LinearOptions(in, out).bias(bias).init_std(c.init_std));
+}
+
+// Registers "pooler.dense" on `owner` for encoder sequence-level heads (config.pooler).
+nn::Linear make_pooler(torch::nn::Module& owner, const ModelConfig& c) {
+  if (c.is_decoder() || !c.pooler) return nn::Linear(nullptr);
+  auto pooler = std::make_shared<torch::nn::Module>("Pooler");
+  auto dense = pooler->register_module("dense", make_linear(c, c.hidden_size, c.hidden_size, true));
+  owner.register_module("pooler", pooler);
+  return dense;
+}
+
+torch::Tensor batch_tensor(const data::Batch& b, const char* name) {
+  return b.has(name) ? b.tensors.at(name) : torch::Tensor();
+}
+
+}  // namespace
+
+// ---- masked LM ----------------------------------------------------------------------------------
+
+MaskedLMModelImpl::MaskedLMModelImpl(const ModelConfig& c) : TaskModelImpl(c, TaskKind::MaskedLM, c.vocab_size) {
+  BIOLM_CHECK(!c.is_decoder(), ConfigError, "model.family", "the masked-LM head needs an encoder");
+  auto head = std::make_shared<torch::nn::Module>("MaskedLMHead");
+  mlm_dense = head->register_module("dense", make_linear(c, c.hidden_size, c.hidden_size, true));
+  mlm_norm = head->register_module("norm", nn::Norm(nn::NormOptions(c.hidden_size).kind(c.norm).eps(c.norm_eps)));
+  register_module("mlm_head", head);
+  lm_head = register_module("lm_head", make_linear(c, c.hidden_size, c.vocab_size, /*bias=*/true));
+  if (c.tie_embeddings) nn::tie_weight(*lm_head, body_->embeddings->tok->weight);
+}
+
+TaskOutput MaskedLMModelImpl::forward(const ModelInputs& inputs, const torch::Tensor& labels) {
+  auto body_out = body_->forward(inputs);
+  auto h = body_out.hidden;  // (B,T,C)
+  TaskOutput out;
+  torch::Tensor target_labels;
+  if (labels.defined()) {
+    BIOLM_CHECK(labels.sizes() == h.sizes().slice(0, 2), ShapeError, "MaskedLM", "labels must be (B,T)");
+    if (sparse_logits) {
+      const auto index = (labels.to(h.device()) != kIgnoreIndex).nonzero();  // (N,2)
+      out.extra["target_index"] = index;
+      h = h.index({index.select(1, 0), index.select(1, 1)});  // (N,C)
+      target_labels = labels.to(h.device()).index({index.select(1, 0), index.select(1, 1)});
+    } else {
+      target_labels = labels;
+    }
+  }
+  out.logits = lm_head(mlm_norm(nn::activate(mlm_dense(h), config().activation)));  // (..., V)
+  if (labels.defined()) std::tie(out.loss, out.n_target_tokens) = masked_cross_entropy(out.logits, target_labels);
+  add_aux(out, body_out);
+  return out;
+}
+
+TaskOutput MaskedLMModelImpl::forward_batch(const data::Batch& b) {
+  return forward(inputs_from_batch(b), batch_tensor(b, "labels"));
+}
+
+// ---- causal LM ----------------------------------------------------------------------------------
+
+CausalLMModelImpl::CausalLMModelImpl(const ModelConfig& c) : TaskModelImpl(c, TaskKind::CausalLM, c.vocab_size) {
+  BIOLM_CHECK(c.is_decoder(), ConfigError, "model.family", "the causal-LM head needs a decoder");
+  lm_head = register_module("lm_head", make_linear(c, c.hidden_size, c.vocab_size, /*bias=*/false));
+  if (c.tie_embeddings) nn::tie_weight(*lm_head, body_->embeddings->tok->weight);
+}
+
+TaskOutput CausalLMModelImpl::forward(const ModelInputs& inputs, const torch::Tensor& labels) {
+  auto body_out = body_->forward(inputs);
+  TaskOutput out;
+  out.logits = lm_head(body_out.hidden);  // (B,T,V)
+  out.cache = std::move(body_out.cache);
+  if (labels.defined()) {
+    const int64_t T = out.logits.size(1);
+    BIOLM_CHECK(labels.dim() == 2 && labels.size(1) == T, ShapeError, "CausalLM", "labels must be (B,T)");
+    auto targets = labels.narrow(1, 1, T - 1).to(out.logits.device()).clone();  // (B,T-1): token t+1
+    if (inputs.segment_ids.defined()) {
+      const auto s = inputs.segment_ids.to(targets.device());
+      targets.masked_fill_(s.narrow(1, 1, T - 1) != s.narrow(1, 0, T - 1), kIgnoreIndex);
+    }
+    std::tie(out.loss, out.n_target_tokens) = masked_cross_entropy(out.logits.narrow(1, 0, T - 1), targets);
+  }
+  add_aux(out, body_out);
+  return out;
+}
+
+TaskOutput CausalLMModelImpl::forward_batch(const data::Batch& b) {
+  auto inputs = inputs_from_batch(b);
+  torch::Tensor labels = batch_tensor(b, "labels");
+  if (!labels.defined() && inputs.input_ids.defined()) {
+    labels = inputs.input_ids.clone();
+    if (inputs.attention_mask.defined()) labels.masked_fill_(inputs.attention_mask.eq(0), kIgnoreIndex);
+  }
+  return forward(inputs, labels);
+}
+
+// ---- token classification -------------------------------------------------------------------------
+
+TokenClassificationModelImpl::TokenClassificationModelImpl(const ModelConfig& c, int64_t n_labels)
+    : TaskModelImpl(c, TaskKind::TokenClassification, n_labels) {
+  BIOLM_CHECK(n_labels >= 1, ConfigError, "n_labels", "must be >= 1, got " + std::to_string(n_labels));
+  classifier = register_module("classifier", make_linear(c, c.hidden_size, n_labels, true));
+}
+
+TaskOutput TokenClassificationModelImpl::forward(const ModelInputs& inputs, const torch::Tensor& labels) {
+  auto body_out = body_->forward(inputs);
+  TaskOutput out;
+  out.logits = classifier(dropout(body_out.hidden));  // (B,T,n_labels)
+  if (labels.defined()) {
+    BIOLM_CHECK(labels.sizes() == out.logits.sizes().slice(0, 2), ShapeError, "TokenClassification",
+                "labels must be (B,T)");
+    std::tie(out.loss, out.n_target_tokens) = masked_cross_entropy(out.logits, labels);
+  }
+  add_aux(out, body_out);
+  return out;
+}
+
+TaskOutput TokenClassificationModelImpl::forward_batch(const data::Batch& b) {
+  return forward(inputs_from_batch(b), batch_tensor(b, "labels"));
+}
+
+// ---- sequence classification / regression ---------------------------------------------------------
+
+SequenceClassificationModelImpl::SequenceClassificationModelImpl(const ModelConfig& c, int64_t n_labels,
+                                                                 bool regression)
+    : TaskModelImpl(c, regression ? TaskKind::Regression : TaskKind::SequenceClassification, regression ? 1 : n_labels),
+      regression_(regression) {
+  BIOLM_CHECK(regression || n_labels >= 2, ConfigError, "n_labels",
+              "sequence classification needs >= 2 labels, got " + std::to_string(n_labels));
+  pooler_dense = make_pooler(*this, c);
+  classifier = register_module("classifier", make_linear(c, c.hidden_size, n_labels_, true));
+}
+
+TaskOutput SequenceClassificationModelImpl::forward(const ModelInputs& inputs, const torch::Tensor& labels) {
+  auto body_out = body_->forward(inputs);
+  TaskOutput out;
+  out.logits = classifier(dropout(pool(body_out.hidden, inputs.attention_mask)));  // (B,n_labels)
+  if (regression_) out.logits = out.logits.squeeze(-1);                           // (B)
+  if (labels.defined()) {
+    const int64_t B = out.logits.size(0);
+    BIOLM_CHECK(labels.dim() == 1 && labels.size(0) == B, ShapeError, "SequenceClassification", "labels must be (B)");
+    if (regression_) {
+      const auto y = labels.to(out.logits.device(), out.logits.scalar_type());
+      out.loss = torch::mse_loss(out.logits, y);
+      out.n_target_tokens = B;
+    } else {
+      std::tie(out.loss, out.n_target_tokens) = masked_cross_entropy(out.logits, labels);
+    }
+  }
+  add_aux(out, body_out);
+  return out;
+}
+
+TaskOutput SequenceClassificationModelImpl::forward_batch(const data::Batch& b) {
+  auto labels = regression_ && b.has("scores") ? b.at("scores") : batch_tensor(b, "labels");
+  return forward(inputs_from_batch(b), labels);
+}
+
+// ---- span QA ---------------------------------------------------------------------------------------
+
+SpanQAModelImpl::SpanQAModelImpl(const ModelConfig& c) : TaskModelImpl(c, TaskKind::SpanQA, 2) {
+  qa_outputs = register_module("qa_outputs", make_linear(c, c.hidden_size, 2, true));
+}
+
+TaskOutput SpanQAModelImpl::forward(const ModelInputs& inputs, const torch::Tensor& start_positions,
+                                    const torch::Tensor& end_positions) {
+  auto body_out = body_->forward(inputs);
+  TaskOutput out;
+  out.logits = qa_outputs(body_out.hidden);  // (B,T,2)
+  out.extra["start_logits"] = out.logits.select(2, 0);
+  out.extra["end_logits"] = out.logits.select(2, 1);
+  if (start_positions.defined() && end_positions.defined()) {
+    const int64_t B = out.logits.size(0);
+    BIOLM_CHECK(start_positions.numel() == B && end_positions.numel() == B, ShapeError, "SpanQA",
+                "start_positions and end_positions must be (B)");
+    auto [ls, ns] = masked_cross_entropy(out.extra["start_logits"], start_positions.reshape({B}));
+    auto [le, ne] = masked_cross_entropy(out.extra["end_logits"], end_positions.reshape({B}));
+    out.loss = (ls + le) / 2.0;
+    out.n_target_tokens = std::max(ns, ne);
+  }
+  add_aux(out, body_out);
+  return out;
+}
+
+TaskOutput SpanQAModelImpl::forward_batch(const data::Batch& b) {
+  return forward(inputs_from_batch(b), batch_tensor(b, "start_positions"), batch_tensor(b, "end_positions"));
+}
+
+// ---- multiple choice ------------------------------------------------------------------------------
+
+MultipleChoiceModelImpl::MultipleChoiceModelImpl(const ModelConfig& c) : TaskModelImpl(c, TaskKind::MultipleChoice, 1) {
+  pooler_dense = make_pooler(*this, c);
+  classifier = register_module("classifier", make_linear(c, c.hidden_size, 1, true));
+}
+
+TaskOutput MultipleChoiceModelImpl::forward(const ModelInputs& inputs, const torch::Tensor& labels) {
+  const auto& ids = inputs.input_ids.defined() ? inputs.input_ids : inputs.inputs_embeds;
+  BIOLM_CHECK(ids.defined() && ids.dim() >= 3, ShapeError, "MultipleChoice",
+              "expected input_ids (B,K,T) or inputs_embeds (B,K,T,C)");
+  const int64_t B = ids.size(0), K = ids.size(1), T = ids.size(2);
+  auto flatten = [&](const torch::Tensor& t) {
+    if (!t.defined()) return t;
+    BIOLM_CHECK(t.size(0) == B && t.size(1) == K, ShapeError, "MultipleChoice", "every input must be (B,K,T...)");
+    auto sizes = t.sizes().vec();
+    sizes.erase(sizes.begin());
+    sizes[0] = B * K;
+    return t.reshape(sizes);
+  };
+  ModelInputs flat;
+  flat.input_ids = flatten(inputs.input_ids);
+  flat.inputs_embeds = flatten(inputs.inputs_embeds);
+  flat.attention_mask = flatten(inputs.attention_mask);
+  flat.token_type_ids = flatten(inputs.token_type_ids);
+  flat.position_ids = flatten(inputs.position_ids);
+  flat.segment_ids = flatten(inputs.segment_ids);
+  (void)T;
+  auto body_out = body_->forward(flat);
+  TaskOutput out;
+  out.logits = classifier(dropout(pool(body_out.hidden, flat.attention_mask))).view({B, K});  // (B,K)
+  if (labels.defined()) {
+    BIOLM_CHECK(labels.numel() == B, ShapeError, "MultipleChoice", "labels must be (B)");
+    std::tie(out.loss, out.n_target_tokens) = masked_cross_entropy(out.logits, labels.reshape({B}));
+  }
+  add_aux(out, body_out);
+  return out;
+}
+
+TaskOutput MultipleChoiceModelImpl::forward_batch(const data::Batch& b) {
+  auto inputs = inputs_from_batch(b);
+  if (b.has("choice_ids")) inputs.input_ids = b.at("choice_ids");
+  return forward(inputs, batch_tensor(b, "labels"));
+}
+
+// ---- factory ---------------------------------------------------------------------------------------
+
+std::shared_ptr<TaskModelImpl> make_task_model(const ModelConfig& config, TaskKind task, int64_t n_labels) {
+  switch (task) {
+    case TaskKind::MaskedLM:
+      return std::make_shared<MaskedLMModelImpl>(config);
+    case TaskKind::CausalLM:
+      return std::make_shared<CausalLMModelImpl>(config);
+    case TaskKind::TokenClassification:
+      return std::make_shared<TokenClassificationModelImpl>(config, n_labels);
+    case TaskKind::SequenceClassification:
+      return std::make_shared<SequenceClassificationModelImpl>(config, n_labels, false);
+    case TaskKind::Regression:
+      return std::make_shared<SequenceClassificationModelImpl>(config, 1, true);
+    case TaskKind::SpanQA:
+      return std::make_shared<SpanQAModelImpl>(config);
+    case TaskKind::MultipleChoice:
+      return std::make_shared<MultipleChoiceModelImpl>(config);
+    case TaskKind::Base:
+      break;
+  }
+  throw ConfigError("task", "\"base\" has no head and no loss; use make_body() for the bare body");
+}
+
+}  // namespace biolm::models

@@ -1,0 +1,164 @@
+#include "biolm/models/transformer.h"
+
+#include <unordered_set>
+
+#include "biolm/core/error.h"
+#include "biolm/nn/checkpoint.h"
+#include "biolm/nn/rotary.h"
+
+namespace biolm::models {
+
+nn::BlockOptions block_options(const ModelConfig& c, int64_t layer) {
+  auto attention = nn::AttentionOptions(c.hidden_size, c.n_heads)
+                       .n_kv_heads(c.n_kv_heads)
+                       .bias(c.attention_bias)
+                       .dropout(c.attention_dropout)
+                       .rotary(c.positions == PositionKind::Rotary)
+                       .fused(c.fused_attention)
+                       .init_std(c.init_std);
+  auto mlp = nn::MlpOptions(c.hidden_size, c.ffn_size).activation(c.activation).bias(c.mlp_bias).init_std(c.init_std);
+  auto options = nn::BlockOptions(attention, mlp)
+                     .norm_kind(c.norm)
+                     .norm_eps(c.norm_eps)
+                     .norm_placement(c.norm_placement)
+                     .dropout(c.hidden_dropout);
+  if (c.is_moe_layer(layer)) {
+    options.moe(nn::MoeOptions(c.hidden_size, c.ffn_size, c.moe.n_experts, c.moe.top_k)
+                    .activation(c.activation)
+                    .bias(c.mlp_bias)
+                    .normalize_top_k(c.moe.normalize_top_k)
+                    .init_std(c.init_std));
+  }
+  return options;
+}
+
+TransformerImpl::TransformerImpl(const ModelConfig& config) : config_(config) {
+  config_.validate();
+  const auto& c = config_;
+  embeddings = register_module(
+      "embeddings", nn::Embeddings(nn::EmbeddingsOptions(c.vocab_size, c.hidden_size)
+                                       .max_positions(c.positions == PositionKind::Learned ? c.max_positions : 0)
+                                       .type_vocab_size(c.type_vocab_size)
+                                       .norm(c.embedding_norm)
+                                       .norm_kind(c.norm)
+                                       .norm_eps(c.norm_eps)
+                                       .dropout(c.hidden_dropout)
+                                       .init_std(c.init_std)));
+  layers = register_module("layers", torch::nn::ModuleList());
+  for (int64_t l = 0; l < c.n_layers; ++l) {
+    blocks_.emplace_back(block_options(c, l));
+    layers->push_back(blocks_.back());
+  }
+  if (c.final_norm) {
+    final_norm = register_module("final_norm", nn::Norm(nn::NormOptions(c.hidden_size).kind(c.norm).eps(c.norm_eps)));
+  }
+}
+
+torch::Tensor TransformerImpl::default_position_ids(const ModelInputs& in, int64_t B, int64_t T) const {
+  const auto device = in.input_ids.defined() ? in.input_ids.device() : in.inputs_embeds.device();
+  const auto long_opts = torch::TensorOptions().dtype(torch::kLong).device(device);
+  if (in.segment_ids.defined()) {
+    // Position = t - (first index of t's segment); a segment starts where the id changes.
+    const auto s = in.segment_ids.to(device);
+    const auto t = torch::arange(T, long_opts).expand({B, T});
+    auto change = torch::ones({B, T}, long_opts.dtype(torch::kBool));
+    if (T > 1) change.narrow(1, 1, T - 1).copy_(s.narrow(1, 1, T - 1) != s.narrow(1, 0, T - 1));
+    const auto start = std::get<0>(torch::cummax(torch::where(change, t, torch::zeros_like(t)), 1));
+    return t - start;
+  }
+  const int64_t past = in.past != nullptr ? in.past->length() : 0;
+  if (in.attention_mask.defined()) {
+    const auto pos = (in.attention_mask.to(device).to(torch::kLong).cumsum(1) - 1).clamp_min(0);  // (B,past+T)
+    return pos.narrow(1, pos.size(1) - T, T);
+  }
+  return torch::arange(past, past + T, long_opts).expand({B, T});
+}
+
+BodyOutput TransformerImpl::forward(const ModelInputs& in) {
+  const auto& c = config_;
+  const bool embeds = in.inputs_embeds.defined();
+  BIOLM_CHECK(embeds || (in.input_ids.defined() && in.input_ids.dim() == 2), ShapeError, "Transformer",
+              "need input_ids (B,T) or inputs_embeds (B,T,C)");
+  const int64_t B = embeds ? in.inputs_embeds.size(0) : in.input_ids.size(0);
+  const int64_t T = embeds ? in.inputs_embeds.size(1) : in.input_ids.size(1);
+  const auto device = embeds ? in.inputs_embeds.device() : in.input_ids.device();
+  const bool has_past = in.past != nullptr && !in.past->empty();
+  BIOLM_CHECK(!has_past || causal(), ShapeError, "Encoder", "a KV cache is only meaningful for decoders");
+  BIOLM_CHECK(!has_past || static_cast<int64_t>(in.past->layers.size()) == c.n_layers, ShapeError, "Transformer",
+              "the KV cache has " + std::to_string(in.past->layers.size()) + " layers, the model " +
+                  std::to_string(c.n_layers));
+  const int64_t past = has_past ? in.past->length() : 0;
+  for (const auto* t : {&in.token_type_ids, &in.position_ids, &in.segment_ids}) {
+    BIOLM_CHECK(!t->defined() || (t->dim() == 2 && t->size(0) == B && t->size(1) == T), ShapeError, "Transformer",
+                "token_type_ids, position_ids and segment_ids must be (B,T) = (" + std::to_string(B) + "," +
+                    std::to_string(T) + ")");
+  }
+  const auto position_ids = in.position_ids.defined() ? in.position_ids.to(device) : default_position_ids(in, B, T);
+
+  auto h = embeddings(in.input_ids, position_ids, in.token_type_ids, in.inputs_embeds);  // (B,T,C)
+  nn::AttentionContext ctx;
+  ctx.mask = nn::make_attention_mask(B, T, past, causal(), in.attention_mask, in.segment_ids, device);
+  if (c.positions == PositionKind::Rotary) {
+    std::tie(ctx.cos, ctx.sin) = nn::rotary_cos_sin(position_ids, c.head_dim(), c.rope_theta, h.scalar_type());
+  }
+  ctx.use_cache = in.use_cache;
+  // Padding is left out of the MoE balance statistics: the last T columns of the mask.
+  torch::Tensor token_mask;
+  if (in.attention_mask.defined()) token_mask = in.attention_mask.narrow(1, in.attention_mask.size(1) - T, T).to(device);
+
+  BodyOutput out;
+  auto aux = torch::zeros({}, h.options().dtype(torch::kFloat));
+  int64_t n_moe = 0;
+  const bool recompute = c.gradient_checkpointing && is_training() && !in.use_cache && !has_past &&
+                         torch::GradMode::is_enabled();
+  for (int64_t l = 0; l < c.n_layers; ++l) {
+    auto& block = blocks_[static_cast<size_t>(l)];
+    ctx.past = has_past ? &in.past->layers[static_cast<size_t>(l)] : nullptr;
+    if (recompute) {
+      const auto block_ctx = ctx;
+      auto fn = [block, block_ctx, token_mask](const std::vector<torch::Tensor>& xs) mutable {
+        auto r = block->forward(xs[0], block_ctx, token_mask);
+        return std::vector<torch::Tensor>{r.hidden, r.aux_loss};
+      };
+      auto r = nn::checkpoint(fn, {h});
+      h = r[0];
+      if (!block->moe.is_empty()) aux = aux + r[1];
+    } else {
+      auto r = block->forward(h, ctx, token_mask);
+      h = r.hidden;
+      if (!block->moe.is_empty()) aux = aux + r.aux_loss;
+      if (in.use_cache) out.cache.layers.push_back(r.present);
+    }
+    if (!block->moe.is_empty()) ++n_moe;
+  }
+  if (!final_norm.is_empty()) h = final_norm(h);
+  out.hidden = h;
+  out.aux_loss = n_moe > 0 ? aux * (c.moe.aux_loss_weight / static_cast<double>(n_moe)) : aux;
+  return out;
+}
+
+EncoderImpl::EncoderImpl(const ModelConfig& config) : TransformerImpl(config) {
+  BIOLM_CHECK(config.family == Family::Encoder, ConfigError, "model.family", "Encoder needs family \"encoder\"");
+}
+
+DecoderImpl::DecoderImpl(const ModelConfig& config) : TransformerImpl(config) {
+  BIOLM_CHECK(config.family == Family::Decoder, ConfigError, "model.family", "Decoder needs family \"decoder\"");
+}
+
+std::shared_ptr<TransformerImpl> make_body(const ModelConfig& config) {
+  if (config.is_decoder()) return std::make_shared<DecoderImpl>(config);
+  return std::make_shared<EncoderImpl>(config);
+}
+
+ParameterCount count_module_parameters(const torch::nn::Module& module) {
+  ParameterCount n;
+  std::unordered_set<const void*> seen;
+  for (const auto& p : module.parameters(/*recurse=*/true)) {
+    if (!p.defined() || !seen.insert(p.unsafeGetTensorImpl()).second) continue;
+    n.total += p.numel();
+    if (p.requires_grad()) n.trainable += p.numel();
+  }
+  return n;
+}
+
+}  // namespace biolm::models
