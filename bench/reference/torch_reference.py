@@ -166,8 +166,8 @@ def flops_per_token(c, training):
     """PaLM-style model FLOPs: 6N + 12 L d T for training, 2N + 4 L d T forward (per token)."""
     n = matmul_params(c)
     attn = c["layers"] * c["d"] * c["seq"]
-    if c["family"] == "encoder":  # the vocab projection only on 15 % of tokens
-        n = n - c["d"] * c["vocab"] + 0.15 * (c["d"] * c["vocab"] + c["d"] * c["d"])
+    if c["family"] == "encoder":  # the MLM head (dense + vocab projection) only on 15 % of tokens
+        n = n - c["d"] * c["vocab"] - c["d"] * c["d"] + 0.15 * (c["d"] * c["vocab"] + c["d"] * c["d"])
     return (6 * n + 12 * attn) if training else (2 * n + 4 * attn)
 
 
