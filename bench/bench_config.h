@@ -45,6 +45,7 @@ struct RunOptions {
   int steps = 10;
   uint64_t seed = 0;
   bool breakdown = false;  ///< also time forward, backward and optimizer separately
+  std::string profile_path;  ///< when set: one extra step under the autograd profiler, chrome trace here
 };
 
 struct CaseResult {

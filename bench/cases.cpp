@@ -11,6 +11,11 @@
 // to the host: the last loss is read once, after the timed loop.
 #include <torch/torch.h>
 
+#if __has_include(<torch/csrc/autograd/profiler_legacy.h>)
+#include <torch/csrc/autograd/profiler_legacy.h>
+#define BIOLM_BENCH_HAS_PROFILER 1
+#endif
+
 #include <chrono>
 #include <cmath>
 #include <limits>
@@ -172,6 +177,18 @@ CaseResult run_case(const BenchConfig& config, const std::string& case_name, con
       s.push_back(ms_since(t0));
     }
     r.breakdown_ms = {{"forward", median(f)}, {"backward", median(b)}, {"optimizer", median(s)}};
+  }
+  if (!o.profile_path.empty()) {
+#ifdef BIOLM_BENCH_HAS_PROFILER
+    torch::autograd::profiler::RecordProfile profile(o.profile_path);
+    torch::Tensor loss = forward();
+    model->zero_grad(true);
+    loss.backward();
+    opt.step();
+    r.notes.push_back("profile of one step written to " + o.profile_path);
+#else
+    throw ConfigError("profile", "this LibTorch has no legacy autograd profiler; use --breakdown");
+#endif
   }
   return r;
 }

@@ -165,6 +165,8 @@ int run(int argc, char** argv) {
   app.add_option("--dtype", dtype_name, "fp32|bf16 (bf16: autocast on CUDA)")->capture_default_str();
   app.add_option("--seed", opts.seed, "weights and data")->capture_default_str();
   app.add_flag("--breakdown", opts.breakdown, "also time forward / backward / optimizer separately");
+  app.add_option("--profile", opts.profile_path,
+                 "after timing, run one more step under the autograd profiler and write a chrome trace here");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
