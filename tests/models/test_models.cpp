@@ -1,0 +1,642 @@
+// Models: configuration, parameter counts, the invariants every transformer must keep (causality,
+// padding, KV cache, packing), gradients against finite differences, memorisation, task-head
+// losses with ignore-index, generation, and CUDA-vs-CPU agreement ([cuda]).
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include <set>
+
+#include "biolm/core/device.h"
+#include "biolm/core/error.h"
+#include "biolm/models/config.h"
+#include "biolm/models/generate.h"
+#include "biolm/models/task_model.h"
+#include "biolm/models/transformer.h"
+#include "support/test_util.h"
+
+using namespace biolm;
+using namespace biolm::models;
+using nlohmann::json;
+
+namespace {
+
+ModelConfig tiny(Family family) {
+  auto c = preset(family == Family::Encoder ? "tiny-encoder" : "tiny-decoder");
+  c.hidden_dropout = 0.0;
+  c.attention_dropout = 0.0;
+  return c;
+}
+
+ModelConfig with_moe(ModelConfig c) {
+  c.moe.n_experts = 3;
+  c.moe.top_k = 2;
+  c.moe.layers = {1};
+  return c;
+}
+
+torch::Tensor random_ids(int64_t B, int64_t T, int64_t lo = 3, int64_t hi = 100) {
+  return torch::randint(lo, hi, {B, T}, torch::kLong);
+}
+
+// Manual cross entropy over the positions whose label is not -100 (the heads' reference).
+double manual_ce(const torch::Tensor& logits, const torch::Tensor& labels) {
+  const auto lp = torch::log_softmax(logits.to(torch::kDouble).reshape({-1, logits.size(-1)}), -1);
+  const auto y = labels.reshape({-1});
+  double sum = 0;
+  int64_t n = 0;
+  for (int64_t i = 0; i < y.size(0); ++i) {
+    const auto t = y[i].item<int64_t>();
+    if (t == -100) continue;
+    sum -= lp[i][t].item<double>();
+    ++n;
+  }
+  return sum / static_cast<double>(n);
+}
+
+}  // namespace
+
+// ---- configuration ---------------------------------------------------------------------------------
+
+TEST_CASE("ModelConfig JSON round-trips and rejects unknown keys, wrong types and bad ranges", "[models][config]") {
+  for (const auto& name : preset_names()) {
+    const auto c = preset(name);
+    const auto back = config_from_json(to_json(c));
+    REQUIRE(to_json(back) == to_json(c));
+  }
+  auto j = to_json(preset("tiny-decoder"));
+  SECTION("unknown key, named with its path") {
+    j["moe"]["expertz"] = 3;
+    try {
+      config_from_json(j);
+      FAIL("no error");
+    } catch (const ConfigError& e) {
+      REQUIRE(e.key() == "model.moe.expertz");
+    }
+  }
+  SECTION("wrong type") {
+    j["n_layers"] = "two";
+    REQUIRE_THROWS_WITH(config_from_json(j), Catch::Contains("model.n_layers") && Catch::Contains("integer"));
+  }
+  SECTION("bad enum") {
+    j["activation"] = "gelu";
+    REQUIRE_THROWS_WITH(config_from_json(j), Catch::Contains("model.activation") && Catch::Contains("gelu_erf"));
+  }
+  SECTION("ranges") {
+    j["n_kv_heads"] = 3;
+    REQUIRE_THROWS_WITH(config_from_json(j), Catch::Contains("model.n_kv_heads"));
+    j["n_kv_heads"] = 2;
+    j["moe"]["n_experts"] = 2;
+    j["moe"]["top_k"] = 3;
+    REQUIRE_THROWS_WITH(config_from_json(j), Catch::Contains("model.moe.top_k"));
+    j["moe"]["top_k"] = 1;
+    j["moe"]["layers"] = {0, 5};
+    REQUIRE_THROWS_WITH(config_from_json(j), Catch::Contains("model.moe.layers[1]"));
+  }
+  SECTION("a preset with overrides") {
+    const auto c = config_from_json(json{{"preset", "gpt2"}, {"n_layers", 2}});
+    REQUIRE(c.n_layers == 2);
+    REQUIRE(c.activation == Activation::GeluTanh);
+    REQUIRE(c.vocab_size == 50257);
+  }
+  REQUIRE_THROWS_AS(preset("bert-huge"), ConfigError);
+  REQUIRE(parse_task_kind("span_qa") == TaskKind::SpanQA);
+  REQUIRE_THROWS_AS(parse_task_kind("qa"), ConfigError);
+}
+
+TEST_CASE("preset parameter counts equal their closed forms, without allocating", "[models][count]") {
+  // BERT-base with pooler (HF BertModel): 109,482,240; LLaMA-7B shapes with lm_head: 6,738,415,616;
+  // GPT-2 small (tied): 124,439,808. Hand sums in docs/models.md.
+  REQUIRE(count_parameters(preset("bert-base")).total == 109482240);
+  REQUIRE(count_parameters(preset("llama-7b")).total == 6738415616);
+  REQUIRE(count_parameters(preset("gpt2")).total == 124439808);
+  REQUIRE(count_parameters(preset("megatron-bert-345m")).total == 355267584);
+  REQUIRE(human_count(109482240) == "109.5M");
+  REQUIRE(human_count(6738415616) == "6.74B");
+  const auto d = describe(preset("llama-7b"));
+  REQUIRE(d.at("parameters").get<int64_t>() == 6738415616);
+  REQUIRE(d.at("trainable").get<int64_t>() == 6738415616);
+  REQUIRE(d.at("config").at("n_kv_heads").get<int64_t>() == 32);
+  REQUIRE(summary(preset("bert-base")).find("109482240") != std::string::npos);
+}
+
+TEST_CASE("closed-form counts equal allocated counts for tiny models of every task", "[models][count]") {
+  const std::vector<TaskKind> enc_tasks{TaskKind::MaskedLM, TaskKind::TokenClassification, TaskKind::SequenceClassification,
+                                        TaskKind::Regression, TaskKind::SpanQA, TaskKind::MultipleChoice};
+  const std::vector<TaskKind> dec_tasks{TaskKind::CausalLM, TaskKind::TokenClassification, TaskKind::SequenceClassification,
+                                        TaskKind::Regression, TaskKind::SpanQA, TaskKind::MultipleChoice};
+  for (bool moe : {false, true}) {
+    for (bool tie : {false, true}) {
+      auto enc = tiny(Family::Encoder), dec = tiny(Family::Decoder);
+      enc.tie_embeddings = dec.tie_embeddings = tie;
+      if (moe) enc = with_moe(enc), dec = with_moe(dec);
+      for (auto task : enc_tasks) {
+        INFO("encoder " << to_string(task) << " moe " << moe << " tie " << tie);
+        REQUIRE(count_module_parameters(*make_task_model(enc, task, 5)).total == count_parameters(enc, task, 5).total);
+      }
+      for (auto task : dec_tasks) {
+        INFO("decoder " << to_string(task) << " moe " << moe << " tie " << tie);
+        REQUIRE(count_module_parameters(*make_task_model(dec, task, 5)).total == count_parameters(dec, task, 5).total);
+      }
+    }
+  }
+  REQUIRE_THROWS_AS(make_task_model(tiny(Family::Decoder), TaskKind::MaskedLM), ConfigError);
+  REQUIRE_THROWS_AS(make_task_model(tiny(Family::Encoder), TaskKind::CausalLM), ConfigError);
+}
+
+TEST_CASE("parameter names are the agreed checkpoint keys; tied heads share the embedding", "[models]") {
+  auto m = make_task_model(with_moe(tiny(Family::Decoder)), TaskKind::CausalLM);
+  std::set<std::string> names;
+  for (const auto& p : m->named_parameters()) names.insert(p.key());
+  for (const char* k : {"embeddings.tok.weight", "layers.0.attn.q_proj.weight", "layers.0.attn.k_proj.weight",
+                        "layers.0.attn.v_proj.weight", "layers.0.attn.o_proj.weight", "layers.0.attn_norm.weight",
+                        "layers.0.mlp.up.weight", "layers.0.mlp.gate.weight", "layers.0.mlp.down.weight",
+                        "layers.0.mlp_norm.weight", "layers.1.moe.router.weight", "layers.1.moe.experts.2.gate.weight",
+                        "final_norm.weight", "lm_head.weight"}) {
+    INFO(k);
+    REQUIRE(names.count(k) == 1);
+  }
+  auto enc = make_task_model(tiny(Family::Encoder), TaskKind::MaskedLM);
+  std::set<std::string> enc_names;
+  for (const auto& p : enc->named_parameters()) enc_names.insert(p.key());
+  for (const char* k : {"embeddings.pos.weight", "embeddings.type.weight", "embeddings.norm.bias", "mlm_head.dense.weight",
+                        "mlm_head.norm.weight", "lm_head.bias"}) {
+    INFO(k);
+    REQUIRE(enc_names.count(k) == 1);
+  }
+  REQUIRE(enc_names.count("lm_head.weight") == 0);  // tied: saved once, as embeddings.tok.weight
+  auto& mlm = dynamic_cast<MaskedLMModelImpl&>(*enc);
+  REQUIRE(mlm.lm_head->weight.data_ptr() == mlm.body().embeddings->tok->weight.data_ptr());
+  auto cls = make_task_model(tiny(Family::Encoder), TaskKind::SequenceClassification, 3);
+  REQUIRE(cls->named_parameters().contains("pooler.dense.weight"));
+  REQUIRE(cls->named_parameters().contains("classifier.weight"));
+}
+
+// ---- invariants -------------------------------------------------------------------------------------
+
+TEST_CASE("decoders do not leak the future: changing tokens after t leaves logits <= t unchanged", "[models][invariant]") {
+  for (auto kind : {"llama", "gpt2", "moe"}) {
+    DYNAMIC_SECTION(kind) {
+      torch::manual_seed(11);
+      auto c = tiny(Family::Decoder);
+      if (std::string(kind) == "gpt2") {
+        c = config_from_json(json{{"preset", "gpt2"}, {"vocab_size", 100}, {"hidden_size", 32}, {"n_layers", 2},
+                                  {"n_heads", 4}, {"n_kv_heads", 4}, {"ffn_size", 64}, {"max_positions", 32},
+                                  {"hidden_dropout", 0.0}, {"attention_dropout", 0.0}, {"bos_token_id", nullptr},
+                                  {"eos_token_id", nullptr}});
+      }
+      if (std::string(kind) == "moe") c = with_moe(c);
+      CausalLMModelImpl m(c);
+      m.eval();
+      const auto a = random_ids(2, 10);
+      auto b = a.clone();
+      const int64_t t = 4;
+      b.narrow(1, t + 1, 10 - t - 1).copy_(random_ids(2, 10 - t - 1));
+      ModelInputs ia, ib;
+      ia.input_ids = a;
+      ib.input_ids = b;
+      const auto la = m.forward(ia).logits, lb = m.forward(ib).logits;
+      BIOLM_REQUIRE_CLOSE(la.narrow(1, 0, t + 1), lb.narrow(1, 0, t + 1), 1e-6);
+      REQUIRE(test::max_abs_diff(la.narrow(1, t + 1, 1), lb.narrow(1, t + 1, 1)).max_abs > 1e-4);
+    }
+  }
+}
+
+TEST_CASE("a sequence gives the same outputs alone and padded inside a batch", "[models][invariant]") {
+  torch::manual_seed(12);
+  const auto seq = random_ids(1, 6);
+  SECTION("encoder, right padding") {
+    auto m = make_task_model(tiny(Family::Encoder), TaskKind::TokenClassification, 4);
+    m->eval();
+    auto& tc = dynamic_cast<TokenClassificationModelImpl&>(*m);
+    ModelInputs alone;
+    alone.input_ids = seq;
+    ModelInputs batch;
+    batch.input_ids = torch::cat({torch::cat({seq, torch::zeros({1, 3}, torch::kLong)}, 1), random_ids(1, 9)});
+    batch.attention_mask = torch::cat({torch::cat({torch::ones({1, 6}), torch::zeros({1, 3})}, 1), torch::ones({1, 9})}).to(torch::kLong);
+    const auto a = tc.forward(alone).logits[0], b = tc.forward(batch).logits[0].narrow(0, 0, 6);
+    BIOLM_REQUIRE_CLOSE(a, b, 1e-5);
+  }
+  SECTION("decoder, left padding (positions count real tokens), and sequence classification pooling") {
+    for (bool moe : {false, true}) {
+      auto c = tiny(Family::Decoder);
+      if (moe) c = with_moe(c);
+      SequenceClassificationModelImpl m(c, 3);
+      m.eval();
+      ModelInputs alone;
+      alone.input_ids = seq;
+      ModelInputs batch;
+      batch.input_ids = torch::cat({torch::cat({torch::zeros({1, 3}, torch::kLong), seq}, 1), random_ids(1, 9)});
+      batch.attention_mask = torch::cat({torch::cat({torch::zeros({1, 3}), torch::ones({1, 6})}, 1), torch::ones({1, 9})}).to(torch::kLong);
+      const auto ha = m.body().forward(alone).hidden[0];
+      const auto hb = m.body().forward(batch).hidden[0].narrow(0, 3, 6);
+      REQUIRE(torch::isfinite(m.body().forward(batch).hidden).all().item<bool>());
+      BIOLM_REQUIRE_CLOSE(ha, hb, 1e-5);
+      BIOLM_REQUIRE_CLOSE(m.forward(alone).logits[0], m.forward(batch).logits[0], 1e-5);
+    }
+  }
+}
+
+TEST_CASE("KV-cache decoding gives the logits of recomputing the whole sequence", "[models][invariant]") {
+  torch::manual_seed(13);
+  auto c = with_moe(tiny(Family::Decoder));
+  CausalLMModelImpl m(c);
+  m.eval();
+  torch::NoGradGuard no_grad;
+  const auto ids = random_ids(2, 9);
+  auto mask = torch::ones({2, 9}, torch::kLong);
+  mask[1][0] = 0;  // row 1 left-padded by one
+  ModelInputs full;
+  full.input_ids = ids;
+  full.attention_mask = mask;
+  const auto ref = m.forward(full).logits;
+  ModelInputs step;
+  step.input_ids = ids.narrow(1, 0, 5);
+  step.attention_mask = mask.narrow(1, 0, 5);
+  step.use_cache = true;
+  auto out = m.forward(step);
+  std::vector<torch::Tensor> logits{out.logits};
+  KVCache cache = out.cache;
+  REQUIRE(cache.length() == 5);
+  for (int64_t t = 5; t < 9; ++t) {
+    ModelInputs in;
+    in.input_ids = ids.narrow(1, t, 1);
+    in.attention_mask = mask.narrow(1, 0, t + 1);
+    in.past = &cache;
+    in.use_cache = true;
+    auto o = m.forward(in);
+    logits.push_back(o.logits);
+    cache = o.cache;
+  }
+  // Row 1 position 0 is padding (its output is arbitrary but finite); compare every real position.
+  const auto got = torch::cat(logits, 1);
+  BIOLM_REQUIRE_CLOSE(got[0], ref[0], 1e-5);
+  BIOLM_REQUIRE_CLOSE(got[1].narrow(0, 1, 8), ref[1].narrow(0, 1, 8), 1e-5);
+  REQUIRE(torch::isfinite(got).all().item<bool>());
+}
+
+TEST_CASE("packed examples (segment_ids) equal running each example separately", "[models][invariant]") {
+  torch::manual_seed(14);
+  for (auto family : {Family::Encoder, Family::Decoder}) {
+    DYNAMIC_SECTION((family == Family::Encoder ? "encoder" : "decoder")) {
+      auto body = make_body(tiny(family));
+      body->eval();
+      const auto a = random_ids(1, 4), b = random_ids(1, 5);
+      ModelInputs packed;
+      packed.input_ids = torch::cat({a, b}, 1);
+      packed.segment_ids = torch::tensor({{0, 0, 0, 0, 1, 1, 1, 1, 1}});
+      const auto h = body->forward(packed).hidden[0];
+      ModelInputs ia, ib;
+      ia.input_ids = a;
+      ib.input_ids = b;
+      BIOLM_REQUIRE_CLOSE(h.narrow(0, 0, 4), body->forward(ia).hidden[0], 1e-5);
+      BIOLM_REQUIRE_CLOSE(h.narrow(0, 4, 5), body->forward(ib).hidden[0], 1e-5);
+    }
+  }
+}
+
+TEST_CASE("inputs_embeds replace the token embedding lookup", "[models]") {
+  torch::manual_seed(15);
+  auto body = make_body(tiny(Family::Decoder));
+  body->eval();
+  ModelInputs a, b;
+  a.input_ids = random_ids(2, 5);
+  b.inputs_embeds = body->embeddings->tok->forward(a.input_ids);
+  BIOLM_REQUIRE_CLOSE(body->forward(a).hidden, body->forward(b).hidden, 0.0);
+}
+
+// ---- gradients --------------------------------------------------------------------------------------
+
+TEST_CASE("float64 gradients match central finite differences", "[models][grad]") {
+  for (auto family : {Family::Encoder, Family::Decoder}) {
+    DYNAMIC_SECTION((family == Family::Encoder ? "encoder (post-LN, GELU)" : "decoder (pre-LN, RoPE, GQA, SwiGLU)")) {
+      torch::manual_seed(16);
+      auto c = tiny(family);
+      c.n_layers = 1;
+      auto m = make_task_model(c, family == Family::Encoder ? TaskKind::SequenceClassification : TaskKind::CausalLM, 3);
+      m->to(torch::kDouble);
+      m->eval();
+      data::Batch batch;
+      batch["input_ids"] = random_ids(2, 5);
+      batch["attention_mask"] = torch::tensor({{1, 1, 1, 1, 1}, {1, 1, 1, 0, 0}});
+      if (family == Family::Encoder) batch["labels"] = torch::tensor({2, 0});
+      m->zero_grad();
+      m->forward_batch(batch).loss.backward();
+      const double eps = 1e-6;
+      int64_t checked = 0;
+      for (const auto& p : m->named_parameters()) {
+        auto param = p.value();
+        const auto grad = param.grad();
+        REQUIRE(grad.defined());
+        auto flat = param.data().view({-1});
+        for (int64_t i : {int64_t{0}, flat.size(0) / 2, flat.size(0) - 1}) {
+          torch::NoGradGuard g;
+          const double orig = flat[i].item<double>();
+          flat[i] = orig + eps;
+          const double up = m->forward_batch(batch).loss.item<double>();
+          flat[i] = orig - eps;
+          const double down = m->forward_batch(batch).loss.item<double>();
+          flat[i] = orig;
+          const double numeric = (up - down) / (2 * eps);
+          const double analytic = grad.view({-1})[i].item<double>();
+          INFO(p.key() << "[" << i << "]: analytic " << analytic << " numeric " << numeric);
+          REQUIRE(std::abs(analytic - numeric) <= 1e-6 + 1e-5 * std::abs(numeric));
+          ++checked;
+        }
+      }
+      REQUIRE(checked > 30);
+    }
+  }
+}
+
+TEST_CASE("gradient checkpointing in the body gives the same gradients", "[models][grad]") {
+  auto run = [](bool ckpt) {
+    auto c = with_moe(tiny(Family::Decoder));
+    c.hidden_dropout = 0.1;
+    c.gradient_checkpointing = ckpt;
+    torch::manual_seed(17);
+    CausalLMModelImpl m(c);
+    m.train();
+    data::Batch b;
+    torch::manual_seed(18);
+    b["input_ids"] = random_ids(2, 7);
+    torch::manual_seed(19);
+    m.forward_batch(b).loss.backward();
+    std::vector<torch::Tensor> grads;
+    for (auto& p : m.parameters()) grads.push_back(p.grad().clone());
+    return grads;
+  };
+  const auto a = run(false), b = run(true);
+  REQUIRE(a.size() == b.size());
+  for (size_t i = 0; i < a.size(); ++i) BIOLM_REQUIRE_CLOSE(a[i], b[i], 1e-6);
+}
+
+TEST_CASE("a tiny model of each family memorises a small batch", "[models][train]") {
+  for (auto family : {Family::Encoder, Family::Decoder}) {
+    DYNAMIC_SECTION((family == Family::Encoder ? "encoder, masked LM" : "decoder, causal LM with MoE")) {
+      torch::manual_seed(20);
+      auto c = tiny(family);
+      if (family == Family::Decoder) c = with_moe(c);
+      auto m = make_task_model(c, family == Family::Encoder ? TaskKind::MaskedLM : TaskKind::CausalLM);
+      m->train();
+      data::Batch b;
+      b["input_ids"] = random_ids(4, 12);
+      if (family == Family::Encoder) {
+        auto labels = torch::full({4, 12}, -100, torch::kLong);
+        auto masked = b["input_ids"].clone();
+        for (int64_t t : {2, 5, 9}) {
+          labels.select(1, t).copy_(b["input_ids"].select(1, t));
+          masked.select(1, t).fill_(4);  // a [MASK] id
+        }
+        b["input_ids"] = masked;
+        b["labels"] = labels;
+      }
+      torch::optim::Adam opt(m->parameters(), torch::optim::AdamOptions(1e-2));
+      double loss = 1e9;
+      int step = 0;
+      for (; step < 300 && loss >= 0.05; ++step) {
+        opt.zero_grad();
+        auto out = m->forward_batch(b);
+        out.loss.backward();
+        opt.step();
+        loss = out.loss.item<double>();
+      }
+      INFO("steps " << step << " loss " << loss);
+      REQUIRE(loss < 0.05);
+    }
+  }
+}
+
+// ---- heads and ignore-index ----------------------------------------------------------------------------
+
+TEST_CASE("every head's loss ignores -100 targets and equals a manual cross entropy", "[models][heads]") {
+  torch::manual_seed(21);
+  const auto ids = random_ids(3, 6);
+  SECTION("masked LM, sparse and dense logits") {
+    MaskedLMModelImpl m(tiny(Family::Encoder));
+    m.eval();
+    auto labels = torch::full({3, 6}, -100, torch::kLong);
+    labels[0][1] = 7, labels[1][4] = 9, labels[2][0] = 11;
+    ModelInputs in;
+    in.input_ids = ids;
+    m.sparse_logits = false;
+    const auto dense = m.forward(in, labels);
+    m.sparse_logits = true;
+    const auto sparse = m.forward(in, labels);
+    REQUIRE(dense.n_target_tokens == 3);
+    REQUIRE(sparse.n_target_tokens == 3);
+    REQUIRE(sparse.logits.sizes() == torch::IntArrayRef({3, 100}));
+    REQUIRE(dense.loss.item<double>() == Approx(manual_ce(dense.logits, labels)).epsilon(1e-5));
+    REQUIRE(sparse.loss.item<double>() == Approx(dense.loss.item<double>()).epsilon(1e-5));
+    BIOLM_REQUIRE_CLOSE(sparse.logits[1], dense.logits[1][4], 1e-5);
+  }
+  SECTION("causal LM shifts: logits at t predict token t+1; padding and segment starts are ignored") {
+    CausalLMModelImpl m(tiny(Family::Decoder));
+    m.eval();
+    data::Batch b;
+    b["input_ids"] = ids;
+    b["attention_mask"] = torch::tensor({{1, 1, 1, 1, 1, 1}, {1, 1, 1, 1, 0, 0}, {1, 1, 1, 1, 1, 1}});
+    const auto out = m.forward_batch(b);
+    auto expect_labels = ids.clone();
+    expect_labels[1][4] = -100, expect_labels[1][5] = -100;
+    REQUIRE(out.n_target_tokens == 3 * 5 - 2);
+    REQUIRE(out.loss.item<double>() ==
+            Approx(manual_ce(out.logits.narrow(1, 0, 5), expect_labels.narrow(1, 1, 5))).epsilon(1e-5));
+    ModelInputs packed;
+    packed.input_ids = ids;
+    packed.segment_ids = torch::tensor({{0, 0, 0, 1, 1, 1}, {0, 0, 0, 0, 0, 0}, {0, 1, 1, 1, 1, 1}});
+    const auto p = m.forward(packed, ids);
+    REQUIRE(p.n_target_tokens == 15 - 2);
+  }
+  SECTION("token classification") {
+    TokenClassificationModelImpl m(tiny(Family::Encoder), 5);
+    m.eval();
+    auto labels = torch::randint(0, 5, {3, 6}, torch::kLong);
+    labels.select(1, 0).fill_(-100);
+    ModelInputs in;
+    in.input_ids = ids;
+    const auto out = m.forward(in, labels);
+    REQUIRE(out.n_target_tokens == 15);
+    REQUIRE(out.loss.item<double>() == Approx(manual_ce(out.logits, labels)).epsilon(1e-5));
+  }
+  SECTION("sequence classification (encoder pair and decoder), regression") {
+    for (auto family : {Family::Encoder, Family::Decoder}) {
+      SequenceClassificationModelImpl m(tiny(family), 3);
+      m.eval();
+      data::Batch b;
+      b["input_ids"] = ids;
+      if (family == Family::Encoder) b["token_type_ids"] = torch::tensor({{0, 0, 0, 1, 1, 1}}).expand({3, 6});
+      b["labels"] = torch::tensor({2, -100, 0});
+      const auto out = m.forward_batch(b);
+      REQUIRE(out.n_target_tokens == 2);
+      REQUIRE(out.loss.item<double>() == Approx(manual_ce(out.logits, b["labels"])).epsilon(1e-5));
+    }
+    SequenceClassificationModelImpl r(tiny(Family::Encoder), 1, true);
+    r.eval();
+    data::Batch b;
+    b["input_ids"] = ids;
+    b["scores"] = torch::tensor({0.5f, 1.5f, -2.0f});
+    const auto out = r.forward_batch(b);
+    REQUIRE(out.logits.sizes() == torch::IntArrayRef({3}));
+    REQUIRE(out.loss.item<double>() == Approx((out.logits - b["scores"]).pow(2).mean().item<double>()).epsilon(1e-6));
+  }
+  SECTION("span QA") {
+    SpanQAModelImpl m(tiny(Family::Encoder));
+    m.eval();
+    data::Batch b;
+    b["input_ids"] = ids;
+    b["start_positions"] = torch::tensor({1, -100, 3});
+    b["end_positions"] = torch::tensor({2, -100, 5});
+    const auto out = m.forward_batch(b);
+    const double expect = (manual_ce(out.extra.at("start_logits"), b["start_positions"]) +
+                           manual_ce(out.extra.at("end_logits"), b["end_positions"])) / 2;
+    REQUIRE(out.n_target_tokens == 2);
+    REQUIRE(out.loss.item<double>() == Approx(expect).epsilon(1e-5));
+  }
+  SECTION("multiple choice (B,K,T)") {
+    MultipleChoiceModelImpl m(tiny(Family::Encoder));
+    m.eval();
+    data::Batch b;
+    b["choice_ids"] = torch::randint(3, 100, {2, 4, 5}, torch::kLong);
+    b["labels"] = torch::tensor({3, -100});
+    const auto out = m.forward_batch(b);
+    REQUIRE(out.logits.sizes() == torch::IntArrayRef({2, 4}));
+    REQUIRE(out.n_target_tokens == 1);
+    REQUIRE(out.loss.item<double>() == Approx(manual_ce(out.logits, b["labels"])).epsilon(1e-5));
+    // choice k of example b is scored alone exactly as inside the batch
+    ModelInputs one;
+    one.input_ids = b["choice_ids"].narrow(0, 1, 1).narrow(1, 2, 1);
+    REQUIRE(m.forward(one).logits[0][0].item<double>() == Approx(out.logits[1][2].item<double>()).epsilon(1e-5));
+  }
+  SECTION("MoE aux loss is added to the task loss") {
+    auto c = with_moe(tiny(Family::Decoder));
+    c.moe.aux_loss_weight = 0.5;
+    CausalLMModelImpl m(c);
+    m.eval();
+    data::Batch b;
+    b["input_ids"] = ids;
+    const auto out = m.forward_batch(b);
+    const double aux = out.extra.at("aux_loss").item<double>();
+    REQUIRE(aux > 0);
+    REQUIRE(out.loss.item<double>() ==
+            Approx(manual_ce(out.logits.narrow(1, 0, 5), ids.narrow(1, 1, 5)) + aux).epsilon(1e-5));
+  }
+}
+
+// ---- generation ---------------------------------------------------------------------------------------
+
+TEST_CASE("top-k / top-p filtering keeps the right tokens", "[models][generate]") {
+  const auto logits = torch::log(torch::tensor({{0.5, 0.3, 0.15, 0.05}}));
+  const auto k2 = filter_logits(logits, 2, 1.0);
+  REQUIRE(torch::equal(torch::isfinite(k2), torch::tensor({{true, true, false, false}})));
+  const auto p = filter_logits(logits, 0, 0.8);  // 0.5 + 0.3 reaches 0.8
+  REQUIRE(torch::equal(torch::isfinite(p), torch::tensor({{true, true, false, false}})));
+  const auto p2 = filter_logits(logits, 0, 0.81);
+  REQUIRE(torch::equal(torch::isfinite(p2), torch::tensor({{true, true, true, false}})));
+  GenerationOptions bad;
+  bad.top_p = 0;
+  REQUIRE_THROWS_AS(validate(bad), ConfigError);
+}
+
+TEST_CASE("generation: greedy equals argmax of recomputation, left padding, seeds, stop tokens", "[models][generate]") {
+  torch::manual_seed(22);
+  CausalLMModelImpl m(tiny(Family::Decoder));
+  const auto prompt = random_ids(1, 4);
+  GenerationOptions greedy;
+  greedy.max_new_tokens = 6;
+  const auto g = generate(m, prompt, {}, greedy);
+  REQUIRE(g.sequences.sizes() == torch::IntArrayRef({1, 10}));
+  {
+    torch::NoGradGuard no_grad;
+    m.eval();
+    auto seq = prompt;
+    for (int i = 0; i < 6; ++i) {
+      ModelInputs in;
+      in.input_ids = seq;
+      const auto next = m.forward(in).logits.select(1, seq.size(1) - 1).argmax(-1, true);
+      seq = torch::cat({seq, next}, 1);
+    }
+    REQUIRE(torch::equal(seq, g.sequences));
+  }
+  SECTION("a left-padded batch generates what each row generates alone") {
+    const auto other = random_ids(1, 6);
+    const auto ids = torch::cat({torch::cat({torch::zeros({1, 2}, torch::kLong), prompt}, 1), other});
+    const auto mask = torch::cat({torch::cat({torch::zeros({1, 2}), torch::ones({1, 4})}, 1), torch::ones({1, 6})}).to(torch::kLong);
+    const auto batch = generate(m, ids, mask, greedy);
+    REQUIRE(torch::equal(batch.new_tokens[0], g.new_tokens[0]));
+    REQUIRE(torch::equal(batch.new_tokens[1], generate(m, other, {}, greedy).new_tokens[0]));
+  }
+  SECTION("sampling is deterministic with a seed; top_k = 1 is greedy") {
+    GenerationOptions s;
+    s.max_new_tokens = 8;
+    s.temperature = 1.5;
+    s.seed = 42;
+    const auto a = generate(m, prompt, {}, s), b = generate(m, prompt, {}, s);
+    REQUIRE(torch::equal(a.sequences, b.sequences));
+    bool differs = false;
+    for (uint64_t seed = 1; seed < 6 && !differs; ++seed) {
+      s.seed = seed;
+      differs = !torch::equal(generate(m, prompt, {}, s).sequences, a.sequences);
+    }
+    REQUIRE(differs);
+    s.top_k = 1;
+    s.max_new_tokens = 6;
+    REQUIRE(torch::equal(generate(m, prompt, {}, s).sequences, g.sequences));
+  }
+  SECTION("a stop token ends a row; later steps are padding with mask 0") {
+    GenerationOptions s = greedy;
+    const int64_t stop = g.new_tokens[0][2].item<int64_t>();
+    s.stop_tokens = {stop};
+    s.pad_token_id = 0;
+    const auto r = generate(m, prompt, {}, s);
+    int64_t first = 0;
+    while (g.new_tokens[0][first].item<int64_t>() != stop) ++first;
+    REQUIRE(r.new_tokens.size(1) == first + 1);  // the only row finished: generation stops
+    REQUIRE(r.n_new[0].item<int64_t>() == first + 1);
+  }
+}
+
+// ---- CUDA ------------------------------------------------------------------------------------------------
+
+TEST_CASE("CUDA and CPU give the same outputs (fp32 and bf16)", "[cuda][.]") {
+  REQUIRE(core::cuda_available());
+  for (auto family : {Family::Encoder, Family::Decoder}) {
+    DYNAMIC_SECTION((family == Family::Encoder ? "encoder" : "decoder with MoE")) {
+      torch::manual_seed(30);
+      auto c = tiny(family);
+      if (family == Family::Decoder) c = with_moe(c);
+      auto m = make_task_model(c, family == Family::Encoder ? TaskKind::MaskedLM : TaskKind::CausalLM);
+      m->eval();
+      data::Batch b;
+      b["input_ids"] = random_ids(2, 8);
+      b["attention_mask"] = torch::tensor({{1, 1, 1, 1, 1, 1, 1, 1}, {0, 0, 1, 1, 1, 1, 1, 1}});
+      if (family == Family::Encoder) {
+        b["labels"] = torch::full({2, 8}, -100, torch::kLong);
+        b["labels"][0][3] = 5;
+        b["labels"][1][6] = 7;
+      }
+      torch::NoGradGuard no_grad;
+      const auto cpu = m->forward_batch(b);
+      m->to(torch::kCUDA);
+      const auto gpu = m->forward_batch(b.to(torch::kCUDA));
+      // fp32: TF32 may be on for matmuls; 1e-3 covers it at these sizes (logits ~ 1).
+      BIOLM_REQUIRE_CLOSE(cpu.logits, gpu.logits.cpu(), 1e-3);
+      REQUIRE(cpu.loss.item<double>() == Approx(gpu.loss.item<double>()).epsilon(1e-3));
+      m->to(torch::kBFloat16);
+      const auto bf = m->forward_batch(b.to(torch::kCUDA));
+      // bf16 keeps 8 mantissa bits (relative 4e-3 per op): 5e-2 absolute on logits of a 2-layer model.
+      BIOLM_REQUIRE_CLOSE(cpu.logits, bf.logits.to(torch::kFloat).cpu(), 5e-2);
+      REQUIRE(cpu.loss.item<double>() == Approx(bf.loss.item<double>()).epsilon(2e-2));
+    }
+  }
+  SECTION("generation with a seed gives the same tokens on CUDA as on CPU (greedy)") {
+    torch::manual_seed(31);
+    CausalLMModelImpl m(tiny(Family::Decoder));
+    const auto prompt = random_ids(2, 4);
+    GenerationOptions o;
+    o.max_new_tokens = 5;
+    const auto cpu = generate(m, prompt, {}, o);
+    m.to(torch::kCUDA);
+    const auto gpu = generate(m, prompt.cuda(), {}, o);
+    REQUIRE(torch::equal(cpu.sequences, gpu.sequences.cpu()));
+  }
+}

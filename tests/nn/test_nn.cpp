@@ -1,0 +1,336 @@
+// nn building blocks: norms, rotary, masks, fused vs explicit attention, MLP, MoE, checkpointing,
+// and an Eigen re-implementation (written here only) of an encoder and a decoder block.
+#include <catch2/catch.hpp>
+
+#include <Eigen/Dense>
+#include <cmath>
+
+#include "biolm/core/error.h"
+#include "biolm/nn/attention.h"
+#include "biolm/nn/block.h"
+#include "biolm/nn/checkpoint.h"
+#include "biolm/nn/mlp.h"
+#include "biolm/nn/moe.h"
+#include "biolm/nn/norm.h"
+#include "biolm/nn/rotary.h"
+#include "support/test_util.h"
+
+using namespace biolm;
+using namespace biolm::nn;
+using Eigen::MatrixXd;
+
+namespace {
+
+MatrixXd to_eigen(const torch::Tensor& t) {
+  const auto c = t.detach().to(torch::kCPU, torch::kDouble).contiguous();
+  const int64_t rows = c.dim() == 1 ? 1 : c.size(0), cols = c.dim() == 1 ? c.size(0) : c.size(1);
+  MatrixXd m(rows, cols);
+  const double* p = c.data_ptr<double>();
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t j = 0; j < cols; ++j) m(i, j) = p[i * cols + j];
+  return m;
+}
+
+torch::Tensor from_eigen(const MatrixXd& m) {
+  auto t = torch::empty({m.rows(), m.cols()}, torch::kDouble);
+  for (int64_t i = 0; i < m.rows(); ++i)
+    for (int64_t j = 0; j < m.cols(); ++j) t[i][j] = m(i, j);
+  return t;
+}
+
+// y = x W^T + b
+MatrixXd eigen_linear(const MatrixXd& x, LinearImpl& l) {
+  MatrixXd y = x * to_eigen(l.weight).transpose();
+  if (l.bias.defined()) y.rowwise() += to_eigen(l.bias).row(0);
+  return y;
+}
+
+MatrixXd eigen_layer_norm(const MatrixXd& x, NormImpl& n) {
+  const auto w = to_eigen(n.weight), b = to_eigen(n.bias);
+  MatrixXd y(x.rows(), x.cols());
+  for (int64_t i = 0; i < x.rows(); ++i) {
+    const double mean = x.row(i).mean();
+    const double var = (x.row(i).array() - mean).square().mean();
+    for (int64_t j = 0; j < x.cols(); ++j) y(i, j) = (x(i, j) - mean) / std::sqrt(var + n.options.eps()) * w(0, j) + b(0, j);
+  }
+  return y;
+}
+
+MatrixXd eigen_rms_norm(const MatrixXd& x, NormImpl& n) {
+  const auto w = to_eigen(n.weight);
+  MatrixXd y(x.rows(), x.cols());
+  for (int64_t i = 0; i < x.rows(); ++i) {
+    const double r = 1.0 / std::sqrt(x.row(i).array().square().mean() + n.options.eps());
+    for (int64_t j = 0; j < x.cols(); ++j) y(i, j) = x(i, j) * r * w(0, j);
+  }
+  return y;
+}
+
+// Rotary on one head's (T,D) block at positions 0..T-1, pairing dimension i with i + D/2.
+MatrixXd eigen_rope(const MatrixXd& x, double theta) {
+  const int64_t D = x.cols(), half = D / 2;
+  MatrixXd y = x;
+  for (int64_t t = 0; t < x.rows(); ++t) {
+    for (int64_t i = 0; i < half; ++i) {
+      const double a = t * std::pow(theta, -2.0 * i / D);
+      y(t, i) = x(t, i) * std::cos(a) - x(t, i + half) * std::sin(a);
+      y(t, i + half) = x(t, i + half) * std::cos(a) + x(t, i) * std::sin(a);
+    }
+  }
+  return y;
+}
+
+// One sequence of self-attention: x (T,C); key_ok[t] false hides key t; causal hides the future.
+MatrixXd eigen_attention(const MatrixXd& x, AttentionImpl& a, const std::vector<bool>& key_ok, bool causal,
+                         bool rope, double theta) {
+  const int64_t T = x.rows(), H = a.options.n_heads(), Hkv = a.options.n_kv_heads();
+  const int64_t D = a.options.hidden_size() / H;
+  const MatrixXd q = eigen_linear(x, *a.q_proj), k = eigen_linear(x, *a.k_proj), v = eigen_linear(x, *a.v_proj);
+  MatrixXd y(T, H * D);
+  for (int64_t h = 0; h < H; ++h) {
+    const int64_t g = h / (H / Hkv);  // the KV head serving query head h
+    MatrixXd qh = q.block(0, h * D, T, D), kh = k.block(0, g * D, T, D);
+    const MatrixXd vh = v.block(0, g * D, T, D);
+    if (rope) {
+      qh = eigen_rope(qh, theta);
+      kh = eigen_rope(kh, theta);
+    }
+    for (int64_t i = 0; i < T; ++i) {
+      std::vector<double> s(static_cast<size_t>(T));
+      double mx = -1e300;
+      for (int64_t j = 0; j < T; ++j) {
+        const bool ok = key_ok[static_cast<size_t>(j)] && (!causal || j <= i);
+        s[static_cast<size_t>(j)] = ok ? qh.row(i).dot(kh.row(j)) / std::sqrt(static_cast<double>(D)) : -1e300;
+        mx = std::max(mx, s[static_cast<size_t>(j)]);
+      }
+      double z = 0;
+      for (auto& e : s) z += (e = (e <= -1e299 ? 0.0 : std::exp(e - mx)));
+      for (int64_t d = 0; d < D; ++d) {
+        double acc = 0;
+        for (int64_t j = 0; j < T; ++j) acc += s[static_cast<size_t>(j)] / z * vh(j, d);
+        y(i, h * D + d) = acc;
+      }
+    }
+  }
+  return eigen_linear(y, *a.o_proj);
+}
+
+MatrixXd gelu_erf(const MatrixXd& x) {
+  return x.unaryExpr([](double v) { return 0.5 * v * (1.0 + std::erf(v / std::sqrt(2.0))); });
+}
+MatrixXd silu(const MatrixXd& x) { return x.unaryExpr([](double v) { return v / (1.0 + std::exp(-v)); }); }
+
+AttentionContext context_for(int64_t B, int64_t T, bool causal, const torch::Tensor& attention_mask, bool rope,
+                             double theta, int64_t D, torch::ScalarType dtype = torch::kFloat) {
+  AttentionContext ctx;
+  ctx.mask = make_attention_mask(B, T, 0, causal, attention_mask, {}, torch::kCPU);
+  if (rope) {
+    const auto pos = torch::arange(T, torch::kLong).expand({B, T});
+    std::tie(ctx.cos, ctx.sin) = rotary_cos_sin(pos, D, theta, dtype);
+  }
+  return ctx;
+}
+
+}  // namespace
+
+TEST_CASE("norms match their formulas", "[nn]") {
+  torch::manual_seed(1);
+  const auto x = torch::randn({3, 8});
+  SECTION("RMSNorm: x / sqrt(mean(x^2) + eps) * w") {
+    Norm n(NormOptions(8).kind(NormKind::RMSNorm).eps(1e-6));
+    { torch::NoGradGuard g; n->weight.copy_(torch::linspace(0.5, 2.0, 8)); }
+    REQUIRE_FALSE(n->bias.defined());
+    BIOLM_REQUIRE_CLOSE(n(x), from_eigen(eigen_rms_norm(to_eigen(x), *n)), 1e-6);
+    // hand value: x = [3, 4] -> rms = sqrt(12.5)
+    Norm n2(NormOptions(2).kind(NormKind::RMSNorm).eps(1e-12));
+    const auto y = n2(torch::tensor({{3.0f, 4.0f}}));
+    REQUIRE(y[0][0].item<float>() == Approx(3.0 / std::sqrt(12.5)).epsilon(1e-6));
+  }
+  SECTION("LayerNorm") {
+    Norm n(NormOptions(8).kind(NormKind::LayerNorm).eps(1e-5));
+    { torch::NoGradGuard g; n->bias.copy_(torch::linspace(-1, 1, 8)); }
+    BIOLM_REQUIRE_CLOSE(n(x), from_eigen(eigen_layer_norm(to_eigen(x), *n)), 1e-5);
+  }
+}
+
+TEST_CASE("rotary embeddings: rotate_half layout, norms kept, scores depend on relative position", "[nn]") {
+  const auto x = torch::tensor({1.0, 2.0, 3.0, 4.0});
+  BIOLM_REQUIRE_CLOSE(rotate_half(x), torch::tensor({-3.0, -4.0, 1.0, 2.0}), 0.0);
+  torch::manual_seed(2);
+  const int64_t D = 8;
+  const auto q = torch::randn({1, 1, 1, D}, torch::kDouble), k = torch::randn({1, 1, 1, D}, torch::kDouble);
+  auto score = [&](int64_t pq, int64_t pk) {
+    auto [cq, sq] = rotary_cos_sin(torch::full({1, 1}, pq, torch::kLong), D, 10000.0, torch::kDouble);
+    auto [ck, sk] = rotary_cos_sin(torch::full({1, 1}, pk, torch::kLong), D, 10000.0, torch::kDouble);
+    const auto rq = apply_rotary(q, cq, sq), rk = apply_rotary(k, ck, sk);
+    REQUIRE(rq.norm().item<double>() == Approx(q.norm().item<double>()).epsilon(1e-12));
+    return (rq * rk).sum().item<double>();
+  };
+  REQUIRE(score(5, 2) == Approx(score(13, 10)).epsilon(1e-10));
+  REQUIRE(std::abs(score(5, 2) - score(5, 4)) > 1e-6);
+  // position 0 is the identity
+  auto [c0, s0] = rotary_cos_sin(torch::zeros({1, 1}, torch::kLong), D, 10000.0, torch::kDouble);
+  BIOLM_REQUIRE_CLOSE(apply_rotary(q, c0, s0), q, 0.0);
+}
+
+TEST_CASE("attention masks combine causality, padding and segments; empty rows are opened", "[nn]") {
+  // one row, left padding of 1, causal, T=3
+  const auto m = make_attention_mask(1, 3, 0, true, torch::tensor({{0, 1, 1}}), {}, torch::kCPU);
+  // query 0 (padding) sees nothing causal+unpadded -> opened to all keys
+  const auto expect = torch::tensor({{true, true, true}, {false, true, false}, {false, true, true}}).view({1, 1, 3, 3});
+  REQUIRE(torch::equal(m, expect));
+  const auto seg = make_attention_mask(1, 4, 0, false, {}, torch::tensor({{0, 0, 1, 1}}), torch::kCPU);
+  const auto expect_seg = torch::tensor({{1, 1, 0, 0}, {1, 1, 0, 0}, {0, 0, 1, 1}, {0, 0, 1, 1}}).to(torch::kBool).view({1, 1, 4, 4});
+  REQUIRE(torch::equal(seg, expect_seg));
+  // with a cache of 2: the single new query (absolute position 2) sees keys 0..2
+  const auto c = make_attention_mask(1, 1, 2, true, {}, {}, torch::kCPU);
+  REQUIRE(torch::equal(c, torch::ones({1, 1, 1, 3}, torch::kBool)));
+  REQUIRE_THROWS_AS(make_attention_mask(1, 3, 0, true, torch::ones({1, 4}), {}, torch::kCPU), ShapeError);
+}
+
+TEST_CASE("fused and explicit attention agree, and fully masked rows stay finite", "[nn]") {
+  torch::manual_seed(3);
+  for (const int64_t kv : {4, 2}) {
+    DYNAMIC_SECTION("n_kv_heads " << kv) {
+      Attention fused(AttentionOptions(16, 4).n_kv_heads(kv).rotary(true).fused(true));
+      Attention plain(AttentionOptions(16, 4).n_kv_heads(kv).rotary(true).fused(false));
+      { torch::NoGradGuard g; for (size_t i = 0; i < fused->parameters().size(); ++i) plain->parameters()[i].copy_(fused->parameters()[i]); }
+      const auto x = torch::randn({2, 5, 16});
+      const auto am = torch::tensor({{0, 0, 1, 1, 1}, {1, 1, 1, 1, 1}});
+      for (bool causal : {false, true}) {
+        const auto ctx = context_for(2, 5, causal, am, true, 10000.0, 4);
+        const auto a = fused(x, ctx).out, b = plain(x, ctx).out;
+        REQUIRE(torch::isfinite(a).all().item<bool>());
+        REQUIRE(torch::isfinite(b).all().item<bool>());
+        BIOLM_REQUIRE_CLOSE(a, b, 1e-5);  // float32 sums of 5 terms
+      }
+    }
+  }
+}
+
+TEST_CASE("MLP activations: GELU erf vs tanh differ, SwiGLU is down(silu(gate x) * up x)", "[nn]") {
+  const auto x = torch::tensor({-2.0, -0.5, 0.0, 1.0, 3.0}, torch::kDouble);
+  const auto erf = activate(x, Activation::GeluErf), tanh = activate(x, Activation::GeluTanh);
+  REQUIRE(erf[3].item<double>() == Approx(0.8413447460685429).epsilon(1e-12));  // 1 * Phi(1)
+  REQUIRE(tanh[3].item<double>() == Approx(0.8411919906082768).epsilon(1e-12));
+  torch::manual_seed(4);
+  Mlp m(MlpOptions(6, 10).activation(Activation::SwiGLU).bias(false));
+  const auto h = torch::randn({3, 6});
+  const MatrixXd e = eigen_linear(
+      silu(eigen_linear(to_eigen(h), *m->gate)).cwiseProduct(eigen_linear(to_eigen(h), *m->up)), *m->down);
+  BIOLM_REQUIRE_CLOSE(m(h), from_eigen(e), 1e-6);
+}
+
+TEST_CASE("MoE: top-k routing, weighted experts, balanced aux loss, router gradients", "[nn][moe]") {
+  torch::manual_seed(5);
+  Moe moe(MoeOptions(4, 8, 4, 2).activation(Activation::GeluErf).bias(true));
+  const auto x = torch::randn({1, 3, 4});
+  {
+    // router logits for token t are x_t . W_e; choose W so the ranking is known: e3 > e1 > e0 > e2 for x = e_0
+    torch::NoGradGuard g;
+    moe->router->weight.copy_(torch::tensor({{1.0f, 0.f, 0.f, 0.f}, {2.0f, 0.f, 0.f, 0.f}, {-1.0f, 0.f, 0.f, 0.f}, {3.0f, 0.f, 0.f, 0.f}}));
+  }
+  const auto e0 = torch::tensor({{{1.0f, 0.0f, 0.0f, 0.0f}}});
+  auto r = moe(e0);
+  const auto picked = std::get<0>(r.expert_index.sort(-1));
+  REQUIRE(torch::equal(picked, torch::tensor({{1, 3}})));
+  // out = (p3 * E3(x) + p1 * E1(x)) / (p1 + p3)
+  const double p1 = std::exp(2.0), p3 = std::exp(3.0);
+  const auto expect = (p3 * moe->experts[3]->as<MlpImpl>()->forward(e0) + p1 * moe->experts[1]->as<MlpImpl>()->forward(e0)) / (p1 + p3);
+  BIOLM_REQUIRE_CLOSE(r.out, expect, 1e-6);
+
+  SECTION("uniform router probabilities give aux = 1, skewed routing more") {
+    { torch::NoGradGuard g; moe->router->weight.zero_(); }
+    REQUIRE(moe(x).aux_loss.item<double>() == Approx(1.0).epsilon(1e-6));
+    // all tokens prefer expert 3 strongly: f = (0,.5,0,.5)-ish, P concentrated -> aux > 1
+    const auto probs = torch::tensor({{0.1, 0.2, 0.0, 0.7}, {0.1, 0.2, 0.0, 0.7}});
+    const auto idx = torch::tensor({{3, 1}, {3, 1}});
+    const double aux = load_balancing_loss(probs, idx, 4).item<double>();
+    REQUIRE(aux == Approx(4 * (0.5 * 0.2 + 0.5 * 0.7)).epsilon(1e-6));  // 1.8
+    // perfectly balanced: each expert gets a quarter of assignments and a quarter of the mass
+    const auto bal = torch::full({2, 4}, 0.25, torch::kDouble);
+    REQUIRE(load_balancing_loss(bal, torch::tensor({{0, 1}, {2, 3}}), 4).item<double>() == Approx(1.0));
+  }
+  SECTION("the router receives gradients from the output and the aux loss") {
+    auto out = moe(x);
+    (out.out.pow(2).sum() + out.aux_loss).backward();
+    REQUIRE(moe->router->weight.grad().defined());
+    REQUIRE(moe->router->weight.grad().abs().sum().item<double>() > 0);
+  }
+}
+
+TEST_CASE("gradient checkpointing gives the same gradients, dropout included", "[nn][checkpoint]") {
+  for (auto placement : {NormPlacement::Post, NormPlacement::Pre}) {
+    DYNAMIC_SECTION("placement " << (placement == NormPlacement::Pre ? "pre" : "post")) {
+      torch::manual_seed(6);
+      Block block(BlockOptions(AttentionOptions(16, 4).n_kv_heads(2).dropout(0.2), MlpOptions(16, 32))
+                      .norm_placement(placement)
+                      .dropout(0.3)
+                      .moe(MoeOptions(16, 32, 3, 2)));
+      block->train();
+      const auto x0 = torch::randn({2, 5, 16});
+      const auto ctx = context_for(2, 5, true, {}, false, 0, 4);
+      auto run = [&](bool ckpt) {
+        block->zero_grad();
+        auto x = x0.clone().requires_grad_(true);
+        torch::manual_seed(77);
+        std::vector<torch::Tensor> outs;
+        auto fn = [&](const std::vector<torch::Tensor>& xs) {
+          auto r = block->forward(xs[0], ctx);
+          return std::vector<torch::Tensor>{r.hidden, r.aux_loss};
+        };
+        outs = ckpt ? checkpoint(fn, {x}) : fn({x});
+        (outs[0].pow(2).sum() + outs[1]).backward();
+        std::vector<torch::Tensor> grads{x.grad().clone(), outs[0].detach()};
+        for (auto& p : block->parameters()) grads.push_back(p.grad().defined() ? p.grad().clone() : torch::zeros_like(p));
+        return grads;
+      };
+      const auto plain = run(false), ckpt = run(true);
+      REQUIRE(plain.size() == ckpt.size());
+      REQUIRE(plain[0].abs().sum().item<double>() > 0);
+      for (size_t i = 0; i < plain.size(); ++i) BIOLM_REQUIRE_CLOSE(plain[i], ckpt[i], 1e-6);
+    }
+  }
+}
+
+TEST_CASE("an encoder block equals its Eigen re-implementation (post-LN, GELU erf, MHA, padding)", "[nn][reference]") {
+  torch::manual_seed(7);
+  const int64_t C = 16, H = 4, T = 6;
+  Block block(BlockOptions(AttentionOptions(C, H).bias(true), MlpOptions(C, 24).activation(Activation::GeluErf))
+                  .norm_kind(NormKind::LayerNorm)
+                  .norm_eps(1e-12)
+                  .norm_placement(NormPlacement::Post));
+  block->eval();
+  { torch::NoGradGuard g; for (auto& p : block->parameters()) if (p.dim() == 1) p.uniform_(-0.5, 0.5); }
+  const auto x = torch::randn({1, T, C});
+  const auto am = torch::tensor({{1, 1, 1, 1, 0, 0}});
+  const auto y = block(x, context_for(1, T, false, am, false, 0, C / H)).hidden[0];
+  const MatrixXd xe = to_eigen(x[0]);
+  const std::vector<bool> ok{true, true, true, true, false, false};
+  const MatrixXd h = eigen_layer_norm(xe + eigen_attention(xe, *block->attn, ok, false, false, 0), *block->attn_norm);
+  const MatrixXd f = eigen_linear(gelu_erf(eigen_linear(h, *block->mlp->up)), *block->mlp->down);
+  const MatrixXd ye = eigen_layer_norm(h + f, *block->mlp_norm);
+  BIOLM_REQUIRE_CLOSE(y, from_eigen(ye), 1e-5);  // float32 module vs float64 reference
+}
+
+TEST_CASE("a decoder block equals its Eigen re-implementation (pre-LN RMSNorm, RoPE, GQA, causal, SwiGLU)", "[nn][reference]") {
+  torch::manual_seed(8);
+  const int64_t C = 16, H = 4, Hkv = 2, T = 6;
+  const double theta = 500.0;
+  Block block(BlockOptions(AttentionOptions(C, H).n_kv_heads(Hkv).bias(false).rotary(true),
+                           MlpOptions(C, 24).activation(Activation::SwiGLU).bias(false))
+                  .norm_kind(NormKind::RMSNorm)
+                  .norm_eps(1e-6)
+                  .norm_placement(NormPlacement::Pre));
+  block->eval();
+  { torch::NoGradGuard g; for (auto& p : block->parameters()) if (p.dim() == 1) p.uniform_(0.5, 1.5); }
+  const auto x = torch::randn({1, T, C});
+  const auto y = block(x, context_for(1, T, true, {}, true, theta, C / H)).hidden[0];
+  const MatrixXd xe = to_eigen(x[0]);
+  const std::vector<bool> ok(T, true);
+  const MatrixXd h = xe + eigen_attention(eigen_rms_norm(xe, *block->attn_norm), *block->attn, ok, true, true, theta);
+  const MatrixXd n2 = eigen_rms_norm(h, *block->mlp_norm);
+  const MatrixXd f = eigen_linear(silu(eigen_linear(n2, *block->mlp->gate)).cwiseProduct(eigen_linear(n2, *block->mlp->up)),
+                                  *block->mlp->down);
+  BIOLM_REQUIRE_CLOSE(y, from_eigen(h + f), 1e-5);
+}
