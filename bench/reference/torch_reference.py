@@ -10,8 +10,14 @@ in the same session on the same machine. Models mirror libbiolm's builders exact
       only at masked positions.
 
   python3 bench/reference/torch_reference.py --config tiny --case clm_full [--threads 2]
+                                             [--device cpu|cuda] [--dtype fp32|bf16]
+
+On CUDA each timed step ends with torch.cuda.synchronize() (the measurement), bf16 runs under
+autocast, TF32 is allowed, and AdamW uses fused=True where this torch has it.
 """
 import argparse
+import contextlib
+import ctypes
 import json
 import math
 import resource
@@ -160,28 +166,66 @@ def flops_per_token(c, training):
     """PaLM-style model FLOPs: 6N + 12 L d T for training, 2N + 4 L d T forward (per token)."""
     n = matmul_params(c)
     attn = c["layers"] * c["d"] * c["seq"]
-    if c["family"] == "encoder":  # the vocab projection only on 15 % of tokens
-        n = n - c["d"] * c["vocab"] + 0.15 * (c["d"] * c["vocab"] + c["d"] * c["d"])
+    if c["family"] == "encoder":  # the MLM head (dense + vocab projection) only on 15 % of tokens
+        n = n - c["d"] * c["vocab"] - c["d"] * c["d"] + 0.15 * (c["d"] * c["vocab"] + c["d"] * c["d"])
     return (6 * n + 12 * attn) if training else (2 * n + 4 * attn)
 
 
-def measure_matmul_peak(n=1024, reps=10):
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def measure_matmul_peak(device, n=1024, reps=10):
+    """fp32 n=1024 on CPU, bf16 n=8192 on CUDA: the same measurement as biolm-bench."""
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    if device.type == "cuda":
+        n = 8192
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
+    c = torch.empty(n, n, device=device, dtype=dtype)
     for _ in range(3):
-        a @ b
+        torch.mm(a, b, out=c)
     best = float("inf")
     for _ in range(reps):
+        sync(device)
         t = time.perf_counter()
-        a @ b
+        torch.mm(a, b, out=c)
+        sync(device)
         best = min(best, time.perf_counter() - t)
     return 2 * n ** 3 / best
 
 
-def run(config, case, warmup, steps, seed):
+def mapped_blas():
+    """The BLAS/LAPACK/OpenMP libraries mapped into this process (as biolm-bench reports them)."""
+    seen = []
+    with open("/proc/self/maps") as f:
+        for line in f:
+            i = line.find("/")
+            if i < 0:
+                continue
+            path = line[i:].strip()
+            name = path.rsplit("/", 1)[-1]
+            if any(k in name for k in ("blas", "mkl", "lapack", "omp")) and path not in seen:
+                seen.append(path)
+    return ",".join(seen)
+
+
+def set_openblas_threads(n):
+    """OpenBLAS's own pool gets the same thread count as torch's intra-op pool (as biolm-bench)."""
+    try:
+        lib = ctypes.CDLL("libopenblas.so.0")
+        lib.openblas_set_num_threads(n)
+        return lib.openblas_get_num_threads()
+    except (OSError, AttributeError):
+        return None
+
+
+def run(config, case, warmup, steps, seed, device, dtype):
     c = CONFIGS[config]
     torch.manual_seed(seed)
     B, T, V = c["batch"], c["seq"], c["vocab"]
     ids = torch.randint(0, V, (B, T))
+    autocast = device.type == "cuda" and dtype == "bf16"
     training = case in ("clm_full", "clm_lora", "mlm")
     if case == "mlm":
         if c["family"] != "encoder":
@@ -199,22 +243,34 @@ def run(config, case, warmup, steps, seed):
             p.requires_grad_(False)
         for blk in model.layers:
             blk.q_proj, blk.v_proj = LoRALinear(blk.q_proj), LoRALinear(blk.v_proj)
+    model.to(device)
+    ids = ids.to(device)
+    if case == "mlm":
+        labels = labels.to(device)
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=1e-4, weight_decay=0.0) if training else None
+    opt = None
+    if training:
+        has_fused = "fused" in torch.optim.AdamW.__init__.__code__.co_varnames
+        fused = {"fused": True} if device.type == "cuda" and has_fused else {}
+        opt = torch.optim.AdamW(params, lr=1e-4, weight_decay=0.0, **fused)
+    last_loss = [None]  # read once after the timed loop (no per-step host sync)
 
     def step():
-        if case == "mlm":
-            loss = model(ids, labels)
-        elif training:
-            logits = model(ids)
-            loss = F.cross_entropy(logits[:, :-1].reshape(-1, V), ids[:, 1:].reshape(-1))
-        else:
-            with torch.no_grad():
-                model(ids)
-            return
+        ctx = torch.autocast("cuda", dtype=torch.bfloat16) if autocast else contextlib.nullcontext()
+        with ctx:
+            if case == "mlm":
+                loss = model(ids, labels)
+            elif training:
+                logits = model(ids)
+                loss = F.cross_entropy(logits[:, :-1].reshape(-1, V).float(), ids[:, 1:].reshape(-1))
+            else:
+                with torch.no_grad():
+                    model(ids)
+                return
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        last_loss[0] = loss.detach()
 
     def generate(n_new=32):
         with torch.no_grad():  # KV cache
@@ -222,7 +278,7 @@ def run(config, case, warmup, steps, seed):
             cache = [None] * len(model.layers)
             x_ids, out = prompt, []
             pos = 0
-            for _ in range(n_new + 1):
+            for _ in range(n_new):  # the prompt pass gives token 1, then n_new - 1 cached steps
                 Tn = x_ids.shape[1]
                 x = model.tok(x_ids)
                 for li, blk in enumerate(model.layers):
@@ -233,6 +289,7 @@ def run(config, case, warmup, steps, seed):
                     k = blk.k_proj(y).view(Bq, Tq, blk.h, hd).transpose(1, 2)
                     v = blk.v_proj(y).view(Bq, Tq, blk.h, hd).transpose(1, 2)
                     cos, sin = model.cos[pos:pos + Tq], model.sin[pos:pos + Tq]
+                    # (the rotary table covers config seq positions; 16 + 32 stays inside it)
                     q, k = rope(q, cos, sin), rope(k, cos, sin)
                     if cache[li] is not None:
                         k, v = torch.cat([cache[li][0], k], 2), torch.cat([cache[li][1], v], 2)
@@ -251,27 +308,36 @@ def run(config, case, warmup, steps, seed):
             return n_new
 
     times = []
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     for i in range(warmup + steps):
+        sync(device)
         t = time.perf_counter()
         if case == "generate":
             generate()
         else:
             step()
+        sync(device)
         if i >= warmup:
             times.append(time.perf_counter() - t)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    cuda_mb = torch.cuda.max_memory_allocated(device) / 2 ** 20 if device.type == "cuda" else None
     med = statistics.median(times)
     tokens = B * 32 if case == "generate" else B * T
     fpt = flops_per_token(c, training)
     achieved = fpt * tokens / med if case != "generate" else None
-    peak = measure_matmul_peak()
+    peak = measure_matmul_peak(device)  # after the case: its buffers do not count in the case's memory
     return {
         "case": case, "config": config, "impl": "pytorch", "torch": torch.__version__,
-        "threads": torch.get_num_threads(), "tokens_per_s": tokens / med,
+        "device": str(device), "dtype": dtype,
+        "threads": torch.get_num_threads(), "blas": mapped_blas(), "tokens_per_s": tokens / med,
         "step_ms_median": med * 1e3, "step_ms_min": min(times) * 1e3, "step_ms_max": max(times) * 1e3,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
-        "flops_per_token": fpt, "achieved_flops": achieved, "matmul_peak_flops": peak,
-        "peak_fraction": (achieved / peak) if achieved else None,
+        "steps": steps, "warmup": warmup,
+        "peak_rss_mb": rss, "peak_cuda_mb": cuda_mb,
+        "flops_per_token": fpt if case != "generate" else None, "achieved_flops": achieved,
+        "matmul_peak_flops": peak, "peak_fraction": (achieved / peak) if achieved else None,
         "trainable_params": sum(p.numel() for p in params),
+        "final_loss": float(last_loss[0]) if last_loss[0] is not None else None,
     }
 
 
@@ -283,9 +349,18 @@ def main():
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32")
     a = ap.parse_args()
+    device = torch.device(a.device)
+    if a.dtype == "bf16" and device.type != "cuda":
+        raise SystemExit("bf16 is benchmarked on CUDA only")
     torch.set_num_threads(a.threads)
-    print(json.dumps(run(a.config, a.case, a.warmup, a.steps, a.seed)))
+    set_openblas_threads(a.threads)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    print(json.dumps(run(a.config, a.case, a.warmup, a.steps, a.seed, device, a.dtype)))
     sys.stdout.flush()
 
 

@@ -5,6 +5,11 @@
 
 #include <limits>
 
+#include "biolm/config.h"
+#if BIOLM_TORCH_HAS_CUDA
+#include <c10/cuda/CUDACachingAllocator.h>
+#endif
+
 namespace biolm::compat {
 
 at::Tensor scaled_dot_product_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
@@ -54,6 +59,27 @@ AutocastGuard::~AutocastGuard() {
   at::autocast::set_autocast_gpu_dtype(prev_dtype_);
 #endif
   at::autocast::clear_cache();
+}
+
+// The allocator statistics API: DeviceStats::allocated_bytes is an array indexed by StatType, whose
+// entry 0 is AGGREGATE in every release (1.13: c10::cuda::CUDACachingAllocator::StatType; 2.4+:
+// c10::CachingDeviceAllocator::StatType, re-exported in the same namespace).
+std::optional<int64_t> cuda_peak_allocated_bytes(int device) {
+#if BIOLM_TORCH_HAS_CUDA
+  const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(static_cast<c10::DeviceIndex>(device));
+  return static_cast<int64_t>(stats.allocated_bytes[0].peak);
+#else
+  (void)device;
+  return std::nullopt;
+#endif
+}
+
+void cuda_reset_peak_memory(int device) {
+#if BIOLM_TORCH_HAS_CUDA
+  c10::cuda::CUDACachingAllocator::resetPeakStats(static_cast<c10::DeviceIndex>(device));
+#else
+  (void)device;
+#endif
 }
 
 }  // namespace biolm::compat

@@ -9,22 +9,25 @@ namespace biolm::models {
 using data::kIgnoreIndex;
 
 std::pair<torch::Tensor, int64_t> masked_cross_entropy(const torch::Tensor& logits, const torch::Tensor& labels) {
-  const auto flat_logits = logits.reshape({-1, logits.size(-1)});
+  const int64_t K = logits.size(-1);
+  const auto flat_logits = logits.reshape({-1, K});  // a view when logits are contiguous: no copy
   const auto flat_labels = labels.reshape({-1}).to(logits.device(), torch::kLong);
   BIOLM_CHECK(flat_logits.size(0) == flat_labels.size(0), ShapeError, "loss",
               "logits have " + std::to_string(flat_logits.size(0)) + " rows, labels " +
                   std::to_string(flat_labels.size(0)));
+  // The count and the range check in one host read (one device sync on CUDA, not three).
   const auto keep = flat_labels != kIgnoreIndex;
-  const int64_t n = keep.sum().item<int64_t>();
-  if (n == 0) return {flat_logits.sum() * 0.0, 0};
-  const auto kept_labels = flat_labels.masked_select(keep);
-  const int64_t K = flat_logits.size(1);
-  BIOLM_CHECK(kept_labels.min().item<int64_t>() >= 0 && kept_labels.max().item<int64_t>() < K, ShapeError, "loss",
+  const auto out_of_range = keep & ((flat_labels < 0) | (flat_labels >= K));
+  const auto stats = torch::stack({keep.sum(), out_of_range.sum()}).to(torch::kCPU);
+  const int64_t n = stats[0].item<int64_t>();
+  BIOLM_CHECK(stats[1].item<int64_t>() == 0, ShapeError, "loss",
               "labels must be in [0, " + std::to_string(K) + ") or -100");
+  if (n == 0) return {flat_logits.sum() * 0.0, 0};
   // Cross entropy in float32 at least: bf16 log-softmax over a large vocabulary is too coarse.
-  const auto rows = flat_logits.index({keep});
-  const auto lp = torch::log_softmax(rows.scalar_type() == torch::kDouble ? rows : rows.to(torch::kFloat), -1);
-  return {-lp.gather(1, kept_labels.unsqueeze(1)).mean(), n};
+  // Ignored rows are skipped by the loss itself (ignore_index), so the logits are never gathered
+  // into a copy: that copy and its scatter in backward cost as much as the log-softmax.
+  const auto x = flat_logits.scalar_type() == torch::kDouble ? flat_logits : flat_logits.to(torch::kFloat);
+  return {torch::nll_loss(torch::log_softmax(x, -1), flat_labels, {}, at::Reduction::Mean, kIgnoreIndex), n};
 }
 
 // ---- base ---------------------------------------------------------------------------------------
@@ -153,12 +156,17 @@ TaskOutput CausalLMModelImpl::forward(const ModelInputs& inputs, const torch::Te
   if (labels.defined()) {
     const int64_t T = out.logits.size(1);
     BIOLM_CHECK(labels.dim() == 2 && labels.size(1) == T, ShapeError, "CausalLM", "labels must be (B,T)");
-    auto targets = labels.narrow(1, 1, T - 1).to(out.logits.device()).clone();  // (B,T-1): token t+1
+    // targets[:, t] = labels[:, t+1], and -100 at t = T-1: the loss then reads the logits as they
+    // are (B*T,V), instead of copying the non-contiguous slice logits[:, :T-1].
+    const auto lab = labels.to(out.logits.device(), torch::kLong);
+    auto targets = torch::full_like(lab, kIgnoreIndex);  // (B,T)
+    auto shifted = targets.narrow(1, 0, T - 1);          // (B,T-1) view: token t+1
+    shifted.copy_(lab.narrow(1, 1, T - 1));
     if (inputs.segment_ids.defined()) {
       const auto s = inputs.segment_ids.to(targets.device());
-      targets.masked_fill_(s.narrow(1, 1, T - 1) != s.narrow(1, 0, T - 1), kIgnoreIndex);
+      shifted.masked_fill_(s.narrow(1, 1, T - 1) != s.narrow(1, 0, T - 1), kIgnoreIndex);
     }
-    std::tie(out.loss, out.n_target_tokens) = masked_cross_entropy(out.logits.narrow(1, 0, T - 1), targets);
+    std::tie(out.loss, out.n_target_tokens) = masked_cross_entropy(out.logits, targets);
   }
   add_aux(out, body_out);
   return out;

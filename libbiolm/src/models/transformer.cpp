@@ -97,7 +97,12 @@ BodyOutput TransformerImpl::forward(const ModelInputs& in) {
 
   auto h = embeddings(in.input_ids, position_ids, in.token_type_ids, in.inputs_embeds);  // (B,T,C)
   nn::AttentionContext ctx;
-  ctx.mask = nn::make_attention_mask(B, T, past, causal(), in.attention_mask, in.segment_ids, device);
+  if (past == 0 && !in.attention_mask.defined() && !in.segment_ids.defined()) {
+    // Nothing to hide but the future: no mask tensor, the attention kernel applies causality itself.
+    ctx.is_causal = causal();
+  } else {
+    ctx.mask = nn::make_attention_mask(B, T, past, causal(), in.attention_mask, in.segment_ids, device);
+  }
   if (c.positions == PositionKind::Rotary) {
     std::tie(ctx.cos, ctx.sin) = nn::rotary_cos_sin(position_ids, c.head_dim(), c.rope_theta, h.scalar_type());
   }

@@ -75,12 +75,15 @@ AttentionOutput AttentionImpl::forward(const torch::Tensor& x, const AttentionCo
   }
   const double p = is_training() ? options.dropout() : 0.0;
   torch::Tensor y;
+  const bool causal_flag = ctx.is_causal && !ctx.mask.defined();
+  BIOLM_CHECK(!causal_flag || Tk == T, ShapeError, "Attention", "is_causal needs as many keys as queries (no cache)");
   if (options.fused()) {
     y = compat::scaled_dot_product_attention(q, k, v, ctx.mask.defined() ? c10::optional<at::Tensor>(ctx.mask)
                                                                           : c10::nullopt,
-                                             p, /*is_causal=*/false);
+                                             p, causal_flag);
   } else {
-    y = explicit_attention(q, k, v, ctx.mask, p, is_training());
+    const auto mask = causal_flag ? make_attention_mask(1, T, 0, /*causal=*/true, {}, {}, x.device()) : ctx.mask;
+    y = explicit_attention(q, k, v, mask, p, is_training());
   }
   y = y.transpose(1, 2).reshape({B, T, H * D});  // (B,T,C)
   out.out = o_proj(y);

@@ -14,6 +14,9 @@
 #include <c10/util/Optional.h>
 #include <torch/version.h>
 
+#include <cstdint>
+#include <optional>
+
 #define BIOLM_TORCH_AT_LEAST(major, minor) \
   (TORCH_VERSION_MAJOR > (major) || (TORCH_VERSION_MAJOR == (major) && TORCH_VERSION_MINOR >= (minor)))
 
@@ -43,5 +46,12 @@ class AutocastGuard {
   bool prev_enabled_ = false;
   c10::ScalarType prev_dtype_ = c10::ScalarType::Half;
 };
+
+/// Peak bytes held by tensors on CUDA device `device` since start or the last reset, from the
+/// caching allocator's statistics (the figure torch.cuda.max_memory_allocated reports);
+/// nullopt when this LibTorch has no CUDA.
+std::optional<int64_t> cuda_peak_allocated_bytes(int device);
+/// Restarts the peak statistics of `device` (no-op without CUDA).
+void cuda_reset_peak_memory(int device);
 
 }  // namespace biolm::compat

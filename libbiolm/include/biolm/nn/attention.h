@@ -25,10 +25,14 @@ struct LayerKV {
 };
 
 /// What one attention call needs besides x. mask: bool (B,1,Tq,Tk), true = may attend, where
-/// Tk = Tpast + Tq (see make_attention_mask). cos/sin: (B,Tq,D) when rotary. past: nullptr or the
+/// Tk = Tpast + Tq (see make_attention_mask); undefined = every key visible (or causal, see is_causal). cos/sin: (B,Tq,D) when rotary. past: nullptr or the
 /// layer's cache entry.
 struct AttentionContext {
   torch::Tensor mask;
+  /// With an undefined mask: causal attention over Tq == Tk new tokens (no cache, no padding, no
+  /// segments). Fused attention then takes is_causal instead of a materialised mask (flash kernels
+  /// on CUDA with LibTorch 2.x; no (B,1,T,T) mask built and converted per layer).
+  bool is_causal = false;
   torch::Tensor cos;
   torch::Tensor sin;
   const LayerKV* past = nullptr;

@@ -1,0 +1,196 @@
+// bench/cases.cpp: the five cases of biolm-bench on libbiolm's own models, peft and optimizer.
+//
+//   clm_full   CausalLM step: forward, mean next-token cross entropy, backward, AdamW (lr 1e-4, wd 0)
+//   clm_lora   the same with the body frozen and LoRA r 8, alpha 16 on every q_proj and v_proj
+//   mlm        MaskedLM step on the encoder, 15 % of positions masked, logits only at those
+//   forward    CausalLM logits, inference mode
+//   generate   greedy decoding of 32 new tokens per row after a 16-token prompt, KV cache
+//
+// Data: token ids uniform in [0, V) from the seed (the reference draws its own with the same
+// shapes; only shapes and the mask fraction matter for speed). The step never reads a value back
+// to the host: the last loss is read once, after the timed loop.
+#include <torch/torch.h>
+
+#if __has_include(<torch/csrc/autograd/profiler_legacy.h>)
+#include <torch/csrc/autograd/profiler_legacy.h>
+#define BIOLM_BENCH_HAS_PROFILER 1
+#endif
+
+#include <chrono>
+#include <cmath>
+#include <limits>
+
+#include "bench_config.h"
+#include "biolm/core/compat.h"
+#include "biolm/core/error.h"
+#include "biolm/data/batch.h"
+#include "biolm/models/generate.h"
+#include "biolm/models/task_model.h"
+#include "biolm/peft/lora.h"
+#include "biolm/peft/method.h"
+#include "biolm/train/config.h"
+#include "biolm/train/optim.h"
+#include "harness.h"
+
+namespace biolm::bench {
+
+namespace {
+
+constexpr int64_t kPromptTokens = 16;
+constexpr int64_t kNewTokens = 32;
+constexpr double kMaskFraction = 0.15;
+
+int64_t count_trainable(torch::nn::Module& module) {
+  int64_t n = 0;
+  for (const auto& p : module.parameters(true)) {
+    if (p.requires_grad()) n += p.numel();
+  }
+  return n;
+}
+
+double ms_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+}  // namespace
+
+CaseResult run_case(const BenchConfig& config, const std::string& case_name, const RunOptions& o) {
+  const bool is_mlm = case_name == "mlm";
+  const bool is_lora = case_name == "clm_lora";
+  const bool training = case_name == "clm_full" || is_lora || is_mlm;
+  if (!training && case_name != "forward" && case_name != "generate") {
+    throw ConfigError("case", "expected clm_full|clm_lora|mlm|forward|generate, found \"" + case_name + "\"");
+  }
+  if (is_mlm && config.model.is_decoder()) {
+    throw ConfigError("case", "mlm needs an encoder config (bert, megatron-bert-345m), not \"" + config.name + "\"");
+  }
+  if (!is_mlm && !config.model.is_decoder()) {
+    throw ConfigError("case", "\"" + case_name + "\" needs a decoder config, not the encoder \"" + config.name + "\"");
+  }
+
+  torch::manual_seed(o.seed);
+  const int64_t B = config.batch;
+  const int64_t T = config.seq;
+  const int64_t V = config.model.vocab_size;
+  CaseResult r;
+  r.training = training;
+
+  auto model = models::make_task_model(config.model, is_mlm ? models::TaskKind::MaskedLM : models::TaskKind::CausalLM);
+  if (is_lora) {
+    peft::set_requires_grad(*model, false);
+    peft::apply_lora(*model, peft::LoraOptions(8, 16.0).targets(config.lora_targets));
+  }
+  model->to(o.device);  // parameters stay fp32; bf16 runs under autocast
+  r.trainable_params = count_trainable(*model);
+
+  const torch::Tensor ids = torch::randint(0, V, {B, T}, torch::kLong);
+  data::Batch batch;
+  batch.n_examples = B;
+  batch["input_ids"] = ids;
+  if (is_mlm) {
+    torch::Tensor labels = torch::full({B, T}, data::kIgnoreIndex, torch::kLong);
+    const torch::Tensor masked = torch::rand({B, T}) < kMaskFraction;
+    labels.masked_scatter_(masked, ids.masked_select(masked));
+    batch["labels"] = labels;
+    batch.n_target_tokens = masked.sum().item<int64_t>();
+    r.notes.push_back("mlm logits only at the " + std::to_string(batch.n_target_tokens) +
+                      " masked positions (MaskedLMModel sparse_logits)");
+  } else {
+    batch.n_target_tokens = B * (T - 1);
+  }
+  batch = batch.to(o.device);
+  const bool autocast = o.device.is_cuda() && o.dtype == torch::kBFloat16;
+
+  if (case_name == "generate") {
+    auto* clm = dynamic_cast<models::CausalLMModelImpl*>(model.get());
+    const torch::Tensor prompt = batch.at("input_ids").slice(1, 0, kPromptTokens).contiguous();
+    models::GenerationOptions gen;
+    gen.max_new_tokens = kNewTokens;
+    r.tokens_per_step = B * kNewTokens;
+    r.final_loss = std::numeric_limits<double>::quiet_NaN();
+    r.times = time_steps(o.warmup, o.steps, [&] {
+      compat::AutocastGuard guard(o.device.type(), o.dtype, autocast);
+      models::generate(*clm, prompt, torch::Tensor(), gen);
+    }, o.device);
+    return r;
+  }
+
+  r.tokens_per_step = B * T;
+  if (case_name == "forward") {
+    auto* clm = dynamic_cast<models::CausalLMModelImpl*>(model.get());
+    model->eval();
+    models::ModelInputs inputs;
+    inputs.input_ids = batch.at("input_ids");
+    r.final_loss = std::numeric_limits<double>::quiet_NaN();
+    r.times = time_steps(o.warmup, o.steps, [&] {
+      c10::InferenceMode inference;
+      compat::AutocastGuard guard(o.device.type(), o.dtype, autocast);
+      clm->forward(inputs);
+    }, o.device);
+    r.notes.push_back("forward under c10::InferenceMode (the reference uses torch.no_grad)");
+    return r;
+  }
+
+  model->train();
+  train::TrainConfig tc;
+  tc.lr = 1e-4;
+  tc.weight_decay = 0.0;
+  train::OptimizerSetup setup = train::build_optimizer(*model, tc);
+  torch::optim::Optimizer& opt = *setup.optimizer;
+  torch::Tensor last_loss;
+  // One step: forward, set_to_none zeroing (the first backward then adopts the incoming gradient
+  // buffers instead of adding into zeroed ones), backward, AdamW.
+  auto forward = [&] {
+    compat::AutocastGuard guard(o.device.type(), o.dtype, autocast);
+    return model->forward_batch(batch).loss;
+  };
+  r.times = time_steps(o.warmup, o.steps, [&] {
+    torch::Tensor loss = forward();
+    model->zero_grad(/*set_to_none=*/true);
+    loss.backward();
+    opt.step();
+    last_loss = loss.detach();
+  }, o.device);
+  r.final_loss = last_loss.item<double>();
+  r.notes.push_back("torch::optim::AdamW (LibTorch C++ has no fused or foreach AdamW)");
+
+  if (o.breakdown) {
+    using clock = std::chrono::steady_clock;
+    std::vector<double> f, b, s;
+    auto sync = [&] {
+      if (o.device.is_cuda()) torch::cuda::synchronize(o.device.index());
+    };
+    for (int i = 0; i < o.steps; ++i) {
+      sync();
+      auto t0 = clock::now();
+      torch::Tensor loss = forward();
+      sync();
+      f.push_back(ms_since(t0));
+      t0 = clock::now();
+      model->zero_grad(true);
+      loss.backward();
+      sync();
+      b.push_back(ms_since(t0));
+      t0 = clock::now();
+      opt.step();
+      sync();
+      s.push_back(ms_since(t0));
+    }
+    r.breakdown_ms = {{"forward", median(f)}, {"backward", median(b)}, {"optimizer", median(s)}};
+  }
+  if (!o.profile_path.empty()) {
+#ifdef BIOLM_BENCH_HAS_PROFILER
+    torch::autograd::profiler::RecordProfile profile(o.profile_path);
+    torch::Tensor loss = forward();
+    model->zero_grad(true);
+    loss.backward();
+    opt.step();
+    r.notes.push_back("profile of one step written to " + o.profile_path);
+#else
+    throw ConfigError("profile", "this LibTorch has no legacy autograd profiler; use --breakdown");
+#endif
+  }
+  return r;
+}
+
+}  // namespace biolm::bench

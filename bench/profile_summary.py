@@ -1,0 +1,36 @@
+#!/usr/bin/env python3
+"""Self time per operator of a chrome trace from `biolm-bench --profile PATH` (top N rows).
+
+  python3 bench/profile_summary.py /tmp/trace.json [N]
+"""
+import collections
+import json
+import sys
+
+
+def main():
+    events = [e for e in json.load(open(sys.argv[1])) if e.get("ph") == "X"]
+    top = int(sys.argv[2]) if len(sys.argv) > 2 else 20
+    by_tid = collections.defaultdict(list)
+    for e in events:
+        by_tid[e["tid"]].append(e)
+    self_us, calls = collections.Counter(), collections.Counter()
+    for evs in by_tid.values():
+        evs.sort(key=lambda e: (e["ts"], -e["dur"]))
+        stack = []  # (end, name)
+        for e in evs:
+            while stack and stack[-1][0] <= e["ts"]:
+                stack.pop()
+            if stack:
+                self_us[stack[-1][1]] -= e["dur"]
+            self_us[e["name"]] += e["dur"]
+            calls[e["name"]] += 1
+            stack.append((e["ts"] + e["dur"], e["name"]))
+    total = sum(self_us.values())
+    print(f"total self time {total / 1e3:.1f} ms")
+    for name, us in self_us.most_common(top):
+        print(f"{us / 1e3:9.1f} ms {100 * us / total:5.1f}% {calls[name]:6d}  {name}")
+
+
+if __name__ == "__main__":
+    main()
