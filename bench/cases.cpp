@@ -142,7 +142,7 @@ CaseResult run_case(const BenchConfig& config, const std::string& case_name, con
   // buffers instead of adding into zeroed ones), backward, AdamW.
   auto forward = [&] {
     compat::AutocastGuard guard(o.device.type(), o.dtype, autocast);
-    return model->forward_batch(batch).loss;
+    return model->forward_task(batch).loss;
   };
   r.times = time_steps(o.warmup, o.steps, [&] {
     torch::Tensor loss = forward();
