@@ -131,8 +131,8 @@ void read_bert_like(const Reader& r, HfArch arch, ModelConfig& c) {
   c.tie_embeddings = r.boolean("tie_word_embeddings", true);
   c.pooler = true;
   r.require("position_embedding_type", "absolute", "only absolute learned positions are implemented");
-  r.require("is_decoder", false, "BERT as a causal decoder is not implemented");
-  r.require("add_cross_attention", false, "cross-attention is not implemented");
+  r.require("is_decoder", false, "BERT used as a causal decoder is not supported (use model_type gpt2/llama)");
+  r.require("add_cross_attention", false, "cross-attention (encoder-decoder) is not supported by libbiolm models");
   if (arch == HfArch::Bert) {
     // BertLayer: x = LN(x + attn(x)); x = LN(x + ffn(x)); BertEmbeddings ends in a LayerNorm.
     c.norm_placement = NormPlacement::Post;
@@ -179,8 +179,8 @@ void read_gpt2(const Reader& r, ModelConfig& c) {
     c.eos_token_id = 50256;
   }
   r.require("scale_attn_weights", true, "attention is always scaled by 1/sqrt(D)");
-  r.require("scale_attn_by_inverse_layer_idx", false, "per-layer attention scaling is not implemented");
-  r.require("add_cross_attention", false, "cross-attention is not implemented");
+  r.require("scale_attn_by_inverse_layer_idx", false, "per-layer attention scaling is not supported by libbiolm models");
+  r.require("add_cross_attention", false, "cross-attention (encoder-decoder) is not supported by libbiolm models");
 }
 
 void read_llama_like(const Reader& r, HfArch arch, ModelConfig& c) {
