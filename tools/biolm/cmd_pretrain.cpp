@@ -336,7 +336,7 @@ int run_pretrain(const std::string& config_path, const std::vector<std::string>&
   tcfg.run_dir = out_dir.string();
   tcfg.device = device.str();
   tcfg.seed = seed;
-  if (!tcfg.best_metric) {
+  if (!tcfg.best_metric && tcfg.eval_every > 0) {
     tcfg.best_metric = "val_loss";
     tcfg.best_mode = train::MetricMode::Min;
   }
