@@ -61,3 +61,10 @@ add_test(NAME cli::pretrain_unknown_key
   COMMAND bash -c "'${BIOLM_EXE}' pretrain --config examples/configs/pretrain_mlm_demo.yaml mlm.probabilty=0.2 2>&1; echo exit=$?"
   WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 set_tests_properties(cli::pretrain_unknown_key PROPERTIES PASS_REGULAR_EXPRESSION "mlm.probabilty.*exit=2")
+
+# Resuming from a mid-run checkpoint ends with exactly the unbroken run's validation loss.
+add_test(NAME cli::pretrain_resume_exact
+  COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/cli/pretrain_resume.sh ${BIOLM_EXE} ${cli_out}/pretrain-resume
+  WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+set_tests_properties(cli::pretrain_resume_exact PROPERTIES
+  PASS_REGULAR_EXPRESSION "resumed from .*step-00000015 at step 15.*\"steps\":30,.*RESUME_EXACT")
