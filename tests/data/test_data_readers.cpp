@@ -14,10 +14,6 @@ using namespace biolm;
 using namespace biolm::data;
 namespace fs = std::filesystem;
 
-namespace biolm::data {
-std::ostream& operator<<(std::ostream& os, const Span& s) { return os << "[" << s.begin << ", " << s.end << ") " << s.type; }
-}  // namespace biolm::data
-
 namespace {
 
 // Runs fn, requires a DataError at `line` (or record) naming `field`.

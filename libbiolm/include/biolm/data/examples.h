@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,10 @@ struct Span {
     return begin != o.begin ? begin < o.begin : end != o.end ? end < o.end : type < o.type;
   }
 };
+
+inline std::ostream& operator<<(std::ostream& os, const Span& s) {
+  return os << "[" << s.begin << ", " << s.end << ") " << s.type;
+}
 
 /// Token classification (NER): words with IOB2 ("BIO") tags, whatever scheme the file used.
 struct NerSentence {
