@@ -125,6 +125,7 @@ const bool registered = biolm::cli::register_command(
        sub.add_option("-n,--nproc", args->n, "number of processes")->required();
        sub.add_option("--master-addr", args->addr, "rendezvous address")->capture_default_str();
        sub.add_option("--master-port", args->port, "rendezvous port (0: a free one)")->capture_default_str();
+       // Note: CLI11 2.1 reads an argument of the form "[a,b]" as a list and strips its brackets.
        sub.add_option("command", args->command, "the command each process runs (after --)")->required();
        sub.callback([args] {
          const int code = launch(args->n, args->addr, args->port, args->command);
