@@ -3,6 +3,9 @@
 // [UNK] 1, [CLS] 2, [SEP] 3, [MASK] 4. Offsets are exact byte offsets.
 #pragma once
 
+#include <filesystem>
+#include <fstream>
+
 #include "biolm/data/tasks.h"
 #include "biolm/tokenize/tokenizer.h"
 
@@ -56,6 +59,11 @@ class PieceTokenizer : public tokenize::Tokenizer {
   const tokenize::SpecialTokens& special() const override { return special_; }
   std::string kind() const override { return "test-pieces"; }
   std::string fingerprint() const override { return "test-pieces-" + std::to_string(piece_len_); }
+  // The data tests never reload it; the file records what the tokenizer was.
+  void save(const std::filesystem::path& dir) const override {
+    std::filesystem::create_directories(dir);
+    std::ofstream(dir / "test_tokenizer.json") << "{\"kind\": \"test-pieces\", \"piece_len\": " << piece_len_ << "}\n";
+  }
 
  private:
   static void push(tokenize::Encoding& e, int64_t id, std::pair<int64_t, int64_t> off, int64_t word) {
