@@ -77,3 +77,7 @@ add_test(NAME cli::eval_bad_record
           ${eval_script})
 set_tests_properties(cli::eval_wrong_kind cli::eval_head_shots cli::eval_missing_file cli::eval_bad_record
   PROPERTIES FIXTURES_REQUIRED eval_models)
+add_test(NAME cli::eval_missing_model
+  COMMAND ${eval_check} -DEXPECT_EXIT=2 "-DEXPECT_STDERR=--model.*no_such_model: no such directory"
+          "-DARGS=eval;--model;${eval_models}/no_such_model;--task;pubmedqa;--data;data/pubmedqa/test.json" ${eval_script})
+set_tests_properties(cli::eval_missing_model PROPERTIES FIXTURES_REQUIRED eval_models)

@@ -7,19 +7,10 @@
 #include <fmt/format.h>
 
 #include "biolm/core/error.h"
+#include "eval_mode.h"
 
 namespace biolm::eval {
 namespace {
-
-// Eval mode for the duration of a call; the caller's mode comes back afterwards.
-struct EvalMode {
-  explicit EvalMode(models::CausalLMModelImpl& m) : model(m), was_training(m.is_training()) { model.eval(); }
-  ~EvalMode() { model.train(was_training); }
-  EvalMode(const EvalMode&) = delete;
-  EvalMode& operator=(const EvalMode&) = delete;
-  models::CausalLMModelImpl& model;
-  bool was_training;
-};
 
 at::Device model_device(models::CausalLMModelImpl& model) {
   const auto params = model.parameters();
@@ -40,7 +31,7 @@ at::Tensor ModelScorer::logits(const at::Tensor& input_ids, const at::Tensor& at
               fmt::format("{} tokens exceed the model's max_positions {} (set LoglikOptions::max_length, "
                           "see loglik_options_for)", input_ids.size(1), max_length()));
   torch::NoGradGuard no_grad;
-  EvalMode mode(*model_);
+  detail::EvalModeGuard mode(*model_);
   const auto dev = device();
   models::ModelInputs in;
   in.input_ids = input_ids.to(dev, torch::kLong);

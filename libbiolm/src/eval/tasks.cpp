@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "biolm/core/error.h"
+#include "eval_mode.h"
 #include "biolm/data/collate.h"
 #include "biolm/data/features.h"
 #include "biolm/data/io.h"
@@ -32,16 +33,6 @@ std::string string_field(const nlohmann::json& j, const char* key, const std::st
   if (!j[key].is_string()) throw DataError(path, line, key, "expected a string");
   return j[key].get<std::string>();
 }
-
-// Eval mode for the duration of a call (also when it throws); the caller's mode comes back.
-struct EvalMode {
-  explicit EvalMode(torch::nn::Module& m) : model(m), was_training(m.is_training()) { model.eval(); }
-  ~EvalMode() { model.train(was_training); }
-  EvalMode(const EvalMode&) = delete;
-  EvalMode& operator=(const EvalMode&) = delete;
-  torch::nn::Module& model;
-  bool was_training;
-};
 
 bool looks_like_alpaca(const std::string& path) {
   data::LineReader reader(path);
@@ -206,7 +197,7 @@ HeadEvalResult evaluate_pair_classifier(models::SequenceClassificationModelImpl&
   }
   const auto pad = tokenizer.special().pad.value_or(0);
   const auto device = model.parameters().front().device();
-  EvalMode mode(model);
+  detail::EvalModeGuard mode(model);
   torch::NoGradGuard no_grad;
   HeadEvalResult out;
   for (size_t start = 0; start < examples.size(); start += static_cast<size_t>(options.batch_size)) {
@@ -234,7 +225,7 @@ HeadEvalResult evaluate_choice_model(models::MultipleChoiceModelImpl& model, con
   BIOLM_CHECK(options.batch_size > 0, ConfigError, "eval.batch_size", "must be > 0");
   const auto pad = tokenizer.special().pad.value_or(0);
   const auto device = model.parameters().front().device();
-  EvalMode mode(model);
+  detail::EvalModeGuard mode(model);
   torch::NoGradGuard no_grad;
   HeadEvalResult out;
   size_t start = 0;
