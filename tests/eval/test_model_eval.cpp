@@ -17,6 +17,7 @@
 #include "biolm/data/features.h"
 #include "biolm/data/tasks.h"
 #include "biolm/eval/model_scorer.h"
+#include "biolm/eval/report.h"
 #include "biolm/eval/tasks.h"
 #include "biolm/io/hf_weights.h"
 #include "biolm/io/model_dir.h"
@@ -470,6 +471,57 @@ TEST_CASE("Encoder heads on PubMedQA and MedQA equal one-example forward passes"
     }
     REQUIRE(r.pred == pred);
   }
+}
+
+TEST_CASE("Real PubMedQA and MedQA-USMLE samples become harness examples", "[eval][tasks][shared]") {
+  {
+    BIOLM_SHARED_DATA_OR_SKIP(path, "pubmedqa/ori_pqal.json");
+    const auto exs = eval::pubmedqa_examples(data::read_pubmedqa(path.string()));
+    REQUIRE(exs.size() == 1000);
+    int64_t counts[3] = {0, 0, 0};
+    for (const auto& e : exs) {
+      ++counts[e.answer];
+      REQUIRE_FALSE(e.context.empty());
+      REQUIRE_FALSE(e.rationale.empty());
+    }
+    // MANIFEST.json: final_decision yes 552, no 338, maybe 110.
+    REQUIRE((counts[0] == 552 && counts[1] == 338 && counts[2] == 110));
+  }
+  {
+    BIOLM_SHARED_DATA_OR_SKIP(path, "medqa_usmle/phrases_no_exclude_test.jsonl");
+    const auto exs = eval::mcqa_examples(data::read_medqa(path.string()));
+    REQUIRE(exs.size() == 1273);
+    int64_t counts[4] = {0, 0, 0, 0};
+    for (const auto& e : exs) {
+      REQUIRE(e.choices.size() == 4);
+      ++counts[e.answer];
+    }
+    // MANIFEST.json: answer_idx A 353, B 309, C 346, D 265.
+    REQUIRE((counts[0] == 353 && counts[1] == 309 && counts[2] == 346 && counts[3] == 265));
+  }
+}
+
+TEST_CASE("biolm report reads a biolm eval result file beside run directories", "[eval][report]") {
+  test::TempDir dir("evalreport");
+  test::write_text(dir / "zero.json",
+                   R"({"name": "gpt 0-shot", "task": "pubmedqa", "mode": "loglik", "n": 20, "shots": 0,
+                       "metrics": {"acc": {"value": 0.6, "ci": [0.4, 0.75]}, "acc_norm": {"value": 0.55, "ci": [0.35, 0.7]}}})");
+  std::filesystem::create_directories(dir / "ft");
+  test::write_text(dir / "ft" / "results.json",
+                   R"({"tasks": {"pubmedqa": {"acc": {"value": 0.7, "ci": [0.6, 0.8]}}}})");
+  const auto zero = eval::load_run(dir / "zero.json");
+  REQUIRE(zero.name == "gpt 0-shot");
+  REQUIRE(zero.tasks.size() == 1);
+  REQUIRE(zero.find("pubmedqa", "acc")->value == 0.6);
+  REQUIRE(*zero.find("pubmedqa", "acc_norm")->upper == 0.7);
+  REQUIRE(zero.find("pubmedqa", "n") == nullptr);
+  const auto table = eval::markdown_table({zero, eval::load_run(dir / "ft")});
+  REQUIRE(table.find("| gpt 0-shot | 0.600 [0.400, 0.750] | 0.550 [0.350, 0.700] |") != std::string::npos);
+  REQUIRE(table.find("| ft | 0.700 [0.600, 0.800] | – |") != std::string::npos);
+  test::write_text(dir / "unnamed.json", R"({"task": "medqa", "metrics": {"acc": 0.25}})");
+  REQUIRE(eval::load_run(dir / "unnamed.json").name == "unnamed");
+  test::write_text(dir / "neither.json", R"({"task": "medqa"})");
+  REQUIRE_THROWS_WITH(eval::load_run(dir / "neither.json"), Catch::Contains("neither.json") && Catch::Contains("tasks"));
 }
 
 // Writes the model directories `biolm eval` is tested on (tests/cli/eval.cmake) into
