@@ -50,6 +50,13 @@ add_test(NAME cli::eval_hf_decoder
           ${eval_script})
 set_tests_properties(cli::eval_hf_decoder PROPERTIES FIXTURES_REQUIRED eval_models DEPENDS cli::eval_pubmedqa_zero_shot)
 
+add_test(NAME cli::eval_hf_head
+  COMMAND ${eval_check} "-DEXPECT_FIELDS=source=huggingface;mode=head;model_kind=sequence_classification;n=100"
+          "-DEXPECT_METRICS=acc;macro_f1" -DSAME_AS=${eval_out}/pubmedqa_head.json
+          "-DARGS=eval;--model;${eval_models}/hf-pubmedqa-cls;--task;pubmedqa;--data;data/pubmedqa/test.json;--bootstrap;200"
+          ${eval_script})
+set_tests_properties(cli::eval_hf_head PROPERTIES FIXTURES_REQUIRED eval_models DEPENDS cli::eval_pubmedqa_head)
+
 # A zero-shot row and a fine-tuned row in one report table.
 add_test(NAME cli::eval_report
   COMMAND ${BIOLM_EXE} report --runs ${eval_out}/pubmedqa_zero_shot.json ${eval_out}/pubmedqa_head.json

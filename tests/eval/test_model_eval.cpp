@@ -526,8 +526,8 @@ TEST_CASE("biolm report reads a biolm eval result file beside run directories", 
 
 // Writes the model directories `biolm eval` is tested on (tests/cli/eval.cmake) into
 // $BIOLM_EVAL_MODEL_DIR: decoder/ (causal_lm), hf-decoder/ (the same as a Hugging Face
-// directory), pubmedqa-cls/ (sequence_classification, labels yes/no/maybe), mcqa-mc/
-// (multiple_choice). Random weights, seeded: the command is tested, not the model.
+// directory), pubmedqa-cls/ (sequence_classification, labels yes/no/maybe) and
+// hf-pubmedqa-cls/ (the same as a Hugging Face directory), mcqa-mc/ (multiple_choice). Random weights, seeded: the command is tested, not the model.
 TEST_CASE("make the tiny model directories of the biolm eval command-line tests", "[.make_eval_model]") {
   const char* env = std::getenv("BIOLM_EVAL_MODEL_DIR");
   REQUIRE(env != nullptr);
@@ -563,6 +563,11 @@ TEST_CASE("make the tiny model directories of the biolm eval command-line tests"
   ci.n_labels = 3;
   ci.labels = {"yes", "no", "maybe"};
   io::save_model_dir(*cls, ci, out / "pubmedqa-cls", save);
+  io::HfSaveOptions hc;
+  hc.task = models::TaskKind::SequenceClassification;
+  hc.labels = ci.labels;
+  hc.tokenizer_dir = out / "tokenizer";
+  io::save_hf_directory(*cls, ci.config, out / "hf-pubmedqa-cls", hc);
 
   torch::manual_seed(3);
   auto mc = models::make_task_model(tiny_encoder_config(V), models::TaskKind::MultipleChoice);
