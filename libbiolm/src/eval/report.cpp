@@ -129,13 +129,21 @@ std::vector<std::pair<std::string, MetricValue>> flatten_metrics(const json& met
 }
 
 RunResult run_result_from_json(const json& j, const std::string& source) {
-  if (!j.is_object() || !j.contains("tasks") || !j["tasks"].is_object()) {
-    throw DataError(source, 0, "tasks", "expected an object {\"tasks\": {TASK: {METRIC: ...}}}");
+  // `biolm eval` writes one task as {"task": T, "metrics": {...}}; it reads as {"tasks": {T: {...}}}.
+  const bool single = j.is_object() && !j.contains("tasks") && j.contains("task") && j["task"].is_string() &&
+                      j.contains("metrics") && j["metrics"].is_object();
+  if (!single && (!j.is_object() || !j.contains("tasks") || !j["tasks"].is_object())) {
+    throw DataError(source, 0, "tasks",
+                    "expected an object {\"tasks\": {TASK: {METRIC: ...}}} or {\"task\": TASK, \"metrics\": {...}}");
   }
   RunResult run;
   if (j.contains("name")) {
     if (!j["name"].is_string()) throw DataError(source, 0, "name", "expected a string");
     run.name = j["name"].get<std::string>();
+  }
+  if (single) {
+    for (auto& kv : flatten_metrics(j["metrics"], source)) run.set(j["task"].get<std::string>(), kv.first, kv.second);
+    return run;
   }
   for (auto it = j["tasks"].begin(); it != j["tasks"].end(); ++it) {
     for (auto& kv : flatten_metrics(it.value(), source)) run.set(it.key(), kv.first, kv.second);
@@ -193,9 +201,11 @@ std::map<std::string, std::vector<std::pair<double, double>>> read_metrics_jsonl
 }
 
 RunResult load_run(const fs::path& dir) {
-  const fs::path results = dir / "results.json";
+  // A result file itself (`biolm eval --out FILE`) stands for a run holding only that file.
+  const bool is_file = fs::is_regular_file(dir);
+  const fs::path results = is_file ? dir : dir / "results.json";
   const fs::path metrics = dir / "metrics.jsonl";
-  const bool has_results = fs::exists(results), has_metrics = fs::exists(metrics);
+  const bool has_results = fs::exists(results), has_metrics = !is_file && fs::exists(metrics);
   if (!has_results && !has_metrics) {
     throw IoError(dir.string(), "neither results.json nor metrics.jsonl in this run directory");
   }
@@ -211,6 +221,7 @@ RunResult load_run(const fs::path& dir) {
     }
     run = run_result_from_json(j, results.string());
   }
+  if (run.name.empty() && is_file) run.name = dir.stem().string();
   if (run.name.empty()) run.name = fs::absolute(dir).lexically_normal().filename().string();
   if (run.name.empty()) run.name = fs::absolute(dir).lexically_normal().parent_path().filename().string();
   if (has_metrics) run.curves = read_metrics_jsonl(metrics);

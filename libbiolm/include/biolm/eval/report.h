@@ -7,7 +7,9 @@
 //                  names, "micro.f1"); a leaf may be a number, or {"value": x, "ci": [lo, hi]};
 //                  a sibling "x_ci": [lo, hi] gives x's interval (the `biolm metrics` output
 //                  can be pasted as METRICS). Keys "support", "n", "n_sentences", "bootstrap"
-//                  and non-numeric leaves are not metrics.
+//                  and non-numeric leaves are not metrics. The single-task form
+//                  {"name"?, "task": TASK, "metrics": METRICS, ...} (`biolm eval --out`) reads as
+//                  {"tasks": {TASK: METRICS}}.
 //   metrics.jsonl  one JSON object per line, with a numeric "step" and any other numeric
 //                  keys (loss, lr, eval_*): each key becomes a curve over steps.
 // Files written by write_report: report.json, report.md, curves.svg.
@@ -52,7 +54,8 @@ std::map<std::string, std::vector<std::pair<double, double>>> read_metrics_jsonl
     const std::filesystem::path& path);
 
 /// A run directory: results.json and metrics.jsonl where present (at least one must be);
-/// the name is results.json's "name" or the directory name.
+/// the name is results.json's "name" or the directory name. A path to a file reads that file
+/// as results.json (named by its "name", else the file stem).
 RunResult load_run(const std::filesystem::path& dir);
 
 /// "0.812 [0.790, 0.835]" (or "0.812" without an interval), `digits` decimals.

@@ -1,0 +1,260 @@
+// Evaluation datasets for the harness and fine-tuned encoder heads on them (see biolm/eval/tasks.h).
+#include "biolm/eval/tasks.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "biolm/core/error.h"
+#include "eval_mode.h"
+#include "biolm/data/collate.h"
+#include "biolm/data/features.h"
+#include "biolm/data/io.h"
+#include "biolm/data/tasks.h"
+#include "biolm/eval/classification.h"
+
+namespace biolm::eval {
+namespace {
+
+DataError origin_error(const data::Origin& o, const std::string& field, const std::string& msg) {
+  return o.line > 0 ? DataError(o.source, o.line, field, msg)
+                    : DataError::at_record(o.source, std::max<int64_t>(o.record, 0), field, msg);
+}
+
+int64_t argmax_first(const std::vector<double>& v) {
+  return static_cast<int64_t>(std::max_element(v.begin(), v.end()) - v.begin());
+}
+
+// A JSON string, or DataError naming file:line and field.
+std::string string_field(const nlohmann::json& j, const char* key, const std::string& path, int64_t line) {
+  if (!j[key].is_string()) throw DataError(path, line, key, "expected a string");
+  return j[key].get<std::string>();
+}
+
+bool looks_like_alpaca(const std::string& path) {
+  data::LineReader reader(path);
+  std::string line;
+  while (reader.next(line)) {
+    const auto first = line.find_first_not_of(" \t");
+    if (first == std::string::npos) continue;
+    if (line[first] == '[') return true;  // a JSON array: Alpaca's own layout
+    const auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    return j.is_object() && j.contains("instruction");
+  }
+  return false;
+}
+
+}  // namespace
+
+std::vector<McqaExample> pubmedqa_examples(const std::vector<data::PubmedQaExample>& records) {
+  std::vector<McqaExample> out;
+  out.reserve(records.size());
+  for (const auto& r : records) {
+    std::string abstract;
+    for (const auto& c : r.contexts) abstract += (abstract.empty() ? "" : " ") + c;
+    if (r.label != "yes" && r.label != "no" && r.label != "maybe") {
+      throw origin_error(r.origin, "final_decision", fmt::format("expected yes|no|maybe, found \"{}\"", r.label));
+    }
+    McqaExample ex = pubmedqa_example(abstract, r.question, r.label);
+    ex.rationale = r.long_answer;
+    out.push_back(std::move(ex));
+  }
+  return out;
+}
+
+std::vector<McqaExample> mcqa_examples(const std::vector<data::ChoiceExample>& records) {
+  std::vector<McqaExample> out;
+  out.reserve(records.size());
+  for (const auto& r : records) {
+    if (r.options.size() < 2) {
+      throw origin_error(r.origin, "options", fmt::format("expected at least two options, found {}", r.options.size()));
+    }
+    if (r.answer < 0 || r.answer >= static_cast<int64_t>(r.options.size())) {
+      throw origin_error(r.origin, "answer", "the record has no gold answer (an unlabelled split cannot be scored)");
+    }
+    McqaExample ex;
+    ex.question = r.question;
+    ex.choices = r.options;
+    ex.answer = r.answer;
+    ex.rationale = r.explanation;
+    out.push_back(std::move(ex));
+  }
+  return out;
+}
+
+std::vector<QaExample> qa_examples(const std::vector<data::InstructionExample>& records) {
+  std::vector<QaExample> out;
+  for (const auto& r : records) {
+    QaExample ex;
+    std::string system;
+    size_t t = 0;
+    for (; t < r.turns.size() && r.turns[t].role != "user"; ++t) {
+      if (r.turns[t].role == "system") system += r.turns[t].content + "\n\n";
+    }
+    if (t == r.turns.size()) throw origin_error(r.origin, "turns", "no user turn");
+    ex.question = system + r.turns[t].content;
+    for (++t; t < r.turns.size() && r.turns[t].role != "assistant"; ++t) {
+    }
+    if (t == r.turns.size()) throw origin_error(r.origin, "turns", "no assistant turn after the first user turn");
+    ex.answers.push_back(r.turns[t].content);
+    out.push_back(std::move(ex));
+  }
+  return out;
+}
+
+std::vector<QaExample> read_qa_examples(const std::string& path) {
+  if (looks_like_alpaca(path)) return qa_examples(data::read_alpaca(path));
+  std::vector<QaExample> out;
+  data::LineReader reader(path);
+  std::string line;
+  while (reader.next(line)) {
+    const int64_t ln = reader.line_no();
+    if (line.find_first_not_of(" \t") == std::string::npos) continue;
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(line);
+    } catch (const nlohmann::json::parse_error& e) {
+      throw DataError(path, ln, "", fmt::format("not JSON: {}", e.what()));
+    }
+    if (!j.is_object()) throw DataError(path, ln, "", "expected a JSON object per line");
+    QaExample ex;
+    if (j.contains("prompt")) {
+      ex.question = string_field(j, "prompt", path, ln);
+    } else if (j.contains("question")) {
+      ex.question = string_field(j, "question", path, ln);
+    } else {
+      throw DataError(path, ln, "prompt", "missing (give \"prompt\" or \"question\")");
+    }
+    if (j.contains("context")) ex.context = string_field(j, "context", path, ln);
+    if (j.contains("answer")) {
+      ex.answers.push_back(string_field(j, "answer", path, ln));
+    } else if (j.contains("answers")) {
+      if (!j["answers"].is_array() || j["answers"].empty()) {
+        throw DataError(path, ln, "answers", "expected a non-empty list of strings");
+      }
+      for (const auto& a : j["answers"]) {
+        if (!a.is_string()) throw DataError(path, ln, "answers", "expected a non-empty list of strings");
+        ex.answers.push_back(a.get<std::string>());
+      }
+    } else {
+      throw DataError(path, ln, "answer", "missing (give \"answer\" or \"answers\")");
+    }
+    out.push_back(std::move(ex));
+  }
+  return out;
+}
+
+std::pair<Interval, Interval> choice_accuracy(const std::vector<McqaExample>& examples,
+                                              const std::vector<int64_t>& pred, const BootstrapOptions& options) {
+  BIOLM_CHECK(!examples.empty() && pred.size() == examples.size(), Error,
+              fmt::format("choice_accuracy: {} predictions for {} examples", pred.size(), examples.size()));
+  std::vector<std::string> gold_s, pred_s;
+  std::vector<double> correct;
+  for (size_t i = 0; i < examples.size(); ++i) {
+    gold_s.push_back(std::to_string(examples[i].answer));
+    pred_s.push_back(std::to_string(pred[i]));
+    correct.push_back(pred[i] == examples[i].answer ? 1.0 : 0.0);
+  }
+  const auto labels = sorted_labels(gold_s, pred_s);
+  const auto stats = bootstrap_intervals(
+      static_cast<int64_t>(examples.size()),
+      [&](const std::vector<int64_t>& idx) {
+        std::vector<std::string> g, p;
+        double hits = 0.0;
+        for (int64_t i : idx) {
+          g.push_back(gold_s[static_cast<size_t>(i)]);
+          p.push_back(pred_s[static_cast<size_t>(i)]);
+          hits += correct[static_cast<size_t>(i)];
+        }
+        return std::vector<double>{hits / static_cast<double>(idx.size()),
+                                   classification_report(g, p, {labels, ZeroDivision::Zero}).prf.macro.f1};
+      },
+      options);
+  return {stats[0], stats[1]};
+}
+
+HeadEvalResult evaluate_pair_classifier(models::SequenceClassificationModelImpl& model,
+                                        const tokenize::Tokenizer& tokenizer, const std::vector<std::string>& labels,
+                                        const std::vector<McqaExample>& examples, const HeadEvalOptions& options) {
+  BIOLM_CHECK(!examples.empty(), Error, "eval: no examples");
+  BIOLM_CHECK(!model.regression(), ConfigError, "model.task", "a regression head has no classes to choose from");
+  BIOLM_CHECK(static_cast<int64_t>(labels.size()) == model.n_labels(), ConfigError, "labels",
+              fmt::format("{} label names for a head of {} classes", labels.size(), model.n_labels()));
+  BIOLM_CHECK(options.batch_size > 0, ConfigError, "eval.batch_size", "must be > 0");
+  // Class id of each choice of each example.
+  std::vector<std::vector<int64_t>> class_of(examples.size());
+  for (size_t i = 0; i < examples.size(); ++i) {
+    for (const auto& c : examples[i].choices) {
+      const auto it = std::find(labels.begin(), labels.end(), c);
+      BIOLM_CHECK(it != labels.end(), ConfigError, "labels",
+                  fmt::format("the model's labels [{}] do not include the choice \"{}\" of example {}",
+                              fmt::join(labels, ", "), c, i));
+      class_of[i].push_back(it - labels.begin());
+    }
+  }
+  const auto pad = tokenizer.special().pad.value_or(0);
+  const auto device = model.parameters().front().device();
+  detail::EvalModeGuard mode(model);
+  torch::NoGradGuard no_grad;
+  HeadEvalResult out;
+  for (size_t start = 0; start < examples.size(); start += static_cast<size_t>(options.batch_size)) {
+    const size_t end = std::min(examples.size(), start + static_cast<size_t>(options.batch_size));
+    std::vector<data::Features> rows;
+    for (size_t i = start; i < end; ++i) {
+      rows.push_back(data::pair_features(examples[i].question, examples[i].context, tokenizer, options.max_length));
+    }
+    const auto logits = model.forward_task(data::collate(rows, {pad}).to(device)).logits.to(torch::kCPU, torch::kDouble);
+    const auto a = logits.accessor<double, 2>();  // (B, n_labels)
+    for (size_t i = start; i < end; ++i) {
+      std::vector<double> s;
+      for (int64_t k : class_of[i]) s.push_back(a[static_cast<int64_t>(i - start)][k]);
+      out.pred.push_back(argmax_first(s));
+      out.scores.push_back(std::move(s));
+    }
+  }
+  std::tie(out.acc, out.macro_f1) = choice_accuracy(examples, out.pred, options.bootstrap);
+  return out;
+}
+
+HeadEvalResult evaluate_choice_model(models::MultipleChoiceModelImpl& model, const tokenize::Tokenizer& tokenizer,
+                                     const std::vector<McqaExample>& examples, const HeadEvalOptions& options) {
+  BIOLM_CHECK(!examples.empty(), Error, "eval: no examples");
+  BIOLM_CHECK(options.batch_size > 0, ConfigError, "eval.batch_size", "must be > 0");
+  const auto pad = tokenizer.special().pad.value_or(0);
+  const auto device = model.parameters().front().device();
+  detail::EvalModeGuard mode(model);
+  torch::NoGradGuard no_grad;
+  HeadEvalResult out;
+  size_t start = 0;
+  while (start < examples.size()) {
+    // A batch holds consecutive examples with the same number of options (MedQA mixes 4 and 5).
+    const size_t K = examples[start].choices.size();
+    size_t end = start;
+    std::vector<data::Features> rows;
+    while (end < examples.size() && end - start < static_cast<size_t>(options.batch_size) &&
+           examples[end].choices.size() == K) {
+      data::ChoiceExample ce;
+      ce.question = examples[end].question;
+      ce.options = examples[end].choices;
+      ce.answer = examples[end].answer;
+      rows.push_back(data::choice_features(ce, tokenizer, options.max_length));
+      ++end;
+    }
+    const auto logits = model.forward_task(data::collate(rows, {pad}).to(device)).logits.to(torch::kCPU, torch::kDouble);
+    const auto a = logits.accessor<double, 2>();  // (B, K)
+    for (size_t i = start; i < end; ++i) {
+      std::vector<double> s;
+      for (size_t k = 0; k < K; ++k) s.push_back(a[static_cast<int64_t>(i - start)][static_cast<int64_t>(k)]);
+      out.pred.push_back(argmax_first(s));
+      out.scores.push_back(std::move(s));
+    }
+    start = end;
+  }
+  std::tie(out.acc, out.macro_f1) = choice_accuracy(examples, out.pred, options.bootstrap);
+  return out;
+}
+
+}  // namespace biolm::eval

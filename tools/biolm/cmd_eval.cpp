@@ -1,0 +1,301 @@
+// biolm eval --model DIR --task pubmedqa|medqa|medmcqa|qa-gen --data FILE [options]:
+// zero-/few-shot evaluation of a decoder (log-likelihood multiple choice or generation), or a
+// fine-tuned encoder head on the same dataset, with bootstrap 95 % intervals (docs/eval.md).
+//   DIR: a biolm model directory (model.json; causal_lm, sequence_classification with labels
+//        yes/no/maybe, or multiple_choice) or a Hugging Face directory (config.json + weights
+//        + tokenizer files).
+// Prints one JSON object on stdout; --out writes the same object to a file `biolm report`
+// reads beside fine-tuning runs; --predictions writes one JSON line per example.
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include <nlohmann/json.hpp>
+
+#include "biolm/core/device.h"
+#include "biolm/core/error.h"
+#include "biolm/core/log.h"
+#include "biolm/data/tasks.h"
+#include "biolm/eval/model_scorer.h"
+#include "biolm/eval/tasks.h"
+#include "biolm/io/hf_config.h"
+#include "biolm/io/hf_weights.h"
+#include "biolm/io/model_dir.h"
+#include "command.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using namespace biolm;
+using models::TaskKind;
+
+struct EvalArgs {
+  std::string model, task, data, mode, shots_from, out, predictions, name, format;
+  std::string device = "cpu";
+  int64_t shots = 0;
+  uint64_t seed = 1234;
+  bool cot = false;
+  bool cop_zero_based = false;
+  int64_t limit = 0;
+  int64_t bootstrap = 1000;
+  int64_t batch_size = 8;
+  int64_t max_new_tokens = 32;
+  double temperature = 0.0;
+};
+
+struct Loaded {
+  std::shared_ptr<models::TaskModelImpl> model;
+  std::shared_ptr<tokenize::Tokenizer> tokenizer;
+  std::vector<std::string> labels;
+  std::string source;  // "biolm" | "huggingface"
+};
+
+Loaded load_any_model(const fs::path& dir) {
+  if (!fs::is_directory(dir)) throw ConfigError("--model", dir.string() + ": no such directory");
+  Loaded l;
+  if (io::is_model_dir(dir)) {
+    auto m = io::load_model_dir(dir);
+    if (!m.tokenizer) throw ConfigError("--model", dir.string() + ": the model directory has no tokenizer/");
+    l.model = m.model;
+    l.tokenizer = m.tokenizer;
+    l.labels = m.info.labels;
+    l.source = "biolm";
+    return l;
+  }
+  if (!fs::exists(dir / "config.json")) {
+    throw ConfigError("--model", dir.string() +
+                                     ": neither a biolm model directory (model.json) nor a Hugging Face "
+                                     "directory (config.json)");
+  }
+  const auto hf = io::load_hf_config(dir);
+  const TaskKind kind = hf.config.is_decoder() ? TaskKind::CausalLM : hf.task.value_or(TaskKind::Base);
+  l.labels = hf.labels;
+  l.model = models::make_task_model(hf.config, kind, std::max<int64_t>(1, static_cast<int64_t>(hf.labels.size())));
+  const auto report = io::load_hf_directory(*l.model, dir);
+  if (!report.missing.empty()) {
+    throw CheckpointError(dir.string(), report.missing.front(),
+                          "the checkpoint lacks parameters the model needs: " + report.to_string());
+  }
+  l.tokenizer = tokenize::load_tokenizer(dir);
+  l.source = "huggingface";
+  return l;
+}
+
+bool is_choice_task(const std::string& task) { return task == "pubmedqa" || task == "medqa" || task == "medmcqa"; }
+
+std::vector<eval::McqaExample> read_choice_examples(const std::string& task, const std::string& path,
+                                                    bool cop_zero_based) {
+  if (task == "pubmedqa") return eval::pubmedqa_examples(data::read_pubmedqa(path));
+  if (task == "medqa") return eval::mcqa_examples(data::read_medqa(path));
+  data::MedmcqaOptions o;
+  o.cop_zero_based = cop_zero_based;
+  return eval::mcqa_examples(data::read_medmcqa(path, o));
+}
+
+json metric(const eval::Interval& v) { return {{"value", v.point}, {"ci", {v.lower, v.upper}}}; }
+
+// Refuses a model kind that cannot answer the task, saying what would.
+void check_kind(TaskKind kind, const std::string& task, const std::vector<std::string>& labels) {
+  if (kind == TaskKind::CausalLM) return;
+  if (kind == TaskKind::SequenceClassification && task == "pubmedqa") {
+    for (const char* want : {"yes", "no", "maybe"}) {
+      if (std::find(labels.begin(), labels.end(), want) == labels.end()) {
+        throw ConfigError("--model", fmt::format("a sequence_classification model evaluated on pubmedqa needs the "
+                                                 "labels yes, no, maybe; this one has [{}]",
+                                                 fmt::join(labels, ", ")));
+      }
+    }
+    return;
+  }
+  if (kind == TaskKind::MultipleChoice && (task == "medqa" || task == "medmcqa")) return;
+  const std::string use = task == "pubmedqa" ? "a causal_lm decoder, or a sequence_classification model with labels "
+                                               "yes/no/maybe"
+                          : task == "qa-gen" ? "a causal_lm decoder"
+                                             : "a causal_lm decoder, or a multiple_choice model";
+  throw ConfigError("--model", fmt::format("a {} model cannot be evaluated on {}: use {}", models::to_string(kind),
+                                           task, use));
+}
+
+int run_eval(const EvalArgs& a) {
+  if (a.task != "pubmedqa" && a.task != "medqa" && a.task != "medmcqa" && a.task != "qa-gen") {
+    throw ConfigError("--task", "expected pubmedqa|medqa|medmcqa|qa-gen, got \"" + a.task + "\"");
+  }
+  const std::string mode = !a.mode.empty() ? a.mode : (a.task == "qa-gen" || a.cot) ? "generate" : "loglik";
+  if (mode != "loglik" && mode != "generate") throw ConfigError("--mode", "expected loglik|generate, got \"" + mode + "\"");
+  if (a.task == "qa-gen" && mode != "generate") throw ConfigError("--mode", "qa-gen is scored on generations: use --mode generate");
+  if (a.cot && mode != "generate") throw ConfigError("--cot", "chain of thought needs --mode generate");
+  if (a.shots < 0) throw ConfigError("--shots", "must be >= 0");
+  if (a.limit < 0) throw ConfigError("--limit", "must be >= 0");
+  if (a.bootstrap < 0) throw ConfigError("--bootstrap", "must be >= 0");
+
+  const Loaded l = load_any_model(a.model);
+  const TaskKind kind = l.model->task();
+  check_kind(kind, a.task, l.labels);
+  const bool head = kind != TaskKind::CausalLM;
+  if (head && (a.shots > 0 || a.cot || a.mode == "generate")) {
+    throw ConfigError("--model", fmt::format("a fine-tuned {} head is scored directly: --shots, --cot and --mode "
+                                             "generate apply to causal_lm decoders", models::to_string(kind)));
+  }
+  const auto device = core::parse_device(a.device, "--device");
+  l.model->to(device);
+
+  eval::BootstrapOptions boot;
+  boot.n_resamples = a.bootstrap;
+  boot.seed = a.seed;
+  eval::PromptOptions prompt;
+  prompt.k_shot = a.shots;
+  prompt.seed = a.seed;
+  prompt.chain_of_thought = a.cot;
+  prompt.format = a.task == "pubmedqa" ? eval::ChoiceFormat::Texts : eval::ChoiceFormat::Letters;
+  if (a.format == "letters") prompt.format = eval::ChoiceFormat::Letters;
+  if (a.format == "texts") prompt.format = eval::ChoiceFormat::Texts;
+  prompt.pool_is_eval_set = a.shots > 0 && a.shots_from.empty();
+
+  json metrics = json::object();
+  json extra = json::object();
+  std::vector<json> preds;
+  int64_t n = 0;
+  auto limited = [&](auto all) {
+    if (a.limit > 0 && static_cast<int64_t>(all.size()) > a.limit) all.resize(static_cast<size_t>(a.limit));
+    return all;
+  };
+  eval::GenerateFnOptions gen;
+  gen.generation.max_new_tokens = a.max_new_tokens;
+  gen.generation.temperature = a.temperature;
+  if (a.temperature > 0) gen.generation.seed = a.seed;
+  gen.stop_strings = {"\n\n", "\nQuestion:"};
+
+  if (is_choice_task(a.task)) {
+    const auto all = read_choice_examples(a.task, a.data, a.cop_zero_based);
+    const auto examples = limited(all);
+    const auto pool = a.shots_from.empty() ? all : read_choice_examples(a.task, a.shots_from, a.cop_zero_based);
+    n = static_cast<int64_t>(examples.size());
+    if (head) {
+      eval::HeadEvalOptions ho;
+      ho.max_length = l.model->config().max_positions;
+      ho.batch_size = a.batch_size;
+      ho.bootstrap = boot;
+      const auto r = kind == TaskKind::SequenceClassification
+                         ? eval::evaluate_pair_classifier(dynamic_cast<models::SequenceClassificationModelImpl&>(*l.model),
+                                                          *l.tokenizer, l.labels, examples, ho)
+                         : eval::evaluate_choice_model(dynamic_cast<models::MultipleChoiceModelImpl&>(*l.model),
+                                                       *l.tokenizer, examples, ho);
+      metrics["acc"] = metric(r.acc);
+      metrics["macro_f1"] = metric(r.macro_f1);
+      for (size_t i = 0; i < examples.size(); ++i) {
+        preds.push_back({{"index", i}, {"gold", examples[i].answer}, {"pred", r.pred[i]}, {"scores", r.scores[i]}});
+      }
+    } else {
+      auto lm = std::dynamic_pointer_cast<models::CausalLMModelImpl>(l.model);
+      if (mode == "loglik") {
+        eval::ModelScorer scorer(lm);
+        const auto r = eval::evaluate_mcqa_loglik(scorer, *l.tokenizer, examples, pool, prompt,
+                                                  eval::loglik_options_for(*lm, a.batch_size), boot);
+        metrics["acc"] = metric(r.acc);
+        metrics["acc_norm"] = metric(r.acc_norm);
+        metrics["macro_f1"] = metric(r.macro_f1);
+        for (size_t i = 0; i < examples.size(); ++i) {
+          const auto& s = r.scores[i];
+          preds.push_back({{"index", i}, {"gold", examples[i].answer}, {"pred", s.pred}, {"pred_norm", s.pred_norm},
+                           {"loglik", s.loglik}, {"loglik_norm", s.loglik_norm}});
+        }
+      } else {
+        if (a.cot && a.max_new_tokens < 64) log::warn("eval: --cot with --max-new-tokens {} leaves little room for reasoning", a.max_new_tokens);
+        const auto r = eval::evaluate_mcqa_generate(eval::make_generate_fn(lm, l.tokenizer, gen), examples, pool,
+                                                    prompt, boot);
+        metrics["acc"] = metric(r.acc);
+        extra["n_unparsed"] = r.n_unparsed;
+        for (size_t i = 0; i < examples.size(); ++i) {
+          preds.push_back({{"index", i}, {"gold", examples[i].answer}, {"pred", r.pred[i]},
+                           {"generation", r.generations[i]}});
+        }
+      }
+    }
+  } else {
+    const auto all = eval::read_qa_examples(a.data);
+    const auto examples = limited(all);
+    const auto pool = a.shots_from.empty() ? all : eval::read_qa_examples(a.shots_from);
+    n = static_cast<int64_t>(examples.size());
+    auto lm = std::dynamic_pointer_cast<models::CausalLMModelImpl>(l.model);
+    const auto r = eval::evaluate_qa_generate(eval::make_generate_fn(lm, l.tokenizer, gen), examples, pool, prompt, boot);
+    metrics["exact_match"] = metric(r.exact_match);
+    metrics["f1"] = metric(r.f1);
+    metrics["bleu1"] = metric(r.bleu1);
+    metrics["bleu4"] = metric(r.bleu4);
+    metrics["rouge_l"] = metric(r.rouge_l);
+    for (size_t i = 0; i < examples.size(); ++i) {
+      preds.push_back({{"index", i}, {"gold", examples[i].answers}, {"answer", r.answers[i]},
+                       {"generation", r.generations[i]}});
+    }
+  }
+
+  const std::string dir_name = fs::absolute(fs::path(a.model)).lexically_normal().filename().string();
+  const std::string how = head ? "fine-tuned" : fmt::format("{}-shot {}{}", a.shots, mode, a.cot ? " cot" : "");
+  json result = {{"name", a.name.empty() ? dir_name + " " + how : a.name},
+                 {"model", a.model},
+                 {"model_kind", models::to_string(kind)},
+                 {"source", l.source},
+                 {"task", a.task},
+                 {"mode", head ? "head" : mode},
+                 {"shots", a.shots},
+                 {"cot", a.cot},
+                 {"seed", a.seed},
+                 {"bootstrap", a.bootstrap},
+                 {"n", n},
+                 {"metrics", metrics}};
+  result.update(extra);
+  if (!a.out.empty()) {
+    const fs::path out(a.out);
+    if (out.has_parent_path()) fs::create_directories(out.parent_path());
+    std::ofstream f(out);
+    if (!f) throw IoError::from_errno(a.out, "cannot open for writing");
+    f << result.dump(2) << "\n";
+  }
+  if (!a.predictions.empty()) {
+    const fs::path p(a.predictions);
+    if (p.has_parent_path()) fs::create_directories(p.parent_path());
+    std::ofstream f(p);
+    if (!f) throw IoError::from_errno(a.predictions, "cannot open for writing");
+    for (const auto& row : preds) f << row.dump() << "\n";
+  }
+  std::cout << result.dump() << "\n";
+  return cli::kOk;
+}
+
+const bool registered = cli::register_command(
+    {"eval", "zero-/few-shot evaluation of a decoder, or a fine-tuned head, on pubmedqa | medqa | medmcqa | qa-gen",
+     [](CLI::App& sub) {
+       auto a = std::make_shared<EvalArgs>();
+       sub.add_option("--model", a->model, "biolm model directory or Hugging Face directory")->required();
+       sub.add_option("--task", a->task, "pubmedqa | medqa | medmcqa | qa-gen")->required();
+       sub.add_option("--data", a->data, "evaluation file")->required()->check(CLI::ExistingFile);
+       sub.add_option("--mode", a->mode, "loglik | generate (default loglik; generate for qa-gen and --cot)");
+       sub.add_option("--shots", a->shots, "examples shown before each question")->capture_default_str();
+       sub.add_option("--shots-from", a->shots_from, "file the shots are drawn from (default: the evaluation file, "
+                                                     "leaving the evaluated example out)")
+           ->check(CLI::ExistingFile);
+       sub.add_option("--seed", a->seed, "seed of the shot draw, sampling and bootstrap")->capture_default_str();
+       sub.add_flag("--cot", a->cot, "chain of thought: 'Let's think step by step.', answer parsed from the text");
+       sub.add_option("--format", a->format, "letters | texts: how choices are answered (default texts for "
+                                             "pubmedqa, letters otherwise)")
+           ->check(CLI::IsMember({"letters", "texts"}));
+       sub.add_option("--limit", a->limit, "evaluate the first N examples (0 = all)")->capture_default_str();
+       sub.add_option("--bootstrap", a->bootstrap, "bootstrap resamples for the 95 % intervals")->capture_default_str();
+       sub.add_option("--batch-size", a->batch_size, "requests per forward pass")->capture_default_str();
+       sub.add_option("--max-new-tokens", a->max_new_tokens, "generation length")->capture_default_str();
+       sub.add_option("--temperature", a->temperature, "0 = greedy; > 0 samples with --seed")->capture_default_str();
+       sub.add_flag("--cop-zero-based", a->cop_zero_based, "MedMCQA files numbering cop 0..3");
+       sub.add_option("--device", a->device, "cpu | cuda | cuda:N")->capture_default_str();
+       sub.add_option("--name", a->name, "row name in reports (default: model directory + setting)");
+       sub.add_option("--out", a->out, "write the result JSON here (readable by biolm report)");
+       sub.add_option("--predictions", a->predictions, "write one JSON line per example here");
+       sub.callback([a] {
+         const int code = run_eval(*a);
+         if (code != cli::kOk) throw cli::ExitRequest{code};
+       });
+     }});
+
+}  // namespace
