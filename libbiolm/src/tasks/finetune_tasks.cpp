@@ -442,6 +442,8 @@ Predictions predict(models::TaskModelImpl& model, const TaskSpec& spec, const to
   const int64_t pad_id = tok.special().pad.value_or(0);
   Predictions p;
   if (spec.task == Task::Instruct) {
+    BIOLM_CHECK(dynamic_cast<models::CausalLMModelImpl*>(&model) != nullptr, ConfigError, "task",
+                "instruct evaluation needs a causal-LM model (a decoder preset)");
     response_losses(model, spec, d, device, pad_id, p);
     p.texts = generate_responses(model, spec, tok, d, device);
     model.train(was_training);
