@@ -7,6 +7,8 @@
 #include "biolm/core/error.h"
 #include "biolm/core/seed.h"
 #include "biolm/data/collate.h"
+#include "biolm/io/model_dir.h"
+#include "biolm/peft/method.h"
 #include "biolm/models/task_model.h"
 #include "biolm/tasks/finetune_tasks.h"
 #include "biolm/tokenize/wordpiece.h"
@@ -296,4 +298,56 @@ TEST_CASE("predict on real models: span answers are context slices, losses count
   CHECK(ip.loss_sum[0] / 5.0 == Approx(mean).epsilon(1e-4));
   // A SpanQA model cannot generate.
   CHECK_THROWS_AS(tasks::predict(*qa, is, *tok, id), ConfigError);
+}
+
+TEST_CASE("evaluate_file on a model directory with unmerged LoRA adapters gives the same metrics",
+          "[tasks][model_dir]") {
+  core::seed_all(5);
+  auto tok = tiny_tokenizer(/*decoder=*/true);
+  test::TempDir dir("evalfile");
+  test::write_text(dir / "p.json", R"({"1": {"QUESTION": "Does drug help?", "CONTEXTS": ["It did not help."], "final_decision": "no"},
+    "2": {"QUESTION": "Does it help?", "CONTEXTS": ["It did help."], "final_decision": "yes"},
+    "3": {"QUESTION": "Drug?", "CONTEXTS": ["Not it."], "final_decision": "maybe"}})");
+  tasks::TaskSpec spec;
+  spec.task = Task::Pubmedqa;
+  spec.max_length = 16;
+  spec.labels = data::LabelMap::from_names(tasks::label_names(spec, (dir / "p.json").string()));
+  // A decoder body (last-token pooling) with LoRA on q/v and a trained classifier.
+  auto cfg = models::preset("tiny-decoder");
+  cfg.vocab_size = tok->vocab_size();
+  auto model = models::make_task_model(cfg, tasks::head_kind(spec.task), tasks::n_labels(spec));
+  const auto method = peft::method_config_from_json(
+      {{"method", "hybrid"}, {"lora", {{"rank", 4}, {"targets", {"**.q_proj", "**.v_proj"}}}},
+       {"train_patterns", {"classifier.**"}}});
+  peft::apply(*model, method);
+  {  // non-zero B so the adapters change the outputs
+    torch::NoGradGuard ng;
+    for (auto& p : model->named_parameters())
+      if (p.key().find("lora_b") != std::string::npos) p.value().normal_(0.0, 0.5);
+  }
+  const auto d = tasks::featurize(spec, *tok, (dir / "p.json").string());
+  const auto before = tasks::predict(*model, spec, *tok, d);
+  const auto m_before = tasks::evaluate_file(*model, *tok, spec, (dir / "p.json").string(), 0, 1);
+
+  io::ModelDirInfo info;
+  info.config = cfg;
+  info.task = tasks::head_kind(spec.task);
+  info.n_labels = model->n_labels();
+  info.labels = spec.labels.names();
+  info.peft = method;
+  io::ModelDirSaveOptions so;
+  so.tokenizer = tok.get();
+  io::save_model_dir(*model, info, dir / "model", so);
+  const auto loaded = io::load_model_dir(dir / "model");
+  REQUIRE(loaded.tokenizer);
+  CHECK(loaded.info.labels == std::vector<std::string>{"yes", "no", "maybe"});
+  const auto after = tasks::predict(*loaded.model, spec, *loaded.tokenizer, d);
+  CHECK(after.classes == before.classes);
+  // The logits themselves: adapters (non-zero B) came back with the weights.
+  model->eval();
+  loaded.model->eval();
+  torch::NoGradGuard ng;
+  const auto batch = data::collate(d.rows, data::CollateOptions{});
+  BIOLM_REQUIRE_CLOSE(loaded.model->forward_task(batch).logits, model->forward_task(batch).logits, 1e-5);
+  CHECK(tasks::evaluate_file(*loaded.model, *loaded.tokenizer, spec, (dir / "p.json").string(), 0, 1) == m_before);
 }
