@@ -187,7 +187,10 @@ int run_finetune(const std::string& config_path, const std::vector<std::string>&
   const auto device = core::parse_device(device_name);
   model->to(device);
 
-  const auto method = peft::method_config_from_json(peft_json, "peft");
+  json pj = peft_json;  // a soft prompt's width is the model's: filled in unless given
+  if (pj.value("method", std::string("full")) == "prompt" && !(pj.contains("prompt") && pj["prompt"].contains("hidden")))
+    pj["prompt"]["hidden"] = mcfg.hidden_size;
+  const auto method = peft::method_config_from_json(pj, "peft");
   const auto summary = peft::apply(*model, method);
   log::info("peft: {}", summary.to_string());
 
