@@ -76,13 +76,13 @@ int run_finetune(const std::string& config_path, const std::vector<std::string>&
   const int64_t batch_size = train_json.value("batch_size", 16);
   train_json.erase("batch_size");
   r.finish();
-  core::check_range(spec.max_length > 1, "data.max_length", "must be > 1", std::to_string(spec.max_length));
-  core::check_range(spec.doc_stride < spec.max_length, "data.doc_stride", "must be < data.max_length",
+  core::check_range(spec.max_length > 1, "data.max_length", "> 1", std::to_string(spec.max_length));
+  core::check_range(spec.doc_stride < spec.max_length, "data.doc_stride", "< data.max_length",
                     std::to_string(spec.doc_stride));
-  core::check_range(spec.max_answer_tokens > 0, "eval.max_answer_tokens", "must be > 0",
+  core::check_range(spec.max_answer_tokens > 0, "eval.max_answer_tokens", "> 0",
                     std::to_string(spec.max_answer_tokens));
-  core::check_range(spec.max_new_tokens > 0, "eval.max_new_tokens", "must be > 0", std::to_string(spec.max_new_tokens));
-  core::check_range(spec.batch_size > 0, "eval.batch_size", "must be > 0", std::to_string(spec.batch_size));
+  core::check_range(spec.max_new_tokens > 0, "eval.max_new_tokens", "> 0", std::to_string(spec.max_new_tokens));
+  core::check_range(spec.batch_size > 0, "eval.batch_size", "> 0", std::to_string(spec.batch_size));
   if (!spec.format.empty() && spec.task != tasks::Task::Mcqa && spec.task != tasks::Task::Instruct)
     throw ConfigError("data.format", "only mcqa (medqa|medmcqa) and instruct (alpaca|sharegpt) read a format");
   if (spec.packing && spec.task != tasks::Task::Instruct)
