@@ -7,6 +7,7 @@
 #include "biolm/core/error.h"
 #include "biolm/core/seed.h"
 #include "biolm/data/collate.h"
+#include "biolm/data/tasks.h"
 #include "biolm/io/model_dir.h"
 #include "biolm/peft/method.h"
 #include "biolm/models/task_model.h"
@@ -350,4 +351,38 @@ TEST_CASE("evaluate_file on a model directory with unmerged LoRA adapters gives 
   const auto batch = data::collate(d.rows, data::CollateOptions{});
   BIOLM_REQUIRE_CLOSE(loaded.model->forward_task(batch).logits, model->forward_task(batch).logits, 1e-5);
   CHECK(tasks::evaluate_file(*loaded.model, *loaded.tokenizer, spec, (dir / "p.json").string(), 0, 1) == m_before);
+}
+
+TEST_CASE("instruct featurization of ShareGPT: system prompt kept, the last response is the reference",
+          "[tasks][instruct]") {
+  test::TempDir dir("sharegpt");
+  test::write_text(dir / "s.json", R"([{"id": "c1", "conversations": [
+    {"from": "system", "value": "it"}, {"from": "human", "value": "does drug help ?"},
+    {"from": "gpt", "value": "yes"}, {"from": "human", "value": "did it ?"}, {"from": "gpt", "value": "it did not ."}]}])");
+  auto tok = tiny_tokenizer(/*decoder=*/true);
+  const auto ex = data::read_sharegpt((dir / "s.json").string());
+  REQUIRE(ex.size() == 1);
+  const auto conv = tasks::to_conversation(ex[0]);
+  CHECK(conv.system == "it");
+  REQUIRE(conv.turns.size() == 4);
+  CHECK(conv.turns[3].role == train::Role::Assistant);
+
+  tasks::TaskSpec spec;
+  spec.task = Task::Instruct;
+  spec.format = "sharegpt";
+  spec.max_length = 128;
+  spec.prompt_format = train::PromptFormat::Llama2Chat;
+  const auto d = tasks::featurize(spec, *tok, (dir / "s.json").string());
+  CHECK(d.references == std::vector<std::string>{"it did not ."});
+  const auto& r = d.loss_rows[0];
+  // Both responses are learned ("yes" + EOS and "it did not ." + EOS); the prompt for generation
+  // stops before the second one and so contains the first.
+  int64_t learned = 0;
+  for (auto l : r.labels) learned += l != -100;
+  CHECK(learned == 2 + 5);
+  const std::vector<int64_t> tail(r.input_ids.begin() + static_cast<long>(d.prompts[0].size()), r.input_ids.end());
+  CHECK(tail == std::vector<int64_t>{9, 10, 11, 13, 3});
+  CHECK(std::count(d.prompts[0].begin(), d.prompts[0].end(), 8) == 1);  // "yes", the first response
+  spec.format = "vicuna";
+  CHECK_THROWS_AS(tasks::featurize(spec, *tok, (dir / "s.json").string()), ConfigError);
 }
