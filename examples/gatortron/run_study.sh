@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The shape of the GatorTron adaptation study at laptop scale, on the synthetic data in data/:
-# two encoder sizes x four task families (concept extraction, relation extraction, semantic
-# similarity, inference) x two adaptation methods (full fine-tuning, LoRA + trained head), each
+# two encoder sizes x five task families (concept extraction, relation extraction, semantic
+# similarity, inference, question answering: emrQA-style span QA, as GatorTron's MQA) x two
+# adaptation methods (full fine-tuning, LoRA + trained head), each
 # with its own clinical WordPiece vocabulary trained on data/corpus, then one report (markdown +
 # JSON + SVG curves) with bootstrap 95 % intervals.
 #
@@ -9,7 +10,7 @@
 #   BIOLM=build/bin/biolm DATA=/path/to/real/data SIZES="small base" STEPS=600 bash ...
 #
 # Real data: point DATA at a directory with the same layout (ner/*.conll, re/*.jsonl, sts/*.tsv,
-# nli/*.jsonl) and raise STEPS and the sizes (any model.* key can be added in EXTRA).
+# nli/*.jsonl, qa/*.json in SQuAD format) and raise STEPS and the sizes (any model.* key can be added in EXTRA).
 set -euo pipefail
 quick=0
 if [ "${1:-}" = "--quick" ]; then quick=1; shift; fi
@@ -28,7 +29,7 @@ declare -A SIZE_KEYS=(
 )
 runs=()
 for size in $SIZES; do
-  for task in ner re sts nli; do
+  for task in ner re sts nli qa; do
     for method in full lora; do
       name="$size-$task-$method"
       peft_keys=("peft.method=full")
@@ -36,6 +37,7 @@ for size in $SIZES; do
       if [ "$method" = lora ]; then
         head='peft.train_patterns=["classifier.**","pooler.**"]'   # sequence heads: pooler + classifier
         if [ "$task" = ner ]; then head='peft.train_patterns=["classifier.**"]'; fi
+        if [ "$task" = qa ]; then head='peft.train_patterns=["qa_outputs.**"]'; fi
         peft_keys=("peft.method=hybrid" 'peft.lora.targets=["**.q_proj","**.k_proj","**.v_proj","**.o_proj"]' "$head")
         lr=4e-3
       fi

@@ -8,9 +8,9 @@ Every file follows the real format of the corpus it imitates, so the same reader
   data/sts/{train,dev,test}.tsv      n2c2-2019-style sentence similarity (s1<TAB>s2<TAB>score 0-5)
   data/nli/{train,dev,test}.jsonl    MedNLI-style inference (sentence1, sentence2, gold_label)
   data/qa/{train,dev,test}.json      emrQA/SQuAD-style span QA
-  data/mcqa/{train,test}.jsonl       MedQA-USMLE-style multiple choice (question, options A-D, answer_idx)
-  data/pubmedqa/{train,test}.json    PubMedQA-style yes/no/maybe (PMID-keyed object)
-  data/instruct/train.jsonl          Alpaca-style instructions (instruction, input, output)
+  data/mcqa/{train,dev,test}.jsonl       MedQA-USMLE-style multiple choice (question, options A-D, answer_idx)
+  data/pubmedqa/{train,dev,test}.json    PubMedQA-style yes/no/maybe (PMID-keyed object)
+  data/instruct/{train,dev,test}.jsonl  Alpaca-style instructions (instruction, input, output)
 
 The facts are a small made-up "knowledge table" (condition -> drug, test), so a model can learn
 something measurable. Deterministic: python3 tools/scripts/make_synthetic_data.py [--seed 13].
@@ -304,6 +304,17 @@ def main():
     with open(os.path.join(out, "instruct", "train.jsonl"), "w") as f:
         for _ in range(500):
             f.write(json.dumps(instruction(rng)) + "\n")
+    # Held-out instructions, drawn after everything above so the older files stay byte-identical.
+    for split, n in [("dev", 40), ("test", 60)]:
+        with open(os.path.join(out, "instruct", f"{split}.jsonl"), "w") as f:
+            for _ in range(n):
+                f.write(json.dumps(instruction(rng)) + "\n")
+    # Dev splits of the multiple-choice and PubMedQA sets (model selection without the test set).
+    with open(os.path.join(out, "mcqa", "dev.jsonl"), "w") as f:
+        for i in range(100):
+            f.write(json.dumps(mcqa(rng, i)) + "\n")
+    with open(os.path.join(out, "pubmedqa", "dev.json"), "w") as f:
+        json.dump(dict(pubmedqa(rng, 92000000 + i) for i in range(100)), f, indent=4)
 
 
 if __name__ == "__main__":

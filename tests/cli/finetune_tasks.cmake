@@ -1,0 +1,66 @@
+# `biolm finetune` on the question-answering and instruction task families (tasks/finetune_tasks.h),
+# model.init from a fine-tuned model directory, and the refusals. Each run is a few hundred steps
+# at most on the synthetic data (data/, tools/scripts/make_synthetic_data.py); the regexes read the
+# printed results.json line and demand above-chance test metrics.
+set(ft_common eval.bootstrap=200 WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+
+# Span QA: SQuAD exact match > 0.2 (an untrained reader scores ~0).
+add_test(NAME cli::finetune_qa_span
+  COMMAND ${BIOLM_EXE} --log-level warn finetune --config examples/configs/qa_demo.yaml output=${cli_out}/qa-span
+          train.max_steps=200 train.eval_every=200 ${ft_common})
+set_tests_properties(cli::finetune_qa_span PROPERTIES
+  PASS_REGULAR_EXPRESSION "\"exact_match\":\\{\"ci\":\\[[0-9.e-]+,[0-9.e-]+\\],\"value\":0\\.[2-9]")
+
+# Multiple choice over four options: accuracy >= 0.4 (chance 0.25).
+add_test(NAME cli::finetune_mcqa
+  COMMAND ${BIOLM_EXE} --log-level warn finetune --config examples/configs/mcqa_demo.yaml output=${cli_out}/mcqa
+          train.max_steps=200 train.eval_every=200 train.batch_size=8 ${ft_common})
+set_tests_properties(cli::finetune_mcqa PROPERTIES
+  PASS_REGULAR_EXPRESSION "\"accuracy\":\\{\"ci\":\\[[0-9.e-]+,[0-9.e-]+\\],\"value\":(0\\.[4-9]|1)")
+
+# PubMedQA yes/no/maybe on an encoder: accuracy >= 0.8 (majority class 0.5). Its model/ directory
+# is the starting point of cli::finetune_model_init.
+add_test(NAME cli::finetune_pubmedqa
+  COMMAND ${BIOLM_EXE} --log-level warn finetune --config examples/configs/pubmedqa_demo.yaml output=${cli_out}/pubmedqa
+          train.max_steps=120 train.eval_every=120 ${ft_common})
+set_tests_properties(cli::finetune_pubmedqa PROPERTIES FIXTURES_SETUP pubmedqa_model
+  PASS_REGULAR_EXPRESSION "\"accuracy\":\\{\"ci\":\\[[0-9.e-]+,[0-9.e-]+\\],\"value\":(0\\.[89]|1)")
+
+# PubMedQA with LoRA on a decoder (last-token pooling): accuracy >= 0.6 and macro-F1 >= 0.5.
+add_test(NAME cli::finetune_pubmedqa_lora_decoder
+  COMMAND ${BIOLM_EXE} --log-level warn finetune --config examples/configs/pubmedqa_lora_decoder_demo.yaml
+          output=${cli_out}/pubmedqa-lora-decoder train.max_steps=150 train.eval_every=150 ${ft_common})
+set_tests_properties(cli::finetune_pubmedqa_lora_decoder PROPERTIES
+  PASS_REGULAR_EXPRESSION "\"method\":\"hybrid\".*\"accuracy\":\\{[^}]*\"value\":(0\\.[6-9]|1)[^}]*\\},\"macro_f1\":\\{[^}]*\"value\":(0\\.[5-9]|1)")
+
+# Instruction tuning of a decoder: held-out ROUGE-L >= 0.1 by greedy generation (0 untrained).
+add_test(NAME cli::finetune_instruct
+  COMMAND ${BIOLM_EXE} --log-level warn finetune --config examples/configs/instruct_demo.yaml output=${cli_out}/instruct
+          train.max_steps=150 train.eval_every=150 ${ft_common})
+set_tests_properties(cli::finetune_instruct PROPERTIES
+  PASS_REGULAR_EXPRESSION "\"rouge_l\":\\{\"ci\":\\[[0-9.e-]+,[0-9.e-]+\\],\"value\":0\\.[1-9]")
+
+# model.init: start from cli::finetune_pubmedqa's model/ directory (config, weights, tokenizer).
+# One step at a negligible learning rate keeps the loaded model: accuracy stays >= 0.8, where a
+# fresh model after one step predicts the majority class (0.5).
+add_test(NAME cli::finetune_model_init
+  COMMAND ${BIOLM_EXE} finetune --config examples/configs/pubmedqa_demo.yaml output=${cli_out}/pubmedqa-init
+          model.init=${cli_out}/pubmedqa/model ~model.preset ~model.hidden_size ~model.n_heads ~model.n_kv_heads
+          ~model.ffn_size ~tokenizer.train_on ~tokenizer.vocab_size train.max_steps=1 train.warmup_steps=0
+          train.lr=1.0e-9 train.eval_every=1 ${ft_common})
+set_tests_properties(cli::finetune_model_init PROPERTIES FIXTURES_REQUIRED pubmedqa_model
+  PASS_REGULAR_EXPRESSION "model.init .*loaded [1-9][0-9]*.*\"accuracy\":\\{\"ci\":\\[[0-9.e-]+,[0-9.e-]+\\],\"value\":(0\\.[89]|1)")
+
+# model.init fixes the architecture: a shape key next to it is refused, naming the key.
+add_test(NAME cli::finetune_model_init_shape_key
+  COMMAND ${BIOLM_EXE} finetune --config examples/configs/pubmedqa_demo.yaml output=${cli_out}/pubmedqa-init-bad
+          model.init=${cli_out}/pubmedqa/model ~tokenizer.train_on
+  WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+set_tests_properties(cli::finetune_model_init_shape_key PROPERTIES FIXTURES_REQUIRED pubmedqa_model
+  PASS_REGULAR_EXPRESSION "config 'model\\.[a-z_]+': cannot be combined with model.init")
+
+# Unknown task names are refused with the full list.
+add_test(NAME cli::finetune_bad_task_name
+  COMMAND ${BIOLM_EXE} finetune --config examples/configs/qa_demo.yaml task=squad WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+set_tests_properties(cli::finetune_bad_task_name PROPERTIES
+  PASS_REGULAR_EXPRESSION "config 'task': expected ner\\|re\\|nli\\|sts\\|qa-span\\|mcqa\\|pubmedqa\\|instruct, found \"squad\"")

@@ -1,0 +1,388 @@
+// tests/tasks/test_finetune_tasks.cpp: biolm::tasks (featurize / predict / score / best_span /
+// pack_rows) against hand-built inputs and hand-computed metric values.
+#include <torch/torch.h>
+
+#include <catch2/catch.hpp>
+
+#include "biolm/core/error.h"
+#include "biolm/core/seed.h"
+#include "biolm/data/collate.h"
+#include "biolm/data/tasks.h"
+#include "biolm/io/model_dir.h"
+#include "biolm/peft/method.h"
+#include "biolm/models/task_model.h"
+#include "biolm/tasks/finetune_tasks.h"
+#include "biolm/tokenize/wordpiece.h"
+#include "support/test_util.h"
+
+using namespace biolm;
+using tasks::Task;
+
+namespace {
+
+// ids: [PAD]0 [UNK]1 [CLS]2 [SEP]3 [MASK]4 does5 drug6 help7 yes8 it9 did10 not11 ?12 .13
+std::unique_ptr<tokenize::WordPieceTokenizer> tiny_tokenizer(bool decoder = false) {
+  tokenize::WordPieceOptions o;
+  if (decoder) {
+    o.specials.bos = "[CLS]";
+    o.specials.eos = "[SEP]";
+  }
+  return std::make_unique<tokenize::WordPieceTokenizer>(
+      std::vector<std::string>{"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "does", "drug", "help", "yes", "it",
+                               "did", "not", "?", "."},
+      o);
+}
+
+data::Features window(std::vector<std::pair<int64_t, int64_t>> offsets) {
+  data::Features f;
+  f.offsets = std::move(offsets);
+  f.input_ids.assign(f.offsets.size(), 5);
+  return f;
+}
+
+}  // namespace
+
+TEST_CASE("task names, heads and metrics", "[tasks]") {
+  CHECK(tasks::task_names() ==
+        std::vector<std::string>{"ner", "re", "nli", "sts", "qa-span", "mcqa", "pubmedqa", "instruct"});
+  for (const auto& n : tasks::task_names()) CHECK(tasks::to_string(tasks::parse_task(n)) == n);
+  CHECK(tasks::head_kind(Task::QaSpan) == models::TaskKind::SpanQA);
+  CHECK(tasks::head_kind(Task::Mcqa) == models::TaskKind::MultipleChoice);
+  CHECK(tasks::head_kind(Task::Pubmedqa) == models::TaskKind::SequenceClassification);
+  CHECK(tasks::head_kind(Task::Instruct) == models::TaskKind::CausalLM);
+  CHECK(tasks::primary_metric(Task::Instruct) == "rouge_l");
+  CHECK(tasks::primary_metric(Task::QaSpan) == "f1");
+  try {
+    tasks::parse_task("parse");
+    FAIL("expected ConfigError");
+  } catch (const ConfigError& e) {
+    CHECK(std::string(e.what()).find("ner|re|nli|sts|qa-span|mcqa|pubmedqa|instruct") != std::string::npos);
+  }
+}
+
+TEST_CASE("best_span re-assembles the best span across windows", "[tasks][qa]") {
+  // context bytes: aa(0,2) bb(3,5) cc(6,8) dd(9,11) ee(12,14)
+  const std::string context = "aa bb cc dd ee";
+  const std::pair<int64_t, int64_t> sp{-1, -1};
+  // Window 1: [CLS] q [SEP] aa bb cc [SEP]; window 2: [CLS] q [SEP] cc dd ee [SEP].
+  const auto w1 = window({sp, sp, sp, {0, 2}, {3, 5}, {6, 8}, sp});
+  const auto w2 = window({sp, sp, sp, {6, 8}, {9, 11}, {12, 14}, sp});
+  // Specials carry the largest logits (must be skipped); window 1's list is padded with a huge
+  // logit past its length (must be ignored); window 2 has a high end BEFORE the best start.
+  std::vector<std::vector<float>> start = {{10, 0, 0, 2.0f, 0, 0, 9, 50}, {10, 0, 0, 0.5f, 3.0f, 0, 9}};
+  std::vector<std::vector<float>> end = {{10, 0, 0, 2.0f, 0, 0, 9, 50}, {10, 0, 0, 4.0f, 0.0f, 2.5f, 9}};
+  const std::vector<const data::Features*> ws = {&w1, &w2};
+  // Candidates: aa..aa = 4, cc..cc (w2) = 4.5, cc..ee = 3.0, dd..ee = 5.5 (best).
+  CHECK(tasks::best_span(ws, start, end, context, 30) == "dd ee");
+  // At most one token: dd..dd = 3.0 < aa..aa = 4 < cc..cc = 4.5.
+  CHECK(tasks::best_span(ws, start, end, context, 1) == "cc");
+  // Only window 1: aa..aa (4) beats aa..cc (2) and specials.
+  CHECK(tasks::best_span({&w1}, {start[0]}, {end[0]}, context, 30) == "aa");
+  CHECK_THROWS_AS(tasks::best_span(ws, {start[0]}, end, context, 30), Error);
+}
+
+TEST_CASE("pubmedqa featurization: question + joined contexts, yes/no/maybe ids", "[tasks][pubmedqa]") {
+  test::TempDir dir("pubmedqa");
+  test::write_text(dir / "p.json", R"({"11": {"QUESTION": "Does drug help?", "CONTEXTS": ["It did not help."],
+    "LABELS": ["RESULTS"], "final_decision": "no", "LONG_ANSWER": "It did not."},
+    "12": {"QUESTION": "Does drug help?", "CONTEXTS": ["It did", "help."], "LABELS": ["A", "B"],
+    "final_decision": "maybe"}})");
+  auto tok = tiny_tokenizer();
+  tasks::TaskSpec spec;
+  spec.task = Task::Pubmedqa;
+  spec.max_length = 32;
+  const auto names = tasks::label_names(spec, (dir / "p.json").string());
+  CHECK(names == std::vector<std::string>{"yes", "no", "maybe"});
+  spec.labels = data::LabelMap::from_names(names);
+  CHECK(tasks::n_labels(spec) == 3);
+  const auto d = tasks::featurize(spec, *tok, (dir / "p.json").string());
+  REQUIRE(d.rows.size() == 2);
+  CHECK(d.rows[0].input_ids == std::vector<int64_t>{2, 5, 6, 7, 12, 3, 9, 10, 11, 7, 13, 3});
+  CHECK(d.rows[0].token_type_ids == std::vector<int64_t>{0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1});
+  CHECK(d.rows[0].label == 1);
+  CHECK(d.rows[1].input_ids == std::vector<int64_t>{2, 5, 6, 7, 12, 3, 9, 10, 7, 13, 3});  // contexts joined
+  CHECK(d.rows[1].label == 2);
+  CHECK(d.gold_labels == std::vector<std::string>{"no", "maybe"});
+
+  // A label the model was not trained on is a DataError naming the file.
+  spec.labels = data::LabelMap::from_names({"yes", "no"});
+  try {
+    tasks::featurize(spec, *tok, (dir / "p.json").string());
+    FAIL("expected DataError");
+  } catch (const DataError& e) {
+    CHECK(std::string(e.what()).find("p.json") != std::string::npos);
+    CHECK(e.field() == "final_decision");
+  }
+
+  // Scoring: accuracy and macro-F1 by hand. gold [no, maybe], pred [no, no]: accuracy 0.5;
+  // per class F1: no = 2*1/(2+1) = 2/3, maybe = 0 -> macro 1/3.
+  spec.labels = data::LabelMap::from_names(names);
+  tasks::Predictions p;
+  p.classes = {1, 1};
+  const auto m = tasks::score(spec, d, p, 0, 1);
+  CHECK(m.at("accuracy").get<double>() == Approx(0.5));
+  CHECK(m.at("macro_f1").get<double>() == Approx(1.0 / 3.0));
+  const auto mb = tasks::score(spec, d, p, 50, 1);
+  CHECK(tasks::metric_value(mb.at("accuracy")) == Approx(0.5));
+  CHECK(mb.at("accuracy").at("ci").size() == 2);
+}
+
+TEST_CASE("mcqa featurization: one [question, option] per choice, answer index", "[tasks][mcqa]") {
+  test::TempDir dir("mcqa");
+  test::write_text(dir / "m.jsonl",
+                   "{\"question\": \"drug help ?\", \"options\": {\"A\": \"yes\", \"B\": \"not\", \"C\": \"it\"}, "
+                   "\"answer_idx\": \"B\"}\n"
+                   "{\"question\": \"does it help ?\", \"options\": {\"A\": \"yes\", \"B\": \"not\"}, "
+                   "\"answer_idx\": \"A\"}\n");
+  auto tok = tiny_tokenizer();
+  tasks::TaskSpec spec;
+  spec.task = Task::Mcqa;
+  spec.max_length = 16;
+  const auto d = tasks::featurize(spec, *tok, (dir / "m.jsonl").string());
+  REQUIRE(d.rows.size() == 2);
+  REQUIRE(d.rows[0].choices.size() == 3);
+  CHECK(d.rows[0].choices[0] == std::vector<int64_t>{2, 6, 7, 12, 3, 8, 3});
+  CHECK(d.rows[0].choices[1] == std::vector<int64_t>{2, 6, 7, 12, 3, 11, 3});
+  CHECK(d.rows[0].choices[2] == std::vector<int64_t>{2, 6, 7, 12, 3, 9, 3});
+  CHECK(d.rows[0].label == 1);
+  CHECK(d.rows[1].choices.size() == 2);
+  CHECK(d.gold_choices == std::vector<int64_t>{1, 0});
+  tasks::Predictions p;
+  p.classes = {1, 1};
+  CHECK(tasks::score(spec, d, p, 0, 1).at("accuracy").get<double>() == Approx(0.5));
+  spec.format = "medmcq";
+  CHECK_THROWS_AS(tasks::featurize(spec, *tok, (dir / "m.jsonl").string()), ConfigError);
+}
+
+TEST_CASE("qa-span scoring: SQuAD exact match and F1 per example, averaged", "[tasks][qa]") {
+  tasks::TaskSpec spec;
+  spec.task = Task::QaSpan;
+  tasks::TaskData d;
+  data::SpanQaExample a, b;
+  a.answers = {{"Metformin", 0}};
+  b.answers = {{"wound culture", 0}, {"the culture", 0}};
+  d.qa_examples = {a, b};
+  tasks::Predictions p;
+  p.texts = {"metformin.", "culture"};
+  // a: normalized equal -> EM 1, F1 1. b: vs "wound culture" F1 = 2*(1*0.5)/(1.5) = 2/3; vs "the
+  // culture" (normalized "culture") EM 1, F1 1 -> max 1. Means: EM 1, F1 1.
+  auto m = tasks::score(spec, d, p, 0, 1);
+  CHECK(m.at("exact_match").get<double>() == Approx(1.0));
+  CHECK(m.at("f1").get<double>() == Approx(1.0));
+  d.qa_examples[1].answers.pop_back();
+  m = tasks::score(spec, d, p, 0, 1);
+  CHECK(m.at("exact_match").get<double>() == Approx(0.5));
+  CHECK(m.at("f1").get<double>() == Approx((1.0 + 2.0 / 3.0) / 2.0));
+}
+
+TEST_CASE("instruct featurization: prompt = tokens before the response; packing", "[tasks][instruct]") {
+  test::TempDir dir("instruct");
+  test::write_text(dir / "a.jsonl",
+                   "{\"instruction\": \"does it help ?\", \"input\": \"\", \"output\": \"yes it did .\"}\n"
+                   "{\"instruction\": \"drug ?\", \"input\": \"\", \"output\": \"not\"}\n");
+  auto tok = tiny_tokenizer(/*decoder=*/true);
+  tasks::TaskSpec spec;
+  spec.task = Task::Instruct;
+  spec.max_length = 64;
+  spec.prompt_format = train::PromptFormat::Llama2Chat;
+  const auto d = tasks::featurize(spec, *tok, (dir / "a.jsonl").string());
+  REQUIRE(d.loss_rows.size() == 2);
+  REQUIRE(d.rows.size() == 2);  // no packing
+  CHECK(d.references == std::vector<std::string>{"yes it did .", "not"});
+  for (size_t i = 0; i < 2; ++i) {
+    const auto& r = d.loss_rows[i];
+    const auto& prompt = d.prompts[i];
+    REQUIRE(prompt.size() < r.input_ids.size());
+    CHECK(std::equal(prompt.begin(), prompt.end(), r.input_ids.begin()));
+    CHECK(r.input_ids.front() == 2);  // BOS
+    CHECK(r.input_ids.back() == 3);   // EOS closes the response and is learned
+    for (size_t t = 0; t < r.labels.size(); ++t) CHECK(r.labels[t] == (t < prompt.size() ? -100 : r.input_ids[t]));
+  }
+  // The learned tokens of example 0 are the response and EOS.
+  const std::vector<int64_t> response(d.loss_rows[0].input_ids.begin() + static_cast<long>(d.prompts[0].size()),
+                                      d.loss_rows[0].input_ids.end());
+  CHECK(response == std::vector<int64_t>{8, 9, 10, 13, 3});
+
+  // Packing: both fit into one row with segments 1 and 2; each example's first label ignored.
+  const auto n0 = d.loss_rows[0].input_ids.size(), n1 = d.loss_rows[1].input_ids.size();
+  auto packed = tasks::pack_rows(d.loss_rows, static_cast<int64_t>(n0 + n1));
+  REQUIRE(packed.size() == 1);
+  CHECK(packed[0].input_ids.size() == n0 + n1);
+  CHECK(packed[0].segment_ids[n0 - 1] == 1);
+  CHECK(packed[0].segment_ids[n0] == 2);
+  CHECK(packed[0].labels[n0] == -100);
+  CHECK(packed[0].labels.back() == 3);
+  CHECK(tasks::pack_rows(d.loss_rows, static_cast<int64_t>(n0 + n1 - 1)).size() == 2);
+  CHECK_THROWS_AS(tasks::pack_rows(d.loss_rows, static_cast<int64_t>(n0 - 1)), Error);
+  spec.packing = true;
+  spec.max_length = static_cast<int64_t>(n0 + n1);
+  CHECK(tasks::featurize(spec, *tok, (dir / "a.jsonl").string()).rows.size() == 1);
+
+  // Too short a max_length for any response token: DataError naming the record.
+  spec.packing = false;
+  spec.max_length = 4;
+  CHECK_THROWS_AS(tasks::featurize(spec, *tok, (dir / "a.jsonl").string()), DataError);
+}
+
+TEST_CASE("instruct scoring: ROUGE-L, BLEU-1 and token loss by hand", "[tasks][instruct]") {
+  tasks::TaskSpec spec;
+  spec.task = Task::Instruct;
+  tasks::TaskData d;
+  d.references = {"metformin", "wound culture"};
+  tasks::Predictions p;
+  p.texts = {"metformin", "urine culture"};
+  p.loss_sum = {1.0, 3.0};
+  p.loss_tokens = {1, 3};
+  const auto m = tasks::score(spec, d, p, 0, 1);
+  // ROUGE-L F: 1 and (LCS 1: P = R = 1/2) 1/2 -> mean 0.75.
+  CHECK(m.at("rouge_l").get<double>() == Approx(0.75));
+  // BLEU-1: clipped unigram matches 1 + 1 over 1 + 2 hypothesis tokens, lengths equal (BP 1).
+  CHECK(m.at("bleu1").get<double>() == Approx(2.0 / 3.0));
+  // Loss: token-weighted, (1 + 3) / (1 + 3) = 1; with 1 + 1 tokens (1 + 3) / 2 = 2.
+  CHECK(m.at("loss").get<double>() == Approx(1.0));
+  p.loss_tokens = {1, 1};
+  CHECK(tasks::score(spec, d, p, 0, 1).at("loss").get<double>() == Approx(2.0));
+}
+
+TEST_CASE("predict on real models: span answers are context slices, losses count response tokens",
+          "[tasks][predict]") {
+  core::seed_all(3);
+  auto tok = tiny_tokenizer(/*decoder=*/true);
+  test::TempDir dir("predict");
+  // Span QA with a context longer than one window (max_length 12, stride 2).
+  test::write_text(dir / "q.json", R"({"data": [{"title": "t", "paragraphs": [{"context": "it did not help . it did help .",
+    "qas": [{"id": "1", "question": "does it help ?", "answers": [{"text": "did help", "answer_start": 21}]}]}]}]})");
+  tasks::TaskSpec qs;
+  qs.task = Task::QaSpan;
+  qs.max_length = 12;
+  qs.doc_stride = 2;
+  qs.batch_size = 2;
+  const auto qd = tasks::featurize(qs, *tok, (dir / "q.json").string());
+  REQUIRE(qd.rows.size() >= 2);  // split into windows
+  auto enc = models::preset("tiny-encoder");
+  enc.vocab_size = tok->vocab_size();
+  auto qa = models::make_task_model(enc, models::TaskKind::SpanQA);
+  const auto qp = tasks::predict(*qa, qs, *tok, qd);
+  REQUIRE(qp.texts.size() == 1);
+  CHECK(!qp.texts[0].empty());
+  CHECK(qd.qa_examples[0].context.find(qp.texts[0]) != std::string::npos);
+  const auto qm = tasks::score(qs, qd, qp, 0, 1);
+  CHECK(qm.at("f1").get<double>() >= 0.0);
+  CHECK(qm.at("f1").get<double>() <= 1.0);
+
+  // Instruct: generation per example and teacher-forced response losses.
+  test::write_text(dir / "a.jsonl", "{\"instruction\": \"does it help ?\", \"output\": \"yes it did .\"}\n"
+                                    "{\"instruction\": \"drug ?\", \"output\": \"not\"}\n");
+  tasks::TaskSpec is;
+  is.task = Task::Instruct;
+  is.max_length = 48;
+  is.prompt_format = train::PromptFormat::Llama2Chat;
+  is.max_new_tokens = 3;
+  const auto id = tasks::featurize(is, *tok, (dir / "a.jsonl").string());
+  auto dec = models::preset("tiny-decoder");
+  dec.vocab_size = tok->vocab_size();
+  dec.pad_token_id = 0;
+  dec.bos_token_id = 2;
+  dec.eos_token_id = 3;
+  auto lm = models::make_task_model(dec, models::TaskKind::CausalLM);
+  const auto ip = tasks::predict(*lm, is, *tok, id);
+  REQUIRE(ip.texts.size() == 2);
+  CHECK(ip.loss_tokens == std::vector<int64_t>{5, 2});  // "yes it did ." + EOS, "not" + EOS
+  // An untrained model over 14 tokens: per-token loss near ln(14) = 2.64.
+  for (size_t i = 0; i < 2; ++i) CHECK(ip.loss_sum[i] / static_cast<double>(ip.loss_tokens[i]) == Approx(2.64).margin(0.5));
+  // The same loss through the model's own (mean) loss on the unpacked rows.
+  lm->eval();
+  data::CollateOptions co;
+  auto batch = data::collate({id.loss_rows[0]}, co);
+  torch::NoGradGuard ng;
+  const double mean = lm->forward_task(batch).loss.item<double>();
+  CHECK(ip.loss_sum[0] / 5.0 == Approx(mean).epsilon(1e-4));
+  // A SpanQA model cannot generate.
+  CHECK_THROWS_AS(tasks::predict(*qa, is, *tok, id), ConfigError);
+}
+
+TEST_CASE("evaluate_file on a model directory with unmerged LoRA adapters gives the same metrics",
+          "[tasks][model_dir]") {
+  core::seed_all(5);
+  auto tok = tiny_tokenizer(/*decoder=*/true);
+  test::TempDir dir("evalfile");
+  test::write_text(dir / "p.json", R"({"1": {"QUESTION": "Does drug help?", "CONTEXTS": ["It did not help."], "final_decision": "no"},
+    "2": {"QUESTION": "Does it help?", "CONTEXTS": ["It did help."], "final_decision": "yes"},
+    "3": {"QUESTION": "Drug?", "CONTEXTS": ["Not it."], "final_decision": "maybe"}})");
+  tasks::TaskSpec spec;
+  spec.task = Task::Pubmedqa;
+  spec.max_length = 16;
+  spec.labels = data::LabelMap::from_names(tasks::label_names(spec, (dir / "p.json").string()));
+  // A decoder body (last-token pooling) with LoRA on q/v and a trained classifier.
+  auto cfg = models::preset("tiny-decoder");
+  cfg.vocab_size = tok->vocab_size();
+  auto model = models::make_task_model(cfg, tasks::head_kind(spec.task), tasks::n_labels(spec));
+  const auto method = peft::method_config_from_json(
+      {{"method", "hybrid"}, {"lora", {{"rank", 4}, {"targets", {"**.q_proj", "**.v_proj"}}}},
+       {"train_patterns", {"classifier.**"}}});
+  peft::apply(*model, method);
+  {  // non-zero B so the adapters change the outputs
+    torch::NoGradGuard ng;
+    for (auto& p : model->named_parameters())
+      if (p.key().find("lora_b") != std::string::npos) p.value().normal_(0.0, 0.5);
+  }
+  const auto d = tasks::featurize(spec, *tok, (dir / "p.json").string());
+  const auto before = tasks::predict(*model, spec, *tok, d);
+  const auto m_before = tasks::evaluate_file(*model, *tok, spec, (dir / "p.json").string(), 0, 1);
+
+  io::ModelDirInfo info;
+  info.config = cfg;
+  info.task = tasks::head_kind(spec.task);
+  info.n_labels = model->n_labels();
+  info.labels = spec.labels.names();
+  info.peft = method;
+  io::ModelDirSaveOptions so;
+  so.tokenizer = tok.get();
+  io::save_model_dir(*model, info, dir / "model", so);
+  const auto loaded = io::load_model_dir(dir / "model");
+  REQUIRE(loaded.tokenizer);
+  CHECK(loaded.info.labels == std::vector<std::string>{"yes", "no", "maybe"});
+  const auto after = tasks::predict(*loaded.model, spec, *loaded.tokenizer, d);
+  CHECK(after.classes == before.classes);
+  // The logits themselves: adapters (non-zero B) came back with the weights.
+  model->eval();
+  loaded.model->eval();
+  torch::NoGradGuard ng;
+  const auto batch = data::collate(d.rows, data::CollateOptions{});
+  BIOLM_REQUIRE_CLOSE(loaded.model->forward_task(batch).logits, model->forward_task(batch).logits, 1e-5);
+  CHECK(tasks::evaluate_file(*loaded.model, *loaded.tokenizer, spec, (dir / "p.json").string(), 0, 1) == m_before);
+}
+
+TEST_CASE("instruct featurization of ShareGPT: system prompt kept, the last response is the reference",
+          "[tasks][instruct]") {
+  test::TempDir dir("sharegpt");
+  test::write_text(dir / "s.json", R"([{"id": "c1", "conversations": [
+    {"from": "system", "value": "it"}, {"from": "human", "value": "does drug help ?"},
+    {"from": "gpt", "value": "yes"}, {"from": "human", "value": "did it ?"}, {"from": "gpt", "value": "it did not ."}]}])");
+  auto tok = tiny_tokenizer(/*decoder=*/true);
+  const auto ex = data::read_sharegpt((dir / "s.json").string());
+  REQUIRE(ex.size() == 1);
+  const auto conv = tasks::to_conversation(ex[0]);
+  CHECK(conv.system == "it");
+  REQUIRE(conv.turns.size() == 4);
+  CHECK(conv.turns[3].role == train::Role::Assistant);
+
+  tasks::TaskSpec spec;
+  spec.task = Task::Instruct;
+  spec.format = "sharegpt";
+  spec.max_length = 128;
+  spec.prompt_format = train::PromptFormat::Llama2Chat;
+  const auto d = tasks::featurize(spec, *tok, (dir / "s.json").string());
+  CHECK(d.references == std::vector<std::string>{"it did not ."});
+  const auto& r = d.loss_rows[0];
+  // Both responses are learned ("yes" + EOS and "it did not ." + EOS); the prompt for generation
+  // stops before the second one and so contains the first.
+  int64_t learned = 0;
+  for (auto l : r.labels) learned += l != -100;
+  CHECK(learned == 2 + 5);
+  const std::vector<int64_t> tail(r.input_ids.begin() + static_cast<long>(d.prompts[0].size()), r.input_ids.end());
+  CHECK(tail == std::vector<int64_t>{9, 10, 11, 13, 3});
+  CHECK(std::count(d.prompts[0].begin(), d.prompts[0].end(), 8) == 1);  // "yes", the first response
+  spec.format = "vicuna";
+  CHECK_THROWS_AS(tasks::featurize(spec, *tok, (dir / "s.json").string()), ConfigError);
+}
