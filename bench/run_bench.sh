@@ -57,7 +57,7 @@ cases_for() {
   case "$1" in
     bert|megatron-bert-345m) echo "mlm" ;;
     llama-1b) echo "clm_lora" ;;
-    *) echo "clm_full clm_lora forward generate" ;;
+    *) echo "clm_full clm_lora clm_hybrid forward generate" ;;
   esac
 }
 

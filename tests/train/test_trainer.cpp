@@ -249,7 +249,7 @@ TEST_CASE("a truncated or corrupted checkpoint is refused and skipped for the ne
   CHECK(train::verify_checkpoint(cks.back())["step"] == 6);
 
   // Truncate step 6's weights: size mismatch.
-  const auto model6 = cks.back() / "model.pt";
+  const auto model6 = cks.back() / "model.safetensors";
   fs::resize_file(model6, fs::file_size(model6) / 2);
   try {
     train::verify_checkpoint(cks.back());
@@ -396,7 +396,7 @@ TEST_CASE("adapter-only checkpoints hold trainable tensors and resume", "[train]
   cfg.save_adapter_only = true;
   test::VectorSource src(test::make_batches(4, 2, 16, 3, 6, label_fn, 10));
   const auto r = train::Trainer(*model, cfg).fit(src);
-  const auto saved = peft::read_tensor_file(r.last_checkpoint / "model.pt");
+  const auto saved = peft::read_tensor_file(r.last_checkpoint / "model.safetensors");
   CHECK(saved.size() == s.trainable_names.size());
   auto again = tiny();
   peft::apply(*again, mc);
@@ -441,6 +441,34 @@ int free_port() {
   return port;
 }
 
+// Forks two ranks running this test binary with `worker_tag`, on a fresh loopback port.
+void run_two_ranks(const fs::path& out, const char* worker_tag) {
+  const int port = free_port();
+  std::vector<pid_t> kids;
+  for (int rank = 0; rank < 2; ++rank) {
+    const pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      ::setenv("RANK", std::to_string(rank).c_str(), 1);
+      ::setenv("LOCAL_RANK", std::to_string(rank).c_str(), 1);
+      ::setenv("WORLD_SIZE", "2", 1);
+      ::setenv("MASTER_ADDR", "127.0.0.1", 1);
+      ::setenv("MASTER_PORT", std::to_string(port).c_str(), 1);
+      ::setenv("BIOLM_TEST_DP_OUT", out.c_str(), 1);
+      ::setenv("OMP_NUM_THREADS", "1", 1);
+      ::execl("/proc/self/exe", "test_train", worker_tag, "--out", "/dev/null", static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    kids.push_back(pid);
+  }
+  for (pid_t pid : kids) {
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    REQUIRE(WIFEXITED(status));
+    REQUIRE(WEXITSTATUS(status) == 0);
+  }
+}
+
 train::TrainConfig dp_cfg(const std::string& dir) {
   train::TrainConfig c;
   c.max_steps = 5;
@@ -471,40 +499,17 @@ TEST_CASE("gloo worker", "[.gloo_worker]") {
   t.fit(src);
   peft::TensorMap w;
   for (const auto& p : model->named_parameters(true)) w[p.key()] = p.value();
-  peft::write_tensor_file(std::string(out) + "/rank" + std::to_string(env.rank) + ".pt", w);
+  peft::write_tensor_file(std::string(out) + "/rank" + std::to_string(env.rank) + ".safetensors", w);
 }
 
 TEST_CASE("two Gloo processes with half the batch each == one process with the whole batch", "[train][dist]") {
   test::TempDir dir("dp");
-  const int port = free_port();
-  std::vector<pid_t> kids;
-  for (int rank = 0; rank < 2; ++rank) {
-    const pid_t pid = ::fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-      ::setenv("RANK", std::to_string(rank).c_str(), 1);
-      ::setenv("LOCAL_RANK", std::to_string(rank).c_str(), 1);
-      ::setenv("WORLD_SIZE", "2", 1);
-      ::setenv("MASTER_ADDR", "127.0.0.1", 1);
-      ::setenv("MASTER_PORT", std::to_string(port).c_str(), 1);
-      ::setenv("BIOLM_TEST_DP_OUT", dir.path().c_str(), 1);
-      ::setenv("OMP_NUM_THREADS", "1", 1);
-      ::execl("/proc/self/exe", "test_train", "[.gloo_worker]", "--out", "/dev/null", static_cast<char*>(nullptr));
-      ::_exit(127);
-    }
-    kids.push_back(pid);
-  }
-  for (pid_t pid : kids) {
-    int status = 0;
-    ::waitpid(pid, &status, 0);
-    REQUIRE(WIFEXITED(status));
-    REQUIRE(WEXITSTATUS(status) == 0);
-  }
+  run_two_ranks(dir.path(), "[.gloo_worker]");
   auto single = tiny();
   test::VectorSource src(dp_batches(0, 1), false);
   train::Trainer(*single, dp_cfg((dir / "single").string())).fit(src);
-  const auto r0 = peft::read_tensor_file(dir / "rank0.pt");
-  const auto r1 = peft::read_tensor_file(dir / "rank1.pt");
+  const auto r0 = peft::read_tensor_file(dir / "rank0.safetensors");
+  const auto r1 = peft::read_tensor_file(dir / "rank1.safetensors");
   for (const auto& p : single->named_parameters(true)) {
     INFO(p.key());
     BIOLM_REQUIRE_CLOSE(r0.at(p.key()), r1.at(p.key()), 0.0);      // ranks stay identical
@@ -513,4 +518,88 @@ TEST_CASE("two Gloo processes with half the batch each == one process with the w
   CHECK(fs::exists(dir / "run0" / "metrics.jsonl"));
   CHECK_FALSE(fs::exists(dir / "run1" / "metrics.jsonl"));  // only rank 0 writes
   CHECK_FALSE(fs::exists(dir / "run1" / "checkpoints"));
+}
+
+// Data-parallel resume. The ranks hold different amounts of data (rank 0: 3 half-batches per
+// epoch, rank 1: 2), so after 4 steps their loader positions and epochs differ (rank 0: epoch 1,
+// position 1; rank 1: epoch 1, position 2): restoring rank 0's position on rank 1 feeds it other
+// batches and the weights part. Both phases run in one process pair over one process group.
+TEST_CASE("gloo resume worker", "[.gloo_resume_worker]") {
+  const fs::path out = std::getenv("BIOLM_TEST_DP_OUT");
+  const auto env = train::DistEnv::from_env();
+  auto group = train::ProcessGroup::create(env, torch::kCPU, std::chrono::seconds(60));
+  auto data = [&] {
+    auto b = dp_batches(env.rank, env.world_size);
+    if (env.rank == 1) b.pop_back();
+    return b;
+  };
+  auto cfg = dp_cfg((out / "straight").string());
+  cfg.max_steps = 8;
+  // Straight: 8 steps.
+  auto straight = tiny(/*dropout=*/0.1);
+  test::VectorSource s1(data(), true);
+  train::Trainer t1(*straight, cfg);
+  t1.set_process_group(group);
+  t1.fit(s1);
+  // Split: stop after 4 (both ranks ask; the stop flag is also all-reduced), then resume.
+  cfg.run_dir = (out / "split").string();  // shared by both ranks: rank 1 reads its own state there
+  auto first = tiny(0.1);
+  test::VectorSource s2(data(), true);
+  train::Trainer t2(*first, cfg);
+  t2.set_process_group(group);
+  t2.set_step_callback([](const train::StepInfo& info) {
+    if (info.step == 4) train::request_stop();
+  });
+  const auto ra = t2.fit(s2);
+  REQUIRE(ra.step == 4);
+  torch::manual_seed(100 + env.rank);  // a fresh model and loader; RNG disturbed before resuming
+  auto second = std::make_shared<test::TinyModel>(16, 8, 4, 2, 0.1);
+  cfg.resume = "auto";
+  test::VectorSource s3(data(), true);
+  train::Trainer t3(*second, cfg);
+  t3.set_process_group(group);
+  const auto rb = t3.fit(s3);
+  REQUIRE(rb.history.size() == 4);
+  peft::TensorMap w;
+  for (const auto& p : straight->named_parameters(true)) w["straight." + p.key()] = p.value();
+  for (const auto& p : second->named_parameters(true)) w["resumed." + p.key()] = p.value();
+  peft::write_tensor_file(out / ("resume_rank" + std::to_string(env.rank) + ".safetensors"), w);
+}
+
+TEST_CASE("data parallel: 4 steps + checkpoint + resume 4 == 8 straight, each rank at its own position",
+          "[train][dist][checkpoint]") {
+  test::TempDir dir("dp_resume");
+  run_two_ranks(dir.path(), "[.gloo_resume_worker]");
+  const auto ck = dir / "split" / "checkpoints" / "step-00000004";
+  train::verify_checkpoint(ck);
+  CHECK(fs::exists(ck / "rank-00001.safetensors"));
+  CHECK_FALSE(fs::exists(ck / "rank-00000.safetensors"));  // rank 0's state is rng.safetensors
+  // Rank 1's stored position is its own (epoch 1, position 2), not rank 0's (epoch 1, position 1).
+  const auto r1 = peft::read_tensor_file(ck / "rank-00001.safetensors");
+  const auto bytes = r1.at("state_json");
+  const auto mine = nlohmann::json::parse(std::string(reinterpret_cast<const char*>(bytes.data_ptr()),
+                                                      static_cast<size_t>(bytes.numel())));
+  CHECK(mine["loader"]["pos"] == 2);
+  CHECK(mine["epoch"] == 1);
+  const auto ts = nlohmann::json::parse(test::read_text(ck / "trainer_state.json"));
+  CHECK(ts["loader"]["pos"] == 1);
+  CHECK(ts["world_size"] == 2);
+  for (int rank = 0; rank < 2; ++rank) {
+    const auto w = peft::read_tensor_file(dir / ("resume_rank" + std::to_string(rank) + ".safetensors"));
+    int compared = 0;
+    for (const auto& [name, t] : w) {
+      if (name.rfind("straight.", 0) != 0) continue;
+      INFO("rank " << rank << " " << name);
+      BIOLM_REQUIRE_CLOSE(w.at("resumed." + name.substr(9)), t, 0.0);  // bitwise
+      ++compared;
+    }
+    CHECK(compared > 0);
+  }
+  // A single process refuses the two-rank checkpoint instead of guessing positions.
+  auto m = tiny(0.1);
+  auto c = dp_cfg((dir / "split").string());
+  c.max_steps = 8;
+  c.resume = ck.string();
+  test::VectorSource src(dp_batches(0, 1), true);
+  CHECK_THROWS_WITH(train::Trainer(*m, c).fit(src), Catch::Contains("written by 2 process(es), this run has 1"));
 }
