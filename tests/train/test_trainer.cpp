@@ -11,6 +11,7 @@
 
 #include "../peft/tiny_model.h"
 #include "biolm/core/error.h"
+#include "biolm/io/safetensors.h"
 #include "biolm/peft/method.h"
 #include "biolm/peft/tensor_file.h"
 #include "biolm/train/checkpoint.h"
@@ -171,6 +172,64 @@ TEST_CASE("accumulation: 4 uneven micro-batches give the gradient of one big bat
   CHECK(worst > 1e-4);
 }
 
+TEST_CASE("clip_grad_norm without a host sync equals LibTorch's clip_grad_norm_", "[train]") {
+  torch::manual_seed(3);
+  for (const double max_norm : {0.05, 1e6}) {  // clipped, and not clipped (factor exactly 1)
+    INFO("max_norm " << max_norm);
+    std::vector<torch::Tensor> a, b;
+    for (const auto& shape : std::vector<std::vector<int64_t>>{{4, 3}, {5}, {2, 2, 2}}) {
+      auto p = torch::zeros(shape, torch::requires_grad());
+      p.mutable_grad() = torch::randn(shape);
+      auto q = torch::zeros(shape, torch::requires_grad());
+      q.mutable_grad() = p.grad().clone();
+      a.push_back(p);
+      b.push_back(q);
+    }
+    a.push_back(torch::zeros({3}, torch::requires_grad()));  // no grad: ignored by both
+    b.push_back(torch::zeros({3}, torch::requires_grad()));
+    const torch::Tensor ours = train::clip_grad_norm(a, max_norm);
+    const double theirs = torch::nn::utils::clip_grad_norm_(b, max_norm);
+    CHECK(ours.dim() == 0);
+    CHECK(ours.item<double>() == Approx(theirs).epsilon(1e-6));
+    for (size_t i = 0; i + 1 < a.size(); ++i) BIOLM_REQUIRE_CLOSE(a[i].grad(), b[i].grad(), 0.0);
+  }
+  CHECK(train::clip_grad_norm({torch::zeros({2}, torch::requires_grad())}, 1.0).item<double>() == 0.0);
+}
+
+TEST_CASE("gradient norms copied once per log step equal the per-step values", "[train]") {
+  const auto batches = test::make_batches(4, 2, 16, 3, 6, label_fn, 12);
+  auto run = [&](bool per_step, const fs::path& dir) {
+    auto m = tiny();
+    auto cfg = base_cfg(dir, 7);
+    cfg.log_every = 3;  // norms wait on the device for steps 1-2, 4-5, and 7 is the last step
+    test::VectorSource src(batches);
+    train::Trainer t(*m, cfg);
+    if (per_step) t.set_step_callback([](const train::StepInfo& info) { CHECK(info.grad_norm.has_value()); });
+    return t.fit(src);
+  };
+  test::TempDir d1("gn1"), d2("gn2");
+  const auto lazy = run(false, d1.path());
+  const auto eager = run(true, d2.path());
+  REQUIRE(lazy.history.size() == 7);
+  for (size_t k = 0; k < 7; ++k) {
+    INFO("step " << k + 1);
+    REQUIRE(lazy.history[k].grad_norm.has_value());
+    CHECK(*lazy.history[k].grad_norm > 0.0);
+    CHECK(*lazy.history[k].grad_norm == *eager.history[k].grad_norm);
+    CHECK(lazy.history[k].loss == eager.history[k].loss);
+  }
+  // metrics.jsonl: log steps 3, 6 and 7, each with its own step's norm.
+  std::ifstream in(d1 / "metrics.jsonl");
+  std::string line;
+  std::vector<int64_t> logged;
+  while (std::getline(in, line)) {
+    const auto j = nlohmann::json::parse(line);
+    logged.push_back(j["step"].get<int64_t>());
+    CHECK(j["grad_norm"].get<double>() == *lazy.history[static_cast<size_t>(j["step"].get<int64_t>() - 1)].grad_norm);
+  }
+  CHECK(logged == std::vector<int64_t>{3, 6, 7});
+}
+
 TEST_CASE("resume: 20 steps straight == 10 + resume + 10, bitwise on CPU", "[train][checkpoint]") {
   const auto batches = test::make_batches(6, 4, 16, 3, 8, label_fn, 21);  // 6 per epoch: crosses epochs
   test::TempDir d1("straight"), d2("split");
@@ -219,8 +278,20 @@ TEST_CASE("resume: 20 steps straight == 10 + resume + 10, bitwise on CPU", "[tra
   require_same_weights(*straight, *second, 0.0);
 
   // Run files: config, versions, metrics (20 log lines + 1 resume marker in the split run).
-  CHECK(fs::exists(d2 / "config.json"));
-  CHECK(fs::exists(d2 / "versions.json"));
+  const auto run_cfg = nlohmann::json::parse(test::read_text(d2 / "config.json"));
+  CHECK(run_cfg["train"]["seed"] == 42);
+  CHECK(run_cfg["train"]["grad_accum"] == 2);
+  CHECK(run_cfg["world_size"] == 1);
+  CHECK(train::to_json(train::train_config_from_json(run_cfg["train"])) == run_cfg["train"]);  // reads back
+  const auto versions = nlohmann::json::parse(test::read_text(d2 / "versions.json"));
+  CHECK(versions["biolm"].is_string());
+  CHECK(versions["libtorch"].get<std::string>().find('.') != std::string::npos);
+  // Checkpoint tensor files are safetensors with exact dtypes: the RNG state is uint8 bytes.
+  const auto newest = train::list_checkpoints(d2 / "checkpoints").back();  // step 20 after the resume
+  const io::SafetensorsFile rng(newest / "rng.safetensors");
+  CHECK(rng.info("cpu").dtype == io::Dtype::U8);
+  CHECK(rng.info("cpu").numel() > 0);
+  CHECK(io::SafetensorsFile(newest / "model.safetensors").info("head.weight").dtype == io::Dtype::F32);
   std::ifstream in(d2 / "metrics.jsonl");
   std::string line;
   int lines = 0, resumed = 0;
