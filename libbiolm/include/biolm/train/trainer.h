@@ -103,7 +103,9 @@ class Trainer {
   /// is set. Throws Error after more than max_nonfinite_steps non-finite steps.
   TrainResult fit(data::BatchSource& train);
 
-  /// Writes a checkpoint of the current state now (rank 0) and returns its directory.
+  /// Writes a checkpoint of the current state now and returns its directory (rank 0; other ranks
+  /// return an empty path). Collective under data parallelism: every rank must call it, since
+  /// each rank's loader position and RNG state are gathered into the checkpoint.
   std::filesystem::path save_checkpoint();
   /// Loads model, optimizer, schedule, RNG, loader position and counters from `dir` (verified
   /// first; CheckpointError when invalid or when it does not fit the model).
