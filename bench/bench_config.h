@@ -22,7 +22,7 @@ struct BenchConfig {
   int64_t seq = 0;    ///< T
   int64_t batch = 0;  ///< B
   bool cuda_only = false;
-  /// LoRA targets of clm_lora (q and v by default).
+  /// LoRA targets of clm_lora and clm_hybrid (q and v by default).
   std::vector<std::string> lora_targets = {"**.q_proj", "**.v_proj"};
 };
 
@@ -59,7 +59,7 @@ struct CaseResult {
   std::vector<std::string> notes;  ///< what this run did that a reader should know
 };
 
-/// Builds the model for `case_name` (clm_full, clm_lora, mlm, forward, generate), times it.
+/// Builds the model for `case_name` (clm_full, clm_lora, clm_hybrid, mlm, forward, generate), times it.
 CaseResult run_case(const BenchConfig& config, const std::string& case_name, const RunOptions& options);
 
 }  // namespace biolm::bench

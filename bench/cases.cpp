@@ -2,6 +2,8 @@
 //
 //   clm_full   CausalLM step: forward, mean next-token cross entropy, backward, AdamW (lr 1e-4, wd 0)
 //   clm_lora   the same with the body frozen and LoRA r 8, alpha 16 on every q_proj and v_proj
+//   clm_hybrid clm_lora plus every norm weight, every bias and the LM head trained in full
+//              (peft::Method::Hybrid, the adaptation study's hybrid setting)
 //   mlm        MaskedLM step on the encoder, 15 % of positions masked, logits only at those
 //   forward    CausalLM logits, inference mode
 //   generate   greedy decoding of 32 new tokens per row after a 16-token prompt, KV cache
@@ -57,9 +59,10 @@ double ms_since(std::chrono::steady_clock::time_point t0) {
 CaseResult run_case(const BenchConfig& config, const std::string& case_name, const RunOptions& o) {
   const bool is_mlm = case_name == "mlm";
   const bool is_lora = case_name == "clm_lora";
-  const bool training = case_name == "clm_full" || is_lora || is_mlm;
+  const bool is_hybrid = case_name == "clm_hybrid";
+  const bool training = case_name == "clm_full" || is_lora || is_hybrid || is_mlm;
   if (!training && case_name != "forward" && case_name != "generate") {
-    throw ConfigError("case", "expected clm_full|clm_lora|mlm|forward|generate, found \"" + case_name + "\"");
+    throw ConfigError("case", "expected clm_full|clm_lora|clm_hybrid|mlm|forward|generate, found \"" + case_name + "\"");
   }
   if (is_mlm && config.model.is_decoder()) {
     throw ConfigError("case", "mlm needs an encoder config (bert, megatron-bert-345m), not \"" + config.name + "\"");
@@ -79,6 +82,15 @@ CaseResult run_case(const BenchConfig& config, const std::string& case_name, con
   if (is_lora) {
     peft::set_requires_grad(*model, false);
     peft::apply_lora(*model, peft::LoraOptions(8, 16.0).targets(config.lora_targets));
+  }
+  if (is_hybrid) {
+    peft::MethodConfig hybrid;
+    hybrid.method = peft::Method::Hybrid;
+    hybrid.lora = peft::LoraOptions(8, 16.0).targets(config.lora_targets);
+    hybrid.train_patterns = {"**.*norm.weight", "lm_head.weight"};
+    // A pattern that matches nothing is refused, so biases are listed only where the model has them.
+    if (config.model.attention_bias || config.model.mlp_bias) hybrid.train_patterns.push_back("**.bias");
+    peft::apply(*model, hybrid);
   }
   model->to(o.device);  // parameters stay fp32; bf16 runs under autocast
   r.trainable_params = count_trainable(*model);

@@ -1,6 +1,6 @@
 // biolm-bench: times one libbiolm training / inference case and prints one JSON line.
 //
-//   biolm-bench --config tiny|small|bert --case clm_full|clm_lora|mlm|forward|generate
+//   biolm-bench --config tiny|small|bert --case clm_full|clm_lora|clm_hybrid|mlm|forward|generate
 //               [--threads 2] [--steps N] [--warmup N] [--device cpu|cuda] [--dtype fp32|bf16]
 //               [--breakdown]
 //
@@ -24,36 +24,34 @@ namespace biolm::bench {
 
 namespace {
 
-// The decoder of the reference: LLaMA-style, pre-RMSNorm, rotary, SwiGLU, untied head, no biases,
-// no dropout.
-models::ModelConfig llama_style(int64_t d, int64_t layers, int64_t heads, int64_t kv_heads, int64_t ffn,
-                                int64_t vocab, int64_t max_positions) {
-  models::ModelConfig m = models::preset("llama-7b");
+// A preset with the reference's shapes and no dropout (the reference trains without it).
+models::ModelConfig shaped(const std::string& preset, int64_t d, int64_t layers, int64_t heads, int64_t kv_heads,
+                           int64_t ffn, int64_t vocab) {
+  models::ModelConfig m = models::preset(preset);
   m.hidden_size = d;
   m.n_layers = layers;
   m.n_heads = heads;
   m.n_kv_heads = kv_heads;
   m.ffn_size = ffn;
   m.vocab_size = vocab;
-  m.max_positions = max_positions;
-  m.tie_embeddings = false;
   m.hidden_dropout = 0.0;
   m.attention_dropout = 0.0;
   return m;
 }
 
+// The decoder of the reference: LLaMA-style, pre-RMSNorm, rotary, SwiGLU, untied head, no biases.
+models::ModelConfig llama_style(int64_t d, int64_t layers, int64_t heads, int64_t kv_heads, int64_t ffn,
+                                int64_t vocab, int64_t max_positions) {
+  models::ModelConfig m = shaped("llama-7b", d, layers, heads, kv_heads, ffn, vocab);
+  m.max_positions = max_positions;
+  m.tie_embeddings = false;
+  return m;
+}
+
 // The encoder of the reference: BERT-style, post-LN, GELU erf, learned positions (512), token types,
-// biases, embedding LayerNorm, eps 1e-12, no dropout, no pooler; the MLM head is tied.
+// biases, embedding LayerNorm, eps 1e-12, no pooler; the MLM head is tied.
 models::ModelConfig bert_style(int64_t d, int64_t layers, int64_t heads, int64_t ffn, int64_t vocab) {
-  models::ModelConfig m = models::preset("bert-base");
-  m.hidden_size = d;
-  m.n_layers = layers;
-  m.n_heads = heads;
-  m.n_kv_heads = heads;
-  m.ffn_size = ffn;
-  m.vocab_size = vocab;
-  m.hidden_dropout = 0.0;
-  m.attention_dropout = 0.0;
+  models::ModelConfig m = shaped("bert-base", d, layers, heads, heads, ffn, vocab);
   m.pooler = false;
   m.tie_embeddings = true;
   return m;
@@ -157,7 +155,7 @@ int run(int argc, char** argv) {
   RunOptions opts;
   app.add_option("--config", config_name, "tiny|small|bert|gpt2-124m|gpt2-350m|megatron-bert-345m|llama-1b")
       ->capture_default_str();
-  app.add_option("--case", case_name, "clm_full|clm_lora|mlm|forward|generate")->capture_default_str();
+  app.add_option("--case", case_name, "clm_full|clm_lora|clm_hybrid|mlm|forward|generate")->capture_default_str();
   app.add_option("--threads", threads, "intra-op threads (CPU) and OpenBLAS threads")->capture_default_str();
   app.add_option("--steps", opts.steps, "timed steps")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--warmup", opts.warmup, "untimed steps first")->capture_default_str()->check(CLI::NonNegativeNumber);

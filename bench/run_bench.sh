@@ -6,6 +6,7 @@
 # table with the ratios (ours / reference tokens/s; peak RSS ours / reference).
 #
 #   bench/run_bench.sh [--out bench/results/latest.jsonl] [--configs "tiny small bert"]
+#                      [--cases "clm_full clm_lora clm_hybrid"] (default: every case of each config)
 #                      [--threads 2] [--steps 10] [--warmup 3] [--device cpu] [--dtype fp32]
 #                      [--bin build/bin/biolm-bench] [--python /usr/bin/python3] [--repeat 1]
 #
@@ -19,6 +20,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/.." && pwd)"
 out="$here/results/latest.jsonl"
 configs=""
+cases=""
 threads=2
 steps=10
 warmup=3
@@ -32,6 +34,7 @@ while [[ $# -gt 0 ]]; do
   case "$1" in
     --out) out="$2"; shift 2 ;;
     --configs) configs="$2"; shift 2 ;;
+    --cases) cases="$2"; shift 2 ;;
     --threads) threads="$2"; shift 2 ;;
     --steps) steps="$2"; shift 2 ;;
     --warmup) warmup="$2"; shift 2 ;;
@@ -54,10 +57,11 @@ if [[ -z "$configs" ]]; then
 fi
 
 cases_for() {
+  if [[ -n "$cases" ]]; then echo "$cases"; return; fi
   case "$1" in
     bert|megatron-bert-345m) echo "mlm" ;;
     llama-1b) echo "clm_lora" ;;
-    *) echo "clm_full clm_lora forward generate" ;;
+    *) echo "clm_full clm_lora clm_hybrid forward generate" ;;
   esac
 }
 

@@ -226,7 +226,7 @@ def run(config, case, warmup, steps, seed, device, dtype):
     B, T, V = c["batch"], c["seq"], c["vocab"]
     ids = torch.randint(0, V, (B, T))
     autocast = device.type == "cuda" and dtype == "bf16"
-    training = case in ("clm_full", "clm_lora", "mlm")
+    training = case in ("clm_full", "clm_lora", "clm_hybrid", "mlm")
     if case == "mlm":
         if c["family"] != "encoder":
             raise SystemExit("case mlm needs the bert config")
@@ -238,11 +238,15 @@ def run(config, case, warmup, steps, seed, device, dtype):
         if c["family"] != "decoder":
             raise SystemExit(f"case {case} needs a decoder config (tiny|small)")
         model = Decoder(c)
-    if case == "clm_lora":
+    if case in ("clm_lora", "clm_hybrid"):
         for p in model.parameters():
             p.requires_grad_(False)
         for blk in model.layers:
             blk.q_proj, blk.v_proj = LoRALinear(blk.q_proj), LoRALinear(blk.v_proj)
+    if case == "clm_hybrid":  # LoRA plus every norm, bias (none in this decoder) and the LM head in full
+        for name, p in model.named_parameters():
+            if name.endswith(".bias") or "norm" in name.split(".")[-2] or name.startswith("lm_head."):
+                p.requires_grad_(True)
     model.to(device)
     ids = ids.to(device)
     if case == "mlm":
@@ -344,7 +348,8 @@ def run(config, case, warmup, steps, seed, device, dtype):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--config", choices=sorted(CONFIGS), required=True)
-    ap.add_argument("--case", choices=["clm_full", "clm_lora", "mlm", "forward", "generate"], required=True)
+    ap.add_argument("--case", choices=["clm_full", "clm_lora", "clm_hybrid", "mlm", "forward", "generate"],
+                    required=True)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--steps", type=int, default=10)

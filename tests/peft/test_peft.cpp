@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include "biolm/core/error.h"
+#include "biolm/io/safetensors.h"
 #include "biolm/peft/method.h"
 #include "biolm/peft/pattern.h"
 #include "biolm/train/optim.h"
@@ -12,6 +13,7 @@
 
 using namespace biolm;
 using biolm::test::TinyModel;
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -153,25 +155,76 @@ TEST_CASE("LoRA: a saved adapter reloads to identical outputs; mismatches are Ch
       if (p.requires_grad()) p.copy_(torch::randn_like(p));
     }
   }
-  peft::save_adapter(*a, dir / "adapter.pt");
+  peft::save_adapter(*a, dir / "adapter.safetensors");
   auto b = tiny();  // same base weights (same seed), fresh adapters
   peft::apply(*b, lora_cfg());
   a->eval();
   b->eval();
   const auto batch = sample_batch();
   CHECK(test::max_abs_diff(a->logits(batch), b->logits(batch)).max_abs > 1e-3);
-  peft::load_adapter(*b, dir / "adapter.pt");
+  peft::load_adapter(*b, dir / "adapter.safetensors");
   BIOLM_REQUIRE_CLOSE(b->logits(batch), a->logits(batch), 0.0);
 
   auto c = tiny();
   peft::apply(*c, lora_cfg({"**.q_proj"}));  // fewer adapters: the file has tensors c lacks
   try {
-    peft::load_adapter(*c, dir / "adapter.pt");
+    peft::load_adapter(*c, dir / "adapter.safetensors");
     FAIL("must refuse");
   } catch (const CheckpointError& e) {
     CHECK(e.tensor().find("v_proj.adapter") != std::string::npos);
   }
-  CHECK_THROWS_AS(peft::load_adapter(*c, dir / "missing.pt"), CheckpointError);
+  CHECK_THROWS_AS(peft::load_adapter(*c, dir / "missing.safetensors"), CheckpointError);
+
+  // The adapter is a plain safetensors file: our independent reader sees every trainable tensor
+  // as F32 with its shape, and the metadata names the writer.
+  const io::SafetensorsFile file(dir / "adapter.safetensors");
+  const auto state = peft::adapter_state(*a);
+  REQUIRE(file.tensors().size() == state.size());
+  for (const auto& [name, t] : state) {
+    INFO(name);
+    CHECK(file.info(name).dtype == io::Dtype::F32);
+    CHECK(file.info(name).shape == t.sizes().vec());
+    BIOLM_REQUIRE_CLOSE(file.tensor(name), t, 0.0);
+  }
+  CHECK(file.metadata().at("writer") == "biolm");
+  // A truncated adapter file is a CheckpointError naming it, never a partial load.
+  fs::copy_file(dir / "adapter.safetensors", dir / "cut.safetensors");
+  fs::resize_file(dir / "cut.safetensors", fs::file_size(dir / "cut.safetensors") - 7);
+  try {
+    peft::load_adapter(*b, dir / "cut.safetensors");
+    FAIL("truncated adapter accepted");
+  } catch (const CheckpointError& e) {
+    CHECK(e.path() == (dir / "cut.safetensors").string());
+  }
+  // No temporary file is left next to the adapter.
+  int files = 0;
+  for (const auto& e : fs::directory_iterator(dir.path())) files += e.is_regular_file() ? 1 : 0;
+  CHECK(files == 2);
+}
+
+TEST_CASE("tensor files keep dtype and values exactly (float, bf16, int64, uint8, bool)", "[peft]") {
+  test::TempDir dir("tensor_file");
+  peft::TensorMap in;
+  in["f32"] = torch::tensor({1.5f, -0.0f, 3.25e-8f, std::numeric_limits<float>::infinity()});
+  in["bf16"] = torch::tensor({1.0f, -2.5f, 0.0078125f}).to(torch::kBFloat16);
+  in["i64"] = torch::tensor({std::numeric_limits<int64_t>::min(), int64_t{-1}, int64_t{1} << 53, int64_t{7}});
+  in["u8"] = torch::tensor({0, 255, 17}, torch::kUInt8);
+  in["bool"] = torch::tensor({true, false, true});
+  in["empty"] = torch::zeros({0, 3});
+  in["m"] = torch::arange(6, torch::kFloat64).view({2, 3}).t();  // non-contiguous on the way in
+  peft::write_tensor_file(dir / "t.safetensors", in);
+  const auto out = peft::read_tensor_file(dir / "t.safetensors");
+  REQUIRE(out.size() == in.size());
+  for (const auto& [name, t] : in) {
+    INFO(name);
+    CHECK(out.at(name).scalar_type() == t.scalar_type());
+    CHECK(out.at(name).sizes() == t.sizes());
+    CHECK(torch::equal(out.at(name), t));
+  }
+  CHECK(out.at("i64")[0].item<int64_t>() == std::numeric_limits<int64_t>::min());
+  CHECK_THROWS_AS(peft::read_tensor_file(dir / "absent.safetensors"), CheckpointError);
+  biolm::test::write_text(dir / "junk.safetensors", "not a tensor file");
+  CHECK_THROWS_AS(peft::read_tensor_file(dir / "junk.safetensors"), CheckpointError);
 }
 
 TEST_CASE("IA3: ones at init, output and input scaling by hand, merge == unmerged", "[peft][ia3]") {

@@ -11,6 +11,7 @@
 
 #include "../peft/tiny_model.h"
 #include "biolm/core/error.h"
+#include "biolm/io/safetensors.h"
 #include "biolm/peft/method.h"
 #include "biolm/peft/tensor_file.h"
 #include "biolm/train/checkpoint.h"
@@ -171,6 +172,64 @@ TEST_CASE("accumulation: 4 uneven micro-batches give the gradient of one big bat
   CHECK(worst > 1e-4);
 }
 
+TEST_CASE("clip_grad_norm without a host sync equals LibTorch's clip_grad_norm_", "[train]") {
+  torch::manual_seed(3);
+  for (const double max_norm : {0.05, 1e6}) {  // clipped, and not clipped (factor exactly 1)
+    INFO("max_norm " << max_norm);
+    std::vector<torch::Tensor> a, b;
+    for (const auto& shape : std::vector<std::vector<int64_t>>{{4, 3}, {5}, {2, 2, 2}}) {
+      auto p = torch::zeros(shape, torch::requires_grad());
+      p.mutable_grad() = torch::randn(shape);
+      auto q = torch::zeros(shape, torch::requires_grad());
+      q.mutable_grad() = p.grad().clone();
+      a.push_back(p);
+      b.push_back(q);
+    }
+    a.push_back(torch::zeros({3}, torch::requires_grad()));  // no grad: ignored by both
+    b.push_back(torch::zeros({3}, torch::requires_grad()));
+    const torch::Tensor ours = train::clip_grad_norm(a, max_norm);
+    const double theirs = torch::nn::utils::clip_grad_norm_(b, max_norm);
+    CHECK(ours.dim() == 0);
+    CHECK(ours.item<double>() == Approx(theirs).epsilon(1e-6));
+    for (size_t i = 0; i + 1 < a.size(); ++i) BIOLM_REQUIRE_CLOSE(a[i].grad(), b[i].grad(), 0.0);
+  }
+  CHECK(train::clip_grad_norm({torch::zeros({2}, torch::requires_grad())}, 1.0).item<double>() == 0.0);
+}
+
+TEST_CASE("gradient norms copied once per log step equal the per-step values", "[train]") {
+  const auto batches = test::make_batches(4, 2, 16, 3, 6, label_fn, 12);
+  auto run = [&](bool per_step, const fs::path& dir) {
+    auto m = tiny();
+    auto cfg = base_cfg(dir, 7);
+    cfg.log_every = 3;  // norms wait on the device for steps 1-2, 4-5, and 7 is the last step
+    test::VectorSource src(batches);
+    train::Trainer t(*m, cfg);
+    if (per_step) t.set_step_callback([](const train::StepInfo& info) { CHECK(info.grad_norm.has_value()); });
+    return t.fit(src);
+  };
+  test::TempDir d1("gn1"), d2("gn2");
+  const auto lazy = run(false, d1.path());
+  const auto eager = run(true, d2.path());
+  REQUIRE(lazy.history.size() == 7);
+  for (size_t k = 0; k < 7; ++k) {
+    INFO("step " << k + 1);
+    REQUIRE(lazy.history[k].grad_norm.has_value());
+    CHECK(*lazy.history[k].grad_norm > 0.0);
+    CHECK(*lazy.history[k].grad_norm == *eager.history[k].grad_norm);
+    CHECK(lazy.history[k].loss == eager.history[k].loss);
+  }
+  // metrics.jsonl: log steps 3, 6 and 7, each with its own step's norm.
+  std::ifstream in(d1 / "metrics.jsonl");
+  std::string line;
+  std::vector<int64_t> logged;
+  while (std::getline(in, line)) {
+    const auto j = nlohmann::json::parse(line);
+    logged.push_back(j["step"].get<int64_t>());
+    CHECK(j["grad_norm"].get<double>() == *lazy.history[static_cast<size_t>(j["step"].get<int64_t>() - 1)].grad_norm);
+  }
+  CHECK(logged == std::vector<int64_t>{3, 6, 7});
+}
+
 TEST_CASE("resume: 20 steps straight == 10 + resume + 10, bitwise on CPU", "[train][checkpoint]") {
   const auto batches = test::make_batches(6, 4, 16, 3, 8, label_fn, 21);  // 6 per epoch: crosses epochs
   test::TempDir d1("straight"), d2("split");
@@ -219,8 +278,20 @@ TEST_CASE("resume: 20 steps straight == 10 + resume + 10, bitwise on CPU", "[tra
   require_same_weights(*straight, *second, 0.0);
 
   // Run files: config, versions, metrics (20 log lines + 1 resume marker in the split run).
-  CHECK(fs::exists(d2 / "config.json"));
-  CHECK(fs::exists(d2 / "versions.json"));
+  const auto run_cfg = nlohmann::json::parse(test::read_text(d2 / "config.json"));
+  CHECK(run_cfg["train"]["seed"] == 42);
+  CHECK(run_cfg["train"]["grad_accum"] == 2);
+  CHECK(run_cfg["world_size"] == 1);
+  CHECK(train::to_json(train::train_config_from_json(run_cfg["train"])) == run_cfg["train"]);  // reads back
+  const auto versions = nlohmann::json::parse(test::read_text(d2 / "versions.json"));
+  CHECK(versions["biolm"].is_string());
+  CHECK(versions["libtorch"].get<std::string>().find('.') != std::string::npos);
+  // Checkpoint tensor files are safetensors with exact dtypes: the RNG state is uint8 bytes.
+  const auto newest = train::list_checkpoints(d2 / "checkpoints").back();  // step 20 after the resume
+  const io::SafetensorsFile rng(newest / "rng.safetensors");
+  CHECK(rng.info("cpu").dtype == io::Dtype::U8);
+  CHECK(rng.info("cpu").numel() > 0);
+  CHECK(io::SafetensorsFile(newest / "model.safetensors").info("head.weight").dtype == io::Dtype::F32);
   std::ifstream in(d2 / "metrics.jsonl");
   std::string line;
   int lines = 0, resumed = 0;
@@ -249,7 +320,7 @@ TEST_CASE("a truncated or corrupted checkpoint is refused and skipped for the ne
   CHECK(train::verify_checkpoint(cks.back())["step"] == 6);
 
   // Truncate step 6's weights: size mismatch.
-  const auto model6 = cks.back() / "model.pt";
+  const auto model6 = cks.back() / "model.safetensors";
   fs::resize_file(model6, fs::file_size(model6) / 2);
   try {
     train::verify_checkpoint(cks.back());
@@ -396,7 +467,7 @@ TEST_CASE("adapter-only checkpoints hold trainable tensors and resume", "[train]
   cfg.save_adapter_only = true;
   test::VectorSource src(test::make_batches(4, 2, 16, 3, 6, label_fn, 10));
   const auto r = train::Trainer(*model, cfg).fit(src);
-  const auto saved = peft::read_tensor_file(r.last_checkpoint / "model.pt");
+  const auto saved = peft::read_tensor_file(r.last_checkpoint / "model.safetensors");
   CHECK(saved.size() == s.trainable_names.size());
   auto again = tiny();
   peft::apply(*again, mc);
@@ -441,6 +512,34 @@ int free_port() {
   return port;
 }
 
+// Forks two ranks running this test binary with `worker_tag`, on a fresh loopback port.
+void run_two_ranks(const fs::path& out, const char* worker_tag) {
+  const int port = free_port();
+  std::vector<pid_t> kids;
+  for (int rank = 0; rank < 2; ++rank) {
+    const pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      ::setenv("RANK", std::to_string(rank).c_str(), 1);
+      ::setenv("LOCAL_RANK", std::to_string(rank).c_str(), 1);
+      ::setenv("WORLD_SIZE", "2", 1);
+      ::setenv("MASTER_ADDR", "127.0.0.1", 1);
+      ::setenv("MASTER_PORT", std::to_string(port).c_str(), 1);
+      ::setenv("BIOLM_TEST_DP_OUT", out.c_str(), 1);
+      ::setenv("OMP_NUM_THREADS", "1", 1);
+      ::execl("/proc/self/exe", "test_train", worker_tag, "--out", "/dev/null", static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    kids.push_back(pid);
+  }
+  for (pid_t pid : kids) {
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    REQUIRE(WIFEXITED(status));
+    REQUIRE(WEXITSTATUS(status) == 0);
+  }
+}
+
 train::TrainConfig dp_cfg(const std::string& dir) {
   train::TrainConfig c;
   c.max_steps = 5;
@@ -471,40 +570,17 @@ TEST_CASE("gloo worker", "[.gloo_worker]") {
   t.fit(src);
   peft::TensorMap w;
   for (const auto& p : model->named_parameters(true)) w[p.key()] = p.value();
-  peft::write_tensor_file(std::string(out) + "/rank" + std::to_string(env.rank) + ".pt", w);
+  peft::write_tensor_file(std::string(out) + "/rank" + std::to_string(env.rank) + ".safetensors", w);
 }
 
 TEST_CASE("two Gloo processes with half the batch each == one process with the whole batch", "[train][dist]") {
   test::TempDir dir("dp");
-  const int port = free_port();
-  std::vector<pid_t> kids;
-  for (int rank = 0; rank < 2; ++rank) {
-    const pid_t pid = ::fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-      ::setenv("RANK", std::to_string(rank).c_str(), 1);
-      ::setenv("LOCAL_RANK", std::to_string(rank).c_str(), 1);
-      ::setenv("WORLD_SIZE", "2", 1);
-      ::setenv("MASTER_ADDR", "127.0.0.1", 1);
-      ::setenv("MASTER_PORT", std::to_string(port).c_str(), 1);
-      ::setenv("BIOLM_TEST_DP_OUT", dir.path().c_str(), 1);
-      ::setenv("OMP_NUM_THREADS", "1", 1);
-      ::execl("/proc/self/exe", "test_train", "[.gloo_worker]", "--out", "/dev/null", static_cast<char*>(nullptr));
-      ::_exit(127);
-    }
-    kids.push_back(pid);
-  }
-  for (pid_t pid : kids) {
-    int status = 0;
-    ::waitpid(pid, &status, 0);
-    REQUIRE(WIFEXITED(status));
-    REQUIRE(WEXITSTATUS(status) == 0);
-  }
+  run_two_ranks(dir.path(), "[.gloo_worker]");
   auto single = tiny();
   test::VectorSource src(dp_batches(0, 1), false);
   train::Trainer(*single, dp_cfg((dir / "single").string())).fit(src);
-  const auto r0 = peft::read_tensor_file(dir / "rank0.pt");
-  const auto r1 = peft::read_tensor_file(dir / "rank1.pt");
+  const auto r0 = peft::read_tensor_file(dir / "rank0.safetensors");
+  const auto r1 = peft::read_tensor_file(dir / "rank1.safetensors");
   for (const auto& p : single->named_parameters(true)) {
     INFO(p.key());
     BIOLM_REQUIRE_CLOSE(r0.at(p.key()), r1.at(p.key()), 0.0);      // ranks stay identical
@@ -513,4 +589,88 @@ TEST_CASE("two Gloo processes with half the batch each == one process with the w
   CHECK(fs::exists(dir / "run0" / "metrics.jsonl"));
   CHECK_FALSE(fs::exists(dir / "run1" / "metrics.jsonl"));  // only rank 0 writes
   CHECK_FALSE(fs::exists(dir / "run1" / "checkpoints"));
+}
+
+// Data-parallel resume. The ranks hold different amounts of data (rank 0: 3 half-batches per
+// epoch, rank 1: 2), so after 4 steps their loader positions and epochs differ (rank 0: epoch 1,
+// position 1; rank 1: epoch 1, position 2): restoring rank 0's position on rank 1 feeds it other
+// batches and the weights part. Both phases run in one process pair over one process group.
+TEST_CASE("gloo resume worker", "[.gloo_resume_worker]") {
+  const fs::path out = std::getenv("BIOLM_TEST_DP_OUT");
+  const auto env = train::DistEnv::from_env();
+  auto group = train::ProcessGroup::create(env, torch::kCPU, std::chrono::seconds(60));
+  auto data = [&] {
+    auto b = dp_batches(env.rank, env.world_size);
+    if (env.rank == 1) b.pop_back();
+    return b;
+  };
+  auto cfg = dp_cfg((out / "straight").string());
+  cfg.max_steps = 8;
+  // Straight: 8 steps.
+  auto straight = tiny(/*dropout=*/0.1);
+  test::VectorSource s1(data(), true);
+  train::Trainer t1(*straight, cfg);
+  t1.set_process_group(group);
+  t1.fit(s1);
+  // Split: stop after 4 (both ranks ask; the stop flag is also all-reduced), then resume.
+  cfg.run_dir = (out / "split").string();  // shared by both ranks: rank 1 reads its own state there
+  auto first = tiny(0.1);
+  test::VectorSource s2(data(), true);
+  train::Trainer t2(*first, cfg);
+  t2.set_process_group(group);
+  t2.set_step_callback([](const train::StepInfo& info) {
+    if (info.step == 4) train::request_stop();
+  });
+  const auto ra = t2.fit(s2);
+  REQUIRE(ra.step == 4);
+  torch::manual_seed(100 + env.rank);  // a fresh model and loader; RNG disturbed before resuming
+  auto second = std::make_shared<test::TinyModel>(16, 8, 4, 2, 0.1);
+  cfg.resume = "auto";
+  test::VectorSource s3(data(), true);
+  train::Trainer t3(*second, cfg);
+  t3.set_process_group(group);
+  const auto rb = t3.fit(s3);
+  REQUIRE(rb.history.size() == 4);
+  peft::TensorMap w;
+  for (const auto& p : straight->named_parameters(true)) w["straight." + p.key()] = p.value();
+  for (const auto& p : second->named_parameters(true)) w["resumed." + p.key()] = p.value();
+  peft::write_tensor_file(out / ("resume_rank" + std::to_string(env.rank) + ".safetensors"), w);
+}
+
+TEST_CASE("data parallel: 4 steps + checkpoint + resume 4 == 8 straight, each rank at its own position",
+          "[train][dist][checkpoint]") {
+  test::TempDir dir("dp_resume");
+  run_two_ranks(dir.path(), "[.gloo_resume_worker]");
+  const auto ck = dir / "split" / "checkpoints" / "step-00000004";
+  train::verify_checkpoint(ck);
+  CHECK(fs::exists(ck / "rank-00001.safetensors"));
+  CHECK_FALSE(fs::exists(ck / "rank-00000.safetensors"));  // rank 0's state is rng.safetensors
+  // Rank 1's stored position is its own (epoch 1, position 2), not rank 0's (epoch 1, position 1).
+  const auto r1 = peft::read_tensor_file(ck / "rank-00001.safetensors");
+  const auto bytes = r1.at("state_json");
+  const auto mine = nlohmann::json::parse(std::string(reinterpret_cast<const char*>(bytes.data_ptr()),
+                                                      static_cast<size_t>(bytes.numel())));
+  CHECK(mine["loader"]["pos"] == 2);
+  CHECK(mine["epoch"] == 1);
+  const auto ts = nlohmann::json::parse(test::read_text(ck / "trainer_state.json"));
+  CHECK(ts["loader"]["pos"] == 1);
+  CHECK(ts["world_size"] == 2);
+  for (int rank = 0; rank < 2; ++rank) {
+    const auto w = peft::read_tensor_file(dir / ("resume_rank" + std::to_string(rank) + ".safetensors"));
+    int compared = 0;
+    for (const auto& [name, t] : w) {
+      if (name.rfind("straight.", 0) != 0) continue;
+      INFO("rank " << rank << " " << name);
+      BIOLM_REQUIRE_CLOSE(w.at("resumed." + name.substr(9)), t, 0.0);  // bitwise
+      ++compared;
+    }
+    CHECK(compared > 0);
+  }
+  // A single process refuses the two-rank checkpoint instead of guessing positions.
+  auto m = tiny(0.1);
+  auto c = dp_cfg((dir / "split").string());
+  c.max_steps = 8;
+  c.resume = ck.string();
+  test::VectorSource src(dp_batches(0, 1), true);
+  CHECK_THROWS_WITH(train::Trainer(*m, c).fit(src), Catch::Contains("written by 2 process(es), this run has 1"));
 }

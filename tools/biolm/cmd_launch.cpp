@@ -1,6 +1,10 @@
 // biolm launch -n N [--master-port P] -- <command...>: starts N local data-parallel processes with
 // torchrun-style variables (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT), forwards
 // SIGINT/SIGTERM to them, waits, and fails when any of them fails (stopping the others).
+//
+// The child's arguments pass through verbatim: only the program name is a CLI11 option (a single
+// string, so CLI11's "[a,b]" list syntax never applies); everything after it is taken raw from
+// the subcommand's remaining arguments (prefix_command), brackets, commas and dashes included.
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -116,7 +120,7 @@ struct LaunchArgs {
   int n = 1;
   std::string addr = "127.0.0.1";
   int port = 0;
-  std::vector<std::string> command;
+  std::string program;
 };
 
 const bool registered = biolm::cli::register_command(
@@ -125,10 +129,16 @@ const bool registered = biolm::cli::register_command(
        sub.add_option("-n,--nproc", args->n, "number of processes")->required();
        sub.add_option("--master-addr", args->addr, "rendezvous address")->capture_default_str();
        sub.add_option("--master-port", args->port, "rendezvous port (0: a free one)")->capture_default_str();
-       // Note: CLI11 2.1 reads an argument of the form "[a,b]" as a list and strips its brackets.
-       sub.add_option("command", args->command, "the command each process runs (after --)")->required();
-       sub.callback([args] {
-         const int code = launch(args->n, args->addr, args->port, args->command);
+       sub.add_option("command", args->program, "the command each process runs (after --), arguments verbatim")
+           ->required();
+       sub.prefix_command();  // stop option parsing at the command: its arguments stay untouched
+       sub.callback([args, &sub] {
+         std::vector<std::string> command{args->program};
+         std::vector<std::string> rest = sub.remaining();
+         // CLI11 keeps the "--" that preceded the program as the first remaining argument.
+         const size_t skip = !rest.empty() && rest.front() == "--" ? 1 : 0;
+         command.insert(command.end(), rest.begin() + static_cast<std::ptrdiff_t>(skip), rest.end());
+         const int code = launch(args->n, args->addr, args->port, command);
          if (code != 0) throw biolm::cli::ExitRequest{code};
        });
      }});

@@ -23,6 +23,8 @@ struct Ctx {
     return line > 0 ? DataError(path, line, field, msg) : DataError::at_record(path, record, field, msg);
   }
   Origin origin() const { return Origin{path, line, record}; }
+  /// "line N" for JSONL records, "record N" for records of one JSON document (default ids).
+  std::string where() const { return line > 0 ? "line " + std::to_string(line) : "record " + std::to_string(record); }
 };
 
 const ojson& field(const ojson& j, const std::string& key, const Ctx& c) {
@@ -50,11 +52,30 @@ std::vector<std::string> str_list(const ojson& j, const std::string& key, const 
   }
   return out;
 }
-std::string id_of(const ojson& j, const std::string& key, const Ctx& c, const std::string& fallback) {
-  if (!j.is_object() || !j.contains(key)) return fallback;
+// The record's id field (a string, or any other JSON value as written), else c.where().
+std::string id_of(const ojson& j, const std::string& key, const Ctx& c) {
+  if (!j.is_object() || !j.contains(key)) return c.where();
   const auto& v = j.at(key);
-  (void)c;
   return v.is_string() ? v.get<std::string>() : v.dump();
+}
+// A string field that must be one of `allowed` ("expected <expected>, found "<value>"").
+std::string one_of(const ojson& j, const std::string& key, const Ctx& c, const std::set<std::string>& allowed,
+                   const std::string& expected) {
+  std::string v = str(j, key, c);
+  if (allowed.count(v) == 0) throw c.err(key, "expected " + expected + ", found \"" + v + "\"");
+  return v;
+}
+// Appends make() to out and counts the record; a DataError goes to the report instead (thrown
+// again unless the options skip bad records).
+template <typename Example, typename Make>
+void keep(std::vector<Example>& out, ReadReport& report, const ReaderOptions& opts, Make make) {
+  try {
+    Example ex = make();
+    ++report.records;
+    out.push_back(std::move(ex));
+  } catch (const DataError& e) {
+    report.fail(e, opts);
+  }
 }
 
 ojson parse_document(const std::string& path, const std::string& text) {
@@ -105,6 +126,23 @@ void for_each_record(const std::string& path, const ReaderOptions& opts, ReadRep
   }
 }
 
+// The readers of one-record-per-line / per-array-element formats: fill(ex, record, ctx) sets the
+// fields, the origin is set here, a DataError goes to the report.
+template <typename Example, typename Fill>
+std::vector<Example> read_records(const std::string& path, const ReaderOptions& opts, ReadReport* report_out,
+                                  Fill fill) {
+  ReadReport local;
+  ReadReport& report = sink(report_out, local);
+  std::vector<Example> out;
+  for_each_record(path, opts, report, [&](const ojson& j, const Ctx& c) {
+    Example ex;
+    fill(ex, j, c);
+    ex.origin = c.origin();
+    out.push_back(std::move(ex));
+  });
+  return out;
+}
+
 // Byte offset of character `chars` in text, or -1 when beyond the end.
 int64_t char_to_byte(const std::vector<int64_t>& starts, int64_t chars) {
   if (chars < 0 || chars >= static_cast<int64_t>(starts.size())) return -1;
@@ -115,14 +153,9 @@ int64_t char_to_byte(const std::vector<int64_t>& starts, int64_t chars) {
 
 // --- ChemProt ------------------------------------------------------------------------------------
 std::vector<RelationExample> read_chemprot(const std::string& path, const ReaderOptions& opts, ReadReport* report_out) {
-  ReadReport local;
-  ReadReport& report = sink(report_out, local);
-  std::vector<RelationExample> out;
-  for_each_record(path, opts, report, [&](const ojson& j, const Ctx& c) {
-    RelationExample ex;
+  return read_records<RelationExample>(path, opts, report_out, [&](RelationExample& ex, const ojson& j, const Ctx& c) {
     ex.marked_text = str(j, "text", c);
     ex.label = str(j, "label", c);
-    ex.origin = c.origin();
     const std::string& s = ex.marked_text;
     struct Marker {
       const char* open;
@@ -153,9 +186,7 @@ std::vector<RelationExample> read_chemprot(const std::string& path, const Reader
     ex.text.append(s, prev, std::string::npos);
     ex.e1 = Span{pos[0], pos[1], "e1"};
     ex.e2 = Span{pos[2], pos[3], "e2"};
-    out.push_back(std::move(ex));
   });
-  return out;
 }
 
 // --- STS TSV -------------------------------------------------------------------------------------
@@ -213,21 +244,13 @@ std::vector<PairExample> read_sts(const std::string& path, const ReaderOptions& 
 
 // --- MedNLI --------------------------------------------------------------------------------------
 std::vector<PairExample> read_mednli(const std::string& path, const ReaderOptions& opts, ReadReport* report_out) {
-  ReadReport local;
-  ReadReport& report = sink(report_out, local);
   static const std::set<std::string> kLabels = {"entailment", "neutral", "contradiction"};
-  std::vector<PairExample> out;
-  for_each_record(path, opts, report, [&](const ojson& j, const Ctx& c) {
-    PairExample ex;
+  return read_records<PairExample>(path, opts, report_out, [&](PairExample& ex, const ojson& j, const Ctx& c) {
     ex.text_a = str(j, "sentence1", c);
     ex.text_b = str(j, "sentence2", c);
-    ex.label = str(j, "gold_label", c);
-    if (kLabels.count(ex.label) == 0) throw c.err("gold_label", "expected entailment, neutral or contradiction, found \"" + ex.label + "\"");
-    ex.id = id_of(j, "pairID", c, c.line > 0 ? "line " + std::to_string(c.line) : "record " + std::to_string(c.record));
-    ex.origin = c.origin();
-    out.push_back(std::move(ex));
+    ex.label = one_of(j, "gold_label", c, kLabels, "entailment, neutral or contradiction");
+    ex.id = id_of(j, "pairID", c);
   });
-  return out;
 }
 
 // --- PubMedQA ------------------------------------------------------------------------------------
@@ -246,7 +269,7 @@ std::vector<PubmedQaExample> read_pubmedqa(const std::string& path, const Reader
     const size_t at = text.find("\"" + pmid + "\"", search_from);
     Ctx c{path, at == std::string::npos ? 0 : line_of_offset(text, at), i++};
     if (at != std::string::npos) search_from = at + 1;
-    try {
+    keep(out, report, opts, [&] {
       PubmedQaExample ex;
       ex.id = pmid;
       ex.question = str(rec, "QUESTION", c);
@@ -255,26 +278,18 @@ std::vector<PubmedQaExample> read_pubmedqa(const std::string& path, const Reader
       if (!ex.context_labels.empty() && ex.context_labels.size() != ex.contexts.size()) {
         throw c.err("LABELS", std::to_string(ex.context_labels.size()) + " labels for " + std::to_string(ex.contexts.size()) + " contexts");
       }
-      ex.label = str(rec, "final_decision", c);
-      if (kLabels.count(ex.label) == 0) throw c.err("final_decision", "expected yes, no or maybe, found \"" + ex.label + "\"");
+      ex.label = one_of(rec, "final_decision", c, kLabels, "yes, no or maybe");
       ex.long_answer = opt_str(rec, "LONG_ANSWER", c);
       ex.origin = c.origin();
-      ++report.records;
-      out.push_back(std::move(ex));
-    } catch (const DataError& e) {
-      report.fail(e, opts);
-    }
+      return ex;
+    });
   }
   return out;
 }
 
 // --- multiple choice -----------------------------------------------------------------------------
 std::vector<ChoiceExample> read_medqa(const std::string& path, const ReaderOptions& opts, ReadReport* report_out) {
-  ReadReport local;
-  ReadReport& report = sink(report_out, local);
-  std::vector<ChoiceExample> out;
-  for_each_record(path, opts, report, [&](const ojson& j, const Ctx& c) {
-    ChoiceExample ex;
+  return read_records<ChoiceExample>(path, opts, report_out, [&](ChoiceExample& ex, const ojson& j, const Ctx& c) {
     ex.question = str(j, "question", c);
     const auto& options = field(j, "options", c);
     if (!options.is_object() || options.size() < 2) throw c.err("options", "expected an object of at least two lettered options");
@@ -296,19 +311,12 @@ std::vector<ChoiceExample> read_medqa(const std::string& path, const ReaderOptio
       throw c.err("answer", "\"" + answer + "\" is not option " + idx + " \"" + ex.options[static_cast<size_t>(ex.answer)] + "\"");
     }
     ex.subject = opt_str(j, "meta_info", c);
-    ex.id = id_of(j, "id", c, c.line > 0 ? "line " + std::to_string(c.line) : "record " + std::to_string(c.record));
-    ex.origin = c.origin();
-    out.push_back(std::move(ex));
+    ex.id = id_of(j, "id", c);
   });
-  return out;
 }
 
 std::vector<ChoiceExample> read_medmcqa(const std::string& path, const MedmcqaOptions& opts, ReadReport* report_out) {
-  ReadReport local;
-  ReadReport& report = sink(report_out, local);
-  std::vector<ChoiceExample> out;
-  for_each_record(path, opts.reader, report, [&](const ojson& j, const Ctx& c) {
-    ChoiceExample ex;
+  return read_records<ChoiceExample>(path, opts.reader, report_out, [&](ChoiceExample& ex, const ojson& j, const Ctx& c) {
     ex.question = str(j, "question", c);
     for (const char* k : {"opa", "opb", "opc", "opd"}) ex.options.push_back(str(j, k, c));
     if (j.contains("cop") && !j.at("cop").is_null()) {
@@ -324,11 +332,8 @@ std::vector<ChoiceExample> read_medmcqa(const std::string& path, const MedmcqaOp
     }
     ex.explanation = opt_str(j, "exp", c);
     ex.subject = opt_str(j, "subject_name", c);
-    ex.id = id_of(j, "id", c, c.line > 0 ? "line " + std::to_string(c.line) : "record " + std::to_string(c.record));
-    ex.origin = c.origin();
-    out.push_back(std::move(ex));
+    ex.id = id_of(j, "id", c);
   });
-  return out;
 }
 
 // --- SQuAD-style span QA -------------------------------------------------------------------------
@@ -352,12 +357,12 @@ std::vector<SpanQaExample> read_squad(const std::string& path, const ReaderOptio
       const auto starts = utf8_char_starts(context);
       for (const auto& qa : field(para, "qas", actx)) {
         const Ctx c{path, 0, q_index++};
-        try {
+        keep(out, report, opts, [&] {
           SpanQaExample ex;
           ex.title = title;
           ex.context = context;
           ex.question = str(qa, "question", c);
-          ex.id = id_of(qa, "id", c, "record " + std::to_string(c.record));
+          ex.id = id_of(qa, "id", c);
           ex.impossible = qa.contains("is_impossible") && qa["is_impossible"].is_boolean() && qa["is_impossible"].get<bool>();
           for (const auto& a : field(qa, "answers", c)) {
             SpanAnswer ans;
@@ -373,11 +378,8 @@ std::vector<SpanQaExample> read_squad(const std::string& path, const ReaderOptio
           }
           if (ex.answers.empty() && !ex.impossible) throw c.err("answers", "no answer and not is_impossible (question " + ex.id + ")");
           ex.origin = c.origin();
-          ++report.records;
-          out.push_back(std::move(ex));
-        } catch (const DataError& e) {
-          report.fail(e, opts);
-        }
+          return ex;
+        });
       }
     }
   }
@@ -396,12 +398,11 @@ std::vector<BioasqExample> read_bioasq(const std::string& path, const ReaderOpti
   int64_t i = 0;
   for (const auto& q : qs) {
     const Ctx c{path, 0, i++};
-    try {
+    keep(out, report, opts, [&] {
       BioasqExample ex;
-      ex.id = id_of(q, "id", c, "record " + std::to_string(c.record));
+      ex.id = id_of(q, "id", c);
       ex.body = str(q, "body", c);
-      ex.type = str(q, "type", c);
-      if (kTypes.count(ex.type) == 0) throw c.err("type", "expected yesno, factoid, list or summary, found \"" + ex.type + "\"");
+      ex.type = one_of(q, "type", c, kTypes, "yesno, factoid, list or summary");
       if (q.contains("exact_answer")) {
         const auto& ea = q["exact_answer"];
         const std::function<void(const ojson&)> flatten = [&](const ojson& v) {
@@ -425,40 +426,26 @@ std::vector<BioasqExample> read_bioasq(const std::string& path, const ReaderOpti
         for (const auto& s : q["snippets"]) ex.snippets.push_back(str(s, "text", c));
       }
       ex.origin = c.origin();
-      ++report.records;
-      out.push_back(std::move(ex));
-    } catch (const DataError& e) {
-      report.fail(e, opts);
-    }
+      return ex;
+    });
   }
   return out;
 }
 
 // --- instructions --------------------------------------------------------------------------------
 std::vector<InstructionExample> read_alpaca(const std::string& path, const ReaderOptions& opts, ReadReport* report_out) {
-  ReadReport local;
-  ReadReport& report = sink(report_out, local);
-  std::vector<InstructionExample> out;
-  for_each_record(path, opts, report, [&](const ojson& j, const Ctx& c) {
-    InstructionExample ex;
+  return read_records<InstructionExample>(path, opts, report_out, [&](InstructionExample& ex, const ojson& j, const Ctx& c) {
     std::string prompt = str(j, "instruction", c);
     const std::string input = opt_str(j, "input", c);
     if (!input.empty()) prompt += "\n\n" + input;
     ex.turns.push_back({"user", prompt});
     ex.turns.push_back({"assistant", str(j, "output", c)});
-    ex.id = id_of(j, "id", c, c.line > 0 ? "line " + std::to_string(c.line) : "record " + std::to_string(c.record));
-    ex.origin = c.origin();
-    out.push_back(std::move(ex));
+    ex.id = id_of(j, "id", c);
   });
-  return out;
 }
 
 std::vector<InstructionExample> read_sharegpt(const std::string& path, const ReaderOptions& opts, ReadReport* report_out) {
-  ReadReport local;
-  ReadReport& report = sink(report_out, local);
-  std::vector<InstructionExample> out;
-  for_each_record(path, opts, report, [&](const ojson& j, const Ctx& c) {
-    InstructionExample ex;
+  return read_records<InstructionExample>(path, opts, report_out, [&](InstructionExample& ex, const ojson& j, const Ctx& c) {
     const auto& conv = field(j, "conversations", c);
     if (!conv.is_array() || conv.empty()) throw c.err("conversations", "expected a non-empty list of turns");
     size_t t = 0;
@@ -471,11 +458,8 @@ std::vector<InstructionExample> read_sharegpt(const std::string& path, const Rea
       ex.turns.push_back({role, str(turn, "value", c)});
       ++t;
     }
-    ex.id = id_of(j, "id", c, c.line > 0 ? "line " + std::to_string(c.line) : "record " + std::to_string(c.record));
-    ex.origin = c.origin();
-    out.push_back(std::move(ex));
+    ex.id = id_of(j, "id", c);
   });
-  return out;
 }
 
 }  // namespace biolm::data

@@ -2,7 +2,6 @@
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
-#include <unistd.h>
 
 #include <cmath>
 #include <set>
@@ -310,10 +309,7 @@ TensorMap adapter_state(torch::nn::Module& model) {
 void save_adapter(torch::nn::Module& model, const std::filesystem::path& path) {
   const auto state = adapter_state(model);
   BIOLM_CHECK(!state.empty(), ConfigError, "peft.method", "the model has no trainable parameters to save");
-  const auto tmp = path.string() + ".tmp-" + std::to_string(::getpid());
-  write_tensor_file(tmp, state);
-  fsync_path(tmp);
-  std::filesystem::rename(tmp, path);
+  write_tensor_file(path, state);  // atomic: temp file, fsync, rename
   fsync_path(path.parent_path().empty() ? std::filesystem::path(".") : path.parent_path());
 }
 

@@ -1,37 +1,34 @@
+// Name -> tensor maps on disk as safetensors (biolm/io/safetensors.h): adapters and the weights
+// and RNG state of trainer checkpoints. Dtypes are kept exactly (float, int64, uint8 RNG bytes);
+// tensors are copied to the CPU; the write is atomic (temp file, fsync, rename).
 #include "biolm/peft/tensor_file.h"
 
 #include <fcntl.h>
 #include <unistd.h>
 
 #include "biolm/core/error.h"
+#include "biolm/io/safetensors.h"
 
 namespace biolm::peft {
 
 void write_tensor_file(const std::filesystem::path& path, const TensorMap& tensors) {
-  torch::serialize::OutputArchive archive;
-  for (const auto& [name, t] : tensors) archive.write(name, t.detach().to(torch::kCPU).contiguous());
-  try {
-    archive.save_to(path.string());
-  } catch (const c10::Error& e) {
-    throw IoError(path.string(), std::string("cannot write tensors: ") + e.what_without_backtrace());
+  TensorMap cpu;
+  for (const auto& [name, t] : tensors) {
+    BIOLM_CHECK(t.defined(), IoError, path.string(), "cannot write tensors: '" + name + "' is undefined");
+    cpu.emplace(name, t.detach().to(torch::kCPU).contiguous());
   }
+  io::save_safetensors(path, cpu, {{"format", "pt"}, {"writer", "biolm"}});
 }
 
 TensorMap read_tensor_file(const std::filesystem::path& path) {
   BIOLM_CHECK(std::filesystem::is_regular_file(path), CheckpointError, path.string(), "", "no such file");
-  TensorMap out;
   try {
-    torch::serialize::InputArchive archive;
-    archive.load_from(path.string());
-    for (const auto& key : archive.keys()) {
-      torch::Tensor t;
-      archive.read(key, t);
-      out[key] = t;
-    }
-  } catch (const c10::Error& e) {
-    throw CheckpointError(path.string(), "", std::string("unreadable tensor file: ") + e.what_without_backtrace());
+    return io::load_safetensors(path);
+  } catch (const CheckpointError&) {
+    throw;
+  } catch (const Error& e) {
+    throw CheckpointError(path.string(), "", std::string("unreadable tensor file: ") + e.what());
   }
-  return out;
 }
 
 void fsync_path(const std::filesystem::path& path) {

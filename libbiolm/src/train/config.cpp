@@ -4,6 +4,7 @@
 
 #include <set>
 
+#include "biolm/core/config.h"
 #include "biolm/core/error.h"
 
 namespace biolm::train {
@@ -14,27 +15,6 @@ std::string kind_name(ScheduleKind k) {
   return k == ScheduleKind::Constant ? "constant" : k == ScheduleKind::Linear ? "linear" : "cosine";
 }
 std::string kind_name(MetricMode m) { return m == MetricMode::Max ? "max" : "min"; }
-
-template <typename T>
-void read(const nlohmann::json& j, const char* field, const std::string& key, T& out) {
-  if (!j.contains(field)) return;
-  try {
-    out = j.at(field).get<T>();
-  } catch (const nlohmann::json::exception& e) {
-    throw ConfigError(key + "." + field, std::string("wrong type: ") + e.what());
-  }
-}
-template <typename T>
-void read_opt(const nlohmann::json& j, const char* field, const std::string& key, std::optional<T>& out) {
-  if (!j.contains(field)) return;
-  if (j.at(field).is_null()) {
-    out.reset();
-    return;
-  }
-  T v{};
-  read(j, field, key, v);
-  out = v;
-}
 
 }  // namespace
 
@@ -103,61 +83,45 @@ nlohmann::json to_json(const TrainConfig& c) {
 
 TrainConfig train_config_from_json(const nlohmann::json& j, const std::string& key) {
   BIOLM_CHECK(j.is_object(), ConfigError, key, "expected an object");
-  static const std::set<std::string> known = {
-      "max_steps", "grad_accum", "optimizer", "lr", "weight_decay", "beta1", "beta2", "eps", "momentum",
-      "schedule", "warmup_steps", "min_lr_ratio", "clip_grad_norm", "bf16", "activation_checkpointing",
-      "max_nonfinite_steps", "eval_every", "best_metric", "best_mode", "early_stopping_patience", "log_every",
-      "checkpoint_every", "keep_last", "save_adapter_only", "run_dir", "resume", "device", "seed", "bucket_mb",
-      "handle_signals"};
-  for (const auto& item : j.items()) {
-    BIOLM_CHECK(known.count(item.key()), ConfigError, key + "." + item.key(), "unknown key");
-  }
+  // One typed reader (core::ConfigReader): wrong types and unknown keys are ConfigErrors naming
+  // "<key>.<field>"; absent keys keep TrainConfig's defaults (every optional defaults to unset).
+  core::ConfigReader r(j, key);
   TrainConfig c;
-  read(j, "max_steps", key, c.max_steps);
-  read(j, "grad_accum", key, c.grad_accum);
-  std::string s;
-  if (j.contains("optimizer")) {
-    read(j, "optimizer", key, s);
-    BIOLM_CHECK(s == "adamw" || s == "sgd", ConfigError, key + ".optimizer", "expected adamw|sgd, found '" + s + "'");
-    c.optimizer = s == "adamw" ? OptimizerKind::AdamW : OptimizerKind::Sgd;
-  }
-  read(j, "lr", key, c.lr);
-  read(j, "weight_decay", key, c.weight_decay);
-  read(j, "beta1", key, c.beta1);
-  read(j, "beta2", key, c.beta2);
-  read(j, "eps", key, c.eps);
-  read(j, "momentum", key, c.momentum);
-  if (j.contains("schedule")) {
-    read(j, "schedule", key, s);
-    if (s == "constant") c.schedule = ScheduleKind::Constant;
-    else if (s == "linear") c.schedule = ScheduleKind::Linear;
-    else if (s == "cosine") c.schedule = ScheduleKind::Cosine;
-    else throw ConfigError(key + ".schedule", "expected constant|linear|cosine, found '" + s + "'");
-  }
-  read(j, "warmup_steps", key, c.warmup_steps);
-  read(j, "min_lr_ratio", key, c.min_lr_ratio);
-  read_opt(j, "clip_grad_norm", key, c.clip_grad_norm);
-  read(j, "bf16", key, c.bf16);
-  read(j, "activation_checkpointing", key, c.activation_checkpointing);
-  read(j, "max_nonfinite_steps", key, c.max_nonfinite_steps);
-  read(j, "eval_every", key, c.eval_every);
-  read_opt(j, "best_metric", key, c.best_metric);
-  if (j.contains("best_mode")) {
-    read(j, "best_mode", key, s);
-    BIOLM_CHECK(s == "max" || s == "min", ConfigError, key + ".best_mode", "expected max|min, found '" + s + "'");
-    c.best_mode = s == "max" ? MetricMode::Max : MetricMode::Min;
-  }
-  read_opt(j, "early_stopping_patience", key, c.early_stopping_patience);
-  read(j, "log_every", key, c.log_every);
-  read(j, "checkpoint_every", key, c.checkpoint_every);
-  read(j, "keep_last", key, c.keep_last);
-  read(j, "save_adapter_only", key, c.save_adapter_only);
-  read(j, "run_dir", key, c.run_dir);
-  read_opt(j, "resume", key, c.resume);
-  read(j, "device", key, c.device);
-  read_opt(j, "seed", key, c.seed);
-  read(j, "bucket_mb", key, c.bucket_mb);
-  read(j, "handle_signals", key, c.handle_signals);
+  c.max_steps = r.get("max_steps", c.max_steps);
+  c.grad_accum = r.get("grad_accum", c.grad_accum);
+  c.optimizer = r.choice("optimizer", {"adamw", "sgd"}, kind_name(c.optimizer)) == "adamw" ? OptimizerKind::AdamW
+                                                                                            : OptimizerKind::Sgd;
+  c.lr = r.get("lr", c.lr);
+  c.weight_decay = r.get("weight_decay", c.weight_decay);
+  c.beta1 = r.get("beta1", c.beta1);
+  c.beta2 = r.get("beta2", c.beta2);
+  c.eps = r.get("eps", c.eps);
+  c.momentum = r.get("momentum", c.momentum);
+  const std::string schedule = r.choice("schedule", {"constant", "linear", "cosine"}, kind_name(c.schedule));
+  c.schedule = schedule == "constant" ? ScheduleKind::Constant
+               : schedule == "linear" ? ScheduleKind::Linear
+                                      : ScheduleKind::Cosine;
+  c.warmup_steps = r.get("warmup_steps", c.warmup_steps);
+  c.min_lr_ratio = r.get("min_lr_ratio", c.min_lr_ratio);
+  c.clip_grad_norm = r.optional<double>("clip_grad_norm");
+  c.bf16 = r.get("bf16", c.bf16);
+  c.activation_checkpointing = r.get("activation_checkpointing", c.activation_checkpointing);
+  c.max_nonfinite_steps = r.get("max_nonfinite_steps", c.max_nonfinite_steps);
+  c.eval_every = r.get("eval_every", c.eval_every);
+  c.best_metric = r.optional<std::string>("best_metric");
+  c.best_mode = r.choice("best_mode", {"max", "min"}, kind_name(c.best_mode)) == "max" ? MetricMode::Max : MetricMode::Min;
+  c.early_stopping_patience = r.optional<int64_t>("early_stopping_patience");
+  c.log_every = r.get("log_every", c.log_every);
+  c.checkpoint_every = r.get("checkpoint_every", c.checkpoint_every);
+  c.keep_last = r.get("keep_last", c.keep_last);
+  c.save_adapter_only = r.get("save_adapter_only", c.save_adapter_only);
+  c.run_dir = r.get("run_dir", c.run_dir);
+  c.resume = r.optional<std::string>("resume");
+  c.device = r.get("device", c.device);
+  c.seed = r.optional<std::uint64_t>("seed");
+  c.bucket_mb = r.get("bucket_mb", c.bucket_mb);
+  c.handle_signals = r.get("handle_signals", c.handle_signals);
+  r.finish();
   c.validate();
   return c;
 }

@@ -48,6 +48,20 @@ struct ProcessGroup::Impl {
   c10::intrusive_ptr<c10d::ProcessGroup> pg;
   int rank = 0;
   int world_size = 1;
+  c10::Device device = c10::Device(c10::kCPU);
+  // NCCL reduces device tensors only: small host tensors (the trainer's step statistics, gathered
+  // checkpoint state) make a round trip through the group's device. Gloo takes them as they are.
+  template <typename Op>
+  void on_device(torch::Tensor& tensor, Op op) {
+    if (!device.is_cuda() || tensor.device() == device) {
+      std::vector<torch::Tensor> ts{tensor};
+      op(ts);
+      return;
+    }
+    std::vector<torch::Tensor> ts{tensor.to(device)};
+    op(ts);
+    tensor.copy_(ts[0]);
+  }
 };
 
 ProcessGroup::ProcessGroup() : impl_(std::make_unique<Impl>()) {}
@@ -59,6 +73,7 @@ std::shared_ptr<ProcessGroup> ProcessGroup::create(const DistEnv& env, c10::Devi
   auto& impl = *out->impl_;
   impl.rank = env.rank;
   impl.world_size = env.world_size;
+  impl.device = device;
   c10d::TCPStoreOptions opts;
   opts.port = static_cast<std::uint16_t>(env.master_port);
   opts.isServer = env.rank == 0;
@@ -97,15 +112,13 @@ int ProcessGroup::rank() const { return impl_->rank; }
 int ProcessGroup::world_size() const { return impl_->world_size; }
 
 void ProcessGroup::allreduce_sum(torch::Tensor& tensor) {
-  std::vector<torch::Tensor> ts{tensor};
-  impl_->pg->allreduce(ts)->wait();
+  impl_->on_device(tensor, [&](std::vector<torch::Tensor>& ts) { impl_->pg->allreduce(ts)->wait(); });
 }
 
 void ProcessGroup::broadcast(torch::Tensor& tensor, int root) {
-  std::vector<torch::Tensor> ts{tensor};
   c10d::BroadcastOptions o;
   o.rootRank = root;
-  impl_->pg->broadcast(ts, o)->wait();
+  impl_->on_device(tensor, [&](std::vector<torch::Tensor>& ts) { impl_->pg->broadcast(ts, o)->wait(); });
 }
 
 void ProcessGroup::barrier() { impl_->pg->barrier()->wait(); }

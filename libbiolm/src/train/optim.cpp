@@ -96,4 +96,20 @@ int64_t optimizer_state_numel(const torch::optim::Optimizer& optimizer) {
   return n;
 }
 
+torch::Tensor clip_grad_norm(const std::vector<torch::Tensor>& params, double max_norm) {
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> norms;
+  std::vector<torch::Tensor> grads;
+  for (const auto& p : params) {
+    if (!p.grad().defined()) continue;
+    grads.push_back(p.grad());
+    norms.push_back(p.grad().norm(2));
+  }
+  if (grads.empty()) return torch::zeros({});
+  const auto total = norms.size() == 1 ? norms.front() : torch::stack(norms).norm(2);
+  const auto coef = torch::clamp(max_norm / (total + 1e-6), c10::nullopt, 1.0);
+  for (auto& g : grads) g.mul_(coef.to(g.dtype()));
+  return total;
+}
+
 }  // namespace biolm::train

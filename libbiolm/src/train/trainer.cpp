@@ -1,10 +1,12 @@
 #include "biolm/train/trainer.h"
 
+#include <fmt/format.h>
 #include <torch/torch.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <fstream>
 
 #include "biolm/core/compat.h"
@@ -13,6 +15,7 @@
 #include "biolm/core/log.h"
 #include "biolm/core/seed.h"
 #include "biolm/core/version.h"
+#include "biolm/io/safetensors.h"
 #include "biolm/peft/method.h"
 #include "biolm/peft/tensor_file.h"
 #include "biolm/train/checkpoint.h"
@@ -76,6 +79,48 @@ std::vector<std::uint8_t> tensor_bytes(const torch::Tensor& t) {
   return out;
 }
 
+constexpr const char* kModelFile = "model.safetensors";
+constexpr const char* kOptimizerFile = "optimizer.pt";
+constexpr const char* kRngFile = "rng.safetensors";
+
+std::string rank_file(int rank) { return fmt::format("rank-{:05d}.safetensors", rank); }
+
+peft::TensorMap rng_tensors(const core::RngState& rng) {
+  peft::TensorMap out{{"cpu", bytes_tensor(rng.cpu)}};
+  for (size_t i = 0; i < rng.cuda.size(); ++i) out["cuda." + std::to_string(i)] = bytes_tensor(rng.cuda[i]);
+  return out;
+}
+
+core::RngState rng_from_tensors(const peft::TensorMap& map, const fs::path& file) {
+  BIOLM_CHECK(map.count("cpu"), CheckpointError, file.string(), "cpu", "missing");
+  core::RngState rng;
+  rng.cpu = tensor_bytes(map.at("cpu"));
+  for (size_t i = 0; map.count("cuda." + std::to_string(i)); ++i) {
+    rng.cuda.push_back(tensor_bytes(map.at("cuda." + std::to_string(i))));
+  }
+  return rng;
+}
+
+/// Every rank's `bytes`, on rank 0 (other ranks get an empty vector). Built from two sum
+/// all-reduces (lengths, then zero-padded rows), the only collective ProcessGroup needs.
+std::vector<std::string> gather_to_rank0(ProcessGroup& group, const std::string& bytes) {
+  const int world = group.world_size(), rank = group.rank();
+  auto lengths = torch::zeros({world}, torch::kInt64);
+  lengths[rank] = static_cast<int64_t>(bytes.size());
+  group.allreduce_sum(lengths);
+  const int64_t width = lengths.max().item<int64_t>();
+  auto rows = torch::zeros({world, std::max<int64_t>(width, 1)}, torch::kUInt8);
+  if (!bytes.empty()) std::memcpy(rows[rank].data_ptr(), bytes.data(), bytes.size());
+  group.allreduce_sum(rows);
+  std::vector<std::string> out;
+  if (rank != 0) return out;
+  for (int r = 0; r < world; ++r) {
+    const auto* row = rows[r].data_ptr<std::uint8_t>();
+    out.emplace_back(reinterpret_cast<const char*>(row), static_cast<size_t>(lengths[r].item<int64_t>()));
+  }
+  return out;
+}
+
 }  // namespace
 
 Trainer::Trainer(TrainableModel& model, TrainConfig config)
@@ -135,13 +180,16 @@ data::Batch Trainer::next_batch(data::BatchSource& source) {
   return b->to(state_->device);
 }
 
-StepInfo Trainer::train_step(data::BatchSource& source) {
+StepInfo Trainer::train_step(data::BatchSource& source, torch::Tensor& grad_norm) {
   auto& s = *state_;
   for (auto& p : s.trainable) p.mutable_grad().reset();
   apply_lr(s.opt, config_, step_);
-  double loss_sum = 0.0;
+  // The losses of the micro-batches are summed on the device: nothing is read on the host inside
+  // this loop. A non-finite micro-batch makes the sum non-finite (NaN + x = NaN, Inf + finite =
+  // Inf, Inf - Inf = NaN), so one check of the sum decides the skip for the whole step. Its
+  // backward pass runs too; the poisoned gradients are dropped with the skipped step.
+  auto loss_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat64).device(s.device));
   int64_t tokens = 0;
-  bool nonfinite = false;
   for (int64_t m = 0; m < config_.grad_accum; ++m) {
     const data::Batch batch = next_batch(source);
     StepOutput out;
@@ -151,24 +199,28 @@ StepInfo Trainer::train_step(data::BatchSource& source) {
     }
     BIOLM_CHECK(out.loss_sum.defined() && out.loss_sum.numel() == 1, Error,
                 model_.name() + "::forward_batch must return a scalar loss_sum");
-    const double value = out.loss_sum.item<double>();
-    if (!std::isfinite(value)) {
-      nonfinite = true;
-    } else if (out.n_target_tokens > 0) {
-      out.loss_sum.to(torch::kFloat32).backward();
-    }
-    loss_sum += value;
-    tokens += out.n_target_tokens;
+    loss_sum.add_(out.loss_sum.detach().reshape({}).to(torch::kFloat64));
+    if (out.n_target_tokens > 0) out.loss_sum.to(torch::kFloat32).backward();
+    tokens += out.n_target_tokens;  // counted on the host by the collator: no device read
   }
+  // The one device->host copy of the step. The skip decision must be known on the host before
+  // the optimizer runs: LibTorch's optimizers keep their step counter on the host, and a step
+  // with zeroed gradients is not a no-op for AdamW (moments decay, weight decay and bias
+  // correction advance), so a torch::where on the gradients cannot replace skipping. The loss
+  // travels in the same copy at no extra cost; the gradient norm stays on the device until the
+  // next log step (see fit).
+  const auto flags = torch::stack({loss_sum, torch::isfinite(loss_sum).logical_not().to(torch::kFloat64)}).cpu();
+  const double local_loss = flags[0].item<double>();
+  const double local_nonfinite = flags[1].item<double>();
   // One small all-reduce carries what every rank must agree on.
-  auto stats = torch::tensor({loss_sum, static_cast<double>(tokens), nonfinite ? 1.0 : 0.0,
-                              stop_requested() ? 1.0 : 0.0},
+  auto stats = torch::tensor({local_loss, static_cast<double>(tokens), local_nonfinite, stop_requested() ? 1.0 : 0.0},
                              torch::kFloat64);
   if (group_) group_->allreduce_sum(stats);
-  const double global_loss = stats[0].item<double>();
-  const auto global_tokens = static_cast<int64_t>(stats[1].item<double>());
-  const bool skip = stats[2].item<double>() > 0 || !std::isfinite(global_loss);
-  if (stats[3].item<double>() > 0) request_stop();
+  const auto* st = stats.data_ptr<double>();
+  const double global_loss = st[0];
+  const auto global_tokens = static_cast<int64_t>(st[1]);
+  const bool skip = st[2] > 0 || !std::isfinite(global_loss);
+  if (st[3] > 0) request_stop();
 
   StepInfo info;
   info.lr = s.opt.base_lrs.front() * lr_factor(config_, step_);
@@ -194,9 +246,7 @@ StepInfo Trainer::train_step(data::BatchSource& source) {
         if (p.grad().defined()) p.mutable_grad().mul_(inv);
       }
     }
-    if (config_.clip_grad_norm) {
-      info.grad_norm = torch::nn::utils::clip_grad_norm_(s.trainable, *config_.clip_grad_norm);
-    }
+    if (config_.clip_grad_norm) grad_norm = clip_grad_norm(s.trainable, *config_.clip_grad_norm);
     s.opt.optimizer->step();
     info.loss = global_loss / static_cast<double>(global_tokens);
   } else {
@@ -241,14 +291,33 @@ TrainResult Trainer::fit(data::BatchSource& train) {
   const auto t0 = std::chrono::steady_clock::now();
   const int64_t start_step = step_;
   int64_t tokens_seen = 0;
+  // Gradient norms stay on the device until a log step (or a step callback) needs them: one
+  // stacked copy then fills the history entries that wait for theirs.
+  std::vector<size_t> pending_rows;
+  std::vector<torch::Tensor> pending_norms;
+  auto flush_norms = [&] {
+    if (pending_norms.empty()) return;
+    const auto host = torch::stack(pending_norms).to(torch::kFloat64).cpu();
+    const auto* v = host.data_ptr<double>();
+    for (size_t i = 0; i < pending_rows.size(); ++i) result.history[pending_rows[i]].grad_norm = v[i];
+    pending_rows.clear();
+    pending_norms.clear();
+  };
   model_.train();
   while (step_ < config_.max_steps) {
-    StepInfo info = train_step(train);
+    torch::Tensor grad_norm;
+    result.history.push_back(train_step(train, grad_norm));
+    if (grad_norm.defined()) {
+      pending_rows.push_back(result.history.size() - 1);
+      pending_norms.push_back(grad_norm.detach().reshape({}));
+    }
+    const bool log_now = step_ % config_.log_every == 0 || step_ == config_.max_steps;
+    if (log_now || on_step_) flush_norms();
+    const StepInfo info = result.history.back();
     tokens_seen += info.n_target_tokens;
-    result.history.push_back(info);
     if (on_step_) on_step_(info);
 
-    if (step_ % config_.log_every == 0 || step_ == config_.max_steps) {
+    if (log_now) {
       const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       ProgressEvent ev;
       ev.step = step_;
@@ -326,6 +395,7 @@ TrainResult Trainer::fit(data::BatchSource& train) {
       break;
     }
   }
+  flush_norms();
   if (s.last_checkpoint_step != step_) save_checkpoint();
   result.step = step_;
   result.best_metric = s.best_metric;
@@ -340,12 +410,23 @@ fs::path Trainer::save_checkpoint() {
   auto& s = *state_;
   setup();
   s.last_checkpoint_step = step_;
-  if (!is_rank0()) return {};
   BIOLM_CHECK(s.source != nullptr, Error, "Trainer::save_checkpoint: only during fit (the loader position is needed)");
+  const auto rng = core::capture_rng_state();
+  // Data parallel: every rank's loader position, epoch and RNG state go into the checkpoint as
+  // rank-<r>.safetensors, gathered to rank 0 (a collective: every rank calls save_checkpoint).
+  std::vector<std::string> rank_blobs;
+  if (group_ && group_->world_size() > 1) {
+    auto mine = rng_tensors(rng);
+    const std::string state = nlohmann::json{{"loader", s.source->state()}, {"epoch", s.epoch}}.dump();
+    mine["state_json"] = bytes_tensor(std::vector<std::uint8_t>(state.begin(), state.end()));
+    rank_blobs = gather_to_rank0(*group_, io::serialize_safetensors(mine, {{"format", "pt"}, {"writer", "biolm"}}));
+  }
+  if (!is_rank0()) return {};
   nlohmann::json ts;
   ts["step"] = step_;
   ts["epoch"] = s.epoch;
   ts["loader"] = s.source->state();
+  ts["world_size"] = group_ ? group_->world_size() : 1;
   ts["best_metric"] = s.best_metric ? nlohmann::json(*s.best_metric) : nlohmann::json(nullptr);
   ts["best_step"] = s.best_step ? nlohmann::json(*s.best_step) : nlohmann::json(nullptr);
   ts["evals_without_improvement"] = s.evals_without_improvement;
@@ -354,7 +435,6 @@ fs::path Trainer::save_checkpoint() {
   ts["adapter_only"] = config_.save_adapter_only;
   ts["config"] = to_json(config_);
   ts["run"] = run_info_;
-  const auto rng = core::capture_rng_state();
   const fs::path dir = commit_checkpoint(checkpoint_root(), step_, [&](const fs::path& tmp) {
     peft::TensorMap weights;
     if (config_.save_adapter_only) {
@@ -365,13 +445,17 @@ fs::path Trainer::save_checkpoint() {
         if (item.value().defined()) weights[item.key()] = item.value();
       }
     }
-    peft::write_tensor_file(tmp / "model.pt", weights);
+    peft::write_tensor_file(tmp / kModelFile, weights);
     torch::serialize::OutputArchive archive;
     s.opt.optimizer->save(archive);
-    archive.save_to((tmp / "optimizer.pt").string());
-    peft::TensorMap rng_map{{"cpu", bytes_tensor(rng.cpu)}};
-    for (size_t i = 0; i < rng.cuda.size(); ++i) rng_map["cuda." + std::to_string(i)] = bytes_tensor(rng.cuda[i]);
-    peft::write_tensor_file(tmp / "rng.pt", rng_map);
+    archive.save_to((tmp / kOptimizerFile).string());
+    peft::write_tensor_file(tmp / kRngFile, rng_tensors(rng));
+    for (size_t r = 1; r < rank_blobs.size(); ++r) {
+      const fs::path f = tmp / rank_file(static_cast<int>(r));
+      std::ofstream out(f, std::ios::binary);
+      out.write(rank_blobs[r].data(), static_cast<std::streamsize>(rank_blobs[r].size()));
+      if (!out.good()) throw IoError(f.string(), "cannot write");
+    }
     std::ofstream(tmp / "trainer_state.json") << ts.dump(2) << "\n";
   });
   s.last_checkpoint = dir;
@@ -385,7 +469,7 @@ void Trainer::load_checkpoint(const fs::path& dir, data::BatchSource& train) {
   setup();
   verify_checkpoint(dir);
   const auto ts = read_json(dir / "trainer_state.json");
-  const fs::path model_path = dir / "model.pt";
+  const fs::path model_path = dir / kModelFile;
   try {
     if (ts.at("adapter_only").get<bool>()) {
       peft::load_adapter(model_, model_path);
@@ -406,7 +490,7 @@ void Trainer::load_checkpoint(const fs::path& dir, data::BatchSource& train) {
       }
     }
     torch::serialize::InputArchive archive;
-    archive.load_from((dir / "optimizer.pt").string(), s.device);
+    archive.load_from((dir / kOptimizerFile).string(), s.device);
     s.opt.optimizer->load(archive);
   } catch (const c10::Error& e) {
     throw CheckpointError(dir.string(), "", std::string("does not fit this model/optimizer: ") +
@@ -414,22 +498,33 @@ void Trainer::load_checkpoint(const fs::path& dir, data::BatchSource& train) {
   } catch (const nlohmann::json::exception& e) {
     throw CheckpointError((dir / "trainer_state.json").string(), "", e.what());
   }
-  const auto rng_map = peft::read_tensor_file(dir / "rng.pt");
-  core::RngState rng;
-  BIOLM_CHECK(rng_map.count("cpu"), CheckpointError, (dir / "rng.pt").string(), "cpu", "missing");
-  rng.cpu = tensor_bytes(rng_map.at("cpu"));
-  for (size_t i = 0; rng_map.count("cuda." + std::to_string(i)); ++i) {
-    rng.cuda.push_back(tensor_bytes(rng_map.at("cuda." + std::to_string(i))));
-  }
+  const int world = group_ ? group_->world_size() : 1;
+  const int rank = group_ ? group_->rank() : 0;
+  const fs::path rng_path = rank == 0 ? dir / kRngFile : dir / rank_file(rank);
+  const auto rng_map = peft::read_tensor_file(rng_path);
+  const core::RngState rng = rng_from_tensors(rng_map, rng_path);
   try {
+    const int saved_world = ts.value("world_size", 1);
+    BIOLM_CHECK(saved_world == world, CheckpointError, (dir / "trainer_state.json").string(), "world_size",
+                fmt::format("the checkpoint was written by {} process(es), this run has {}: each rank resumes "
+                            "its own data position, so the process count must match",
+                            saved_world, world));
     step_ = ts.at("step").get<int64_t>();
+    nlohmann::json loader = ts.at("loader");
     s.epoch = ts.at("epoch").get<int64_t>();
+    if (rank != 0) {  // this rank's own position, not rank 0's
+      BIOLM_CHECK(rng_map.count("state_json"), CheckpointError, rng_path.string(), "state_json", "missing");
+      const auto bytes = tensor_bytes(rng_map.at("state_json"));
+      const auto mine = nlohmann::json::parse(bytes.begin(), bytes.end());
+      loader = mine.at("loader");
+      s.epoch = mine.at("epoch").get<int64_t>();
+    }
     s.best_metric = ts.at("best_metric").is_null() ? std::nullopt : std::optional<double>(ts["best_metric"].get<double>());
     s.best_step = ts.at("best_step").is_null() ? std::nullopt : std::optional<int64_t>(ts["best_step"].get<int64_t>());
     s.evals_without_improvement = ts.at("evals_without_improvement").get<int64_t>();
     s.nonfinite_steps = ts.at("nonfinite_steps").get<int64_t>();
     s.seed = ts.at("seed").get<std::uint64_t>();
-    train.restore(ts.at("loader"));
+    train.restore(loader);
   } catch (const nlohmann::json::exception& e) {
     throw CheckpointError((dir / "trainer_state.json").string(), "", e.what());
   }

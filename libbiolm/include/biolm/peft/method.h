@@ -101,7 +101,8 @@ void unmerge_adapters(torch::nn::Module& model);
 /// The adapter state: every trainable parameter (adapters, soft prompt, hybrid's fully trained
 /// parts), by name. Saved alone it is what distinguishes the fine-tuned model from its base.
 TensorMap adapter_state(torch::nn::Module& model);
-/// Writes adapter_state(model) atomically (temporary file, fsync, rename).
+/// Writes adapter_state(model) as a safetensors file (conventionally `adapter.safetensors`)
+/// atomically (temporary file, fsync, rename).
 void save_adapter(torch::nn::Module& model, const std::filesystem::path& path);
 /// Copies a saved adapter into the (already peft::apply'd) model. Every trainable parameter must be
 /// in the file and every tensor of the file must be a trainable parameter of the same shape:

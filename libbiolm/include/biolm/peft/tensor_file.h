@@ -1,9 +1,10 @@
 // biolm/peft/tensor_file.h: the one place where name -> tensor maps go to and come from disk
 // (adapters, model weights in checkpoints).
 //
-// Format today: a LibTorch archive (torch::serialize::OutputArchive, a zip of tensors) with one
-// entry per name. Everything else in libbiolm calls these two functions, so switching the format
-// (to safetensors) changes only tensor_file.cpp.
+// Format: safetensors (biolm/io/safetensors.h), one tensor per name, dtype kept exactly (int64 and
+// uint8 included), metadata {"format": "pt", "writer": "biolm"}; any safetensors reader (Python
+// `safetensors.torch.load_file`) opens these files. Everything else in libbiolm calls these two
+// functions, so the format lives only in tensor_file.cpp.
 #pragma once
 
 #include <torch/types.h>
@@ -16,8 +17,8 @@ namespace biolm::peft {
 
 using TensorMap = std::map<std::string, torch::Tensor>;
 
-/// Writes `tensors` (moved to CPU) to `path`. Not atomic by itself; callers that need atomicity
-/// write to a temporary name, fsync and rename (save_adapter does). Throws IoError.
+/// Writes `tensors` (copied to the CPU) to `path` atomically: a temporary file in the same
+/// directory, fsync, rename. Throws IoError (CheckpointError for dtypes safetensors cannot hold).
 void write_tensor_file(const std::filesystem::path& path, const TensorMap& tensors);
 /// Reads a file written by write_tensor_file. Throws CheckpointError(path, "", ...) when the file
 /// is missing or unreadable.

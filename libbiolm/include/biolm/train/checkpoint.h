@@ -2,8 +2,8 @@
 //
 // Layout: <root>/step-00000010/
 //   manifest.json   {"format": "biolm-checkpoint", "version": 1, "step": 10,
-//                    "files": {"model.pt": {"bytes": 1234, "sha256": "<64 hex>"}, ...}}
-//   model.pt, optimizer.pt, rng.pt, trainer_state.json (what the trainer writes; see trainer.h)
+//                    "files": {"model.safetensors": {"bytes": 1234, "sha256": "<64 hex>"}, ...}}
+//   model.safetensors, optimizer.pt, rng.safetensors, trainer_state.json (what the trainer writes; see trainer.h)
 // A checkpoint is written into "<root>/.tmp-step-…-<pid>", every file is fsynced, the manifest
 // (written last, also fsynced) lists each file's size and SHA-256 (FIPS 180-4), then the directory
 // is renamed into place and <root> fsynced: a crash leaves either the old state or the new

@@ -39,7 +39,7 @@ class ProcessGroup {
   ~ProcessGroup();
   int rank() const;
   int world_size() const;
-  /// In-place sum over ranks.
+  /// In-place sum over ranks. Any device: on an NCCL group a host tensor goes through the GPU.
   void allreduce_sum(torch::Tensor& tensor);
   /// In-place copy of root's tensor to every rank.
   void broadcast(torch::Tensor& tensor, int root = 0);

@@ -39,6 +39,14 @@ double lr_factor(const TrainConfig& config, int64_t step);
 /// Sets every group's lr to base_lrs[g] · lr_factor(config, step).
 void apply_lr(OptimizerSetup& setup, const TrainConfig& config, int64_t step);
 
+/// Scales the gradients of `params` so their global L2 norm is at most max_norm, as
+/// torch.nn.utils.clip_grad_norm_ (coefficient max_norm / (norm + 1e-6), clamped to 1, applied
+/// always, so an unclipped step multiplies by exactly 1). Returns the norm before clipping as a
+/// 0-dim float tensor on the gradients' device: no device->host synchronisation, unlike
+/// LibTorch's C++ clip_grad_norm_, which returns a double. Undefined grads are ignored; with none
+/// the result is a 0 on the CPU.
+torch::Tensor clip_grad_norm(const std::vector<torch::Tensor>& params, double max_norm);
+
 /// Sum over the optimizer state of exp_avg + exp_avg_sq (AdamW) or momentum buffers (SGD)
 /// elements: 2 × trainable elements for AdamW after one step.
 int64_t optimizer_state_numel(const torch::optim::Optimizer& optimizer);

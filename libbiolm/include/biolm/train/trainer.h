@@ -12,13 +12,26 @@
 // divided by the total target-token count of the step (all micro-batches, all ranks), so the step
 // equals one big batch regardless of how tokens fall into micro-batches.
 //
+// Host-device synchronisation: one per optimizer step. Micro-batch losses are summed on the
+// device; after the last backward one small copy brings the step's loss sum and a fused
+// "any non-finite" flag to the host, because the skip decision must precede the optimizer step
+// (LibTorch optimizers count steps on the host; a zero-gradient AdamW step is not a no-op). The
+// pre-clip gradient norm stays on the device and is copied, stacked, once per log step (every
+// step only while a step callback is set, since it receives StepInfo::grad_norm).
+//
 // Run directory (rank 0 writes, others write nothing):
-//   config.json       the resolved TrainConfig plus set_run_info() (peft method, model config, seed)
-//   versions.json     biolm::build_info()
-//   metrics.jsonl     {"step", "loss", "lr", "tokens", "tokens_per_s", "grad_norm"?} per log step,
-//                     {"step", "eval": {...}, "best"?} per evaluation
-//   checkpoints/step-N/ model.pt (all parameters and buffers, or adapter_state with
-//                     save_adapter_only), optimizer.pt, rng.pt, trainer_state.json, manifest.json
+//   config.json       the resolved TrainConfig (seed actually used) plus set_run_info() (peft
+//                     method, model config) and world_size, written before step 0
+//   versions.json     biolm::build_info() (biolm, LibTorch, CUDA, compiler, git)
+//   metrics.jsonl     {"step", "loss", "lr", "tokens", "tokens_per_s", "skipped_steps",
+//                     "grad_norm"?} per log step, {"step", "eval": {...}, "best"?} per evaluation,
+//                     {"resumed_from": step} when a run resumes
+//   checkpoints/step-N/ model.safetensors (all parameters and buffers, or adapter_state with
+//                     save_adapter_only), optimizer.pt (LibTorch archive of the optimizer state),
+//                     rng.safetensors (rank 0's RNG state as uint8 tensors "cpu", "cuda.<i>"),
+//                     rank-<r>.safetensors for every other rank r of a data-parallel run (its RNG
+//                     state plus "state_json": its loader position and epoch as UTF-8 bytes),
+//                     trainer_state.json, manifest.json
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -90,7 +103,9 @@ class Trainer {
   /// is set. Throws Error after more than max_nonfinite_steps non-finite steps.
   TrainResult fit(data::BatchSource& train);
 
-  /// Writes a checkpoint of the current state now (rank 0) and returns its directory.
+  /// Writes a checkpoint of the current state now and returns its directory (rank 0; other ranks
+  /// return an empty path). Collective under data parallelism: every rank must call it, since
+  /// each rank's loader position and RNG state are gathered into the checkpoint.
   std::filesystem::path save_checkpoint();
   /// Loads model, optimizer, schedule, RNG, loader position and counters from `dir` (verified
   /// first; CheckpointError when invalid or when it does not fit the model).
@@ -104,7 +119,8 @@ class Trainer {
   void setup();
   bool is_rank0() const;
   data::Batch next_batch(data::BatchSource& source);
-  StepInfo train_step(data::BatchSource& source);
+  /// One optimizer step; `grad_norm` receives the pre-clip norm (device tensor) when clipping.
+  StepInfo train_step(data::BatchSource& source, torch::Tensor& grad_norm);
   void write_run_files();
   void append_metrics(const nlohmann::json& record);
 
