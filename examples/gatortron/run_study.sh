@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
-# The shape of the GatorTron adaptation study at laptop scale, on the synthetic data in data/:
-# two encoder sizes x five task families (concept extraction, relation extraction, semantic
-# similarity, inference, question answering: emrQA-style span QA, as GatorTron's MQA) x two
-# adaptation methods (full fine-tuning, LoRA + trained head), each
-# with its own clinical WordPiece vocabulary trained on data/corpus, then one report (markdown +
-# JSON + SVG curves) with bootstrap 95 % intervals.
+# The shape of the GatorTron study at laptop scale, on the synthetic data in data/:
+#   1. train a clinical WordPiece vocabulary on the corpus (data/corpus),
+#   2. pretrain a small Megatron-BERT-style encoder (pre-LN) with masked-LM on that corpus, at two
+#      sizes,
+#   3. fine-tune each pretrained encoder on five task families (concept extraction, relation
+#      extraction, semantic similarity, inference, question answering: emrQA-style span QA, as
+#      GatorTron's MQA) with two adaptation methods (full fine-tuning; LoRA + trained head),
+#   4. write one report (markdown + JSON + SVG curves) with bootstrap 95 % intervals.
 #
 #   bash examples/gatortron/run_study.sh [--quick] [OUT_DIR]
-#   BIOLM=build/bin/biolm DATA=/path/to/real/data SIZES="small base" STEPS=600 bash ...
+#   BIOLM=build/bin/biolm DATA=/path/to/real/data SIZES="small base" STEPS=600 PRETRAIN_STEPS=2000 bash ...
 #
-# Real data: point DATA at a directory with the same layout (ner/*.conll, re/*.jsonl, sts/*.tsv,
-# nli/*.jsonl, qa/*.json in SQuAD format) and raise STEPS and the sizes (any model.* key can be added in EXTRA).
+# Real data: point DATA at a directory with the same layout (corpus/*.txt, ner/*.conll,
+# re/*.jsonl, sts/*.tsv, nli/*.jsonl, qa/*.json in SQuAD format) and raise STEPS, PRETRAIN_STEPS
+# and the sizes (any model.* key of the pretraining can be added in PRETRAIN_EXTRA, any
+# fine-tuning key in EXTRA; on a GPU add device=cuda to both).
 set -euo pipefail
 quick=0
 if [ "${1:-}" = "--quick" ]; then quick=1; shift; fi
@@ -18,17 +22,36 @@ out="${1:-runs/study}"
 BIOLM="${BIOLM:-build/bin/biolm}"
 DATA="${DATA:-data}"
 STEPS="${STEPS:-300}"
+PRETRAIN_STEPS="${PRETRAIN_STEPS:-300}"
+VOCAB="${VOCAB:-1200}"
+PRETRAIN_EXTRA="${PRETRAIN_EXTRA:-}"
 SIZES="${SIZES:-small base}"
 EXTRA="${EXTRA:-}"
-if [ "$quick" = 1 ]; then STEPS=60; fi
+if [ "$quick" = 1 ]; then STEPS=60; PRETRAIN_STEPS=60; fi
 mkdir -p "$out"
 
 declare -A SIZE_KEYS=(
   [small]="model.hidden_size=48 model.n_heads=4 model.n_kv_heads=4 model.ffn_size=96 model.n_layers=2"
   [base]="model.hidden_size=96 model.n_heads=4 model.n_kv_heads=4 model.ffn_size=192 model.n_layers=3"
 )
+# 1. The clinical vocabulary, shared by every model of the study.
+"$BIOLM" --log-level warn tokenizer train --kind wordpiece --vocab-size "$VOCAB" \
+  --input "$(ls "$DATA"/corpus/*.txt | head -n 1)" --out "$out/vocab.txt" > "$out/vocab.log" 2>&1 \
+  || { echo "vocabulary training failed:"; tail -n 20 "$out/vocab.log"; exit 1; }
+echo "vocabulary: $out/vocab.txt ($(wc -l < "$out/vocab.txt") entries)"
+
 runs=()
 for size in $SIZES; do
+  # 2. Masked-LM pretraining of this size on the corpus.
+  pre="$out/pretrain-$size"
+  corpus_files="[$(ls "$DATA"/corpus/*.txt | paste -sd, -)]"
+  # shellcheck disable=SC2086
+  "$BIOLM" --log-level warn pretrain --config examples/configs/pretrain_mlm_demo.yaml \
+    output="$pre" corpus.paths="$corpus_files" ~tokenizer.train tokenizer.path="$out/vocab.txt" \
+    model.max_positions=128 train.max_steps="$PRETRAIN_STEPS" train.eval_every=$((PRETRAIN_STEPS / 2)) \
+    ${SIZE_KEYS[$size]} $PRETRAIN_EXTRA > "$pre.log" 2>&1 \
+    || { echo "pretraining $size failed:"; tail -n 20 "$pre.log"; exit 1; }
+  echo "pretrain-$size: $(tail -n 1 "$pre.log")"
   for task in ner re sts nli qa; do
     for method in full lora; do
       name="$size-$task-$method"
@@ -44,9 +67,10 @@ for size in $SIZES; do
       # shellcheck disable=SC2086
       "$BIOLM" --log-level warn finetune --config "examples/configs/${task}_demo.yaml" \
         output="$out/$name" data.train="$(ls "$DATA/$task"/train.*)" data.dev="$(ls "$DATA/$task"/dev.*)" \
-        data.test="$(ls "$DATA/$task"/test.*)" tokenizer.train_on="[$DATA/corpus/notes.txt]" \
-        train.max_steps="$STEPS" train.eval_every=$((STEPS / 3)) train.lr=$lr \
-        ${SIZE_KEYS[$size]} "${peft_keys[@]}" $EXTRA > "$out/$name.log" 2>&1 \
+        data.test="$(ls "$DATA/$task"/test.*)" ~tokenizer model.init="$pre/model" \
+        ~model.preset ~model.hidden_size ~model.n_heads ~model.n_kv_heads ~model.ffn_size ~model.n_layers \
+        ~model.max_positions train.max_steps="$STEPS" train.eval_every=$((STEPS / 3)) train.lr=$lr \
+        "${peft_keys[@]}" $EXTRA > "$out/$name.log" 2>&1 \
         || { echo "run $name failed:"; tail -n 20 "$out/$name.log"; exit 1; }
       echo "$name: $(tail -n 1 "$out/$name.log")"
       runs+=("$out/$name")
