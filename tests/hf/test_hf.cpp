@@ -462,7 +462,7 @@ TEST_CASE("missing and unexpected keys are named; strict mode refuses", "[hf][we
   write_golden(tmp / "m" / "model.safetensors", tensors);
   const auto config = io::load_hf_config(tmp / "m").config;
   auto model_ptr = real_model(config, TaskKind::CausalLM, 2);
-      auto& model = *model_ptr;
+  auto& model = *model_ptr;
   const auto before = params_of(model);
   io::HfLoadOptions strict;
   strict.strict = true;
@@ -523,7 +523,7 @@ TEST_CASE("PEFT export: key names, shapes and adapter_config.json", "[hf][peft]"
   SECTION("llama: q_proj and v_proj") {
     const auto config = io::hf_config_from_json(hf_config_json("llama")).config;
     auto model_ptr = real_model(config, TaskKind::CausalLM, 2);
-      auto& model = *model_ptr;
+    auto& model = *model_ptr;
     peft::apply_lora(model, peft::LoraOptions(4, 8.0).targets({"**.attn.q_proj", "**.attn.v_proj"}));
     freeze_base(model);
     test::TempDir tmp("peft");
@@ -553,7 +553,7 @@ TEST_CASE("PEFT export: key names, shapes and adapter_config.json", "[hf][peft]"
   SECTION("gpt2: q and v adapters become one block-diagonal c_attn adapter") {
     const auto config = io::hf_config_from_json(hf_config_json("gpt2")).config;
     auto model_ptr = real_model(config, TaskKind::CausalLM, 2);
-      auto& model = *model_ptr;
+    auto& model = *model_ptr;
     peft::apply_lora(model, peft::LoraOptions(2, 4.0).targets({"**.attn.q_proj", "**.attn.v_proj"}));
     freeze_base(model);
     torch::manual_seed(3);
@@ -588,7 +588,7 @@ TEST_CASE("PEFT export: key names, shapes and adapter_config.json", "[hf][peft]"
   SECTION("bert MLM: a trained head goes to modules_to_save") {
     const auto config = io::hf_config_from_json(hf_config_json("bert")).config;
     auto model_ptr = real_model(config, TaskKind::TokenClassification, 3);
-      auto& model = *model_ptr;
+    auto& model = *model_ptr;
     peft::apply_lora(model, peft::LoraOptions(2, 2.0).targets({"**.attn.q_proj"}));
     freeze_base(model);
     for (auto& p : model.named_parameters()) {
@@ -606,7 +606,7 @@ TEST_CASE("PEFT export: key names, shapes and adapter_config.json", "[hf][peft]"
   SECTION("no adapter, or a merged one, is refused") {
     const auto config = io::hf_config_from_json(hf_config_json("llama")).config;
     auto model_ptr = real_model(config, TaskKind::CausalLM, 2);
-      auto& model = *model_ptr;
+    auto& model = *model_ptr;
     CHECK_THAT(error_of([&] { io::make_peft_adapter(model, config, {}); }), Catch::Contains("no LoRA adapter"));
     peft::apply_lora(model, peft::LoraOptions(2, 2.0).targets({"**.attn.q_proj"}));
     CHECK_THAT(error_of([&] { io::to_hf_state(model, config, HfArch::Llama, TaskKind::CausalLM); }),
