@@ -36,6 +36,8 @@
 #include "biolm/models/transformer.h"
 #include "biolm/nn/linear.h"
 #include "biolm/peft/lora.h"
+#include "biolm/peft/method.h"
+#include "biolm/tokenize/tokenizer.h"
 #include "support/test_util.h"
 
 using namespace biolm;
@@ -841,9 +843,18 @@ TEST_CASE("a body saved by another class loads into a new head (non-strict), hea
 
 TEST_CASE("make tiny model directories for the command-line parity test", "[.make_hf_models]") {
   // BIOLM_HF_OUT=<dir>: writes <dir>/<type>/model (a biolm model directory: masked LM for the
-  // encoders, causal LM for the decoders; random weights, non-trivial norms and biases).
+  // encoders, causal LM for the decoders; random weights, non-trivial norms and biases; bert with
+  // a WordPiece tokenizer), and <dir>/llama/lora: the llama model with LoRA on q_proj and v_proj
+  // (rank 4, alpha 8, B random so the adapter moves the output).
   const char* out = std::getenv("BIOLM_HF_OUT");
   REQUIRE(out != nullptr);
+  fs::create_directories(out);
+  {
+    std::string vocab = "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n";
+    for (int i = 5; i < 64; ++i) vocab += fmt::format("w{}\n", i);
+    test::write_text(fs::path(out) / "vocab.txt", vocab);
+  }
+  const auto wordpiece = tokenize::load_tokenizer(fs::path(out) / "vocab.txt");
   for (const std::string type : {"bert", "megatron-bert", "gpt2", "llama", "mistral"}) {
     const bool encoder = type == "bert" || type == "megatron-bert";
     json j = hf_config_json(type);
@@ -867,6 +878,22 @@ TEST_CASE("make tiny model directories for the command-line parity test", "[.mak
       torch::NoGradGuard g;
       for (auto& p : model->parameters()) p.add_(0.1 * torch::randn_like(p));
     }
-    io::save_model_dir(*model, dir_info, fs::path(out) / type / "model");
+    io::ModelDirSaveOptions save;
+    if (type == "bert") save.tokenizer = wordpiece.get();
+    io::save_model_dir(*model, dir_info, fs::path(out) / type / "model", save);
+    if (type == "llama") {
+      peft::MethodConfig lora;
+      lora.method = peft::Method::Lora;
+      lora.lora = peft::LoraOptions(4, 8.0).targets({"**.attn.q_proj", "**.attn.v_proj"});
+      peft::apply(*model, lora);
+      {
+        torch::NoGradGuard g;
+        for (auto& p : model->named_parameters()) {
+          if (p.key().find(".adapter.lora_b") != std::string::npos) p.value().normal_(0.0, 0.2);
+        }
+      }
+      dir_info.peft = lora;
+      io::save_model_dir(*model, dir_info, fs::path(out) / type / "lora");
+    }
   }
 }
