@@ -20,7 +20,12 @@ decoder + bias), GPT2LMHeadModel / *ForCausalLM (lm_head), *ForTokenClassificati
 *ForSequenceClassification (encoders: tanh pooler on [CLS]; decoders: score on the last token),
 *ForQuestionAnswering ((T, 2) start/end logits).
 
-    python3 tools/hf_reference.py HF_DIR --ids 2,7,11 [--out FILE] [--compare OURS.json] [--tol 1e-4]
+    python3 tools/hf_reference.py HF_DIR --ids 2,7,11 [--peft ADAPTER_DIR] [--out FILE]
+                                  [--compare OURS.json] [--tol 1e-4]
+
+--peft adds a PEFT LoRA adapter directory (adapter_config.json + adapter_model.safetensors) onto
+the weights first, as PEFT's LoraConfig defines it (scaling = lora_alpha / r, rank_pattern /
+alpha_pattern, fan_in_fan_out for GPT-2's Conv1D).
 
 --compare reads {"shape", "data"} (what `biolm convert logits --out` writes) and exits 1 when
 max|ours - reference| > tol. Exit 77 (and a "skipped:" line) when torch is not installed.
@@ -218,9 +223,41 @@ def llama_body(W, cfg, ids, p):
     return rms_norm(x, W[p + "norm.weight"], eps)
 
 
+def apply_peft_lora(W, peft_dir):
+    """Adds a PEFT LoRA adapter directory onto the base weights: W += scaling * B A (transposed for
+    fan_in_fan_out Conv1D weights), scaling = alpha / r (alpha / sqrt(r) with use_rslora), alpha and r
+    per module from alpha_pattern / rank_pattern when listed there (PEFT's LoraConfig)."""
+    with open(os.path.join(peft_dir, "adapter_config.json")) as f:
+        cfg = json.load(f)
+    if cfg.get("peft_type") != "LORA":
+        raise ValueError(f"{peft_dir}: peft_type {cfg.get('peft_type')!r} is not LORA")
+    tensors = read_safetensors(os.path.join(peft_dir, "adapter_model.safetensors"))
+    prefix = "base_model.model."
+    n = 0
+    for name, a in tensors.items():
+        if not name.endswith(".lora_A.weight"):
+            continue
+        module = name[len(prefix):-len(".lora_A.weight")]
+        b = tensors[prefix + module + ".lora_B.weight"]
+        pattern = lambda d: next((v for k, v in d.items() if module == k or module.endswith("." + k)), None)  # noqa: E731
+        r = a.shape[0]
+        if pattern(cfg.get("rank_pattern") or {}) not in (None, r):
+            raise ValueError(f"{peft_dir}: {module}: rank_pattern disagrees with lora_A rows {r}")
+        alpha = pattern(cfg.get("alpha_pattern") or {}) or cfg["lora_alpha"]
+        scaling = alpha / (math.sqrt(r) if cfg.get("use_rslora") else r)
+        delta = scaling * (b @ a)  # (out, in)
+        if cfg.get("fan_in_fan_out"):
+            delta = delta.t()  # Conv1D weight (in, out)
+        W[module + ".weight"] = W[module + ".weight"] + delta
+        n += 1
+    if n == 0:
+        raise ValueError(f"{peft_dir}: no lora_A tensors")
+    return W
+
+
 # ---- the class of config.json -----------------------------------------------------------------------
 
-def forward(hf_dir, ids):
+def forward(hf_dir, ids, peft_dir=None):
     """(output (T, ...) float64, model_type, architecture)."""
     import torch
 
@@ -231,6 +268,8 @@ def forward(hf_dir, ids):
         raise ValueError(f"{hf_dir}/config.json: model_type {mt!r} is not in this reference")
     arch = (cfg.get("architectures") or [""])[0]
     W = read_weights(hf_dir)
+    if peft_dir:
+        W = apply_peft_lora(W, peft_dir)
     encoder = mt in ("bert", "megatron-bert")
     emb = {"bert": "embeddings.word_embeddings.weight", "megatron-bert": "embeddings.word_embeddings.weight",
            "gpt2": "wte.weight", "llama": "embed_tokens.weight", "mistral": "embed_tokens.weight"}[mt]
@@ -275,6 +314,7 @@ def main():
     ap.add_argument("--out", help="write {shape, data} JSON here")
     ap.add_argument("--compare", help="{shape, data} JSON of our output to compare with")
     ap.add_argument("--tol", type=float, default=1e-4)
+    ap.add_argument("--peft", help="a PEFT LoRA adapter directory to add onto the weights first")
     args = ap.parse_args()
     if importlib.util.find_spec("torch") is None:
         print("skipped: python3 torch not installed")
@@ -282,7 +322,7 @@ def main():
     import torch
 
     ids = [int(s) for s in args.ids.split(",") if s]
-    ref, mt, arch = forward(args.hf_dir, ids)
+    ref, mt, arch = forward(args.hf_dir, ids, args.peft)
     ref = ref[None]  # (B=1, ...)
     result = {"model_type": mt, "architecture": arch, "shape": list(ref.shape), "max_abs": ref.abs().max().item()}
     if args.out:

@@ -44,26 +44,35 @@ endforeach()
 set_tests_properties(cli::convert_round_trip_bert PROPERTIES
   PASS_REGULAR_EXPRESSION "\"tokenizer\":true.*\"tokenizer\":true.*round trip: identical logits")
 
-# LoRA: refused without --merge (naming the way out), merged export = the unmerged model.
+# LoRA (llama, gpt2 with q and v adapters): refused without --merge, naming the way out; the
+# merged export and the PEFT adapter on the base export both equal the unmerged model.
 add_test(NAME cli::convert_lora_refused COMMAND ${BIOLM_EXE} convert to-hf ${convert_out}/llama/lora ${convert_out}/llama/refused)
 set_tests_properties(cli::convert_lora_refused PROPERTIES FIXTURES_REQUIRED biolm_convert_models
   PASS_REGULAR_EXPRESSION "carries lora adapters: pass --merge .*biolm convert adapter")
-add_test(NAME cli::convert_lora_merge
-  COMMAND ${CMAKE_COMMAND} -DBIOLM=${BIOLM_EXE} -DDIR=${convert_out}/llama -DIDS=${convert_ids}
-          -DSTEP=merge -P ${CMAKE_CURRENT_SOURCE_DIR}/cli/convert/steps.cmake)
-set_tests_properties(cli::convert_lora_merge PROPERTIES
-  FIXTURES_REQUIRED biolm_convert_models FIXTURES_SETUP biolm_convert_lora PASS_REGULAR_EXPRESSION "merge: exported")
-if(BIOLM_REFERENCE_PYTHON)
-  add_test(NAME cli::convert_reference_lora_merged
-    COMMAND ${BIOLM_REFERENCE_PYTHON} ${PROJECT_SOURCE_DIR}/tools/hf_reference.py ${convert_out}/llama/lora_hf
-            --ids ${convert_ids} --compare ${convert_out}/llama/lora.json --tol 1e-4)
-  set_tests_properties(cli::convert_reference_lora_merged PROPERTIES
-    FIXTURES_REQUIRED biolm_convert_lora SKIP_RETURN_CODE 77 PASS_REGULAR_EXPRESSION "\"ok\": true")
-endif()
-add_test(NAME cli::convert_adapter
-  COMMAND ${BIOLM_EXE} convert adapter ${convert_out}/llama/lora ${convert_out}/llama/peft --base-hf org/tiny-llama)
-set_tests_properties(cli::convert_adapter PROPERTIES FIXTURES_REQUIRED biolm_convert_models
-  PASS_REGULAR_EXPRESSION "\"lora_alpha\":8\\.0.*\"r\":4,\"target_modules\":\\[\"q_proj\",\"v_proj\"\\],\"task_type\":\"CAUSAL_LM\"")
+foreach(type llama gpt2)
+  add_test(NAME cli::convert_lora_${type}
+    COMMAND ${CMAKE_COMMAND} -DBIOLM=${BIOLM_EXE} -DDIR=${convert_out}/${type} -DIDS=${convert_ids}
+            -DSTEP=merge -P ${CMAKE_CURRENT_SOURCE_DIR}/cli/convert/steps.cmake)
+  set_tests_properties(cli::convert_lora_${type} PROPERTIES
+    FIXTURES_REQUIRED biolm_convert_models FIXTURES_SETUP biolm_convert_lora_${type})
+  if(BIOLM_REFERENCE_PYTHON)
+    add_test(NAME cli::convert_reference_lora_merged_${type}
+      COMMAND ${BIOLM_REFERENCE_PYTHON} ${PROJECT_SOURCE_DIR}/tools/hf_reference.py ${convert_out}/${type}/lora_hf
+              --ids ${convert_ids} --compare ${convert_out}/${type}/lora.json --tol 1e-4)
+    add_test(NAME cli::convert_reference_peft_${type}
+      COMMAND ${BIOLM_REFERENCE_PYTHON} ${PROJECT_SOURCE_DIR}/tools/hf_reference.py ${convert_out}/${type}/hf
+              --peft ${convert_out}/${type}/peft --ids ${convert_ids} --compare ${convert_out}/${type}/lora.json --tol 1e-4)
+    set_tests_properties(cli::convert_reference_lora_merged_${type} cli::convert_reference_peft_${type} PROPERTIES
+      FIXTURES_REQUIRED "biolm_convert_lora_${type};biolm_convert_${type}" SKIP_RETURN_CODE 77
+      PASS_REGULAR_EXPRESSION "\"ok\": true")
+  endif()
+endforeach()
+# adapter_config.json as printed: llama keeps q_proj and v_proj at rank 4; GPT-2's q and v
+# adapters fuse into one c_attn adapter of rank 2 x 4 with the same scaling (alpha 2 x 8).
+set_tests_properties(cli::convert_lora_llama PROPERTIES PASS_REGULAR_EXPRESSION
+  "\"lora_alpha\":8\\.0.*\"r\":4,\"target_modules\":\\[\"q_proj\",\"v_proj\"\\],\"task_type\":\"CAUSAL_LM\".*merge: exported")
+set_tests_properties(cli::convert_lora_gpt2 PROPERTIES PASS_REGULAR_EXPRESSION
+  "\"lora_alpha\":16\\.0.*\"r\":8,\"target_modules\":\\[\"c_attn\"\\],\"task_type\":\"CAUSAL_LM\".*merge: exported")
 
 # A config.json of another model type is refused, naming it.
 add_test(NAME cli::convert_unsupported_model_type

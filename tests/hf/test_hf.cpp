@@ -844,7 +844,7 @@ TEST_CASE("a body saved by another class loads into a new head (non-strict), hea
 TEST_CASE("make tiny model directories for the command-line parity test", "[.make_hf_models]") {
   // BIOLM_HF_OUT=<dir>: writes <dir>/<type>/model (a biolm model directory: masked LM for the
   // encoders, causal LM for the decoders; random weights, non-trivial norms and biases; bert with
-  // a WordPiece tokenizer), and <dir>/llama/lora: the llama model with LoRA on q_proj and v_proj
+  // a WordPiece tokenizer), and <dir>/{llama,gpt2}/lora: the model with LoRA on q_proj and v_proj
   // (rank 4, alpha 8, B random so the adapter moves the output).
   const char* out = std::getenv("BIOLM_HF_OUT");
   REQUIRE(out != nullptr);
@@ -881,7 +881,7 @@ TEST_CASE("make tiny model directories for the command-line parity test", "[.mak
     io::ModelDirSaveOptions save;
     if (type == "bert") save.tokenizer = wordpiece.get();
     io::save_model_dir(*model, dir_info, fs::path(out) / type / "model", save);
-    if (type == "llama") {
+    if (type == "llama" || type == "gpt2") {
       peft::MethodConfig lora;
       lora.method = peft::Method::Lora;
       lora.lora = peft::LoraOptions(4, 8.0).targets({"**.attn.q_proj", "**.attn.v_proj"});

@@ -293,9 +293,12 @@ void logits(const LogitsArgs& a) {
   if (a.lora_rank > 0) {
     biolm::peft::apply_lora(*model, biolm::peft::LoraOptions(a.lora_rank, a.lora_alpha).targets(split_list(a.lora_targets)));
     // A fresh adapter has B = 0 and changes nothing; a random B makes the comparison meaningful.
+    // Only the adapters train, as after peft::apply (PEFT saves nothing else with a LoRA adapter).
     torch::manual_seed(a.lora_seed);
     torch::NoGradGuard no_grad;
     for (auto& p : model->named_parameters()) {
+      const bool adapter = p.key().find(".adapter.") != std::string::npos;
+      p.value().set_requires_grad(adapter);
       if (p.key().find(".adapter.lora_b") != std::string::npos) p.value().normal_(0.0, 0.1);
     }
   }

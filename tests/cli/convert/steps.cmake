@@ -2,8 +2,9 @@
 #   -DBIOLM=<exe> -DDIR=<work dir of one model type> -DIDS=2,7,11 -DSTEP=round_trip|merge
 # round_trip: DIR/model -> to-hf DIR/hf -> from-hf --strict DIR/back; the logits of all three
 #             (DIR/model.json, DIR/ours.json, DIR/back.json) must be identical, byte for byte.
-# merge:      DIR/lora -> to-hf --merge DIR/lora_hf; DIR/lora.json = logits of the unmerged LoRA
-#             model (compared with tools/hf_reference.py on DIR/lora_hf by the next test).
+# merge:      DIR/lora -> to-hf --merge DIR/lora_hf and -> adapter DIR/peft; DIR/lora.json = logits
+#             of the unmerged LoRA model (compared by tools/hf_reference.py with DIR/lora_hf, and
+#             with DIR/hf + the PEFT adapter DIR/peft, by the tests that follow).
 function(run)
   execute_process(COMMAND ${BIOLM} ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
   message("$ biolm ${ARGN}\n${out}")
@@ -28,7 +29,9 @@ if(STEP STREQUAL "round_trip")
   message("round trip: identical logits")
 elseif(STEP STREQUAL "merge")
   file(REMOVE_RECURSE ${DIR}/lora_hf)
+  file(REMOVE_RECURSE ${DIR}/peft)
   run(convert to-hf ${DIR}/lora ${DIR}/lora_hf --merge)
+  run(convert adapter ${DIR}/lora ${DIR}/peft --base-hf org/tiny)
   run(convert logits ${DIR}/lora --ids ${IDS} --out ${DIR}/lora.json)
   run(convert logits ${DIR}/model --ids ${IDS} --out ${DIR}/model.json)
   file(READ ${DIR}/lora.json lora)
