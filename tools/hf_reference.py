@@ -298,8 +298,8 @@ def forward(hf_dir, ids, peft_dir=None):
     if arch.endswith("ForSequenceClassification"):
         if encoder:
             pooled = torch.tanh(linear(W, x[0], prefix + "pooler.dense"))
-            return linear(W, pooled, "classifier")[None, :], mt, arch
-        return linear(W, x[-1], "score", True)[None, :], mt, arch  # last token (no padding here)
+            return linear(W, pooled, "classifier"), mt, arch
+        return linear(W, x[-1], "score", True), mt, arch  # last token (no padding here)
     if arch.endswith("ForQuestionAnswering"):
         return linear(W, x, "qa_outputs"), mt, arch  # (T, 2): start, end
     if arch.endswith("Model"):

@@ -44,6 +44,39 @@ endforeach()
 set_tests_properties(cli::convert_round_trip_bert PROPERTIES
   PASS_REGULAR_EXPRESSION "\"tokenizer\":true.*\"tokenizer\":true.*round trip: identical logits")
 
+# bfloat16 export (llama): the reference reads the same bf16 weights, so 1e-4 still holds.
+add_test(NAME cli::convert_bf16
+  COMMAND ${CMAKE_COMMAND} -DBIOLM=${BIOLM_EXE} -DDIR=${convert_out}/llama -DIDS=${convert_ids}
+          -DSTEP=bf16 -P ${CMAKE_CURRENT_SOURCE_DIR}/cli/convert/steps.cmake)
+set_tests_properties(cli::convert_bf16 PROPERTIES FIXTURES_REQUIRED "biolm_convert_models;biolm_convert_llama"
+  FIXTURES_SETUP biolm_convert_bf16 PASS_REGULAR_EXPRESSION "\"dtype\":\"bfloat16\".*bf16: done")
+if(BIOLM_REFERENCE_PYTHON)
+  add_test(NAME cli::convert_reference_bf16
+    COMMAND ${BIOLM_REFERENCE_PYTHON} ${PROJECT_SOURCE_DIR}/tools/hf_reference.py ${convert_out}/llama/hf_bf16
+            --ids ${convert_ids} --compare ${convert_out}/llama/bf16.json --tol 1e-4)
+  set_tests_properties(cli::convert_reference_bf16 PROPERTIES
+    FIXTURES_REQUIRED biolm_convert_bf16 SKIP_RETURN_CODE 77 PASS_REGULAR_EXPRESSION "\"ok\": true")
+endif()
+
+# Heads: BertForSequenceClassification (pooler + classifier), MegatronBertForTokenClassification,
+# GPT2ForSequenceClassification (score on the last token, no bias), LlamaForQuestionAnswering
+# (body under "transformer."), MistralForTokenClassification (score with bias).
+foreach(head bert-sequence_classification megatron-bert-token_classification gpt2-sequence_classification
+        llama-span_qa mistral-token_classification)
+  add_test(NAME cli::convert_head_${head}
+    COMMAND ${CMAKE_COMMAND} -DBIOLM=${BIOLM_EXE} -DDIR=${convert_out}/heads/${head} -DIDS=${convert_ids}
+            -DSTEP=export -P ${CMAKE_CURRENT_SOURCE_DIR}/cli/convert/steps.cmake)
+  set_tests_properties(cli::convert_head_${head} PROPERTIES
+    FIXTURES_REQUIRED biolm_convert_models FIXTURES_SETUP biolm_convert_head_${head} PASS_REGULAR_EXPRESSION "export: done")
+  if(BIOLM_REFERENCE_PYTHON)
+    add_test(NAME cli::convert_reference_head_${head}
+      COMMAND ${BIOLM_REFERENCE_PYTHON} ${PROJECT_SOURCE_DIR}/tools/hf_reference.py ${convert_out}/heads/${head}_hf
+              --ids ${convert_ids} --compare ${convert_out}/heads/${head}.json --tol 1e-4)
+    set_tests_properties(cli::convert_reference_head_${head} PROPERTIES
+      FIXTURES_REQUIRED biolm_convert_head_${head} SKIP_RETURN_CODE 77 PASS_REGULAR_EXPRESSION "\"ok\": true")
+  endif()
+endforeach()
+
 # LoRA (llama, gpt2 with q and v adapters): refused without --merge, naming the way out; the
 # merged export and the PEFT adapter on the base export both equal the unmerged model.
 add_test(NAME cli::convert_lora_refused COMMAND ${BIOLM_EXE} convert to-hf ${convert_out}/llama/lora ${convert_out}/llama/refused)

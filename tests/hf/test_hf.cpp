@@ -844,7 +844,8 @@ TEST_CASE("a body saved by another class loads into a new head (non-strict), hea
 TEST_CASE("make tiny model directories for the command-line parity test", "[.make_hf_models]") {
   // BIOLM_HF_OUT=<dir>: writes <dir>/<type>/model (a biolm model directory: masked LM for the
   // encoders, causal LM for the decoders; random weights, non-trivial norms and biases; bert with
-  // a WordPiece tokenizer), and <dir>/{llama,gpt2}/lora: the model with LoRA on q_proj and v_proj
+  // a WordPiece tokenizer), <dir>/heads/<type>-<task> (one classification or QA head per type),
+  // and <dir>/{llama,gpt2}/lora: the model with LoRA on q_proj and v_proj
   // (rank 4, alpha 8, B random so the adapter moves the output).
   const char* out = std::getenv("BIOLM_HF_OUT");
   REQUIRE(out != nullptr);
@@ -881,6 +882,24 @@ TEST_CASE("make tiny model directories for the command-line parity test", "[.mak
     io::ModelDirSaveOptions save;
     if (type == "bert") save.tokenizer = wordpiece.get();
     io::save_model_dir(*model, dir_info, fs::path(out) / type / "model", save);
+    // Heads the reference checks too: <dir>/heads/<type>-<task>.
+    const std::map<std::string, TaskKind> heads = {{"bert", TaskKind::SequenceClassification},
+                                                   {"megatron-bert", TaskKind::TokenClassification},
+                                                   {"gpt2", TaskKind::SequenceClassification},
+                                                   {"llama", TaskKind::SpanQA},
+                                                   {"mistral", TaskKind::TokenClassification}};
+    {
+      io::ModelDirInfo head_info = dir_info;
+      head_info.task = heads.at(type);
+      head_info.labels = {"neg", "neutral", "pos"};
+      head_info.n_labels = 3;
+      auto head = models::make_task_model(info.config, head_info.task, 3);
+      torch::NoGradGuard g;
+      for (auto& p : head->parameters()) p.add_(0.1 * torch::randn_like(p));
+      if (head_info.task == TaskKind::SpanQA) head_info.labels.clear();
+      head_info.n_labels = head->n_labels();
+      io::save_model_dir(*head, head_info, fs::path(out) / "heads" / (type + "-" + models::to_string(head_info.task)));
+    }
     if (type == "llama" || type == "gpt2") {
       peft::MethodConfig lora;
       lora.method = peft::Method::Lora;
