@@ -107,6 +107,19 @@ set_tests_properties(cli::convert_lora_llama PROPERTIES PASS_REGULAR_EXPRESSION
 set_tests_properties(cli::convert_lora_gpt2 PROPERTIES PASS_REGULAR_EXPRESSION
   "\"lora_alpha\":16\\.0.*\"r\":8,\"target_modules\":\\[\"c_attn\"\\],\"task_type\":\"CAUSAL_LM\".*merge: exported")
 
+# from-hf into another head: the classifier's tensors fit token classification, the pooler does
+# not belong there (reported; --strict refuses with exit 4, naming it); --labels are kept.
+add_test(NAME cli::convert_from_hf_other_head
+  COMMAND ${BIOLM_EXE} convert from-hf ${convert_out}/heads/bert-sequence_classification_hf ${convert_out}/heads/bert-ner
+          --task token_classification --labels O,B-Disease,I-Disease)
+set_tests_properties(cli::convert_from_hf_other_head PROPERTIES FIXTURES_REQUIRED biolm_convert_head_bert-sequence_classification
+  PASS_REGULAR_EXPRESSION "\"labels\":\\[\"O\",\"B-Disease\",\"I-Disease\"\\],\"loaded\":[0-9]+,\"missing\":\\[\\],\"model_type\":\"bert\",.*\"unexpected\":\\[\"bert.pooler.dense.bias\",\"bert.pooler.dense.weight\"\\]")
+add_test(NAME cli::convert_from_hf_strict
+  COMMAND ${BIOLM_EXE} convert from-hf ${convert_out}/heads/bert-sequence_classification_hf ${convert_out}/heads/bert-ner-strict
+          --task token_classification --strict)
+set_tests_properties(cli::convert_from_hf_strict PROPERTIES FIXTURES_REQUIRED biolm_convert_head_bert-sequence_classification
+  PASS_REGULAR_EXPRESSION "biolm: error: .*strict load into a bert model failed: .*unexpected 2 \\[bert.pooler.dense.bias, bert.pooler.dense.weight\\]")
+
 # A config.json of another model type is refused, naming it.
 add_test(NAME cli::convert_unsupported_model_type
   COMMAND ${BIOLM_EXE} convert from-hf ${CMAKE_CURRENT_SOURCE_DIR}/cli/convert/t5 ${convert_out}/t5)

@@ -150,6 +150,8 @@ void from_hf(const FromHfArgs& a) {
   json out = {{"command", "convert from-hf"},
               {"model_type", biolm::io::to_string(info.arch)},
               {"task", biolm::models::to_string(task)},
+              {"n_labels", dir_info.n_labels},
+              {"labels", labels},
               {"loaded", report.loaded.size()},
               {"missing", report.missing},
               {"unexpected", report.unexpected},
