@@ -8,15 +8,18 @@ MistralForCausalLM this script
   2. runs `biolm convert logits DIR --ids ...` (our loader + forward) and compares our output with
      transformers' (last_hidden_state for the encoders, logits for the decoders): max |diff| <= 1e-4
      in float32;
-  3. converts the directory to our checkpoint and back (`biolm convert from-hf`, `to-hf`), loads
-     the result with transformers and compares again;
+  3. converts the directory to a biolm model directory and back (`biolm convert from-hf`, `to-hf`),
+     loads the result with transformers and compares again (a bare BertModel body becomes a
+     masked-LM model directory, since model directories hold task models: the new MLM head is
+     reported missing, and BertModel.from_pretrained reads the body back from the
+     BertForMaskedLM export);
   4. (decoders and BERT) attaches a random LoRA adapter in biolm (`--lora-rank`, B != 0), dumps the
      adapted output, exports it as a PEFT directory, loads it with
      PeftModel.from_pretrained(base, dir) and compares the outputs.
 
 Needs python3 with torch, transformers, peft and safetensors, and a built `biolm` (default
 build/tools/biolm/biolm, or --biolm). Without those packages it prints
-"SKIPPED: transformers/peft not installed" and exits 0, so CI can always call it.
+"skipped: transformers/peft not installed" and exits 0, so CI can always call it.
 
     python3 tools/hf_parity.py [--biolm build/tools/biolm/biolm] [--keep DIR] [--only gpt2,llama]
 Exit status: 0 all passed (or skipped), 1 a comparison failed, 2 a command failed.
@@ -90,7 +93,7 @@ def main():
     ap.add_argument("--only", help="comma-separated model types")
     args = ap.parse_args()
     if MISSING:
-        print(f"SKIPPED: transformers/peft not installed (missing python packages: {', '.join(MISSING)})")
+        print(f"skipped: transformers/peft not installed (missing python packages: {', '.join(MISSING)})")
         return 0
     biolm = shutil.which(args.biolm) or args.biolm
     if not os.path.exists(biolm):
@@ -127,7 +130,7 @@ def main():
         failures += not compare("load HF dir", read_output(out), expected)
 
         ours_dir, back_dir = os.path.join(work, model_type + "_biolm"), os.path.join(work, model_type + "_back")
-        run([biolm, "convert", "from-hf", hf_dir, ours_dir, "--task", task])
+        run([biolm, "convert", "from-hf", hf_dir, ours_dir, "--task", "masked_lm" if encoder else task])
         run([biolm, "convert", "to-hf", ours_dir, back_dir, "--arch", model_type])
         back = type(model).from_pretrained(back_dir).eval()
         failures += not compare("our export loaded by transformers", hf_output(back, encoder), expected)

@@ -6,24 +6,38 @@
 // modeling files, independently of the table in hf_weights.cpp, and GPT-2's transposed, fused
 // c_attn is checked element by element.
 //
-// The model side is a module tree with the registered names of libbiolm's models (embeddings.tok
-// / pos / type / norm, layers.<i>.attn.{q,k,v,o}_proj, attn_norm, mlp.{up,gate,down}, mlp_norm,
-// final_norm, pooler.dense, heads), built from biolm::nn::Linear so adapters attach as on the
-// real models.
+// The model side is libbiolm's real models (models::make_task_model for every head, make_body for
+// the bare body). For every (architecture, head) the HF key set of an export is compared with a
+// list restated here from transformers' modeling files (modeling_bert.py, modeling_megatron_bert.py,
+// modeling_gpt2.py, modeling_llama.py, modeling_mistral.py), and a strict load into a fresh model
+// must give identical parameters and identical logits.
+//
+// The hidden case [.make_hf_models] writes tiny random model directories for the command-line
+// parity test (tests/cli/convert.cmake): `biolm convert to-hf`, then tools/hf_reference.py.
 #include <catch2/catch.hpp>
 #include <torch/torch.h>
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
 #include <cmath>
+#include <cstdlib>
+#include <set>
 #include <cstring>
 #include <fstream>
 
 #include "biolm/core/error.h"
 #include "biolm/io/hf_config.h"
 #include "biolm/io/hf_weights.h"
+#include "biolm/io/model_dir.h"
 #include "biolm/io/peft_export.h"
 #include "biolm/io/safetensors.h"
+#include "biolm/models/task_model.h"
+#include "biolm/models/transformer.h"
 #include "biolm/nn/linear.h"
 #include "biolm/peft/lora.h"
+#include "biolm/peft/method.h"
+#include "biolm/tokenize/tokenizer.h"
 #include "support/test_util.h"
 
 using namespace biolm;
@@ -56,86 +70,12 @@ torch::Tensor golden_values(std::vector<int64_t> shape, int64_t k) {
   return torch::sin(torch::arange(n, torch::kFloat) * 0.1 + static_cast<double>(k)).reshape(shape);
 }
 
-// ---- a module tree with our registered names ---------------------------------------------------
-struct NormImpl : torch::nn::Module {
-  NormImpl(int64_t c, bool bias) {
-    weight = register_parameter("weight", torch::ones({c}));
-    if (bias) this->bias = register_parameter("bias", torch::zeros({c}));
-  }
-  torch::Tensor weight, bias;
-};
-struct AttnImpl : torch::nn::Module {
-  AttnImpl(int64_t C, int64_t H, int64_t Hkv, bool bias) {
-    const int64_t D = C / H;
-    auto lin = [&](int64_t in, int64_t out) { return nn::Linear(nn::LinearOptions(in, out).bias(bias)); };
-    q_proj = register_module("q_proj", lin(C, H * D));
-    k_proj = register_module("k_proj", lin(C, Hkv * D));
-    v_proj = register_module("v_proj", lin(C, Hkv * D));
-    o_proj = register_module("o_proj", lin(H * D, C));
-  }
-  nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
-};
-struct MlpImpl : torch::nn::Module {
-  MlpImpl(int64_t C, int64_t F, bool gated, bool bias) {
-    up = register_module("up", nn::Linear(nn::LinearOptions(C, F).bias(bias)));
-    if (gated) gate = register_module("gate", nn::Linear(nn::LinearOptions(C, F).bias(bias)));
-    down = register_module("down", nn::Linear(nn::LinearOptions(F, C).bias(bias)));
-  }
-  nn::Linear up{nullptr}, gate{nullptr}, down{nullptr};
-};
-struct BlockImpl : torch::nn::Module {
-  explicit BlockImpl(const models::ModelConfig& c) {
-    const bool ln = c.norm == models::NormKind::LayerNorm;
-    register_module("attn", std::make_shared<AttnImpl>(c.hidden_size, c.n_heads, c.n_kv_heads, c.attention_bias));
-    register_module("attn_norm", std::make_shared<NormImpl>(c.hidden_size, ln));
-    register_module("mlp", std::make_shared<MlpImpl>(c.hidden_size, c.ffn_size, c.gated_mlp(), c.mlp_bias));
-    register_module("mlp_norm", std::make_shared<NormImpl>(c.hidden_size, ln));
-  }
-};
-struct BodyImpl : torch::nn::Module {
-  explicit BodyImpl(const models::ModelConfig& c) {
-    auto emb = std::make_shared<torch::nn::Module>();
-    const int64_t C = c.hidden_size;
-    tok = emb->register_module("tok", torch::nn::Embedding(c.vocab_size, C));
-    if (c.positions == models::PositionKind::Learned) emb->register_module("pos", torch::nn::Embedding(c.max_positions, C));
-    if (c.type_vocab_size > 0) emb->register_module("type", torch::nn::Embedding(c.type_vocab_size, C));
-    if (c.embedding_norm) emb->register_module("norm", std::make_shared<NormImpl>(C, true));
-    register_module("embeddings", emb);
-    torch::nn::ModuleList layers;
-    for (int64_t i = 0; i < c.n_layers; ++i) layers->push_back(std::make_shared<BlockImpl>(c));
-    register_module("layers", layers);
-    if (c.final_norm) register_module("final_norm", std::make_shared<NormImpl>(C, c.norm == models::NormKind::LayerNorm));
-  }
-  torch::nn::Embedding tok{nullptr};
-};
-/// body + the head of `task` (pooler for encoder Base, lm_head for decoders, MLM transform...).
-struct TestModel : torch::nn::Module {
-  TestModel(const models::ModelConfig& c, TaskKind task, int64_t n_labels) {
-    auto body = register_module("body", std::make_shared<BodyImpl>(c));
-    const int64_t C = c.hidden_size;
-    // A tied output projection reuses embeddings.tok.weight and owns no parameter.
-    auto lm = [&](const char* name) {
-      if (!c.tie_embeddings) register_module(name, nn::Linear(nn::LinearOptions(C, c.vocab_size).bias(false)));
-    };
-    if (task == TaskKind::Base && !c.is_decoder()) {
-      auto pooler = std::make_shared<torch::nn::Module>();
-      pooler->register_module("dense", nn::Linear(C, C));
-      body->register_module("pooler", pooler);
-    }
-    if (c.is_decoder() && (task == TaskKind::Base || task == TaskKind::CausalLM)) lm("lm_head");
-    if (task == TaskKind::MaskedLM) {
-      auto mlm = std::make_shared<torch::nn::Module>();
-      mlm->register_module("dense", nn::Linear(C, C));
-      mlm->register_module("norm", std::make_shared<NormImpl>(C, true));
-      auto dec = std::make_shared<torch::nn::Module>();
-      if (!c.tie_embeddings) dec->register_parameter("weight", torch::zeros({c.vocab_size, C}));
-      dec->register_parameter("bias", torch::zeros({c.vocab_size}));
-      mlm->register_module("decoder", dec);
-      register_module("mlm", mlm);
-    }
-    if (task == TaskKind::TokenClassification) register_module("classifier", nn::Linear(C, n_labels));
-  }
-};
+// ---- the real models ---------------------------------------------------------------------------
+/// A task model as libbiolm builds it (models::make_task_model), or the bare body for Base.
+std::shared_ptr<torch::nn::Module> real_model(const models::ModelConfig& c, TaskKind task, int64_t n_labels) {
+  if (task == TaskKind::Base) return models::make_body(c);
+  return models::make_task_model(c, task, n_labels);
+}
 
 /// What peft::apply does for LoRA: only the adapters train.
 void freeze_base(torch::nn::Module& m) {
@@ -248,7 +188,7 @@ std::map<std::string, torch::Tensor> hf_tensors(const std::string& type) {
 /// (our name, HF name) pairs that are plain copies, restated from transformers' modeling files.
 std::vector<std::pair<std::string, std::string>> expected_copies(const std::string& type) {
   std::vector<std::pair<std::string, std::string>> e;
-  auto add = [&](std::string ours, std::string hf) { e.emplace_back("body." + ours, hf); };
+  auto add = [&](std::string ours, std::string hf) { e.emplace_back(ours, hf); };
   if (type == "bert" || type == "megatron-bert") {
     const bool mg = type == "megatron-bert";
     add("embeddings.tok.weight", "bert.embeddings.word_embeddings.weight");
@@ -267,9 +207,9 @@ std::vector<std::pair<std::string, std::string>> expected_copies(const std::stri
       add(o + "attn_norm.weight", h + (mg ? "attention.ln.weight" : "attention.output.LayerNorm.weight"));
       add(o + "mlp_norm.bias", h + (mg ? "ln.bias" : "output.LayerNorm.bias"));
     }
-    e.emplace_back("mlm.dense.weight", "cls.predictions.transform.dense.weight");
-    e.emplace_back("mlm.norm.weight", "cls.predictions.transform.LayerNorm.weight");
-    e.emplace_back("mlm.decoder.bias", "cls.predictions.bias");
+    e.emplace_back("mlm_head.dense.weight", "cls.predictions.transform.dense.weight");
+    e.emplace_back("mlm_head.norm.weight", "cls.predictions.transform.LayerNorm.weight");
+    e.emplace_back("lm_head.bias", "cls.predictions.bias");
   } else if (type == "gpt2") {
     add("embeddings.tok.weight", "transformer.wte.weight");
     add("embeddings.pos.weight", "transformer.wpe.weight");
@@ -429,7 +369,8 @@ TEST_CASE("golden HF checkpoints load into the mapped parameters", "[hf][weights
       test::TempDir tmp("hf");
       const auto dir = write_hf_dir(tmp / type, type);
       const auto info = io::load_hf_config(dir);
-      TestModel model(info.config, task_of(type), 2);
+      auto model_ptr = real_model(info.config, task_of(type), 2);
+      auto& model = *model_ptr;
       io::HfLoadOptions strict;
       strict.strict = true;
       const auto report = io::load_hf_directory(model, dir, strict);
@@ -447,7 +388,7 @@ TEST_CASE("golden HF checkpoints load into the mapped parameters", "[hf][weights
         // c_attn.weight (C, 3C) is Conv1D (in, out): q_proj.weight[o][i] = c_attn[i][o], k at
         // column C + o, v at 2C + o; c_proj / c_fc are transposed.
         for (int l = 0; l < 2; ++l) {
-          const std::string o = "body.layers." + std::to_string(l) + ".", h = "transformer.h." + std::to_string(l) + ".";
+          const std::string o = "layers." + std::to_string(l) + ".", h = "transformer.h." + std::to_string(l) + ".";
           const auto w = hf.at(h + "attn.c_attn.weight").accessor<float, 2>();
           const auto bias = hf.at(h + "attn.c_attn.bias").accessor<float, 1>();
           const char* parts[] = {"attn.q_proj", "attn.k_proj", "attn.v_proj"};
@@ -475,7 +416,8 @@ TEST_CASE("our model -> HF directory -> our model is bit-exact", "[hf][weights]"
       test::TempDir tmp("hfrt");
       auto config = io::hf_config_from_json(hf_config_json(type)).config;
       torch::manual_seed(7);
-      TestModel a(config, task_of(type), 2);
+      auto a_ptr = real_model(config, task_of(type), 2);
+      auto& a = *a_ptr;
       {
         torch::NoGradGuard g;
         for (auto& p : a.parameters()) p.normal_();
@@ -496,7 +438,8 @@ TEST_CASE("our model -> HF directory -> our model is bit-exact", "[hf][weights]"
         CHECK_FALSE(file.contains("lm_head.weight"));  // tied: transformers re-ties it
       }
       const auto info = io::load_hf_config(tmp / "out");
-      TestModel b(info.config, task_of(type), 2);
+      auto b_ptr = real_model(info.config, task_of(type), 2);
+      auto& b = *b_ptr;
       io::HfLoadOptions strict;
       strict.strict = true;
       io::load_hf_directory(b, tmp / "out", strict);
@@ -520,19 +463,20 @@ TEST_CASE("missing and unexpected keys are named; strict mode refuses", "[hf][we
   test::write_text(tmp / "m" / "config.json", hf_config_json("llama").dump());
   write_golden(tmp / "m" / "model.safetensors", tensors);
   const auto config = io::load_hf_config(tmp / "m").config;
-  TestModel model(config, TaskKind::CausalLM, 2);
+  auto model_ptr = real_model(config, TaskKind::CausalLM, 2);
+  auto& model = *model_ptr;
   const auto before = params_of(model);
   io::HfLoadOptions strict;
   strict.strict = true;
   const std::string err = error_of([&] { io::load_hf_directory(model, tmp / "m", strict); });
-  CHECK_THAT(err, Catch::Contains("body.layers.1.mlp.up.weight") && Catch::Contains("score.weight"));
+  CHECK_THAT(err, Catch::Contains("layers.1.mlp.up.weight") && Catch::Contains("score.weight"));
   auto after_strict = params_of(model);
-  CHECK(torch::equal(after_strict["body.final_norm.weight"], before.at("body.final_norm.weight")));  // untouched
+  CHECK(torch::equal(after_strict["final_norm.weight"], before.at("final_norm.weight")));  // untouched
   const auto report = io::load_hf_directory(model, tmp / "m");
-  CHECK(report.missing == std::vector<std::string>{"body.layers.1.mlp.up.weight"});
+  CHECK(report.missing == std::vector<std::string>{"layers.1.mlp.up.weight"});
   CHECK(report.unexpected == std::vector<std::string>{"score.weight"});
   CHECK(report.ignored == std::vector<std::string>{"model.layers.0.self_attn.rotary_emb.inv_freq"});
-  CHECK(torch::equal(params_of(model)["body.final_norm.weight"], tensors.at("model.norm.weight")));
+  CHECK(torch::equal(params_of(model)["final_norm.weight"], tensors.at("model.norm.weight")));
 
   SECTION("a shape that does not fit is an error naming the tensor") {
     tensors = hf_tensors("llama");
@@ -580,7 +524,8 @@ TEST_CASE("Meta's interleaved q/k rows permute to rotate_half rows", "[hf][weigh
 TEST_CASE("PEFT export: key names, shapes and adapter_config.json", "[hf][peft]") {
   SECTION("llama: q_proj and v_proj") {
     const auto config = io::hf_config_from_json(hf_config_json("llama")).config;
-    TestModel model(config, TaskKind::CausalLM, 2);
+    auto model_ptr = real_model(config, TaskKind::CausalLM, 2);
+    auto& model = *model_ptr;
     peft::apply_lora(model, peft::LoraOptions(4, 8.0).targets({"**.attn.q_proj", "**.attn.v_proj"}));
     freeze_base(model);
     test::TempDir tmp("peft");
@@ -603,13 +548,14 @@ TEST_CASE("PEFT export: key names, shapes and adapter_config.json", "[hf][peft]"
     CHECK(f.info("base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight").shape == std::vector<int64_t>{4, 8});
     CHECK(f.info("base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight").shape == std::vector<int64_t>{8, 4});
     CHECK(f.info("base_model.model.model.layers.1.self_attn.v_proj.lora_B.weight").shape == std::vector<int64_t>{4, 4});
-    auto* q = model.named_modules("", false)["body.layers.1.attn.v_proj"]->as<nn::LinearImpl>();
+    auto* q = model.named_modules("", false)["layers.1.attn.v_proj"]->as<nn::LinearImpl>();
     auto* lora = dynamic_cast<peft::LoraAdapterImpl*>(q->adapter().get());
     CHECK(torch::equal(f.tensor("base_model.model.model.layers.1.self_attn.v_proj.lora_A.weight"), lora->lora_a));
   }
   SECTION("gpt2: q and v adapters become one block-diagonal c_attn adapter") {
     const auto config = io::hf_config_from_json(hf_config_json("gpt2")).config;
-    TestModel model(config, TaskKind::CausalLM, 2);
+    auto model_ptr = real_model(config, TaskKind::CausalLM, 2);
+    auto& model = *model_ptr;
     peft::apply_lora(model, peft::LoraOptions(2, 4.0).targets({"**.attn.q_proj", "**.attn.v_proj"}));
     freeze_base(model);
     torch::manual_seed(3);
@@ -631,7 +577,7 @@ TEST_CASE("PEFT export: key names, shapes and adapter_config.json", "[hf][peft]"
     // B A (out = [q | k | v]) equals the separate updates, with zeros for k.
     auto mods = model.named_modules("", false);
     auto delta = [&](const char* name) {
-      auto* l = mods[std::string("body.layers.0.attn.") + name]->as<nn::LinearImpl>();
+      auto* l = mods[std::string("layers.0.attn.") + name]->as<nn::LinearImpl>();
       auto* a = dynamic_cast<peft::LoraAdapterImpl*>(l->adapter().get());
       return torch::mm(a->lora_b, a->lora_a).detach();
     };
@@ -643,7 +589,8 @@ TEST_CASE("PEFT export: key names, shapes and adapter_config.json", "[hf][peft]"
   }
   SECTION("bert MLM: a trained head goes to modules_to_save") {
     const auto config = io::hf_config_from_json(hf_config_json("bert")).config;
-    TestModel model(config, TaskKind::TokenClassification, 3);
+    auto model_ptr = real_model(config, TaskKind::TokenClassification, 3);
+    auto& model = *model_ptr;
     peft::apply_lora(model, peft::LoraOptions(2, 2.0).targets({"**.attn.q_proj"}));
     freeze_base(model);
     for (auto& p : model.named_parameters()) {
@@ -660,10 +607,312 @@ TEST_CASE("PEFT export: key names, shapes and adapter_config.json", "[hf][peft]"
   }
   SECTION("no adapter, or a merged one, is refused") {
     const auto config = io::hf_config_from_json(hf_config_json("llama")).config;
-    TestModel model(config, TaskKind::CausalLM, 2);
+    auto model_ptr = real_model(config, TaskKind::CausalLM, 2);
+    auto& model = *model_ptr;
     CHECK_THAT(error_of([&] { io::make_peft_adapter(model, config, {}); }), Catch::Contains("no LoRA adapter"));
     peft::apply_lora(model, peft::LoraOptions(2, 2.0).targets({"**.attn.q_proj"}));
     CHECK_THAT(error_of([&] { io::to_hf_state(model, config, HfArch::Llama, TaskKind::CausalLM); }),
                Catch::Contains("unmerged adapter"));
+  }
+}
+
+// ---- the real task models: every (architecture, head) ------------------------------------------
+namespace {
+
+/// The tensor names transformers' class for (type, task) holds, restated from its modeling file
+/// (not from io/hf_weights.cpp). `tied`: the output projection shares the input embedding and
+/// save_pretrained writes it once (under the embedding's name).
+std::set<std::string> expected_hf_keys(const std::string& type, TaskKind task, int64_t n_layers, bool tied) {
+  const bool encoder = type == "bert" || type == "megatron-bert";
+  const bool mg = type == "megatron-bert";
+  const bool llama = type == "llama" || type == "mistral";
+  std::string body;  // the attribute holding the body in the task class
+  if (task != TaskKind::Base) {
+    body = encoder ? "bert." : type == "gpt2" ? "transformer." : "model.";
+    // modeling_llama.py: LlamaForQuestionAnswering.base_model_prefix = "transformer".
+    if (type == "llama" && task == TaskKind::SpanQA) body = "transformer.";
+  }
+  std::set<std::string> k;
+  auto wb = [&](const std::string& name) {
+    k.insert(name + ".weight");
+    k.insert(name + ".bias");
+  };
+  if (encoder) {
+    // BertEmbeddings / MegatronBertEmbeddings (Megatron has no embedding LayerNorm).
+    k.insert(body + "embeddings.word_embeddings.weight");
+    k.insert(body + "embeddings.position_embeddings.weight");
+    k.insert(body + "embeddings.token_type_embeddings.weight");
+    if (!mg) wb(body + "embeddings.LayerNorm");
+    for (int64_t i = 0; i < n_layers; ++i) {
+      const std::string l = body + "encoder.layer." + std::to_string(i) + ".";
+      wb(l + "attention.self.query");
+      wb(l + "attention.self.key");
+      wb(l + "attention.self.value");
+      wb(l + "attention.output.dense");
+      wb(l + "intermediate.dense");
+      wb(l + "output.dense");
+      if (mg) {
+        wb(l + "attention.ln");  // MegatronBertAttention.ln (pre-LN)
+        wb(l + "ln");            // MegatronBertLayer.ln
+      } else {
+        wb(l + "attention.output.LayerNorm");
+        wb(l + "output.LayerNorm");
+      }
+    }
+    if (mg) wb(body + "encoder.ln");  // MegatronBertEncoder.ln
+  } else if (type == "gpt2") {
+    k.insert(body + "wte.weight");
+    k.insert(body + "wpe.weight");
+    for (int64_t i = 0; i < n_layers; ++i) {
+      const std::string l = body + "h." + std::to_string(i) + ".";
+      for (const char* m : {"ln_1", "attn.c_attn", "attn.c_proj", "ln_2", "mlp.c_fc", "mlp.c_proj"}) wb(l + m);
+    }
+    wb(body + "ln_f");
+  } else {
+    k.insert(body + "embed_tokens.weight");
+    for (int64_t i = 0; i < n_layers; ++i) {
+      const std::string l = body + "layers." + std::to_string(i) + ".";
+      for (const char* m : {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+                            "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj", "input_layernorm",
+                            "post_attention_layernorm"}) {
+        k.insert(l + m + ".weight");
+      }
+    }
+    k.insert(body + "norm.weight");
+  }
+  switch (task) {
+    case TaskKind::Base: break;  // our bare body has no pooler (BertModel's is initialised by transformers)
+    case TaskKind::MaskedLM:     // BertOnlyMLMHead: cls.predictions.{transform.dense, transform.LayerNorm, decoder, bias}
+      wb("cls.predictions.transform.dense");
+      wb("cls.predictions.transform.LayerNorm");
+      k.insert("cls.predictions.bias");
+      if (!tied) k.insert("cls.predictions.decoder.weight");
+      break;
+    case TaskKind::CausalLM:
+      if (!tied) k.insert("lm_head.weight");
+      break;
+    case TaskKind::TokenClassification:
+      wb(llama ? "score" : "classifier");  // GenericForTokenClassification.score has a bias
+      break;
+    case TaskKind::SequenceClassification:
+    case TaskKind::Regression:
+      if (encoder) {
+        wb("bert.pooler.dense");
+        wb("classifier");
+      } else {
+        k.insert("score.weight");  // nn.Linear(hidden, num_labels, bias=False)
+      }
+      break;
+    case TaskKind::SpanQA: wb("qa_outputs"); break;
+    case TaskKind::MultipleChoice:
+      wb("bert.pooler.dense");
+      wb("classifier");
+      break;
+  }
+  return k;
+}
+
+/// Logits of `model` for fixed inputs (hidden states for a bare body), in eval mode.
+torch::Tensor logits_of(torch::nn::Module& model, TaskKind task, int64_t vocab) {
+  torch::NoGradGuard no_grad;
+  model.eval();
+  const auto ids = torch::arange(2, 7, torch::kLong).remainder(vocab).reshape({1, 5});  // (B=1,T=5)
+  if (task == TaskKind::Base) {
+    models::ModelInputs in;
+    in.input_ids = ids;
+    return dynamic_cast<models::TransformerImpl&>(model).forward(in).hidden;
+  }
+  auto& tm = dynamic_cast<models::TaskModelImpl&>(model);
+  data::Batch b;
+  // Multiple choice: K=2 choices (B,K,T).
+  b["input_ids"] = task == TaskKind::MultipleChoice ? torch::stack({ids, ids.flip(1)}, 1) : ids;
+  return tm.forward_task(b).logits;
+}
+
+std::vector<TaskKind> hf_tasks(const std::string& type) {
+  const bool encoder = type == "bert" || type == "megatron-bert";
+  std::vector<TaskKind> t = {TaskKind::Base, encoder ? TaskKind::MaskedLM : TaskKind::CausalLM,
+                             TaskKind::TokenClassification, TaskKind::SequenceClassification,
+                             TaskKind::Regression, TaskKind::SpanQA};
+  if (encoder) t.push_back(TaskKind::MultipleChoice);
+  return t;
+}
+
+}  // namespace
+
+TEST_CASE("real task models: HF key set, strict reload, identical parameters and logits", "[hf][weights][heads]") {
+  for (const std::string type : {"bert", "megatron-bert", "gpt2", "llama", "mistral"}) {
+    for (const TaskKind task : hf_tasks(type)) {
+      // Tied and untied output projections where the head has one.
+      const bool has_output = task == TaskKind::MaskedLM || task == TaskKind::CausalLM;
+      for (const bool tied : has_output ? std::vector<bool>{true, false} : std::vector<bool>{true}) {
+        DYNAMIC_SECTION(type << " " << models::to_string(task) << (tied ? "" : " untied")) {
+          test::TempDir tmp("hfheads");
+          auto config = io::hf_config_from_json(hf_config_json(type)).config;
+          config.tie_embeddings = tied;
+          const int64_t n_labels = 3;
+          torch::manual_seed(11);
+          auto a = real_model(config, task, n_labels);
+          {
+            // Non-trivial norms and biases too (they start at 1 and 0).
+            torch::NoGradGuard g;
+            for (auto& p : a->parameters()) p.add_(0.1 * torch::randn_like(p));
+          }
+          io::HfSaveOptions opt;
+          opt.arch = io::parse_hf_arch(type);
+          io::save_hf_directory(*a, config, tmp / "hf", opt);
+
+          const json written = json::parse(test::read_text(tmp / "hf" / "config.json"));
+          CHECK(written["architectures"][0] == io::hf_architecture_name(*opt.arch, task));
+          CHECK(written["tie_word_embeddings"] == tied);
+          if (task == TaskKind::TokenClassification || task == TaskKind::SequenceClassification) {
+            CHECK(written["id2label"].size() == 3);  // num_labels for transformers
+          }
+          io::SafetensorsFile file(tmp / "hf" / "model.safetensors");
+          std::set<std::string> keys;
+          for (const auto& name : file.names()) keys.insert(name);
+          const auto expected = expected_hf_keys(type, task, config.n_layers, tied);
+          std::vector<std::string> extra, absent;
+          std::set_difference(keys.begin(), keys.end(), expected.begin(), expected.end(), std::back_inserter(extra));
+          std::set_difference(expected.begin(), expected.end(), keys.begin(), keys.end(), std::back_inserter(absent));
+          INFO("written but not in transformers' class: " << fmt::format("{}", fmt::join(extra, ", ")));
+          INFO("transformers' class has but not written: " << fmt::format("{}", fmt::join(absent, ", ")));
+          CHECK(extra.empty());
+          CHECK(absent.empty());
+
+          // A fresh model (another seed), strict load: identical parameters, identical logits.
+          const auto info = io::load_hf_config(tmp / "hf");
+          CHECK(info.arch == *opt.arch);
+          if (task != TaskKind::Base) CHECK(info.task == task);
+          torch::manual_seed(12);
+          auto b = real_model(info.config, task, n_labels);
+          io::HfLoadOptions strict;
+          strict.strict = true;
+          const auto report = io::load_hf_directory(*b, tmp / "hf", strict);
+          CHECK(report.unexpected.empty());
+          CHECK(report.missing.empty());
+          auto pa = params_of(*a), pb = params_of(*b);
+          REQUIRE(pa.size() == pb.size());
+          for (const auto& [name, t] : pa) {
+            INFO(name);
+            REQUIRE(pb.count(name));
+            CHECK(torch::equal(t, pb.at(name)));
+          }
+          const auto la = logits_of(*a, task, config.vocab_size), lb = logits_of(*b, task, config.vocab_size);
+          CHECK(la.sizes() == lb.sizes());
+          CHECK(torch::equal(la, lb));
+          if (tied && has_output) {
+            // The tie survives: the output projection is the embedding itself.
+            auto& tm = dynamic_cast<models::TaskModelImpl&>(*b);
+            const auto named = tm.named_parameters();
+            CHECK_FALSE(named.contains("lm_head.weight"));
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("a body saved by another class loads into a new head (non-strict), heads reported", "[hf][weights][heads]") {
+  // BertForMaskedLM -> BertForTokenClassification: the body loads, cls.* is unexpected, the
+  // classifier is missing. LlamaForCausalLM -> LlamaForSequenceClassification likewise.
+  for (const std::string type : {"bert", "llama"}) {
+    DYNAMIC_SECTION(type) {
+      test::TempDir tmp("hfbody");
+      const auto dir = write_hf_dir(tmp / type, type);
+      const auto info = io::load_hf_config(dir);
+      const TaskKind task = type == "bert" ? TaskKind::TokenClassification : TaskKind::SequenceClassification;
+      auto model = real_model(info.config, task, 3);
+      const auto report = io::load_hf_directory(*model, dir);
+      if (type == "bert") {
+        CHECK(report.missing == std::vector<std::string>{"classifier.weight", "classifier.bias"});
+        CHECK(report.unexpected.size() == 5);  // cls.predictions.{bias, transform.dense.*, transform.LayerNorm.*}
+      } else {
+        CHECK(report.missing == std::vector<std::string>{"classifier.weight"});
+        CHECK(report.unexpected == std::vector<std::string>{"lm_head.weight"});
+      }
+      CHECK(torch::equal(params_of(*model)["embeddings.tok.weight"],
+                         hf_tensors(type).at(type == "bert" ? "bert.embeddings.word_embeddings.weight"
+                                                            : "model.embed_tokens.weight")));
+      io::HfLoadOptions strict;
+      strict.strict = true;
+      CHECK_THROWS_AS(io::load_hf_directory(*model, dir, strict), CheckpointError);
+    }
+  }
+}
+
+TEST_CASE("make tiny model directories for the command-line parity test", "[.make_hf_models]") {
+  // BIOLM_HF_OUT=<dir>: writes <dir>/<type>/model (a biolm model directory: masked LM for the
+  // encoders, causal LM for the decoders; random weights, non-trivial norms and biases; bert with
+  // a WordPiece tokenizer), <dir>/heads/<type>-<task> (one classification or QA head per type),
+  // and <dir>/{llama,gpt2}/lora: the model with LoRA on q_proj and v_proj
+  // (rank 4, alpha 8, B random so the adapter moves the output).
+  const char* out = std::getenv("BIOLM_HF_OUT");
+  REQUIRE(out != nullptr);
+  fs::create_directories(out);
+  {
+    std::string vocab = "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n";
+    for (int i = 5; i < 64; ++i) vocab += fmt::format("w{}\n", i);
+    test::write_text(fs::path(out) / "vocab.txt", vocab);
+  }
+  const auto wordpiece = tokenize::load_tokenizer(fs::path(out) / "vocab.txt");
+  for (const std::string type : {"bert", "megatron-bert", "gpt2", "llama", "mistral"}) {
+    const bool encoder = type == "bert" || type == "megatron-bert";
+    json j = hf_config_json(type);
+    // A little larger than the golden configs: C=32, H=4 (LLaMA/Mistral Hkv=2), F=48, V=64.
+    if (type == "gpt2") {
+      j.update({{"vocab_size", 64}, {"n_embd", 32}, {"n_head", 4}, {"n_inner", 48}, {"n_positions", 16}});
+    } else {
+      j.update({{"vocab_size", 64}, {"hidden_size", 32}, {"num_attention_heads", 4}, {"intermediate_size", 48}});
+      if (encoder) j["max_position_embeddings"] = 16;
+      if (!encoder) j.update({{"num_key_value_heads", 2}, {"tie_word_embeddings", type == "mistral"}});
+    }
+    const auto info = io::hf_config_from_json(j);
+    io::ModelDirInfo dir_info;
+    dir_info.config = info.config;
+    dir_info.task = encoder ? TaskKind::MaskedLM : TaskKind::CausalLM;
+    dir_info.n_labels = info.config.vocab_size;
+    dir_info.info = {{"hf_model_type", type}};
+    torch::manual_seed(static_cast<uint64_t>(std::hash<std::string>{}(type) % 1000));
+    auto model = models::make_task_model(info.config, dir_info.task);
+    {
+      torch::NoGradGuard g;
+      for (auto& p : model->parameters()) p.add_(0.1 * torch::randn_like(p));
+    }
+    io::ModelDirSaveOptions save;
+    if (type == "bert") save.tokenizer = wordpiece.get();
+    io::save_model_dir(*model, dir_info, fs::path(out) / type / "model", save);
+    // Heads the reference checks too: <dir>/heads/<type>-<task>.
+    const std::map<std::string, TaskKind> heads = {{"bert", TaskKind::SequenceClassification},
+                                                   {"megatron-bert", TaskKind::TokenClassification},
+                                                   {"gpt2", TaskKind::SequenceClassification},
+                                                   {"llama", TaskKind::SpanQA},
+                                                   {"mistral", TaskKind::TokenClassification}};
+    {
+      io::ModelDirInfo head_info = dir_info;
+      head_info.task = heads.at(type);
+      head_info.labels = {"neg", "neutral", "pos"};
+      head_info.n_labels = 3;
+      auto head = models::make_task_model(info.config, head_info.task, 3);
+      torch::NoGradGuard g;
+      for (auto& p : head->parameters()) p.add_(0.1 * torch::randn_like(p));
+      if (head_info.task == TaskKind::SpanQA) head_info.labels.clear();
+      head_info.n_labels = head->n_labels();
+      io::save_model_dir(*head, head_info, fs::path(out) / "heads" / (type + "-" + models::to_string(head_info.task)));
+    }
+    if (type == "llama" || type == "gpt2") {
+      peft::MethodConfig lora;
+      lora.method = peft::Method::Lora;
+      lora.lora = peft::LoraOptions(4, 8.0).targets({"**.attn.q_proj", "**.attn.v_proj"});
+      peft::apply(*model, lora);
+      {
+        torch::NoGradGuard g;
+        for (auto& p : model->named_parameters()) {
+          if (p.key().find(".adapter.lora_b") != std::string::npos) p.value().normal_(0.0, 0.2);
+        }
+      }
+      dir_info.peft = lora;
+      io::save_model_dir(*model, dir_info, fs::path(out) / type / "lora");
+    }
   }
 }

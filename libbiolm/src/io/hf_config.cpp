@@ -415,7 +415,7 @@ std::string hf_architecture_name(HfArch arch, TaskKind task) {
   const std::string stem = class_stem(arch);
   const bool encoder = arch == HfArch::Bert || arch == HfArch::MegatronBert;
   switch (task) {
-    case TaskKind::Base: return encoder ? stem + "Model" : (arch == HfArch::Gpt2 ? "GPT2LMHeadModel" : stem + "ForCausalLM");
+    case TaskKind::Base: return stem + "Model";  // the bare body: BertModel, GPT2Model, LlamaModel, ...
     case TaskKind::CausalLM:
       if (!encoder) return arch == HfArch::Gpt2 ? "GPT2LMHeadModel" : stem + "ForCausalLM";
       break;

@@ -11,6 +11,7 @@
 #include "biolm/core/error.h"
 #include "biolm/core/log.h"
 #include "biolm/io/safetensors.h"
+#include "biolm/models/task_model.h"
 #include "biolm/nn/linear.h"
 
 namespace biolm::io {
@@ -27,8 +28,19 @@ constexpr unsigned kLlama = (1u << static_cast<int>(HfArch::Llama)) | (1u << sta
 constexpr unsigned kEncoders = kBert | kMegatron;
 constexpr unsigned kAll = kEncoders | kGpt2 | kLlama;
 
+// Task bits of a table row: which transformers classes hold the tensor.
+constexpr unsigned task_bit(TaskKind t) { return 1u << static_cast<int>(t); }
+constexpr unsigned kMlm = task_bit(TaskKind::MaskedLM);
+constexpr unsigned kCausal = task_bit(TaskKind::CausalLM);
+constexpr unsigned kTok = task_bit(TaskKind::TokenClassification);
+constexpr unsigned kSeq = task_bit(TaskKind::SequenceClassification) | task_bit(TaskKind::Regression);
+constexpr unsigned kQa = task_bit(TaskKind::SpanQA);
+constexpr unsigned kMc = task_bit(TaskKind::MultipleChoice);
+constexpr unsigned kAnyTask = ~0u;
+
 struct WeightRule {
   unsigned archs;
+  unsigned tasks;
   const char* ours;  // {b} = our body prefix, {i} = layer index
   const char* hf;    // {B} = HF body prefix ("bert.", "transformer.", "model." or ""), {i} = layer
   HfTransform transform;
@@ -47,89 +59,102 @@ constexpr HfTransform kQkv = HfTransform::FusedQkv;
 // clang-format off
 const WeightRule kWeightTable[] = {
   // ---- embeddings
-  {kEncoders, "{b}embeddings.tok.weight",  "{B}embeddings.word_embeddings.weight",       kCopy, 0},
-  {kEncoders, "{b}embeddings.pos.weight",  "{B}embeddings.position_embeddings.weight",   kCopy, 0},
-  {kEncoders, "{b}embeddings.type.weight", "{B}embeddings.token_type_embeddings.weight", kCopy, 0},
-  {kBert,     "{b}embeddings.norm.weight", "{B}embeddings.LayerNorm.weight",             kCopy, 0},
-  {kBert,     "{b}embeddings.norm.bias",   "{B}embeddings.LayerNorm.bias",               kCopy, 0},
-  {kGpt2,     "{b}embeddings.tok.weight",  "{B}wte.weight",                              kCopy, 0},
-  {kGpt2,     "{b}embeddings.pos.weight",  "{B}wpe.weight",                              kCopy, 0},
-  {kLlama,    "{b}embeddings.tok.weight",  "{B}embed_tokens.weight",                     kCopy, 0},
+  {kEncoders, kAnyTask, "{b}embeddings.tok.weight",  "{B}embeddings.word_embeddings.weight",       kCopy, 0},
+  {kEncoders, kAnyTask, "{b}embeddings.pos.weight",  "{B}embeddings.position_embeddings.weight",   kCopy, 0},
+  {kEncoders, kAnyTask, "{b}embeddings.type.weight", "{B}embeddings.token_type_embeddings.weight", kCopy, 0},
+  {kBert, kAnyTask,     "{b}embeddings.norm.weight", "{B}embeddings.LayerNorm.weight",             kCopy, 0},
+  {kBert, kAnyTask,     "{b}embeddings.norm.bias",   "{B}embeddings.LayerNorm.bias",               kCopy, 0},
+  {kGpt2, kAnyTask,     "{b}embeddings.tok.weight",  "{B}wte.weight",                              kCopy, 0},
+  {kGpt2, kAnyTask,     "{b}embeddings.pos.weight",  "{B}wpe.weight",                              kCopy, 0},
+  {kLlama, kAnyTask,    "{b}embeddings.tok.weight",  "{B}embed_tokens.weight",                     kCopy, 0},
   // ---- attention
-  {kEncoders, "{b}layers.{i}.attn.q_proj.weight", "{B}encoder.layer.{i}.attention.self.query.weight", kCopy, 0},
-  {kEncoders, "{b}layers.{i}.attn.q_proj.bias",   "{B}encoder.layer.{i}.attention.self.query.bias",   kCopy, 0},
-  {kEncoders, "{b}layers.{i}.attn.k_proj.weight", "{B}encoder.layer.{i}.attention.self.key.weight",   kCopy, 0},
-  {kEncoders, "{b}layers.{i}.attn.k_proj.bias",   "{B}encoder.layer.{i}.attention.self.key.bias",     kCopy, 0},
-  {kEncoders, "{b}layers.{i}.attn.v_proj.weight", "{B}encoder.layer.{i}.attention.self.value.weight", kCopy, 0},
-  {kEncoders, "{b}layers.{i}.attn.v_proj.bias",   "{B}encoder.layer.{i}.attention.self.value.bias",   kCopy, 0},
-  {kEncoders, "{b}layers.{i}.attn.o_proj.weight", "{B}encoder.layer.{i}.attention.output.dense.weight", kCopy, 0},
-  {kEncoders, "{b}layers.{i}.attn.o_proj.bias",   "{B}encoder.layer.{i}.attention.output.dense.bias",   kCopy, 0},
-  {kGpt2,     "{b}layers.{i}.attn.q_proj.weight", "{B}h.{i}.attn.c_attn.weight", kQkv, 0},
-  {kGpt2,     "{b}layers.{i}.attn.k_proj.weight", "{B}h.{i}.attn.c_attn.weight", kQkv, 1},
-  {kGpt2,     "{b}layers.{i}.attn.v_proj.weight", "{B}h.{i}.attn.c_attn.weight", kQkv, 2},
-  {kGpt2,     "{b}layers.{i}.attn.q_proj.bias",   "{B}h.{i}.attn.c_attn.bias",   kQkv, 0},
-  {kGpt2,     "{b}layers.{i}.attn.k_proj.bias",   "{B}h.{i}.attn.c_attn.bias",   kQkv, 1},
-  {kGpt2,     "{b}layers.{i}.attn.v_proj.bias",   "{B}h.{i}.attn.c_attn.bias",   kQkv, 2},
-  {kGpt2,     "{b}layers.{i}.attn.o_proj.weight", "{B}h.{i}.attn.c_proj.weight", kConv, 0},
-  {kGpt2,     "{b}layers.{i}.attn.o_proj.bias",   "{B}h.{i}.attn.c_proj.bias",   kCopy, 0},
-  {kLlama,    "{b}layers.{i}.attn.q_proj.weight", "{B}layers.{i}.self_attn.q_proj.weight", kCopy, 0},
-  {kLlama,    "{b}layers.{i}.attn.q_proj.bias",   "{B}layers.{i}.self_attn.q_proj.bias",   kCopy, 0},
-  {kLlama,    "{b}layers.{i}.attn.k_proj.weight", "{B}layers.{i}.self_attn.k_proj.weight", kCopy, 0},
-  {kLlama,    "{b}layers.{i}.attn.k_proj.bias",   "{B}layers.{i}.self_attn.k_proj.bias",   kCopy, 0},
-  {kLlama,    "{b}layers.{i}.attn.v_proj.weight", "{B}layers.{i}.self_attn.v_proj.weight", kCopy, 0},
-  {kLlama,    "{b}layers.{i}.attn.v_proj.bias",   "{B}layers.{i}.self_attn.v_proj.bias",   kCopy, 0},
-  {kLlama,    "{b}layers.{i}.attn.o_proj.weight", "{B}layers.{i}.self_attn.o_proj.weight", kCopy, 0},
-  {kLlama,    "{b}layers.{i}.attn.o_proj.bias",   "{B}layers.{i}.self_attn.o_proj.bias",   kCopy, 0},
+  {kEncoders, kAnyTask, "{b}layers.{i}.attn.q_proj.weight", "{B}encoder.layer.{i}.attention.self.query.weight", kCopy, 0},
+  {kEncoders, kAnyTask, "{b}layers.{i}.attn.q_proj.bias",   "{B}encoder.layer.{i}.attention.self.query.bias",   kCopy, 0},
+  {kEncoders, kAnyTask, "{b}layers.{i}.attn.k_proj.weight", "{B}encoder.layer.{i}.attention.self.key.weight",   kCopy, 0},
+  {kEncoders, kAnyTask, "{b}layers.{i}.attn.k_proj.bias",   "{B}encoder.layer.{i}.attention.self.key.bias",     kCopy, 0},
+  {kEncoders, kAnyTask, "{b}layers.{i}.attn.v_proj.weight", "{B}encoder.layer.{i}.attention.self.value.weight", kCopy, 0},
+  {kEncoders, kAnyTask, "{b}layers.{i}.attn.v_proj.bias",   "{B}encoder.layer.{i}.attention.self.value.bias",   kCopy, 0},
+  {kEncoders, kAnyTask, "{b}layers.{i}.attn.o_proj.weight", "{B}encoder.layer.{i}.attention.output.dense.weight", kCopy, 0},
+  {kEncoders, kAnyTask, "{b}layers.{i}.attn.o_proj.bias",   "{B}encoder.layer.{i}.attention.output.dense.bias",   kCopy, 0},
+  {kGpt2, kAnyTask,     "{b}layers.{i}.attn.q_proj.weight", "{B}h.{i}.attn.c_attn.weight", kQkv, 0},
+  {kGpt2, kAnyTask,     "{b}layers.{i}.attn.k_proj.weight", "{B}h.{i}.attn.c_attn.weight", kQkv, 1},
+  {kGpt2, kAnyTask,     "{b}layers.{i}.attn.v_proj.weight", "{B}h.{i}.attn.c_attn.weight", kQkv, 2},
+  {kGpt2, kAnyTask,     "{b}layers.{i}.attn.q_proj.bias",   "{B}h.{i}.attn.c_attn.bias",   kQkv, 0},
+  {kGpt2, kAnyTask,     "{b}layers.{i}.attn.k_proj.bias",   "{B}h.{i}.attn.c_attn.bias",   kQkv, 1},
+  {kGpt2, kAnyTask,     "{b}layers.{i}.attn.v_proj.bias",   "{B}h.{i}.attn.c_attn.bias",   kQkv, 2},
+  {kGpt2, kAnyTask,     "{b}layers.{i}.attn.o_proj.weight", "{B}h.{i}.attn.c_proj.weight", kConv, 0},
+  {kGpt2, kAnyTask,     "{b}layers.{i}.attn.o_proj.bias",   "{B}h.{i}.attn.c_proj.bias",   kCopy, 0},
+  {kLlama, kAnyTask,    "{b}layers.{i}.attn.q_proj.weight", "{B}layers.{i}.self_attn.q_proj.weight", kCopy, 0},
+  {kLlama, kAnyTask,    "{b}layers.{i}.attn.q_proj.bias",   "{B}layers.{i}.self_attn.q_proj.bias",   kCopy, 0},
+  {kLlama, kAnyTask,    "{b}layers.{i}.attn.k_proj.weight", "{B}layers.{i}.self_attn.k_proj.weight", kCopy, 0},
+  {kLlama, kAnyTask,    "{b}layers.{i}.attn.k_proj.bias",   "{B}layers.{i}.self_attn.k_proj.bias",   kCopy, 0},
+  {kLlama, kAnyTask,    "{b}layers.{i}.attn.v_proj.weight", "{B}layers.{i}.self_attn.v_proj.weight", kCopy, 0},
+  {kLlama, kAnyTask,    "{b}layers.{i}.attn.v_proj.bias",   "{B}layers.{i}.self_attn.v_proj.bias",   kCopy, 0},
+  {kLlama, kAnyTask,    "{b}layers.{i}.attn.o_proj.weight", "{B}layers.{i}.self_attn.o_proj.weight", kCopy, 0},
+  {kLlama, kAnyTask,    "{b}layers.{i}.attn.o_proj.bias",   "{B}layers.{i}.self_attn.o_proj.bias",   kCopy, 0},
   // ---- norms (BERT post-LN: attn_norm follows attention, mlp_norm follows the FFN)
-  {kBert,     "{b}layers.{i}.attn_norm.weight", "{B}encoder.layer.{i}.attention.output.LayerNorm.weight", kCopy, 0},
-  {kBert,     "{b}layers.{i}.attn_norm.bias",   "{B}encoder.layer.{i}.attention.output.LayerNorm.bias",   kCopy, 0},
-  {kBert,     "{b}layers.{i}.mlp_norm.weight",  "{B}encoder.layer.{i}.output.LayerNorm.weight",           kCopy, 0},
-  {kBert,     "{b}layers.{i}.mlp_norm.bias",    "{B}encoder.layer.{i}.output.LayerNorm.bias",             kCopy, 0},
-  {kMegatron, "{b}layers.{i}.attn_norm.weight", "{B}encoder.layer.{i}.attention.ln.weight", kCopy, 0},
-  {kMegatron, "{b}layers.{i}.attn_norm.bias",   "{B}encoder.layer.{i}.attention.ln.bias",   kCopy, 0},
-  {kMegatron, "{b}layers.{i}.mlp_norm.weight",  "{B}encoder.layer.{i}.ln.weight",           kCopy, 0},
-  {kMegatron, "{b}layers.{i}.mlp_norm.bias",    "{B}encoder.layer.{i}.ln.bias",             kCopy, 0},
-  {kGpt2,     "{b}layers.{i}.attn_norm.weight", "{B}h.{i}.ln_1.weight", kCopy, 0},
-  {kGpt2,     "{b}layers.{i}.attn_norm.bias",   "{B}h.{i}.ln_1.bias",   kCopy, 0},
-  {kGpt2,     "{b}layers.{i}.mlp_norm.weight",  "{B}h.{i}.ln_2.weight", kCopy, 0},
-  {kGpt2,     "{b}layers.{i}.mlp_norm.bias",    "{B}h.{i}.ln_2.bias",   kCopy, 0},
-  {kLlama,    "{b}layers.{i}.attn_norm.weight", "{B}layers.{i}.input_layernorm.weight",          kCopy, 0},
-  {kLlama,    "{b}layers.{i}.mlp_norm.weight",  "{B}layers.{i}.post_attention_layernorm.weight", kCopy, 0},
+  {kBert, kAnyTask,     "{b}layers.{i}.attn_norm.weight", "{B}encoder.layer.{i}.attention.output.LayerNorm.weight", kCopy, 0},
+  {kBert, kAnyTask,     "{b}layers.{i}.attn_norm.bias",   "{B}encoder.layer.{i}.attention.output.LayerNorm.bias",   kCopy, 0},
+  {kBert, kAnyTask,     "{b}layers.{i}.mlp_norm.weight",  "{B}encoder.layer.{i}.output.LayerNorm.weight",           kCopy, 0},
+  {kBert, kAnyTask,     "{b}layers.{i}.mlp_norm.bias",    "{B}encoder.layer.{i}.output.LayerNorm.bias",             kCopy, 0},
+  {kMegatron, kAnyTask, "{b}layers.{i}.attn_norm.weight", "{B}encoder.layer.{i}.attention.ln.weight", kCopy, 0},
+  {kMegatron, kAnyTask, "{b}layers.{i}.attn_norm.bias",   "{B}encoder.layer.{i}.attention.ln.bias",   kCopy, 0},
+  {kMegatron, kAnyTask, "{b}layers.{i}.mlp_norm.weight",  "{B}encoder.layer.{i}.ln.weight",           kCopy, 0},
+  {kMegatron, kAnyTask, "{b}layers.{i}.mlp_norm.bias",    "{B}encoder.layer.{i}.ln.bias",             kCopy, 0},
+  {kGpt2, kAnyTask,     "{b}layers.{i}.attn_norm.weight", "{B}h.{i}.ln_1.weight", kCopy, 0},
+  {kGpt2, kAnyTask,     "{b}layers.{i}.attn_norm.bias",   "{B}h.{i}.ln_1.bias",   kCopy, 0},
+  {kGpt2, kAnyTask,     "{b}layers.{i}.mlp_norm.weight",  "{B}h.{i}.ln_2.weight", kCopy, 0},
+  {kGpt2, kAnyTask,     "{b}layers.{i}.mlp_norm.bias",    "{B}h.{i}.ln_2.bias",   kCopy, 0},
+  {kLlama, kAnyTask,    "{b}layers.{i}.attn_norm.weight", "{B}layers.{i}.input_layernorm.weight",          kCopy, 0},
+  {kLlama, kAnyTask,    "{b}layers.{i}.mlp_norm.weight",  "{B}layers.{i}.post_attention_layernorm.weight", kCopy, 0},
   // ---- feed-forward
-  {kEncoders, "{b}layers.{i}.mlp.up.weight",   "{B}encoder.layer.{i}.intermediate.dense.weight", kCopy, 0},
-  {kEncoders, "{b}layers.{i}.mlp.up.bias",     "{B}encoder.layer.{i}.intermediate.dense.bias",   kCopy, 0},
-  {kEncoders, "{b}layers.{i}.mlp.down.weight", "{B}encoder.layer.{i}.output.dense.weight",       kCopy, 0},
-  {kEncoders, "{b}layers.{i}.mlp.down.bias",   "{B}encoder.layer.{i}.output.dense.bias",         kCopy, 0},
-  {kGpt2,     "{b}layers.{i}.mlp.up.weight",   "{B}h.{i}.mlp.c_fc.weight",   kConv, 0},
-  {kGpt2,     "{b}layers.{i}.mlp.up.bias",     "{B}h.{i}.mlp.c_fc.bias",     kCopy, 0},
-  {kGpt2,     "{b}layers.{i}.mlp.down.weight", "{B}h.{i}.mlp.c_proj.weight", kConv, 0},
-  {kGpt2,     "{b}layers.{i}.mlp.down.bias",   "{B}h.{i}.mlp.c_proj.bias",   kCopy, 0},
-  {kLlama,    "{b}layers.{i}.mlp.gate.weight", "{B}layers.{i}.mlp.gate_proj.weight", kCopy, 0},
-  {kLlama,    "{b}layers.{i}.mlp.gate.bias",   "{B}layers.{i}.mlp.gate_proj.bias",   kCopy, 0},
-  {kLlama,    "{b}layers.{i}.mlp.up.weight",   "{B}layers.{i}.mlp.up_proj.weight",   kCopy, 0},
-  {kLlama,    "{b}layers.{i}.mlp.up.bias",     "{B}layers.{i}.mlp.up_proj.bias",     kCopy, 0},
-  {kLlama,    "{b}layers.{i}.mlp.down.weight", "{B}layers.{i}.mlp.down_proj.weight", kCopy, 0},
-  {kLlama,    "{b}layers.{i}.mlp.down.bias",   "{B}layers.{i}.mlp.down_proj.bias",   kCopy, 0},
+  {kEncoders, kAnyTask, "{b}layers.{i}.mlp.up.weight",   "{B}encoder.layer.{i}.intermediate.dense.weight", kCopy, 0},
+  {kEncoders, kAnyTask, "{b}layers.{i}.mlp.up.bias",     "{B}encoder.layer.{i}.intermediate.dense.bias",   kCopy, 0},
+  {kEncoders, kAnyTask, "{b}layers.{i}.mlp.down.weight", "{B}encoder.layer.{i}.output.dense.weight",       kCopy, 0},
+  {kEncoders, kAnyTask, "{b}layers.{i}.mlp.down.bias",   "{B}encoder.layer.{i}.output.dense.bias",         kCopy, 0},
+  {kGpt2, kAnyTask,     "{b}layers.{i}.mlp.up.weight",   "{B}h.{i}.mlp.c_fc.weight",   kConv, 0},
+  {kGpt2, kAnyTask,     "{b}layers.{i}.mlp.up.bias",     "{B}h.{i}.mlp.c_fc.bias",     kCopy, 0},
+  {kGpt2, kAnyTask,     "{b}layers.{i}.mlp.down.weight", "{B}h.{i}.mlp.c_proj.weight", kConv, 0},
+  {kGpt2, kAnyTask,     "{b}layers.{i}.mlp.down.bias",   "{B}h.{i}.mlp.c_proj.bias",   kCopy, 0},
+  {kLlama, kAnyTask,    "{b}layers.{i}.mlp.gate.weight", "{B}layers.{i}.mlp.gate_proj.weight", kCopy, 0},
+  {kLlama, kAnyTask,    "{b}layers.{i}.mlp.gate.bias",   "{B}layers.{i}.mlp.gate_proj.bias",   kCopy, 0},
+  {kLlama, kAnyTask,    "{b}layers.{i}.mlp.up.weight",   "{B}layers.{i}.mlp.up_proj.weight",   kCopy, 0},
+  {kLlama, kAnyTask,    "{b}layers.{i}.mlp.up.bias",     "{B}layers.{i}.mlp.up_proj.bias",     kCopy, 0},
+  {kLlama, kAnyTask,    "{b}layers.{i}.mlp.down.weight", "{B}layers.{i}.mlp.down_proj.weight", kCopy, 0},
+  {kLlama, kAnyTask,    "{b}layers.{i}.mlp.down.bias",   "{B}layers.{i}.mlp.down_proj.bias",   kCopy, 0},
   // ---- final norm, pooler
-  {kMegatron, "{b}final_norm.weight", "{B}encoder.ln.weight", kCopy, 0},
-  {kMegatron, "{b}final_norm.bias",   "{B}encoder.ln.bias",   kCopy, 0},
-  {kGpt2,     "{b}final_norm.weight", "{B}ln_f.weight",       kCopy, 0},
-  {kGpt2,     "{b}final_norm.bias",   "{B}ln_f.bias",         kCopy, 0},
-  {kLlama,    "{b}final_norm.weight", "{B}norm.weight",       kCopy, 0},
-  {kEncoders, "{b}pooler.dense.weight", "{B}pooler.dense.weight", kCopy, 0},
-  {kEncoders, "{b}pooler.dense.bias",   "{B}pooler.dense.bias",   kCopy, 0},
-  // ---- heads (outside the HF body)
-  {kEncoders, "mlm.dense.weight", "cls.predictions.transform.dense.weight",     kCopy, 0},
-  {kEncoders, "mlm.dense.bias",   "cls.predictions.transform.dense.bias",       kCopy, 0},
-  {kEncoders, "mlm.norm.weight",  "cls.predictions.transform.LayerNorm.weight", kCopy, 0},
-  {kEncoders, "mlm.norm.bias",    "cls.predictions.transform.LayerNorm.bias",   kCopy, 0},
-  {kEncoders, "mlm.decoder.weight", "cls.predictions.decoder.weight",         kCopy, 0},
-  {kEncoders, "mlm.decoder.bias",   "cls.predictions.bias",                   kCopy, 0},
-  {kGpt2 | kLlama, "lm_head.weight", "lm_head.weight", kCopy, 0},
-  {kAll,      "classifier.weight", "classifier.weight", kCopy, 0},
-  {kAll,      "classifier.bias",   "classifier.bias",   kCopy, 0},
-  {kAll,      "qa.weight", "qa_outputs.weight", kCopy, 0},
-  {kAll,      "qa.bias",   "qa_outputs.bias",   kCopy, 0},
+  {kMegatron, kAnyTask, "{b}final_norm.weight", "{B}encoder.ln.weight", kCopy, 0},
+  {kMegatron, kAnyTask, "{b}final_norm.bias",   "{B}encoder.ln.bias",   kCopy, 0},
+  {kGpt2, kAnyTask,     "{b}final_norm.weight", "{B}ln_f.weight",       kCopy, 0},
+  {kGpt2, kAnyTask,     "{b}final_norm.bias",   "{B}ln_f.bias",         kCopy, 0},
+  {kLlama, kAnyTask,    "{b}final_norm.weight", "{B}norm.weight",       kCopy, 0},
+  {kEncoders, kAnyTask, "{b}pooler.dense.weight", "{B}pooler.dense.weight", kCopy, 0},
+  {kEncoders, kAnyTask, "{b}pooler.dense.bias",   "{B}pooler.dense.bias",   kCopy, 0},
+  // ---- heads (outside the HF body), per transformers class
+  // BertForMaskedLM / MegatronBertForMaskedLM: cls.predictions = BertLMPredictionHead (transform
+  // dense + act + LayerNorm, decoder without its own bias, the vocab bias `bias`).
+  {kEncoders, kMlm, "mlm_head.dense.weight", "cls.predictions.transform.dense.weight",     kCopy, 0},
+  {kEncoders, kMlm, "mlm_head.dense.bias",   "cls.predictions.transform.dense.bias",       kCopy, 0},
+  {kEncoders, kMlm, "mlm_head.norm.weight",  "cls.predictions.transform.LayerNorm.weight", kCopy, 0},
+  {kEncoders, kMlm, "mlm_head.norm.bias",    "cls.predictions.transform.LayerNorm.bias",   kCopy, 0},
+  {kEncoders, kMlm, "lm_head.weight",        "cls.predictions.decoder.weight",             kCopy, 0},
+  {kEncoders, kMlm, "lm_head.bias",          "cls.predictions.bias",                       kCopy, 0},
+  // GPT2LMHeadModel / LlamaForCausalLM / MistralForCausalLM: lm_head (no bias).
+  {kGpt2 | kLlama, kCausal, "lm_head.weight", "lm_head.weight", kCopy, 0},
+  // Bert*/MegatronBert* token, sequence and multiple-choice classes and GPT2ForTokenClassification
+  // name the head `classifier` (with bias).
+  {kEncoders | kGpt2, kTok, "classifier.weight", "classifier.weight", kCopy, 0},
+  {kEncoders | kGpt2, kTok, "classifier.bias",   "classifier.bias",   kCopy, 0},
+  {kEncoders, kSeq | kMc,   "classifier.weight", "classifier.weight", kCopy, 0},
+  {kEncoders, kSeq | kMc,   "classifier.bias",   "classifier.bias",   kCopy, 0},
+  // GPT2ForSequenceClassification / LlamaForSequenceClassification: score = Linear(C, n, bias=False).
+  {kGpt2 | kLlama, kSeq, "classifier.weight", "score.weight", kCopy, 0},
+  // LlamaForTokenClassification / MistralForTokenClassification: score = Linear(C, n) (with bias).
+  {kLlama, kTok, "classifier.weight", "score.weight", kCopy, 0},
+  {kLlama, kTok, "classifier.bias",   "score.bias",   kCopy, 0},
+  // *ForQuestionAnswering: qa_outputs = Linear(C, 2).
+  {kAll, kQa, "qa_outputs.weight", "qa_outputs.weight", kCopy, 0},
+  {kAll, kQa, "qa_outputs.bias",   "qa_outputs.bias",   kCopy, 0},
 };
 // clang-format on
 
@@ -150,7 +175,9 @@ std::string replace_all(std::string s, const std::string& from, const std::strin
   return s;
 }
 
-bool applies(const WeightRule& rule, HfArch arch) { return (rule.archs >> static_cast<int>(arch)) & 1u; }
+bool applies(const WeightRule& rule, HfArch arch, TaskKind task) {
+  return ((rule.archs >> static_cast<int>(arch)) & 1u) && (rule.tasks & task_bit(task));
+}
 
 std::string shape_str(const at::Tensor& t) { return fmt::format("({})", fmt::join(t.sizes(), ", ")); }
 
@@ -220,11 +247,19 @@ std::string hf_body_prefix(HfArch arch) {
   return "";
 }
 
-std::vector<HfNamePair> hf_name_pairs(HfArch arch, int64_t n_layers, const std::string& our_body,
+std::string hf_body_prefix(HfArch arch, TaskKind task) {
+  if (task == TaskKind::Base) return "";  // BertModel, GPT2Model, LlamaModel: the body is the model
+  // LlamaForQuestionAnswering keeps `self.transformer = LlamaModel(config)` (base_model_prefix
+  // "transformer", kept for backward compatibility in modeling_llama.py); Mistral's uses `model`.
+  if (arch == HfArch::Llama && task == TaskKind::SpanQA) return "transformer.";
+  return hf_body_prefix(arch);
+}
+
+std::vector<HfNamePair> hf_name_pairs(HfArch arch, TaskKind task, int64_t n_layers, const std::string& our_body,
                                       const std::string& hf_body) {
   std::vector<HfNamePair> out;
   for (const auto& rule : kWeightTable) {
-    if (!applies(rule, arch)) continue;
+    if (!applies(rule, arch, task)) continue;
     const std::string ours = replace_all(rule.ours, "{b}", our_body);
     const std::string hf = replace_all(rule.hf, "{B}", hf_body);
     const bool per_layer = ours.find("{i}") != std::string::npos;
@@ -234,6 +269,11 @@ std::vector<HfNamePair> hf_name_pairs(HfArch arch, int64_t n_layers, const std::
     }
   }
   return out;
+}
+
+TaskKind hf_task_of(torch::nn::Module& model) {
+  const auto* task_model = dynamic_cast<const models::TaskModelImpl*>(&model);
+  return task_model ? task_model->task() : TaskKind::Base;
 }
 
 std::string our_body_prefix(torch::nn::Module& model) {
@@ -326,12 +366,27 @@ HfLoadReport load_hf_weights(torch::nn::Module& model, const ModelConfig& config
   }
   const std::string our_body = our_body_prefix(model);
   const std::set<std::string> hf_names(source.names.begin(), source.names.end());
-  // Files of BertModel / GPT2Model / LlamaModel have no body prefix; task models have one.
-  const std::string prefix = hf_body_prefix(arch);
-  const bool prefixed = std::any_of(hf_names.begin(), hf_names.end(),
-                                    [&](const std::string& n) { return n.compare(0, prefix.size(), prefix) == 0; });
+  const TaskKind task = options.task ? *options.task : hf_task_of(model);
   const int64_t n_layers = std::max(config.n_layers, count_our_layers(our_names, our_body));
-  const auto pairs = hf_name_pairs(arch, n_layers, our_body, prefixed ? prefix : "");
+  // Where the body sits in the file: task classes put it under "bert." / "transformer." /
+  // "model.", bare bodies (BertModel, GPT2Model, LlamaModel) at the top. The token embedding
+  // tells which; a body saved by another class than ours (a GPT2Model file for a causal LM, a
+  // BertForMaskedLM file for a classifier) loads as well.
+  std::string hf_body = hf_body_prefix(arch, task);
+  {
+    std::string embedding;  // the HF name of the token embedding without a prefix
+    for (const auto& pair : hf_name_pairs(arch, TaskKind::Base, 0, our_body, "")) {
+      if (pair.ours == our_body + "embeddings.tok.weight") embedding = pair.hf;
+    }
+    for (const std::string& candidate : {hf_body_prefix(arch, task), hf_body_prefix(arch), std::string("transformer."),
+                                         std::string("model."), std::string()}) {
+      if (hf_names.count(candidate + embedding)) {
+        hf_body = candidate;
+        break;
+      }
+    }
+  }
+  const auto pairs = hf_name_pairs(arch, task, n_layers, our_body, hf_body);
   std::map<std::string, const HfNamePair*> by_ours;
   for (const auto& pair : pairs) by_ours.emplace(pair.ours, &pair);
 
@@ -414,10 +469,7 @@ std::map<std::string, at::Tensor> to_hf_state(torch::nn::Module& model, const Mo
     if (!is_adapter_param(p.key())) our_names.push_back(p.key());
   }
   const std::string our_body = our_body_prefix(model);
-  // BertModel / MegatronBertModel files have no prefix; every other class we write has one.
-  const bool encoder = arch == HfArch::Bert || arch == HfArch::MegatronBert;
-  const std::string hf_body = encoder && task == TaskKind::Base ? "" : hf_body_prefix(arch);
-  const auto pairs = hf_name_pairs(arch, config.n_layers, our_body, hf_body);
+  const auto pairs = hf_name_pairs(arch, task, config.n_layers, our_body, hf_body_prefix(arch, task));
   std::map<std::string, const HfNamePair*> by_ours;
   for (const auto& pair : pairs) by_ours.emplace(pair.ours, &pair);
 
@@ -463,8 +515,16 @@ std::vector<std::filesystem::path> save_hf_directory(torch::nn::Module& model, c
   namespace fs = std::filesystem;
   HfExportConfig e;
   e.arch = options.arch ? *options.arch : infer_hf_arch(config);
-  e.task = options.task;
+  e.task = options.task ? *options.task : hf_task_of(model);
   e.labels = options.labels;
+  if (e.labels.empty() &&
+      (e.task == TaskKind::TokenClassification || e.task == TaskKind::SequenceClassification)) {
+    // transformers sizes the head from id2label (num_labels defaults to 2).
+    for (const auto& p : model.named_parameters(/*recurse=*/true)) {
+      if (p.key() != "classifier.weight") continue;
+      for (int64_t i = 0; i < p.value().size(0); ++i) e.labels.push_back(fmt::format("LABEL_{}", i));
+    }
+  }
   e.torch_dtype = !options.dtype || *options.dtype == at::kFloat ? "float32"
                   : *options.dtype == at::kBFloat16             ? "bfloat16"
                   : *options.dtype == at::kHalf                 ? "float16"

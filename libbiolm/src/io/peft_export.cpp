@@ -69,10 +69,9 @@ HfLora fuse_qkv(const std::array<const peft::LoraAdapterImpl*, 3>& parts, const 
 
 }  // namespace
 
-std::optional<std::string> peft_task_type(TaskKind task, HfArch arch) {
-  const bool encoder = arch == HfArch::Bert || arch == HfArch::MegatronBert;
+std::optional<std::string> peft_task_type(TaskKind task, HfArch /*arch*/) {
   switch (task) {
-    case TaskKind::Base: return encoder ? std::optional<std::string>("FEATURE_EXTRACTION") : "CAUSAL_LM";
+    case TaskKind::Base: return std::string("FEATURE_EXTRACTION");  // BertModel, GPT2Model, LlamaModel
     case TaskKind::CausalLM: return std::string("CAUSAL_LM");
     case TaskKind::SequenceClassification:
     case TaskKind::Regression: return std::string("SEQ_CLS");
@@ -89,10 +88,9 @@ PeftAdapter make_peft_adapter(torch::nn::Module& model, const models::ModelConfi
   const HfArch arch = options.arch ? *options.arch : infer_hf_arch(config);
   check_hf_compatible(config, arch);
   hf_architecture_name(arch, options.task);  // refuses tasks transformers has no class for
-  const bool encoder = arch == HfArch::Bert || arch == HfArch::MegatronBert;
-  const std::string hf_body = encoder && options.task == TaskKind::Base ? "" : hf_body_prefix(arch);
   const std::string our_body = our_body_prefix(model);
-  const auto pairs = hf_name_pairs(arch, config.n_layers, our_body, hf_body);
+  const std::string hf_body = hf_body_prefix(arch, options.task);
+  const auto pairs = hf_name_pairs(arch, options.task, config.n_layers, our_body, hf_body);
   std::map<std::string, const HfNamePair*> by_ours;
   for (const auto& pair : pairs) by_ours.emplace(pair.ours, &pair);
   auto find_pair = [&](const std::string& param) -> const HfNamePair& {

@@ -466,11 +466,11 @@ ParameterCount count_parameters(const ModelConfig& c, TaskKind task, int64_t n_l
     case TaskKind::TokenClassification:
       head += linear_params(C, n_labels, true);
       break;
-    case TaskKind::SequenceClassification:
-      head += (uses_pooler ? pooler : 0) + linear_params(C, n_labels, true);
+    case TaskKind::SequenceClassification:  // decoders: no bias, as transformers' `score`
+      head += (uses_pooler ? pooler : 0) + linear_params(C, n_labels, !c.is_decoder());
       break;
     case TaskKind::Regression:
-      head += (uses_pooler ? pooler : 0) + linear_params(C, 1, true);
+      head += (uses_pooler ? pooler : 0) + linear_params(C, 1, !c.is_decoder());
       break;
     case TaskKind::SpanQA:
       head += linear_params(C, 2, true);

@@ -216,7 +216,9 @@ SequenceClassificationModelImpl::SequenceClassificationModelImpl(const ModelConf
   BIOLM_CHECK(regression || n_labels >= 2, ConfigError, "n_labels",
               "sequence classification needs >= 2 labels, got " + std::to_string(n_labels));
   pooler_dense = make_pooler(*this, c);
-  classifier = register_module("classifier", make_linear(c, c.hidden_size, n_labels_, true));
+  // Decoders score the last token without a bias, as transformers' GPT2/Llama/Mistral
+  // ForSequenceClassification (`score = nn.Linear(C, n, bias=False)`), so the head exports as is.
+  classifier = register_module("classifier", make_linear(c, c.hidden_size, n_labels_, !c.is_decoder()));
 }
 
 TaskOutput SequenceClassificationModelImpl::forward(const ModelInputs& inputs, const torch::Tensor& labels) {

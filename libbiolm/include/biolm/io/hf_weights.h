@@ -43,12 +43,20 @@ struct HfNamePair {
 
 /// The prefix transformers puts before the body in task models: "bert.", "transformer.", "model.".
 std::string hf_body_prefix(HfArch arch);
+/// The body prefix of the transformers class for `task` on `arch`: "" for Base (BertModel,
+/// GPT2Model, LlamaModel, ...), "transformer." for LlamaForQuestionAnswering (its
+/// base_model_prefix), hf_body_prefix(arch) otherwise.
+std::string hf_body_prefix(HfArch arch, models::TaskKind task);
 
-/// The table expanded for `n_layers` layers. `our_body` is the prefix of our body's parameters
-/// ("" or e.g. "body."), `hf_body` the prefix of the HF body ("" for BertModel files,
-/// hf_body_prefix(arch) for task models).
-std::vector<HfNamePair> hf_name_pairs(HfArch arch, int64_t n_layers, const std::string& our_body,
-                                      const std::string& hf_body);
+/// The table expanded for `n_layers` layers and the head of the transformers class for `task`
+/// (e.g. Llama + SequenceClassification: classifier.weight <-> score.weight). `our_body` is the
+/// prefix of our body's parameters ("" for task models, which register the body's children at
+/// the top), `hf_body` the prefix of the HF body (usually hf_body_prefix(arch, task)).
+std::vector<HfNamePair> hf_name_pairs(HfArch arch, models::TaskKind task, int64_t n_layers,
+                                      const std::string& our_body, const std::string& hf_body);
+
+/// The task of `model`: TaskModelImpl::task() for task models, Base for a bare body.
+models::TaskKind hf_task_of(torch::nn::Module& model);
 
 /// The prefix of our body inside `model`: what precedes "embeddings.tok.weight". CheckpointError
 /// when the model has no token embedding.
@@ -69,6 +77,8 @@ struct HfLoadOptions {
   /// parameters keep their current (initial) values.
   bool strict = false;
   QkLayout qk_layout = QkLayout::RotateHalf;
+  /// The head names to read; default hf_task_of(model).
+  std::optional<models::TaskKind> task;
 };
 
 struct HfLoadReport {
@@ -113,8 +123,9 @@ std::map<std::string, at::Tensor> to_hf_state(torch::nn::Module& model, const mo
 
 struct HfSaveOptions {
   std::optional<HfArch> arch;             ///< default infer_hf_arch(config)
-  models::TaskKind task = models::TaskKind::Base;
-  std::vector<std::string> labels;        ///< id2label for classification heads
+  std::optional<models::TaskKind> task;  ///< default hf_task_of(model)
+  /// id2label for classification heads; default LABEL_0..LABEL_{n-1} from the classifier's rows.
+  std::vector<std::string> labels;
   std::optional<c10::ScalarType> dtype;   ///< e.g. at::kBFloat16; default keeps float32
   /// Tokenizer files (vocab.txt, tokenizer.json, tokenizer.model, tokenizer_config.json,
   /// special_tokens_map.json, vocab.json, merges.txt, added_tokens.json) are copied from here.

@@ -101,7 +101,7 @@ ModelConfig preset(const std::string& name);
 
 /// What a task model puts on top of the body; used by make_task_model and count_parameters.
 enum class TaskKind {
-  Base,                    ///< body only (+ pooler for encoders with config.pooler, + lm_head for decoders)
+  Base,                    ///< the bare body (models::make_body); HF BertModel / GPT2Model / LlamaModel
   MaskedLM,                ///< BERT MLM head: dense + act + norm, tied (or own) projection, vocab bias
   CausalLM,                ///< lm_head, shifted next-token loss
   TokenClassification,     ///< per-token labels (NER)

@@ -1,0 +1,402 @@
+// biolm convert: Hugging Face directories <-> biolm model directories, PEFT adapter export, and
+// the logits of a model for given token ids (what tools/hf_parity.py and tools/hf_reference.py
+// compare against).
+//   biolm convert from-hf HF_DIR OUT_DIR [--task KIND] [--labels a,b,c] [--n-labels N] [--strict]
+//   biolm convert to-hf MODEL_DIR OUT_DIR [--dtype bf16|f16|f32] [--merge] [--arch TYPE]
+//   biolm convert adapter MODEL_DIR OUT_DIR --base-hf NAME_OR_PATH [--arch TYPE]
+//   biolm convert logits DIR --ids 2,7,11 [--task KIND] [--out FILE] [--lora-rank R ...]
+// Each prints one JSON object on stdout; errors go to stderr with the exit codes of docs/cli.md.
+#include <fmt/format.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "biolm/core/error.h"
+#include "biolm/core/log.h"
+#include "biolm/io/hf_config.h"
+#include "biolm/io/hf_weights.h"
+#include "biolm/io/model_dir.h"
+#include "biolm/io/peft_export.h"
+#include "biolm/models/task_model.h"
+#include "biolm/models/transformer.h"
+#include "biolm/peft/lora.h"
+#include "biolm/peft/method.h"
+#include "biolm/tokenize/tokenizer.h"
+#include "command.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using biolm::CheckpointError;
+using biolm::ConfigError;
+using biolm::models::TaskKind;
+
+std::vector<std::string> split_list(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream in(s);
+  for (std::string item; std::getline(in, item, ',');) {
+    if (!item.empty()) out.push_back(item);
+  }
+  return out;
+}
+
+std::vector<int64_t> parse_ids(const std::string& s) {
+  std::vector<int64_t> ids;
+  for (const auto& item : split_list(s)) {
+    size_t used = 0;
+    int64_t v = -1;
+    try {
+      v = std::stoll(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used != item.size() || v < 0) throw ConfigError("--ids", fmt::format("expected token ids like 2,7,11, found \"{}\"", item));
+    ids.push_back(v);
+  }
+  if (ids.empty()) throw ConfigError("--ids", "give at least one token id");
+  return ids;
+}
+
+c10::ScalarType parse_dtype(const std::string& s) {
+  if (s == "f32" || s == "float32") return at::kFloat;
+  if (s == "bf16" || s == "bfloat16") return at::kBFloat16;
+  if (s == "f16" || s == "float16") return at::kHalf;
+  throw ConfigError("--dtype", fmt::format("expected bf16, f16 or f32, found \"{}\"", s));
+}
+
+std::optional<biolm::io::HfArch> parse_arch(const std::string& s) {
+  if (s.empty()) return std::nullopt;
+  return biolm::io::parse_hf_arch(s, "--arch");
+}
+
+bool has_hf_tokenizer(const fs::path& dir) {
+  for (const auto& name : biolm::io::hf_tokenizer_files()) {
+    if (name != "tokenizer_config.json" && name != "special_tokens_map.json" && fs::exists(dir / name)) return true;
+  }
+  return false;
+}
+
+bool carries_adapters(const biolm::peft::MethodConfig& m) {
+  using biolm::peft::Method;
+  return m.method == Method::Lora || m.method == Method::Ia3 || m.method == Method::Hybrid;
+}
+
+/// The HF model type a model directory came from (from-hf records it), else none.
+std::optional<biolm::io::HfArch> recorded_arch(const biolm::io::ModelDirInfo& info) {
+  if (info.info.contains("hf_model_type") && info.info["hf_model_type"].is_string()) {
+    return biolm::io::parse_hf_arch(info.info["hf_model_type"].get<std::string>(), "model.json: info.hf_model_type");
+  }
+  return std::nullopt;
+}
+
+// ---- from-hf -------------------------------------------------------------------------------------
+
+struct FromHfArgs {
+  std::string hf_dir, out_dir, task, labels;
+  int64_t n_labels = 0;
+  bool strict = false;
+  bool qk_interleaved = false;
+};
+
+void from_hf(const FromHfArgs& a) {
+  const auto info = biolm::io::load_hf_config(a.hf_dir);
+  TaskKind task;
+  if (!a.task.empty()) {
+    task = biolm::models::parse_task_kind(a.task, "--task");
+  } else if (info.task) {
+    task = *info.task;
+  } else {
+    throw ConfigError("--task", fmt::format("{}/config.json names no task class we recognise; give --task", a.hf_dir));
+  }
+  if (task == TaskKind::Base) {
+    throw ConfigError("--task", fmt::format("{} holds a bare body ({}); a biolm model directory holds a task model: "
+                                            "give --task masked_lm, causal_lm, token_classification, ... (the new "
+                                            "head starts from its initial weights and is reported missing)",
+                                            a.hf_dir, info.architectures.empty() ? "no architectures" : info.architectures[0]));
+  }
+  std::vector<std::string> labels = a.labels.empty() ? info.labels : split_list(a.labels);
+  int64_t n_labels = a.n_labels > 0 ? a.n_labels : (labels.empty() ? 2 : static_cast<int64_t>(labels.size()));
+  if (!labels.empty() && static_cast<int64_t>(labels.size()) != n_labels) {
+    throw ConfigError("--labels", fmt::format("{} labels given for --n-labels {}", labels.size(), n_labels));
+  }
+  auto model = biolm::models::make_task_model(info.config, task, n_labels);
+  biolm::io::HfLoadOptions opt;
+  opt.strict = a.strict;
+  if (a.qk_interleaved) opt.qk_layout = biolm::io::QkLayout::Interleaved;
+  const auto report = biolm::io::load_hf_directory(*model, a.hf_dir, opt);
+  if (!report.missing.empty()) {
+    biolm::log::warn("{}: {} parameters keep their initial values (not in the file): {}", a.hf_dir,
+                     report.missing.size(), fmt::join(report.missing, ", "));
+  }
+  std::shared_ptr<biolm::tokenize::Tokenizer> tokenizer;
+  if (has_hf_tokenizer(a.hf_dir)) tokenizer = biolm::tokenize::load_tokenizer(a.hf_dir);
+
+  biolm::io::ModelDirInfo dir_info;
+  dir_info.config = info.config;
+  dir_info.task = task;
+  dir_info.n_labels = model->n_labels();
+  dir_info.labels = labels;
+  dir_info.info = {{"source", "hf"},
+                   {"hf_dir", fs::absolute(a.hf_dir).string()},
+                   {"hf_model_type", biolm::io::to_string(info.arch)},
+                   {"hf_architectures", info.architectures}};
+  biolm::io::ModelDirSaveOptions save;
+  save.tokenizer = tokenizer.get();
+  biolm::io::save_model_dir(*model, dir_info, a.out_dir, save);
+  json out = {{"command", "convert from-hf"},
+              {"model_type", biolm::io::to_string(info.arch)},
+              {"task", biolm::models::to_string(task)},
+              {"n_labels", dir_info.n_labels},
+              {"labels", labels},
+              {"loaded", report.loaded.size()},
+              {"missing", report.missing},
+              {"unexpected", report.unexpected},
+              {"ignored", report.ignored.size()},
+              {"tokenizer", tokenizer != nullptr},
+              {"output", a.out_dir}};
+  std::cout << out.dump() << "\n";
+}
+
+// ---- to-hf ---------------------------------------------------------------------------------------
+
+struct ToHfArgs {
+  std::string model_dir, out_dir, dtype = "f32", arch;
+  bool merge = false;
+};
+
+void to_hf(const ToHfArgs& a) {
+  auto loaded = biolm::io::load_model_dir(a.model_dir);
+  const auto& info = loaded.info;
+  bool merged = false;
+  if (info.peft && info.peft->method == biolm::peft::Method::PromptTuning) {
+    throw ConfigError("peft", fmt::format("{} carries a soft prompt, which no Hugging Face model class holds; it "
+                                          "cannot be merged into the weights",
+                                          a.model_dir));
+  }
+  if (info.peft && carries_adapters(*info.peft)) {
+    if (!a.merge) {
+      throw ConfigError("--merge", fmt::format("{} carries {} adapters: pass --merge to write the merged model, or "
+                                               "export the adapter alone with `biolm convert adapter {} OUT_DIR "
+                                               "--base-hf NAME_OR_PATH`",
+                                               a.model_dir, biolm::peft::to_string(info.peft->method), a.model_dir));
+    }
+    biolm::peft::merge_adapters(*loaded.model);
+    merged = true;
+  }
+  biolm::io::HfSaveOptions opt;
+  opt.arch = parse_arch(a.arch);
+  if (!opt.arch) opt.arch = recorded_arch(info);
+  opt.task = info.task;
+  opt.labels = info.labels;
+  const auto dtype = parse_dtype(a.dtype);
+  if (dtype != at::kFloat) opt.dtype = dtype;
+  if (fs::exists(fs::path(a.model_dir) / "tokenizer")) opt.tokenizer_dir = fs::path(a.model_dir) / "tokenizer";
+  const auto files = biolm::io::save_hf_directory(*loaded.model, info.config, a.out_dir, opt);
+  const json written = json::parse(std::ifstream(fs::path(a.out_dir) / "config.json"));
+  json out = {{"command", "convert to-hf"},
+              {"model_type", written["model_type"]},
+              {"architecture", written["architectures"][0]},
+              {"dtype", written["torch_dtype"]},
+              {"merged_adapters", merged},
+              {"tokenizer", opt.tokenizer_dir.has_value()},
+              {"files", files.size()},
+              {"output", a.out_dir}};
+  std::cout << out.dump() << "\n";
+}
+
+// ---- adapter -------------------------------------------------------------------------------------
+
+struct AdapterArgs {
+  std::string model_dir, out_dir, base_hf, arch;
+};
+
+void adapter(const AdapterArgs& a) {
+  auto loaded = biolm::io::load_model_dir(a.model_dir);
+  const auto& info = loaded.info;
+  using biolm::peft::Method;
+  if (!info.peft || (info.peft->method != Method::Lora && info.peft->method != Method::Hybrid)) {
+    throw ConfigError("peft", fmt::format("{} carries no LoRA adapter ({}); PEFT adapter directories hold LoRA only "
+                                          "(use `biolm convert to-hf` for a plain model)",
+                                          a.model_dir, info.peft ? biolm::peft::to_string(info.peft->method) : "no peft"));
+  }
+  biolm::io::PeftExportOptions opt;
+  opt.base_model_name_or_path = a.base_hf;
+  opt.arch = parse_arch(a.arch);
+  if (!opt.arch) opt.arch = recorded_arch(info);
+  opt.task = info.task;
+  opt.lora_dropout = info.peft->lora.dropout();
+  opt.use_rslora = info.peft->lora.rank_stabilized();
+  const auto files = biolm::io::export_peft_adapter(*loaded.model, info.config, a.out_dir, opt);
+  const json config = json::parse(std::ifstream(fs::path(a.out_dir) / "adapter_config.json"));
+  json out = {{"command", "convert adapter"},
+              {"r", config["r"]},
+              {"lora_alpha", config["lora_alpha"]},
+              {"target_modules", config["target_modules"]},
+              {"task_type", config["task_type"]},
+              {"base_model_name_or_path", a.base_hf},
+              {"files", files.size()},
+              {"output", a.out_dir}};
+  std::cout << out.dump() << "\n";
+}
+
+// ---- logits --------------------------------------------------------------------------------------
+
+struct LogitsArgs {
+  std::string dir, ids, task, out;
+  int64_t n_labels = 0;
+  int64_t lora_rank = 0;
+  double lora_alpha = 16.0;
+  std::string lora_targets = "**.attn.q_proj,**.attn.v_proj";
+  uint64_t lora_seed = 0;
+  std::string export_adapter, base_name;
+};
+
+void logits(const LogitsArgs& a) {
+  const auto ids = parse_ids(a.ids);
+  // The model: a biolm model directory as it is, or an HF directory into the class for --task
+  // (default: the class config.json names; "base" is the bare body and gives hidden states).
+  std::shared_ptr<torch::nn::Module> model;
+  biolm::models::ModelConfig config;
+  TaskKind task = TaskKind::Base;
+  std::optional<biolm::io::HfArch> arch;
+  json load_info = json::object();
+  if (biolm::io::is_model_dir(a.dir)) {
+    auto loaded = biolm::io::load_model_dir(a.dir);
+    if (!a.task.empty() && biolm::models::parse_task_kind(a.task, "--task") != loaded.info.task) {
+      throw ConfigError("--task", fmt::format("{} holds a {} model", a.dir, biolm::models::to_string(loaded.info.task)));
+    }
+    model = loaded.model;
+    config = loaded.info.config;
+    task = loaded.info.task;
+    arch = recorded_arch(loaded.info);
+  } else {
+    const auto info = biolm::io::load_hf_config(a.dir);
+    config = info.config;
+    arch = info.arch;
+    task = !a.task.empty() ? biolm::models::parse_task_kind(a.task, "--task") : info.task.value_or(TaskKind::Base);
+    const int64_t n_labels = a.n_labels > 0 ? a.n_labels : (info.labels.empty() ? 2 : static_cast<int64_t>(info.labels.size()));
+    if (task == TaskKind::Base) {
+      model = biolm::models::make_body(config);
+    } else {
+      model = biolm::models::make_task_model(config, task, n_labels);
+    }
+    const auto report = biolm::io::load_hf_directory(*model, a.dir);
+    // Logits of initial weights would say nothing about the file: every parameter must load.
+    if (!report.missing.empty()) {
+      throw CheckpointError(a.dir, "", fmt::format("no tensor for {} parameter(s) of the {} model: {}", report.missing.size(),
+                                                   biolm::models::to_string(task), fmt::join(report.missing, ", ")));
+    }
+    load_info = {{"loaded", report.loaded.size()}, {"unexpected", report.unexpected}};
+  }
+  if (a.lora_rank > 0) {
+    biolm::peft::apply_lora(*model, biolm::peft::LoraOptions(a.lora_rank, a.lora_alpha).targets(split_list(a.lora_targets)));
+    // A fresh adapter has B = 0 and changes nothing; a random B makes the comparison meaningful.
+    // Only the adapters train, as after peft::apply (PEFT saves nothing else with a LoRA adapter).
+    torch::manual_seed(a.lora_seed);
+    torch::NoGradGuard no_grad;
+    for (auto& p : model->named_parameters()) {
+      const bool adapter = p.key().find(".adapter.") != std::string::npos;
+      p.value().set_requires_grad(adapter);
+      if (p.key().find(".adapter.lora_b") != std::string::npos) p.value().normal_(0.0, 0.1);
+    }
+  }
+  torch::Tensor output;
+  {
+    torch::NoGradGuard no_grad;
+    model->eval();
+    const auto input = torch::tensor(ids, torch::kLong).reshape({1, -1});  // (B=1,T)
+    if (task == TaskKind::Base) {
+      biolm::models::ModelInputs in;
+      in.input_ids = input;
+      output = dynamic_cast<biolm::models::TransformerImpl&>(*model).forward(in).hidden;  // (1,T,C)
+    } else {
+      biolm::data::Batch batch;
+      batch["input_ids"] = task == TaskKind::MultipleChoice ? input.unsqueeze(0) : input;  // MC: (1,K=1,T)
+      output = dynamic_cast<biolm::models::TaskModelImpl&>(*model).forward_task(batch).logits;
+    }
+  }
+  output = output.to(torch::kFloat).contiguous();
+  if (!a.export_adapter.empty()) {
+    if (a.lora_rank <= 0) throw ConfigError("--export-adapter", "needs --lora-rank");
+    biolm::io::PeftExportOptions opt;
+    opt.base_model_name_or_path = a.base_name.empty() ? a.dir : a.base_name;
+    opt.arch = arch;
+    opt.task = task;
+    biolm::io::export_peft_adapter(*model, config, a.export_adapter, opt);
+  }
+  const auto flat = output.reshape({-1});
+  std::vector<double> data(flat.data_ptr<float>(), flat.data_ptr<float>() + flat.numel());
+  json out = {{"command", "convert logits"},
+              {"task", biolm::models::to_string(task)},
+              {"shape", output.sizes().vec()},
+              {"max_abs", output.abs().max().item<double>()}};
+  if (!load_info.empty()) out["load"] = load_info;
+  if (!a.out.empty()) {
+    std::ofstream f(a.out);
+    f << json{{"shape", output.sizes().vec()}, {"data", data}}.dump() << "\n";
+    if (!f.good()) throw biolm::IoError(a.out, "cannot write the logits");
+    out["out"] = a.out;
+  } else {
+    out["data"] = data;
+  }
+  std::cout << out.dump() << "\n";
+}
+
+void setup(CLI::App& sub) {
+  sub.require_subcommand(1);
+  const std::string tasks =
+      "base, masked_lm, causal_lm, token_classification, sequence_classification, regression, span_qa, multiple_choice";
+
+  auto* f = sub.add_subcommand("from-hf", "Hugging Face directory -> biolm model directory");
+  auto fa = std::make_shared<FromHfArgs>();
+  f->add_option("hf_dir", fa->hf_dir, "HF directory (config.json + model.safetensors)")->required();
+  f->add_option("out_dir", fa->out_dir, "biolm model directory to write")->required();
+  f->add_option("--task", fa->task, "task head (default: from config.json architectures): " + tasks);
+  f->add_option("--labels", fa->labels, "label names, comma-separated (default: config.json id2label)");
+  f->add_option("--n-labels", fa->n_labels, "classes of a classification head (default: from the labels, else 2)");
+  f->add_flag("--strict", fa->strict, "refuse missing or unexpected tensors");
+  f->add_flag("--qk-interleaved", fa->qk_interleaved, "LLaMA q/k rows in Meta's interleaved RoPE order");
+  f->callback([fa] { from_hf(*fa); });
+
+  auto* t = sub.add_subcommand("to-hf", "biolm model directory -> Hugging Face directory");
+  auto ta = std::make_shared<ToHfArgs>();
+  t->add_option("model_dir", ta->model_dir, "biolm model directory")->required();
+  t->add_option("out_dir", ta->out_dir, "HF directory to write")->required();
+  t->add_option("--dtype", ta->dtype, "bf16, f16 or f32")->capture_default_str();
+  t->add_flag("--merge", ta->merge, "merge LoRA/IA3 adapters into the weights");
+  t->add_option("--arch", ta->arch, "model_type to write: bert, megatron-bert, gpt2, llama, mistral (default: the "
+                                    "type it was converted from, else inferred)");
+  t->callback([ta] { to_hf(*ta); });
+
+  auto* d = sub.add_subcommand("adapter", "LoRA model directory -> PEFT adapter directory");
+  auto da = std::make_shared<AdapterArgs>();
+  d->add_option("model_dir", da->model_dir, "biolm model directory with LoRA adapters")->required();
+  d->add_option("out_dir", da->out_dir, "PEFT directory to write")->required();
+  d->add_option("--base-hf", da->base_hf, "HF name or path of the base model (base_model_name_or_path)")->required();
+  d->add_option("--arch", da->arch, "model_type of the base (default: recorded, else inferred)");
+  d->callback([da] { adapter(*da); });
+
+  auto* l = sub.add_subcommand("logits", "logits (hidden states for base) of a model for given token ids");
+  auto la = std::make_shared<LogitsArgs>();
+  l->add_option("dir", la->dir, "HF directory or biolm model directory")->required();
+  l->add_option("--ids", la->ids, "token ids, comma-separated")->required();
+  l->add_option("--task", la->task, "HF directory: the head to build (default: config.json's class): " + tasks);
+  l->add_option("--n-labels", la->n_labels, "classes of a classification head");
+  l->add_option("--out", la->out, "write {\"shape\", \"data\"} JSON here instead of printing the data");
+  l->add_option("--lora-rank", la->lora_rank, "attach LoRA of this rank with a random B (seeded)");
+  l->add_option("--lora-alpha", la->lora_alpha, "LoRA alpha")->capture_default_str();
+  l->add_option("--lora-targets", la->lora_targets, "LoRA target patterns, comma-separated")->capture_default_str();
+  l->add_option("--lora-seed", la->lora_seed, "seed of the random B")->capture_default_str();
+  l->add_option("--export-adapter", la->export_adapter, "write the LoRA adapter as a PEFT directory here");
+  l->add_option("--base-name", la->base_name, "base_model_name_or_path of the exported adapter");
+  l->callback([la] { logits(*la); });
+}
+
+const bool registered = biolm::cli::register_command(
+    {"convert", "convert between Hugging Face and biolm model directories, export PEFT adapters", setup});
+
+}  // namespace
