@@ -204,7 +204,7 @@ int main(int argc, char** argv) {
     const example::Args args(argc, argv,
                              {{"train", "data/instruct/train.jsonl"}, {"test", ""}, {"heldout", "20"},
                               {"corpus", "data/corpus/notes.txt"}, {"output", "runs/example_instruct"},
-                              {"vocab_size", "1000"}, {"pack_length", "128"}, {"steps", "200"},
+                              {"vocab_size", "1000"}, {"pack_length", "256"}, {"steps", "200"},
                               {"batch_size", "8"}, {"lr", "3e-3"}, {"max_new_tokens", "24"}, {"seed", "13"}},
                              "Alpaca-format instruction tuning of a tiny decoder; prints held-out ROUGE-L.");
     return args.help() ? 0 : run(args);
