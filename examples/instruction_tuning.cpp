@@ -22,6 +22,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "biolm/config.h"
 #include "biolm/core/seed.h"
 #include "biolm/data/collate.h"
 #include "biolm/data/loader.h"
@@ -36,6 +37,7 @@
 #include "biolm/train/trainer.h"
 #include "example_args.h"
 
+#if BIOLM_HAS_SENTENCEPIECE  // the SentencePiece trainer is an optional part of libbiolm
 using namespace biolm;
 
 // data::read_alpaca gives one user turn (instruction, a blank line, input) and one assistant
@@ -199,7 +201,15 @@ int run(const example::Args& args) {
   return 0;
 }
 
+#endif
+
 int main(int argc, char** argv) {
+#if !BIOLM_HAS_SENTENCEPIECE
+  (void)argc;
+  (void)argv;
+  std::cerr << "example_instruction_tuning: needs libbiolm built with SentencePiece (-DBIOLM_WITH_SENTENCEPIECE=ON)\n";
+  return 1;
+#else
   try {
     const example::Args args(argc, argv,
                              {{"train", "data/instruct/train.jsonl"}, {"test", ""}, {"heldout", "20"},
@@ -212,4 +222,5 @@ int main(int argc, char** argv) {
     std::cerr << "example_instruction_tuning: error: " << e.what() << "\n";
     return 1;
   }
+#endif
 }

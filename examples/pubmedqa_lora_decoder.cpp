@@ -33,6 +33,7 @@
 #include "biolm/train/trainer.h"
 #include "example_args.h"
 
+#if BIOLM_HAS_SENTENCEPIECE  // the SentencePiece trainer is an optional part of libbiolm
 using namespace biolm;
 
 int run(const example::Args& args) {
@@ -156,7 +157,15 @@ int run(const example::Args& args) {
   return 0;
 }
 
+#endif
+
 int main(int argc, char** argv) {
+#if !BIOLM_HAS_SENTENCEPIECE
+  (void)argc;
+  (void)argv;
+  std::cerr << "example_pubmedqa_lora_decoder: needs libbiolm built with SentencePiece (-DBIOLM_WITH_SENTENCEPIECE=ON)\n";
+  return 1;
+#else
   try {
     const example::Args args(argc, argv,
                              {{"train", "data/pubmedqa/train.json"}, {"test", "data/pubmedqa/test.json"},
@@ -169,4 +178,5 @@ int main(int argc, char** argv) {
     std::cerr << "example_pubmedqa_lora_decoder: error: " << e.what() << "\n";
     return 1;
   }
+#endif
 }
