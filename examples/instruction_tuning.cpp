@@ -95,7 +95,8 @@ int run(const example::Args& args) {
   const int64_t pack_length = args.integer("pack_length");
   std::vector<train::TokenizedExample> tokenized;
   for (size_t i = 0; i < examples.size(); ++i) {
-    const auto segments = train::render(format, to_conversation(examples[i], true), args.str("train"), static_cast<int64_t>(i));
+    const auto segments =
+        train::render(format, to_conversation(examples[i], true), args.str("train"), static_cast<int64_t>(i));
     tokenized.push_back(train::tokenize_segments(*tok, segments, pack_length));
   }
   const auto packed = train::pack_examples(tokenized, pack_length, pad_id);  // (rows, pack_length) tensors
@@ -207,7 +208,8 @@ int main(int argc, char** argv) {
 #if !BIOLM_HAS_SENTENCEPIECE
   (void)argc;
   (void)argv;
-  std::cerr << "example_instruction_tuning: needs libbiolm built with SentencePiece (-DBIOLM_WITH_SENTENCEPIECE=ON)\n";
+  std::cerr << "example_instruction_tuning: needs libbiolm built with SentencePiece"
+               " (-DBIOLM_WITH_SENTENCEPIECE=ON)\n";
   return 1;
 #else
   try {

@@ -106,9 +106,10 @@ int run(const example::Args& args) {
   data::LoaderOptions lo;
   lo.batch_size = args.integer("batch_size");
   lo.seed = seed;
-  data::Loader loader(
-      train_set, [&](std::vector<data::Features>&& rows, uint64_t batch_seed) { return data::collate_mlm(rows, co, mlm, batch_seed); },
-      lo);
+  auto mask_and_collate = [&](std::vector<data::Features>&& rows, uint64_t batch_seed) {
+    return data::collate_mlm(rows, co, mlm, batch_seed);
+  };
+  data::Loader loader(train_set, mask_and_collate, lo);
   // Validation: masked once with fixed seeds, so "before" and "after" score the same positions.
   std::vector<data::Batch> val_batches;
   for (int64_t i = 0; i < val_set->size(); i += 32) {

@@ -59,7 +59,8 @@ int run(const example::Args& args) {
   auto featurize = [&](const std::vector<data::NerSentence>& sentences) {
     std::vector<data::Features> rows;
     for (size_t i = 0; i < sentences.size(); ++i)
-      for (auto& f : data::ner_features(sentences[i], static_cast<int64_t>(i), *tok, labels, fo)) rows.push_back(std::move(f));
+      for (auto& f : data::ner_features(sentences[i], static_cast<int64_t>(i), *tok, labels, fo))
+        rows.push_back(std::move(f));
     return rows;
   };
   const auto train_rows = featurize(train_sentences), test_rows = featurize(test_sentences);

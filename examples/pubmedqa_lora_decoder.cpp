@@ -163,7 +163,8 @@ int main(int argc, char** argv) {
 #if !BIOLM_HAS_SENTENCEPIECE
   (void)argc;
   (void)argv;
-  std::cerr << "example_pubmedqa_lora_decoder: needs libbiolm built with SentencePiece (-DBIOLM_WITH_SENTENCEPIECE=ON)\n";
+  std::cerr << "example_pubmedqa_lora_decoder: needs libbiolm built with SentencePiece"
+               " (-DBIOLM_WITH_SENTENCEPIECE=ON)\n";
   return 1;
 #else
   try {

@@ -145,7 +145,8 @@ int main(int argc, char** argv) {
                               {"corpus", "data/corpus/notes.txt"}, {"output", "runs/example_re"},
                               {"negative_label", "NONE"}, {"vocab_size", "1200"}, {"max_length", "64"},
                               {"steps", "300"}, {"batch_size", "16"}, {"lr", "2e-3"}, {"seed", "13"}},
-                             "Relation classification with entity markers; prints micro-F1 without the negative class.");
+                             "Relation classification with entity markers; prints micro-F1 without the\n"
+                             "negative class.");
     return args.help() ? 0 : run(args);
   } catch (const std::exception& e) {
     std::cerr << "example_relation_extraction: error: " << e.what() << "\n";
