@@ -27,7 +27,10 @@ VOCAB="${VOCAB:-1200}"
 PRETRAIN_EXTRA="${PRETRAIN_EXTRA:-}"
 SIZES="${SIZES:-small base}"
 EXTRA="${EXTRA:-}"
-if [ "$quick" = 1 ]; then STEPS=60; PRETRAIN_STEPS=60; fi
+LR="${LR:-2e-3}"
+LORA_LR="${LORA_LR:-4e-3}"
+# --quick: the test-suite version. Short, but every run must still beat chance (checked below).
+if [ "$quick" = 1 ]; then STEPS=150; PRETRAIN_STEPS=150; LORA_LR=6e-3; fi
 mkdir -p "$out"
 
 declare -A SIZE_KEYS=(
@@ -56,13 +59,13 @@ for size in $SIZES; do
     for method in full lora; do
       name="$size-$task-$method"
       peft_keys=("peft.method=full")
-      lr=2e-3
+      lr=$LR
       if [ "$method" = lora ]; then
         head='peft.train_patterns=["classifier.**","pooler.**"]'   # sequence heads: pooler + classifier
         if [ "$task" = ner ]; then head='peft.train_patterns=["classifier.**"]'; fi
         if [ "$task" = qa ]; then head='peft.train_patterns=["qa_outputs.**"]'; fi
         peft_keys=("peft.method=hybrid" 'peft.lora.targets=["**.q_proj","**.k_proj","**.v_proj","**.o_proj"]' "$head")
-        lr=4e-3
+        lr=$LORA_LR
       fi
       # shellcheck disable=SC2086
       "$BIOLM" --log-level warn finetune --config "examples/configs/${task}_demo.yaml" \
@@ -79,4 +82,6 @@ for size in $SIZES; do
 done
 "$BIOLM" report --runs "${runs[@]}" --out "$out/report" > "$out/report.log"
 cat "$out/report/report.md"
+# Each run's primary metric must beat the chance level of its test set (95 % lower bound).
+python3 "$(dirname "$0")/check_above_chance.py" "$out/report/report.json" "$DATA" | tee "$out/chance_check.txt"
 echo "study report written: $out/report/{report.md,report.json,curves.svg}"
