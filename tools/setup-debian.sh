@@ -18,7 +18,7 @@ SPM_PREFIX="$PREFIX/sentencepiece"
 
 PKGS=(
   build-essential cmake ninja-build ccache pkg-config git dpkg-dev
-  libtorch-dev libopenblas-dev
+  libtorch-dev libopenblas-dev libopenblas0-openmp
   libprotobuf-dev protobuf-compiler
   libhdf5-dev libeigen3-dev catch2
   nlohmann-json3-dev libyaml-cpp-dev libfmt-dev libspdlog-dev libcli11-dev libgloo-dev
@@ -38,11 +38,15 @@ else
   echo "[setup] Debian packages: all present"
 fi
 
-# LibTorch ships with the reference BLAS selected by default on some images; make sure the
-# optimised OpenBLAS is the alternative in use (libtorch links libblas.so.3 / liblapack.so.3).
+# LibTorch links libblas.so.3 / liblapack.so.3 (and OpenBLAS's libopenblas.so.0). Select the
+# OpenMP build of OpenBLAS for all three: it runs its threads in the same libgomp pool as
+# LibTorch's intra-op parallelism. With the pthread build the two pools fight over the cores
+# (idle OpenMP workers spin while OpenBLAS's threads wait for a core): on 2 cores a tiny training
+# step took 500 ms with 2 threads against 245 ms with 1; with the OpenMP build it takes 135 ms
+# (docs/performance.md).
 arch_triplet="$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || echo x86_64-linux-gnu)"
-for alt in "libblas.so.3-$arch_triplet" "liblapack.so.3-$arch_triplet"; do
-  target=$(update-alternatives --list "$alt" 2>/dev/null | grep -m1 openblas-pthread || true)
+for alt in "libblas.so.3-$arch_triplet" "liblapack.so.3-$arch_triplet" "libopenblas.so.0-$arch_triplet"; do
+  target=$(update-alternatives --list "$alt" 2>/dev/null | grep -m1 openblas-openmp || true)
   if [ -n "$target" ]; then $SUDO update-alternatives --set "$alt" "$target" >/dev/null; fi
 done
 

@@ -22,6 +22,10 @@ void write_file_atomic_stream(const std::filesystem::path& path,
                               const std::function<void(const std::function<void(const void*, std::size_t)>&)>& produce) {
   const std::filesystem::path dir = path.has_parent_path() ? path.parent_path() : std::filesystem::path(".");
   const std::filesystem::path tmp = dir / fmt::format(".{}.tmp.{}", path.filename().string(), ::getpid());
+  // The output's directory is created when missing (every writer of ours behaves the same).
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) throw IoError(dir.string(), "cannot create directory: " + ec.message());
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) throw IoError::from_errno(tmp.string(), "cannot create temporary file");
   auto write_all = [&](const void* data, std::size_t size) {
