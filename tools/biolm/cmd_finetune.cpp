@@ -259,19 +259,8 @@ int run_finetune(const std::string& config_path, const std::vector<std::string>&
   return result.status == train::Status::Interrupted ? kInterrupted : kOk;
 }
 
-const bool registered = register_command({"finetune", "fine-tune on ner | re | nli | sts | qa-span | mcqa | pubmedqa | instruct (full, lora, ia3, prompt, hybrid)",
-  [](CLI::App& sub) {
-    auto config = std::make_shared<std::string>();
-    auto overrides = std::make_shared<std::vector<std::string>>();
-    auto print = std::make_shared<bool>(false);
-    sub.add_option("--config", *config, "YAML config (see examples/configs/)")->required()->check(CLI::ExistingFile);
-    sub.add_option("overrides", *overrides, "key.path=value overrides, ~key.path removes");
-    sub.add_flag("--print-config", *print, "print the resolved configuration and exit");
-    sub.callback([=] {
-      const int rc = run_finetune(*config, *overrides, *print);
-      if (rc != kOk) throw ExitRequest{rc};
-    });
-  }});
+const bool registered = register_config_command("finetune", "fine-tune on ner | re | nli | sts | qa-span | mcqa | pubmedqa | instruct (full, lora, ia3, prompt, hybrid)",
+                                                  "YAML config (see examples/configs/)", run_finetune);
 
 }  // namespace
 }  // namespace biolm::cli

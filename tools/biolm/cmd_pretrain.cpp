@@ -388,19 +388,8 @@ int run_pretrain(const std::string& config_path, const std::vector<std::string>&
   return result.status == train::Status::Interrupted ? kInterrupted : kOk;
 }
 
-const bool registered = register_command({"pretrain", "pretrain an encoder (masked LM) or a decoder (causal LM) from scratch",
-  [](CLI::App& sub) {
-    auto config = std::make_shared<std::string>();
-    auto overrides = std::make_shared<std::vector<std::string>>();
-    auto print = std::make_shared<bool>(false);
-    sub.add_option("--config", *config, "YAML config (see examples/configs/pretrain_*.yaml)")->required()->check(CLI::ExistingFile);
-    sub.add_option("overrides", *overrides, "key.path=value overrides, ~key.path removes");
-    sub.add_flag("--print-config", *print, "print the resolved configuration and exit");
-    sub.callback([=] {
-      const int rc = run_pretrain(*config, *overrides, *print);
-      if (rc != kOk) throw ExitRequest{rc};
-    });
-  }});
+const bool registered = register_config_command("pretrain", "pretrain an encoder (masked LM) or a decoder (causal LM) from scratch",
+                                                  "YAML config (see examples/configs/pretrain_*.yaml)", run_pretrain);
 
 }  // namespace
 }  // namespace biolm::cli

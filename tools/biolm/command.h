@@ -30,6 +30,13 @@ struct Command {
 bool register_command(Command command);
 const std::vector<Command>& commands();
 
+/// Runs a config-driven command: (config path, key.path=value overrides, print_config) -> exit code.
+using ConfigCommandFn = std::function<int(const std::string& config, const std::vector<std::string>& overrides,
+                                          bool print_config)>;
+/// Registers a command of the form `biolm NAME --config FILE [key.path=value ...] [--print-config]`.
+bool register_config_command(const std::string& name, const std::string& help, const std::string& config_help,
+                             ConfigCommandFn run);
+
 /// Thrown by a command callback to exit with a given code after printing nothing more.
 struct ExitRequest {
   int code;

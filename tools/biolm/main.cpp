@@ -1,5 +1,6 @@
 // biolm: the command line of libbiolm. Catches every error and maps it to an exit code.
 #include <iostream>
+#include <memory>
 
 #include "biolm/core/error.h"
 #include "biolm/core/log.h"
@@ -17,6 +18,22 @@ bool register_command(Command command) {
   return true;
 }
 const std::vector<Command>& commands() { return registry(); }
+
+bool register_config_command(const std::string& name, const std::string& help, const std::string& config_help,
+                             ConfigCommandFn run) {
+  return register_command({name, help, [config_help, run](CLI::App& sub) {
+                             auto config = std::make_shared<std::string>();
+                             auto overrides = std::make_shared<std::vector<std::string>>();
+                             auto print = std::make_shared<bool>(false);
+                             sub.add_option("--config", *config, config_help)->required()->check(CLI::ExistingFile);
+                             sub.add_option("overrides", *overrides, "key.path=value overrides, ~key.path removes");
+                             sub.add_flag("--print-config", *print, "print the resolved configuration and exit");
+                             sub.callback([=] {
+                               const int rc = run(*config, *overrides, *print);
+                               if (rc != kOk) throw ExitRequest{rc};
+                             });
+                           }});
+}
 
 }  // namespace biolm::cli
 
