@@ -23,6 +23,8 @@
 #include "biolm/io/hf_config.h"
 #include "biolm/io/hf_weights.h"
 #include "biolm/io/model_dir.h"
+#include "biolm/tasks/finetune_tasks.h"
+#include "biolm/train/instruction.h"
 #include "command.h"
 
 namespace {
@@ -43,6 +45,7 @@ struct EvalArgs {
   int64_t bootstrap = 1000;
   int64_t batch_size = 8;
   int64_t max_new_tokens = 32;
+  int64_t max_length = 0;
   double temperature = 0.0;
 };
 
@@ -119,9 +122,72 @@ void check_kind(TaskKind kind, const std::string& task, const std::vector<std::s
                                            task, use));
 }
 
+
+// The fine-tuning tasks (ner, re, nli, sts, qa-span, instruct): a model directory written by
+// `biolm finetune` scored on a file of its task through its own head, with the same featurizer,
+// decoding and metrics as finetune's test split (tasks::featurize / predict / score).
+bool is_finetune_task(const std::string& task) {
+  return task == "ner" || task == "re" || task == "nli" || task == "sts" || task == "qa-span" || task == "instruct";
+}
+
+int run_task_eval(const EvalArgs& a) {
+  if (a.shots > 0 || a.cot || !a.mode.empty() || !a.shots_from.empty()) {
+    throw ConfigError("--task", a.task + " is scored through the fine-tuned model's own head: --shots, --shots-from, "
+                                         "--cot and --mode do not apply");
+  }
+  if (!io::is_model_dir(a.model)) {
+    throw ConfigError("--model", "task " + a.task + " needs a biolm model directory written by `biolm finetune` "
+                                 "(its output's model/ folder); " + a.model + " is not one");
+  }
+  auto m = io::load_model_dir(a.model);
+  tasks::TaskSpec spec;
+  spec.task = tasks::parse_task(a.task, "--task");
+  const TaskKind want = tasks::head_kind(spec.task);
+  if (m.info.task != want) {
+    throw ConfigError("--model", fmt::format("{} holds a {} model; task {} needs a {} model", a.model,
+                                             models::to_string(m.info.task), a.task, models::to_string(want)));
+  }
+  if (!m.tokenizer) throw ConfigError("--model", a.model + " has no tokenizer/ directory");
+  spec.labels = data::LabelMap::from_names(m.info.labels);
+  const json& info = m.info.info;  // what finetune recorded about its features
+  spec.max_length = a.max_length > 0 ? a.max_length : info.value("max_length", int64_t{128});
+  spec.doc_stride = info.value("doc_stride", int64_t{-1});
+  spec.format = info.value("format", std::string());
+  if (info.contains("prompt_format")) spec.prompt_format = train::parse_prompt_format(info.at("prompt_format").get<std::string>());
+  spec.max_new_tokens = a.max_new_tokens;
+  // finetune's batch size, so the numbers reproduce its test metrics to the last digit.
+  spec.batch_size = info.value("eval_batch_size", spec.batch_size);
+  m.model->to(core::parse_device(a.device, "--device"));
+
+  const auto data = tasks::featurize(spec, *m.tokenizer, a.data);
+  const auto preds = tasks::predict(*m.model, spec, *m.tokenizer, data);
+  const json metrics = tasks::score(spec, data, preds, a.bootstrap, a.seed);
+  const std::string dir_name = fs::absolute(fs::path(a.model)).lexically_normal().filename().string();
+  json result = {{"name", a.name.empty() ? dir_name + " fine-tuned" : a.name},
+                 {"model", a.model},
+                 {"model_kind", models::to_string(m.info.task)},
+                 {"source", "biolm"},
+                 {"task", a.task},
+                 {"mode", "head"},
+                 {"seed", a.seed},
+                 {"bootstrap", a.bootstrap},
+                 {"n", data.n_examples()},
+                 {"metrics", metrics}};
+  if (!a.out.empty()) {
+    const fs::path out(a.out);
+    if (out.has_parent_path()) fs::create_directories(out.parent_path());
+    std::ofstream f(out);
+    if (!f) throw IoError::from_errno(a.out, "cannot open for writing");
+    f << result.dump(2) << "\n";
+  }
+  std::cout << result.dump() << "\n";
+  return cli::kOk;
+}
+
 int run_eval(const EvalArgs& a) {
+  if (is_finetune_task(a.task)) return run_task_eval(a);
   if (a.task != "pubmedqa" && a.task != "medqa" && a.task != "medmcqa" && a.task != "qa-gen") {
-    throw ConfigError("--task", "expected pubmedqa|medqa|medmcqa|qa-gen, got \"" + a.task + "\"");
+    throw ConfigError("--task", "expected pubmedqa|medqa|medmcqa|qa-gen|ner|re|nli|sts|qa-span|instruct, got \"" + a.task + "\"");
   }
   const std::string mode = !a.mode.empty() ? a.mode : (a.task == "qa-gen" || a.cot) ? "generate" : "loglik";
   if (mode != "loglik" && mode != "generate") throw ConfigError("--mode", "expected loglik|generate, got \"" + mode + "\"");
@@ -266,11 +332,15 @@ int run_eval(const EvalArgs& a) {
 }
 
 const bool registered = cli::register_command(
-    {"eval", "zero-/few-shot evaluation of a decoder, or a fine-tuned head, on pubmedqa | medqa | medmcqa | qa-gen",
+    {"eval", "zero-/few-shot evaluation of a decoder, or a fine-tuned head, on pubmedqa | medqa | medmcqa | qa-gen "
+             "(or a finetune model on ner | re | nli | sts | qa-span | instruct)",
      [](CLI::App& sub) {
        auto a = std::make_shared<EvalArgs>();
        sub.add_option("--model", a->model, "biolm model directory or Hugging Face directory")->required();
-       sub.add_option("--task", a->task, "pubmedqa | medqa | medmcqa | qa-gen")->required();
+       sub.add_option("--task", a->task, "pubmedqa | medqa | medmcqa | qa-gen (harness); ner | re | nli | sts | qa-span | "
+                                         "instruct (a biolm finetune model directory, scored through its head)")
+           ->required();
+       sub.add_option("--max-length", a->max_length, "fine-tuning tasks: tokens per row (default: what finetune used)");
        sub.add_option("--data", a->data, "evaluation file")->required()->check(CLI::ExistingFile);
        sub.add_option("--mode", a->mode, "loglik | generate (default loglik; generate for qa-gen and --cot)");
        sub.add_option("--shots", a->shots, "examples shown before each question")->capture_default_str();

@@ -59,7 +59,8 @@ int run_finetune(const std::string& config_path, const std::vector<std::string>&
   spec.max_length = dr.get<int64_t>("max_length", 128);
   spec.doc_stride = dr.get<int64_t>("doc_stride", -1);
   spec.format = dr.get<std::string>("format", "");
-  spec.prompt_format = train::parse_prompt_format(dr.get<std::string>("prompt_format", "alpaca"));
+  const std::string prompt_format_name = dr.get<std::string>("prompt_format", "alpaca");
+  spec.prompt_format = train::parse_prompt_format(prompt_format_name);
   spec.packing = dr.get<bool>("packing", false);
   auto& tr = r.child("tokenizer");
   const auto tok_path = tr.optional<std::string>("path");
@@ -247,7 +248,10 @@ int run_finetune(const std::string& config_path, const std::vector<std::string>&
   mi.n_labels = model->n_labels();
   mi.labels = spec.labels.names();
   if (method.method != peft::Method::Full) mi.peft = method;
-  mi.info = {{"task", task_name}, {"steps", result.step}, {"metrics", results["tasks"][task_name]}};
+  mi.info = {{"task", task_name}, {"steps", result.step}, {"metrics", results["tasks"][task_name]},
+             {"max_length", spec.max_length}, {"doc_stride", spec.doc_stride}, {"format", spec.format},
+             {"eval_batch_size", spec.batch_size}};
+  if (spec.task == tasks::Task::Instruct) mi.info["prompt_format"] = prompt_format_name;
   if (init) mi.info["init"] = init->string();
   io::ModelDirSaveOptions so;
   so.tokenizer = tok.get();
