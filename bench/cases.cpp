@@ -140,6 +140,17 @@ CaseResult run_case(const BenchConfig& config, const std::string& case_name, con
       clm->forward(inputs);
     }, o.device);
     r.notes.push_back("forward under c10::InferenceMode (the reference uses torch.no_grad)");
+    if (!o.profile_path.empty()) {
+#ifdef BIOLM_BENCH_HAS_PROFILER
+      torch::autograd::profiler::RecordProfile profile(o.profile_path);
+      c10::InferenceMode inference;
+      compat::AutocastGuard guard(o.device.type(), o.dtype, autocast);
+      clm->forward(inputs);
+      r.notes.push_back("profile of one forward written to " + o.profile_path);
+#else
+      throw ConfigError("profile", "this LibTorch has no legacy autograd profiler; use --breakdown");
+#endif
+    }
     return r;
   }
 

@@ -16,6 +16,7 @@
 #include "bench_config.h"
 #include "biolm/core/device.h"
 #include "biolm/core/error.h"
+#include "biolm/core/host_memory.h"
 #include "biolm/core/log.h"
 #include "biolm/core/version.h"
 #include "harness.h"
@@ -188,6 +189,8 @@ int run(int argc, char** argv) {
   }
   if (threads < 1) throw ConfigError("threads", "must be >= 1");
   torch::set_num_threads(threads);
+  // As the biolm command does: freed activations stay in the heap (BIOLM_HOST_ALLOCATOR=system to compare).
+  const biolm::core::HostAllocatorTuning host_memory = biolm::core::tune_host_allocator();
   const std::optional<int> blas_threads = set_openblas_threads(threads);
   if (opts.device.is_cuda()) {
     // TF32 for fp32 matmuls and convolutions (Ampere+), as the reference sets it on CUDA.
@@ -216,6 +219,7 @@ int run(int argc, char** argv) {
   j["threads"] = torch::get_num_threads();
   j["blas"] = mapped_blas_libraries();
   j["blas_config"] = openblas_config();
+  j["host_allocator"] = host_memory.detail;
   j["blas_threads"] = blas_threads ? nlohmann::json(*blas_threads) : nlohmann::json(nullptr);
   j["tokens_per_s"] = tokens_per_s;
   j["step_ms_median"] = r.times.median_ms;

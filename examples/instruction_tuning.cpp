@@ -22,6 +22,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "biolm/core/host_memory.h"
 #include "biolm/config.h"
 #include "biolm/core/seed.h"
 #include "biolm/data/collate.h"
@@ -205,6 +206,7 @@ int run(const example::Args& args) {
 #endif
 
 int main(int argc, char** argv) {
+  biolm::core::tune_host_allocator();  // reuse freed tensor memory instead of faulting it in again
 #if !BIOLM_HAS_SENTENCEPIECE
   (void)argc;
   (void)argv;

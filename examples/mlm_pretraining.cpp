@@ -17,6 +17,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "biolm/core/host_memory.h"
 #include "biolm/core/seed.h"
 #include "biolm/data/collate.h"
 #include "biolm/data/corpus.h"
@@ -177,6 +178,7 @@ int run(const example::Args& args) {
 }
 
 int main(int argc, char** argv) {
+  biolm::core::tune_host_allocator();  // reuse freed tensor memory instead of faulting it in again
   try {
     const example::Args args(argc, argv,
                              {{"corpus", "data/corpus/notes.txt"}, {"output", "runs/example_mlm"},

@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "biolm/core/host_memory.h"
 #include "biolm/core/seed.h"
 #include "biolm/data/collate.h"
 #include "biolm/data/loader.h"
@@ -139,6 +140,7 @@ int run(const example::Args& args) {
 }
 
 int main(int argc, char** argv) {
+  biolm::core::tune_host_allocator();  // reuse freed tensor memory instead of faulting it in again
   try {
     const example::Args args(argc, argv,
                              {{"train", "data/re/train.jsonl"}, {"test", "data/re/test.jsonl"},

@@ -3,6 +3,7 @@
 #include <memory>
 
 #include "biolm/core/error.h"
+#include "biolm/core/host_memory.h"
 #include "biolm/core/log.h"
 #include "biolm/core/version.h"
 #include "command.h"
@@ -39,6 +40,8 @@ bool register_config_command(const std::string& name, const std::string& help, c
 
 int main(int argc, char** argv) {
   using namespace biolm::cli;
+  // Freed activations stay in the heap for the next step (biolm/core/host_memory.h).
+  const biolm::core::HostAllocatorTuning host_memory = biolm::core::tune_host_allocator();
   CLI::App app{"biolm: train and adapt transformer language models for biomedicine"};
   app.require_subcommand(0, 1);
   bool show_version = false;
@@ -50,7 +53,10 @@ int main(int argc, char** argv) {
     cmd.setup(*sub);
   }
   // The log level applies before any subcommand callback runs.
-  app.parse_complete_callback([&] { biolm::log::set_level(biolm::log::parse_level(log_level)); });
+  app.parse_complete_callback([&] {
+    biolm::log::set_level(biolm::log::parse_level(log_level));
+    biolm::log::debug("host memory: {}", host_memory.detail);
+  });
   try {
     app.parse(argc, argv);  // subcommand callbacks run in here
     if (show_version) {
