@@ -72,7 +72,7 @@ for size in $SIZES; do
         output="$out/$name" data.train="$(ls "$DATA/$task"/train.*)" data.dev="$(ls "$DATA/$task"/dev.*)" \
         data.test="$(ls "$DATA/$task"/test.*)" ~tokenizer model.init="$pre/model" \
         ~model.preset ~model.hidden_size ~model.n_heads ~model.n_kv_heads ~model.ffn_size ~model.n_layers \
-        ~model.max_positions train.max_steps="$STEPS" train.eval_every=$((STEPS / 3)) train.lr=$lr \
+        ~model.max_positions train.max_steps="$STEPS" train.eval_every=$((STEPS / 3)) train.lr=$lr train.clip_grad_norm=1.0 \
         "${peft_keys[@]}" $EXTRA > "$out/$name.log" 2>&1 \
         || { echo "run $name failed:"; tail -n 20 "$out/$name.log"; exit 1; }
       echo "$name: $(tail -n 1 "$out/$name.log")"

@@ -39,7 +39,9 @@ torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
   BIOLM_CHECK(x.dim() >= 1 && x.size(-1) == options.in_features(), ShapeError, "Linear",
               "expected last dimension " + std::to_string(options.in_features()) + ", got input of " +
                   std::to_string(x.dim()) + " dims with last " + std::to_string(x.dim() ? x.size(-1) : 0));
-  auto y = torch::nn::functional::linear(x, weight, bias);
+  // at::linear, not torch::nn::functional::linear: the C++ frontend helper runs matmul + add for
+  // inputs of more than 2 dims, at::linear folds a contiguous (B,T,C) input into one addmm.
+  auto y = at::linear(x, weight, bias);
   if (adapter_ && !merged_) y = adapter_->adapt(x, y, *this);
   return y;
 }
