@@ -406,6 +406,104 @@ TEST_CASE("a tiny model of each family memorises a small batch", "[models][train
   }
 }
 
+// ---- MLM: the last block at the masked rows only ---------------------------------------------------
+
+namespace {
+
+// Loss, sparse logits and every parameter gradient of one MLM forward/backward.
+struct MlmRun {
+  torch::Tensor loss, logits;
+  std::vector<torch::Tensor> grads;
+};
+
+MlmRun mlm_run(MaskedLMModelImpl& m, const ModelInputs& in, const torch::Tensor& labels, bool rows_only) {
+  m.sparse_last_layer = rows_only;
+  m.zero_grad(true);
+  auto out = m.forward(in, labels);
+  out.loss.backward();
+  MlmRun r{out.loss.detach(), out.logits.detach(), {}};
+  for (const auto& p : m.parameters()) r.grads.push_back(p.grad().defined() ? p.grad().clone() : torch::Tensor());
+  return r;
+}
+
+void require_same_run(const MlmRun& a, const MlmRun& b) {
+  REQUIRE(a.loss.item<double>() == Approx(b.loss.item<double>()).epsilon(1e-5));
+  BIOLM_REQUIRE_CLOSE(a.logits, b.logits, 1e-4);
+  REQUIRE(a.grads.size() == b.grads.size());
+  int64_t compared = 0;
+  for (size_t i = 0; i < a.grads.size(); ++i) {
+    REQUIRE(a.grads[i].defined() == b.grads[i].defined());
+    if (!a.grads[i].defined()) continue;
+    BIOLM_REQUIRE_CLOSE(a.grads[i], b.grads[i], 1e-4);
+    ++compared;
+  }
+  REQUIRE(compared > 10);
+}
+
+}  // namespace
+
+TEST_CASE("MLM with the last block at the masked rows only equals the full computation", "[models][mlm]") {
+  torch::manual_seed(5);
+  const int64_t B = 3, T = 12;
+  auto labels = torch::full({B, T}, -100, torch::kLong);
+  // Uneven rows per sequence (3, 1, 4), including the first and last positions.
+  for (auto [b, t] : std::vector<std::pair<int64_t, int64_t>>{{0, 0}, {0, 5}, {0, 11}, {1, 7}, {2, 1}, {2, 2}, {2, 6}, {2, 9}}) {
+    labels[b][t] = 10 + b + t;
+  }
+  ModelInputs in;
+  in.input_ids = random_ids(B, T);
+  auto c = tiny(Family::Encoder);
+  SECTION("post-LN BERT, padding") {
+    in.attention_mask = torch::ones({B, T}, torch::kLong);
+    in.attention_mask[1].narrow(0, 9, 3).zero_();
+    in.token_type_ids = (torch::arange(T) >= 6).to(torch::kLong).expand({B, T}).contiguous();
+  }
+  SECTION("pre-LN Megatron-BERT style with rotary positions") {
+    c.norm_placement = NormPlacement::Pre;
+    c.final_norm = true;
+    c.positions = PositionKind::Rotary;
+  }
+  SECTION("activation checkpointing") {
+    c.gradient_checkpointing = true;
+  }
+  SECTION("packed segments (mask rows differ per query)") {
+    in.segment_ids = (torch::arange(T) >= 5).to(torch::kLong).expand({B, T}).contiguous();
+  }
+  MaskedLMModelImpl m(c);
+  {
+    // Sharper attention than the 0.02 init gives, so that every query row's mask and rotary
+    // angles visibly matter (a near-uniform softmax would hide a wrong row).
+    torch::NoGradGuard no_grad;
+    for (auto& p : m.named_parameters()) {
+      if (p.key().find("q_proj.weight") != std::string::npos || p.key().find("k_proj.weight") != std::string::npos) {
+        p.value().mul_(25.0);
+      }
+    }
+  }
+  m.train();  // dropout is 0 in tiny(): train mode exercises the checkpointing path
+  const auto full = mlm_run(m, in, labels, false);
+  const auto rows = mlm_run(m, in, labels, true);
+  REQUIRE(rows.logits.size(0) == 8);
+  require_same_run(rows, full);
+}
+
+TEST_CASE("output_positions: MoE last blocks fall back, unordered rows are refused", "[models][mlm]") {
+  torch::manual_seed(6);
+  auto c = with_moe(tiny(Family::Encoder));
+  c.moe.layers = {c.n_layers - 1};
+  MaskedLMModelImpl m(c);
+  ModelInputs in;
+  in.input_ids = random_ids(2, 8);
+  auto labels = torch::full({2, 8}, -100, torch::kLong);
+  labels[0][3] = 5, labels[1][0] = 6, labels[1][7] = 7;
+  require_same_run(mlm_run(m, in, labels, true), mlm_run(m, in, labels, false));
+
+  MaskedLMModelImpl dense(tiny(Family::Encoder));
+  ModelInputs bad = in;
+  bad.output_positions = torch::tensor({1, 0, 0, 3}, torch::kLong).view({2, 2});  // batch 1 before batch 0
+  REQUIRE_THROWS_WITH(dense.body().forward(bad), Catch::Contains("grouped by batch row"));
+}
+
 // ---- heads and ignore-index ----------------------------------------------------------------------------
 
 TEST_CASE("every head's loss ignores -100 targets and equals a manual cross entropy", "[models][heads]") {

@@ -115,18 +115,32 @@ MaskedLMModelImpl::MaskedLMModelImpl(const ModelConfig& c) : TaskModelImpl(c, Ta
 }
 
 TaskOutput MaskedLMModelImpl::forward(const ModelInputs& inputs, const torch::Tensor& labels) {
-  auto body_out = body_->forward(inputs);
-  auto h = body_out.hidden;  // (B,T,C)
   TaskOutput out;
   torch::Tensor target_labels;
-  if (labels.defined()) {
-    BIOLM_CHECK(labels.sizes() == h.sizes().slice(0, 2), ShapeError, "MaskedLM", "labels must be (B,T)");
-    if (sparse_logits) {
-      const auto index = (labels.to(h.device()) != kIgnoreIndex).nonzero();  // (N,2)
-      out.extra["target_index"] = index;
-      h = h.index({index.select(1, 0), index.select(1, 1)});  // (N,C)
-      target_labels = labels.to(h.device()).index({index.select(1, 0), index.select(1, 1)});
+  BodyOutput body_out;
+  torch::Tensor h;
+  if (labels.defined() && sparse_logits) {
+    const auto& ref = inputs.input_ids.defined() ? inputs.input_ids : inputs.inputs_embeds;
+    BIOLM_CHECK(ref.defined() && labels.dim() == 2 && labels.size(0) == ref.size(0) && labels.size(1) == ref.size(1),
+                ShapeError, "MaskedLM", "labels must be (B,T)");
+    const auto dev_labels = labels.to(ref.device());
+    const auto index = (dev_labels != kIgnoreIndex).nonzero();  // (N,2), row-major
+    out.extra["target_index"] = index;
+    target_labels = dev_labels.index({index.select(1, 0), index.select(1, 1)});
+    if (sparse_last_layer) {
+      ModelInputs rows = inputs;
+      rows.output_positions = index;
+      body_out = body_->forward(rows);
+      h = body_out.hidden;  // (N,C)
     } else {
+      body_out = body_->forward(inputs);
+      h = body_out.hidden.index({index.select(1, 0), index.select(1, 1)});  // (N,C)
+    }
+  } else {
+    body_out = body_->forward(inputs);
+    h = body_out.hidden;  // (B,T,C)
+    if (labels.defined()) {
+      BIOLM_CHECK(labels.sizes() == h.sizes().slice(0, 2), ShapeError, "MaskedLM", "labels must be (B,T)");
       target_labels = labels;
     }
   }

@@ -116,7 +116,36 @@ BodyOutput TransformerImpl::forward(const ModelInputs& in) {
   int64_t n_moe = 0;
   const bool recompute = c.gradient_checkpointing && is_training() && !in.use_cache && !has_past &&
                          torch::GradMode::is_enabled();
-  for (int64_t l = 0; l < c.n_layers; ++l) {
+  // Output rows only: (b, slot) of every requested row, and the last block at those rows alone.
+  const bool rows_wanted = in.output_positions.defined();
+  torch::Tensor row_b, row_slot, row_pos;  // (N) each; row_pos (B,M) positions per slot
+  bool rows_in_last_block = false;
+  if (rows_wanted) {
+    const auto& op = in.output_positions;
+    BIOLM_CHECK(op.dim() == 2 && op.size(1) == 2, ShapeError, "Transformer", "output_positions must be (N,2)");
+    BIOLM_CHECK(!in.use_cache, ShapeError, "Transformer", "output_positions cannot be combined with use_cache");
+    const auto pos = op.to(device).to(torch::kLong);
+    row_b = pos.select(1, 0);
+    const int64_t N = pos.size(0);
+    const bool last_is_moe = !blocks_.back()->moe.is_empty();
+    if (!causal() && !last_is_moe && N > 0) {
+      const auto counts = torch::bincount(row_b, /*weights=*/{}, B);         // rows per batch element
+      const auto starts = counts.cumsum(0) - counts;                         // first row of each
+      row_slot = torch::arange(N, pos.options()) - starts.index_select(0, row_b);
+      const auto sorted = N < 2 ? torch::ones({}, pos.options().dtype(torch::kBool))
+                                : (row_b.narrow(0, 1, N - 1) >= row_b.narrow(0, 0, N - 1)).all();
+      // One host read: the padded row count and whether the rows are grouped by batch element.
+      const auto host = torch::stack({counts.max(), sorted.to(torch::kLong)}).cpu();
+      const int64_t M = host[0].item<int64_t>();
+      BIOLM_CHECK(host[1].item<int64_t>() == 1, ShapeError, "Transformer",
+                  "output_positions must be grouped by batch row in ascending order (as nonzero() returns them)");
+      row_pos = torch::zeros({B, M}, pos.options());
+      row_pos.index_put_({row_b, row_slot}, pos.select(1, 1));
+      rows_in_last_block = true;
+    }
+  }
+  const int64_t full_layers = rows_in_last_block ? c.n_layers - 1 : c.n_layers;
+  for (int64_t l = 0; l < full_layers; ++l) {
     auto& block = blocks_[static_cast<size_t>(l)];
     ctx.past = has_past ? &in.past->layers[static_cast<size_t>(l)] : nullptr;
     if (recompute) {
@@ -136,8 +165,39 @@ BodyOutput TransformerImpl::forward(const ModelInputs& in) {
     }
     if (!block->moe.is_empty()) ++n_moe;
   }
-  if (!final_norm.is_empty()) h = final_norm(h);
-  out.hidden = h;
+  if (rows_in_last_block) {
+    // The last block at the requested rows: (B,M,C) gathered by slot (unused slots read position 0
+    // and are dropped below); the mask and rotary angles follow the query rows.
+    auto& block = blocks_.back();
+    const int64_t M = row_pos.size(1), C = h.size(2);
+    nn::AttentionContext rows_ctx = ctx;
+    rows_ctx.past = nullptr;
+    if (ctx.mask.defined()) {
+      const auto m = ctx.mask.expand({B, 1, T, ctx.mask.size(3)});
+      rows_ctx.mask = m.gather(2, row_pos.view({B, 1, M, 1}).expand({B, 1, M, m.size(3)}));
+    }
+    if (ctx.cos.defined()) {
+      const auto idx = row_pos.unsqueeze(-1).expand({B, M, ctx.cos.size(2)});
+      rows_ctx.q_cos = ctx.cos.gather(1, idx);
+      rows_ctx.q_sin = ctx.sin.gather(1, idx);
+    }
+    const auto rows_of = [row_pos, B, M, C](const torch::Tensor& x) {
+      return x.gather(1, row_pos.unsqueeze(-1).expand({B, M, C}));
+    };
+    if (recompute) {
+      auto fn = [block, rows_ctx, rows_of](const std::vector<torch::Tensor>& xs) mutable {
+        return std::vector<torch::Tensor>{block->forward_rows(rows_of(xs[0]), xs[0], rows_ctx).hidden};
+      };
+      h = nn::checkpoint(fn, {h})[0];
+    } else {
+      h = block->forward_rows(rows_of(h), h, rows_ctx).hidden;  // (B,M,C)
+    }
+    if (!final_norm.is_empty()) h = final_norm(h);
+    out.hidden = h.index({row_b, row_slot});  // (N,C) in output_positions order
+  } else {
+    if (!final_norm.is_empty()) h = final_norm(h);
+    out.hidden = rows_wanted ? h.index({row_b, in.output_positions.to(device).to(torch::kLong).select(1, 1)}) : h;
+  }
   out.aux_loss = n_moe > 0 ? aux * (c.moe.aux_loss_weight / static_cast<double>(n_moe)) : aux;
   return out;
 }

@@ -43,17 +43,29 @@ torch::Tensor explicit_attention(const torch::Tensor& q, const torch::Tensor& k,
   return torch::matmul(probs, v);  // (B,H,Tq,D)
 }
 
-AttentionOutput AttentionImpl::forward(const torch::Tensor& x, const AttentionContext& ctx) {
+AttentionOutput AttentionImpl::forward(const torch::Tensor& x, const AttentionContext& ctx, const torch::Tensor& kv_x) {
   BIOLM_CHECK(x.dim() == 3 && x.size(2) == options.hidden_size(), ShapeError, "Attention",
               "expected x (B,T," + std::to_string(options.hidden_size()) + ")");
   const int64_t B = x.size(0), T = x.size(1), H = options.n_heads(), Hkv = options.n_kv_heads();
   const int64_t D = options.hidden_size() / H;
-  auto q = q_proj(x).view({B, T, H, D}).transpose(1, 2);    // (B,H,T,D)
-  auto k = k_proj(x).view({B, T, Hkv, D}).transpose(1, 2);  // (B,Hkv,T,D)
-  auto v = v_proj(x).view({B, T, Hkv, D}).transpose(1, 2);  // (B,Hkv,T,D)
+  const bool cross = kv_x.defined();
+  BIOLM_CHECK(!cross || (kv_x.dim() == 3 && kv_x.size(0) == B && kv_x.size(2) == x.size(2) && ctx.past == nullptr &&
+                         !ctx.use_cache && !ctx.is_causal),
+              ShapeError, "Attention", "queries at a subset of positions need kv_x (B,Tk,C), no cache, not causal");
+  const auto& src = cross ? kv_x : x;
+  const int64_t Ts = src.size(1);
+  auto q = q_proj(x).view({B, T, H, D}).transpose(1, 2);       // (B,H,T,D)
+  auto k = k_proj(src).view({B, Ts, Hkv, D}).transpose(1, 2);  // (B,Hkv,Ts,D)
+  auto v = v_proj(src).view({B, Ts, Hkv, D}).transpose(1, 2);  // (B,Hkv,Ts,D)
   if (options.rotary()) {
     BIOLM_CHECK(ctx.cos.defined() && ctx.sin.defined(), ShapeError, "Attention", "rotary attention needs cos/sin");
-    q = apply_rotary(q, ctx.cos, ctx.sin);
+    if (cross) {
+      BIOLM_CHECK(ctx.q_cos.defined() && ctx.q_sin.defined(), ShapeError, "Attention",
+                  "rotary attention at a subset of positions needs q_cos/q_sin");
+      q = apply_rotary(q, ctx.q_cos, ctx.q_sin);
+    } else {
+      q = apply_rotary(q, ctx.cos, ctx.sin);
+    }
     k = apply_rotary(k, ctx.cos, ctx.sin);
   }
   if (ctx.past != nullptr && ctx.past->k.defined()) {

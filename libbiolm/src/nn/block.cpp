@@ -50,4 +50,22 @@ BlockOutput BlockImpl::forward(const torch::Tensor& x, const AttentionContext& c
   return out;
 }
 
+BlockOutput BlockImpl::forward_rows(const torch::Tensor& x_q, const torch::Tensor& x, const AttentionContext& ctx) {
+  BIOLM_CHECK(moe.is_empty(), ShapeError, "Block", "forward_rows is not defined for MoE blocks");
+  const double p = options.dropout();
+  const bool train = is_training();
+  BlockOutput out;
+  if (options.norm_placement() == NormPlacement::Pre) {
+    auto a = attn(attn_norm(x_q), ctx, attn_norm(x));
+    const auto h = x_q + torch::dropout(a.out, p, train);
+    out.hidden = h + torch::dropout(mlp(mlp_norm(h)), p, train);
+  } else {
+    auto a = attn(x_q, ctx, x);
+    const auto h = attn_norm(x_q + torch::dropout(a.out, p, train));
+    out.hidden = mlp_norm(h + torch::dropout(mlp(h), p, train));
+  }
+  out.aux_loss = torch::zeros({}, x.options().dtype(torch::kFloat));
+  return out;
+}
+
 }  // namespace biolm::nn

@@ -36,7 +36,7 @@ torch::Tensor LoraAdapterImpl::adapt(const torch::Tensor& x, const torch::Tensor
   auto h = dropout_ > 0 ? torch::dropout(x, dropout_, is_training()) : x;
   // (..., in) -> (..., r) -> (..., out)
   h = torch::matmul(torch::matmul(h, lora_a.t()), lora_b.t());
-  return base_out + h * scaling_;
+  return torch::add(base_out, h, scaling_);  // base + scaling * h in one pass
 }
 
 torch::Tensor LoraAdapterImpl::delta_weight() const { return torch::matmul(lora_b, lora_a) * scaling_; }

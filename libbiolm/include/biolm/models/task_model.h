@@ -88,6 +88,9 @@ class MaskedLMModelImpl : public TaskModelImpl {
   TaskOutput forward(const ModelInputs& inputs, const torch::Tensor& labels = {});
   TaskOutput forward_task(const data::Batch& batch) override;
   bool sparse_logits = true;
+  /// With sparse_logits: the body's last block runs at the target positions only
+  /// (ModelInputs.output_positions); false computes every position and picks the rows after.
+  bool sparse_last_layer = true;
 
   nn::Linear mlm_dense{nullptr};  // "mlm_head.dense"
   nn::Norm mlm_norm{nullptr};     // "mlm_head.norm"

@@ -41,12 +41,18 @@ struct ModelInputs {
   torch::Tensor position_ids;
   torch::Tensor segment_ids;     ///< (B,T) packed examples: attention stays within a segment
   torch::Tensor inputs_embeds;   ///< (B,T,C) instead of input_ids (prompt tuning)
+  /// (N,2) (batch, position) pairs, grouped by batch row in ascending order (as nonzero() returns
+  /// them): the body then returns hidden (N,C) at these positions only. An encoder without MoE in
+  /// its last block computes that block's queries, attention output, norms and FFN at these rows
+  /// alone (keys and values still see every position): the MLM step's last layer shrinks to the
+  /// ~15 % masked positions. Otherwise the full (B,T,C) is computed and the rows picked.
+  torch::Tensor output_positions;
   const KVCache* past = nullptr; ///< decoders: the cache from previous calls
   bool use_cache = false;        ///< decoders: return the updated cache
 };
 
 struct BodyOutput {
-  torch::Tensor hidden;    ///< (B,T,C)
+  torch::Tensor hidden;    ///< (B,T,C); (N,C) with ModelInputs.output_positions
   /// MoE load-balancing loss, already weighted (moe.aux_loss_weight * mean over MoE layers);
   /// a scalar 0 without MoE. Task heads add it to their loss.
   torch::Tensor aux_loss;

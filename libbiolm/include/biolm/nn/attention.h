@@ -35,6 +35,9 @@ struct AttentionContext {
   bool is_causal = false;
   torch::Tensor cos;
   torch::Tensor sin;
+  /// Rotary angles of the query rows when queries are a subset of the positions (see forward).
+  torch::Tensor q_cos;
+  torch::Tensor q_sin;
   const LayerKV* past = nullptr;
   bool use_cache = false;
 };
@@ -62,7 +65,10 @@ class AttentionImpl : public torch::nn::Cloneable<AttentionImpl> {
   void reset() override;
   void pretty_print(std::ostream& stream) const override;
   /// x: (B,T,C) -> out (B,T,C)
-  AttentionOutput forward(const torch::Tensor& x, const AttentionContext& ctx);
+  /// x (B,T,C). With kv_x (B,Tk,C), queries come from x and keys/values from kv_x (queries at a
+  /// subset of kv_x's positions: ctx.mask and ctx.cos/sin must then be given for the query rows);
+  /// no cache, not causal.
+  AttentionOutput forward(const torch::Tensor& x, const AttentionContext& ctx, const torch::Tensor& kv_x = {});
 
   AttentionOptions options;
   Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};

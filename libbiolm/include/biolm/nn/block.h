@@ -44,6 +44,11 @@ class BlockImpl : public torch::nn::Cloneable<BlockImpl> {
   void reset() override;
   /// x: (B,T,C); token_mask (B,T) 1 = real token (for MoE statistics; may be undefined).
   BlockOutput forward(const torch::Tensor& x, const AttentionContext& ctx, const torch::Tensor& token_mask = {});
+  /// The block's output at a subset of positions only: x_q (B,M,C) are the rows of x (B,T,C) at
+  /// those positions; keys and values come from all of x, everything after attention runs on the
+  /// M rows. Row for row equal to forward(x) at those positions (every op after attention is
+  /// position-wise). Not for MoE blocks (their balance statistics span all tokens).
+  BlockOutput forward_rows(const torch::Tensor& x_q, const torch::Tensor& x, const AttentionContext& ctx);
 
   BlockOptions options;
   Attention attn{nullptr};
