@@ -11,9 +11,11 @@
 #                      [--bin build/bin/biolm-bench] [--python /usr/bin/python3] [--repeat 1]
 #
 # On CUDA (--device cuda) the default configs become the CUDA presets; the reference is run with
-# --device cuda as well. --repeat N runs each pair N times and keeps every line; the table shows
-# each side's fastest run (by median), and "ratio (min)" compares the fastest single steps, which
-# is the steadier figure on a machine shared with other work.
+# --device cuda as well; where transformers and peft import, every LLaMA-style clm_lora case is
+# also timed through them (torch_reference.py --impl hf-peft) and gets a table of its own.
+# --repeat N runs each pair N times and keeps every line; the table shows each side's fastest run
+# (by median), and "ratio (min)" compares the fastest single steps, which is the steadier figure on
+# a machine shared with other work.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -71,6 +73,10 @@ echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ) $(uname -n) threads=$threads steps=$steps
 echo "# load average before: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 
 common=(--threads "$threads" --steps "$steps" --warmup "$warmup")
+# Where transformers and peft are importable, clm_lora is also timed through them (LLaMA-style configs).
+hf_peft=0
+if "$python" -c "import transformers, peft" 2>/dev/null; then hf_peft=1; fi
+echo "# transformers + peft LoRA reference: $([[ $hf_peft == 1 ]] && echo yes || echo "not installed, skipped")" >&2
 for cfg in $configs; do
   for cs in $(cases_for "$cfg"); do
     for ((r = 0; r < repeat; r++)); do
@@ -78,6 +84,10 @@ for cfg in $configs; do
       "$bin" --config "$cfg" --case "$cs" "${common[@]}" --device "$device" --dtype "$dtype" >> "$out"
       "$python" "$here/reference/torch_reference.py" --config "$cfg" --case "$cs" "${common[@]}" \
         --device "$device" --dtype "$dtype" >> "$out"
+      if [[ "$cs" == clm_lora && "$hf_peft" == 1 && "$cfg" != gpt2-* ]]; then
+        "$python" "$here/reference/torch_reference.py" --config "$cfg" --case "$cs" "${common[@]}" \
+          --device "$device" --dtype "$dtype" --impl hf-peft >> "$out"
+      fi
     done
   done
 done
@@ -116,6 +126,19 @@ for cfg, cs in keys:
           f(b["step_ms_median"], ".1f"), f(mem_a, ".0f"), f(mem_b, ".0f"), f(mem_a / mem_b, ".2f"),
           f(pa * 100 if pa else None, ".0f"), f(pb * 100 if pb else None, ".0f"),
           str(a["trainable_params"])]) + " |")
+hf = [(k, r) for k, r in best.items() if k[2] == "hf-peft"]
+if hf:
+    print("\n| config | case | biolm tok/s | transformers+peft tok/s | ratio | biolm MB | transformers+peft MB | mem ratio |")
+    print("|---|---|---|---|---|---|---|---|")
+    for (cfg, cs, _), h in hf:
+        a = best.get((cfg, cs, "biolm"))
+        if a is None:
+            continue
+        mem_a = a.get("peak_cuda_mb") or a["peak_rss_mb"]
+        mem_h = h.get("peak_cuda_mb") or h["peak_rss_mb"]
+        print("| " + " | ".join([cfg, cs, f(a["tokens_per_s"], ".0f"), f(h["tokens_per_s"], ".0f"),
+              f(a["tokens_per_s"] / h["tokens_per_s"], ".2f") + "x", f(mem_a, ".0f"), f(mem_h, ".0f"),
+              f(mem_a / mem_h, ".2f")]) + " |")
 first = next((r for r in rows if r["impl"] == "biolm"), None)
 if first:
     print(f"\nbiolm: torch {first['torch']}, {first['device']}, threads {first['threads']}, "

@@ -11,6 +11,13 @@ in the same session on the same machine. Models mirror libbiolm's builders exact
 
   python3 bench/reference/torch_reference.py --config tiny --case clm_full [--threads 2]
                                              [--device cpu|cuda] [--dtype fp32|bf16]
+                                             [--impl pytorch|hf-peft] [--batch B] [--seq T]
+
+Configs: tiny, small, bert, and the CUDA presets gpt2-124m, gpt2-350m (GPT-2 style: pre-LayerNorm,
+learned positions, GELU tanh, biases, tied head), megatron-bert-345m (pre-LN encoder, final
+LayerNorm) and llama-1b (grouped KV heads), the same shapes as biolm-bench. On torch 2.x attention
+uses torch.nn.functional.scaled_dot_product_attention (fused kernels), on 1.13 the explicit product.
+--impl hf-peft times the clm_lora step through transformers + peft instead (LLaMA-style configs).
 
 On CUDA each timed step ends with torch.cuda.synchronize() (the measurement), bf16 runs under
 autocast, TF32 is allowed, and AdamW uses fused=True where this torch has it.
@@ -30,12 +37,21 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 CONFIGS = {
-    # d, layers, heads, seq, batch, vocab, ffn, family
-    "tiny": dict(d=128, layers=4, heads=4, seq=128, batch=8, vocab=8000, ffn=512, family="decoder"),
-    "small": dict(d=256, layers=6, heads=8, seq=256, batch=4, vocab=16000, ffn=1024, family="decoder"),
-    "bert": dict(d=256, layers=4, heads=4, seq=128, batch=8, vocab=8000, ffn=1024, family="encoder"),
+    # d, layers, heads, kv_heads, seq, batch, vocab, ffn, family, style; the last four are the CUDA presets
+    "tiny": dict(d=128, layers=4, heads=4, kv=4, seq=128, batch=8, vocab=8000, ffn=512, family="decoder", style="llama"),
+    "small": dict(d=256, layers=6, heads=8, kv=8, seq=256, batch=4, vocab=16000, ffn=1024, family="decoder",
+                  style="llama"),
+    "bert": dict(d=256, layers=4, heads=4, kv=4, seq=128, batch=8, vocab=8000, ffn=1024, family="encoder",
+                 style="bert"),
+    "gpt2-124m": dict(d=768, layers=12, heads=12, kv=12, seq=1024, batch=8, vocab=50257, ffn=3072, family="decoder",
+                      style="gpt2"),
+    "gpt2-350m": dict(d=1024, layers=24, heads=16, kv=16, seq=1024, batch=8, vocab=50257, ffn=4096, family="decoder",
+                      style="gpt2"),
+    "megatron-bert-345m": dict(d=1024, layers=24, heads=16, kv=16, seq=512, batch=16, vocab=50176, ffn=4096,
+                               family="encoder", style="megatron"),
+    "llama-1b": dict(d=2048, layers=22, heads=32, kv=4, seq=1024, batch=8, vocab=32000, ffn=5632, family="decoder",
+                     style="llama"),
 }
-
 
 class RMSNorm(nn.Module):
     def __init__(self, d, eps=1e-6):
@@ -66,88 +82,151 @@ class LoRALinear(nn.Module):
         return self.base(x) + (x @ self.a.t() @ self.b.t()) * self.scale
 
 
-class DecoderBlock(nn.Module):
-    def __init__(self, d, h, ffn):
-        super().__init__()
-        self.h = h
-        self.attn_norm, self.mlp_norm = RMSNorm(d), RMSNorm(d)
-        self.q_proj, self.k_proj, self.v_proj, self.o_proj = (nn.Linear(d, d, bias=False) for _ in range(4))
-        self.gate, self.up = nn.Linear(d, ffn, bias=False), nn.Linear(d, ffn, bias=False)
-        self.down = nn.Linear(ffn, d, bias=False)
+def attention(q, k, v, causal):
+    """q (B,H,Tq,D), k/v (B,H,Tk,D). torch.nn.functional's fused kernel where this torch has it
+    (2.x: flash / memory-efficient on CUDA), else the explicit softmax(QK^T/sqrt(D))V of 1.13."""
+    Tq, Tk = q.shape[2], k.shape[2]
+    if hasattr(F, "scaled_dot_product_attention"):
+        if causal and Tq > 1 and Tq != Tk:  # a chunk after a cache: bottom-right aligned mask
+            mask = torch.ones(Tq, Tk, dtype=torch.bool, device=q.device).tril(Tk - Tq)
+            return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        return F.scaled_dot_product_attention(q, k, v, is_causal=causal and Tq > 1)
+    s = (q @ k.transpose(-2, -1)) / math.sqrt(q.shape[-1])
+    if causal and Tq > 1:
+        s = s.masked_fill(torch.ones(Tq, Tk, dtype=torch.bool, device=q.device).triu(Tk - Tq + 1), float("-inf"))
+    return torch.softmax(s, -1) @ v
 
-    def forward(self, x, cos, sin):
+
+class DecoderBlock(nn.Module):
+    """style "llama": pre-RMSNorm, rotary, SwiGLU, no biases, grouped KV heads;
+    style "gpt2": pre-LayerNorm (eps 1e-5), learned positions (in the Decoder), GELU tanh, biases."""
+
+    def __init__(self, d, h, kvh, ffn, style):
+        super().__init__()
+        self.h, self.kvh, self.style = h, kvh, style
+        hd = d // h
+        bias = style == "gpt2"
+        norm = (lambda: nn.LayerNorm(d, eps=1e-5)) if bias else (lambda: RMSNorm(d))
+        self.attn_norm, self.mlp_norm = norm(), norm()
+        self.q_proj, self.o_proj = nn.Linear(d, d, bias=bias), nn.Linear(d, d, bias=bias)
+        self.k_proj, self.v_proj = nn.Linear(d, kvh * hd, bias=bias), nn.Linear(d, kvh * hd, bias=bias)
+        if bias:
+            self.up, self.down = nn.Linear(d, ffn), nn.Linear(ffn, d)
+        else:
+            self.gate, self.up = nn.Linear(d, ffn, bias=False), nn.Linear(d, ffn, bias=False)
+            self.down = nn.Linear(ffn, d, bias=False)
+
+    def mlp(self, y):
+        if self.style == "gpt2":
+            return self.down(F.gelu(self.up(y), approximate="tanh"))
+        return self.down(F.silu(self.gate(y)) * self.up(y))
+
+    def forward(self, x, cos, sin, cache=None):
         B, T, C = x.shape
         hd = C // self.h
         y = self.attn_norm(x)
         q = self.q_proj(y).view(B, T, self.h, hd).transpose(1, 2)
-        k = self.k_proj(y).view(B, T, self.h, hd).transpose(1, 2)
-        v = self.v_proj(y).view(B, T, self.h, hd).transpose(1, 2)
-        q, k = rope(q, cos, sin), rope(k, cos, sin)
-        s = (q @ k.transpose(-2, -1)) / math.sqrt(hd)
-        s = s.masked_fill(torch.ones(T, T, dtype=torch.bool).triu(1), float("-inf"))
-        a = (torch.softmax(s, -1) @ v).transpose(1, 2).reshape(B, T, C)
+        k = self.k_proj(y).view(B, T, self.kvh, hd).transpose(1, 2)
+        v = self.v_proj(y).view(B, T, self.kvh, hd).transpose(1, 2)
+        if cos is not None:
+            q, k = rope(q, cos, sin), rope(k, cos, sin)
+        if cache is not None:  # generation: keys/values of the earlier tokens
+            if "k" in cache:
+                k, v = torch.cat([cache["k"], k], 2), torch.cat([cache["v"], v], 2)
+            cache["k"], cache["v"] = k, v
+        if self.kvh != self.h:
+            k, v = k.repeat_interleave(self.h // self.kvh, 1), v.repeat_interleave(self.h // self.kvh, 1)
+        a = attention(q, k, v, causal=True).transpose(1, 2).reshape(B, T, C)
         x = x + self.o_proj(a)
-        y = self.mlp_norm(x)
-        return x + self.down(F.silu(self.gate(y)) * self.up(y))
+        return x + self.mlp(self.mlp_norm(x))
 
 
 class Decoder(nn.Module):
     def __init__(self, c):
         super().__init__()
         self.c = c
+        gpt2 = c["style"] == "gpt2"
         self.tok = nn.Embedding(c["vocab"], c["d"])
-        self.layers = nn.ModuleList(DecoderBlock(c["d"], c["heads"], c["ffn"]) for _ in range(c["layers"]))
-        self.final_norm = RMSNorm(c["d"])
+        nn.init.normal_(self.tok.weight, std=0.02)  # as HF initialises it (N(0,1) made tied logits huge)
+        self.pos = nn.Embedding(c["seq"], c["d"]) if gpt2 else None
+        self.layers = nn.ModuleList(DecoderBlock(c["d"], c["heads"], c["kv"], c["ffn"], c["style"])
+                                    for _ in range(c["layers"]))
+        self.final_norm = nn.LayerNorm(c["d"], eps=1e-5) if gpt2 else RMSNorm(c["d"])
         self.lm_head = nn.Linear(c["d"], c["vocab"], bias=False)
-        hd = c["d"] // c["heads"]
-        inv = 1.0 / (10000.0 ** (torch.arange(0, hd, 2).float() / hd))
-        ang = torch.arange(c["seq"]).float()[:, None] * inv[None, :]
-        ang = torch.cat([ang, ang], -1)
-        self.register_buffer("cos", ang.cos())
-        self.register_buffer("sin", ang.sin())
+        if gpt2:
+            self.lm_head.weight = self.tok.weight  # GPT-2 ties its output projection
+        else:
+            hd = c["d"] // c["heads"]
+            inv = 1.0 / (10000.0 ** (torch.arange(0, hd, 2).float() / hd))
+            ang = torch.arange(c["seq"]).float()[:, None] * inv[None, :]
+            ang = torch.cat([ang, ang], -1)
+            self.register_buffer("cos", ang.cos())
+            self.register_buffer("sin", ang.sin())
 
-    def forward(self, ids):
+    def forward(self, ids, pos0=0, caches=None, last_only=False):
         T = ids.shape[1]
         x = self.tok(ids)
-        for blk in self.layers:
-            x = blk(x, self.cos[:T], self.sin[:T])
+        cos = sin = None
+        if self.pos is not None:
+            x = x + self.pos.weight[pos0:pos0 + T]
+        else:
+            cos, sin = self.cos[pos0:pos0 + T], self.sin[pos0:pos0 + T]
+        for i, blk in enumerate(self.layers):
+            x = blk(x, cos, sin, None if caches is None else caches[i])
+        if last_only:
+            x = x[:, -1]
         return self.lm_head(self.final_norm(x))
 
 
 class EncoderBlock(nn.Module):
-    def __init__(self, d, h, ffn):
+    """post-LN (BERT) or pre-LN (Megatron-BERT / GatorTron); GELU (erf), biases, LayerNorm eps 1e-12."""
+
+    def __init__(self, d, h, ffn, pre_ln):
         super().__init__()
-        self.h = h
+        self.h, self.pre_ln = h, pre_ln
         self.q_proj, self.k_proj, self.v_proj, self.o_proj = (nn.Linear(d, d) for _ in range(4))
         self.attn_norm, self.mlp_norm = nn.LayerNorm(d, eps=1e-12), nn.LayerNorm(d, eps=1e-12)
         self.up, self.down = nn.Linear(d, ffn), nn.Linear(ffn, d)
 
-    def forward(self, x):
+    def attn(self, x):
         B, T, C = x.shape
         hd = C // self.h
         q = self.q_proj(x).view(B, T, self.h, hd).transpose(1, 2)
         k = self.k_proj(x).view(B, T, self.h, hd).transpose(1, 2)
         v = self.v_proj(x).view(B, T, self.h, hd).transpose(1, 2)
-        a = (torch.softmax((q @ k.transpose(-2, -1)) / math.sqrt(hd), -1) @ v).transpose(1, 2).reshape(B, T, C)
-        x = self.attn_norm(x + self.o_proj(a))
+        return self.o_proj(attention(q, k, v, causal=False).transpose(1, 2).reshape(B, T, C))
+
+    def forward(self, x):
+        if self.pre_ln:
+            x = x + self.attn(self.attn_norm(x))
+            return x + self.down(F.gelu(self.up(self.mlp_norm(x))))
+        x = self.attn_norm(x + self.attn(x))
         return self.mlp_norm(x + self.down(F.gelu(self.up(x))))
 
 
 class Encoder(nn.Module):
+    """BERT: embedding LayerNorm, post-LN. Megatron-BERT: no embedding LayerNorm, pre-LN, final LN."""
+
     def __init__(self, c):
         super().__init__()
         d = c["d"]
+        self.megatron = c["style"] == "megatron"
         self.tok, self.pos, self.typ = nn.Embedding(c["vocab"], d), nn.Embedding(512, d), nn.Embedding(2, d)
-        self.norm = nn.LayerNorm(d, eps=1e-12)
-        self.layers = nn.ModuleList(EncoderBlock(d, c["heads"], c["ffn"]) for _ in range(c["layers"]))
+        nn.init.normal_(self.tok.weight, std=0.02)  # as HF initialises it (N(0,1) made tied logits huge)
+        self.norm = nn.LayerNorm(d, eps=1e-12)  # embedding LN (BERT) or final LN (Megatron)
+        self.layers = nn.ModuleList(EncoderBlock(d, c["heads"], c["ffn"], self.megatron) for _ in range(c["layers"]))
         self.head_dense, self.head_norm = nn.Linear(d, d), nn.LayerNorm(d, eps=1e-12)
         self.head_bias = nn.Parameter(torch.zeros(c["vocab"]))
 
     def forward(self, ids, labels):
         T = ids.shape[1]
-        x = self.norm(self.tok(ids) + self.pos.weight[:T] + self.typ.weight[0])
+        x = self.tok(ids) + self.pos.weight[:T] + self.typ.weight[0]
+        if not self.megatron:
+            x = self.norm(x)
         for blk in self.layers:
             x = blk(x)
+        if self.megatron:
+            x = self.norm(x)
         sel = labels.view(-1) != -100  # logits only at masked positions
         h = x.reshape(-1, x.shape[-1])[sel]
         h = self.head_norm(F.gelu(self.head_dense(h)))
@@ -157,8 +236,9 @@ class Encoder(nn.Module):
 
 def matmul_params(c):
     d, f, L, V = c["d"], c["ffn"], c["layers"], c["vocab"]
+    kv = c["kv"] * (d // c["heads"])
     if c["family"] == "decoder":
-        return L * (4 * d * d + 3 * d * f) + d * V
+        return L * (2 * d * d + 2 * d * kv + (3 if c["style"] == "llama" else 2) * d * f) + d * V
     return L * (4 * d * d + 2 * d * f) + d * d + d * V  # MLM decoder counted only where evaluated
 
 
@@ -220,8 +300,79 @@ def set_openblas_threads(n):
         return None
 
 
-def run(config, case, warmup, steps, seed, device, dtype):
-    c = CONFIGS[config]
+def run_hf_peft(config, c, warmup, steps, seed, device, dtype):
+    """The clm_lora step through Hugging Face transformers + peft: LlamaForCausalLM of the same shape
+    (SDPA attention), peft LoRA r 8, alpha 16 on q_proj and v_proj, AdamW (fused on CUDA) on the
+    adapter weights. LLaMA-style configs only (GPT-2 fuses q/k/v into c_attn, not the same LoRA)."""
+    try:
+        import peft
+        import transformers
+    except ImportError as e:  # the caller (run_bench.sh) checks first; this is the direct-call message
+        raise SystemExit(f"hf-peft needs transformers and peft: {e}")
+    if c["style"] != "llama":
+        raise SystemExit(f"hf-peft is defined for the LLaMA-style configs, not {config}")
+    torch.manual_seed(seed)
+    B, T, V = c["batch"], c["seq"], c["vocab"]
+    cfg = transformers.LlamaConfig(
+        vocab_size=V, hidden_size=c["d"], intermediate_size=c["ffn"], num_hidden_layers=c["layers"],
+        num_attention_heads=c["heads"], num_key_value_heads=c["kv"], max_position_embeddings=T,
+        rms_norm_eps=1e-6, tie_word_embeddings=False, attention_dropout=0.0)
+    try:
+        model = transformers.LlamaForCausalLM._from_config(cfg, attn_implementation="sdpa")
+    except (TypeError, ValueError, ImportError):
+        model = transformers.LlamaForCausalLM(cfg)
+    lora = peft.LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules=["q_proj", "v_proj"],
+                           task_type="CAUSAL_LM")
+    model = peft.get_peft_model(model, lora).to(device)
+    model.train()
+    ids = torch.randint(0, V, (B, T)).to(device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    has_fused = "fused" in torch.optim.AdamW.__init__.__code__.co_varnames
+    fused = {"fused": True} if device.type == "cuda" and has_fused else {}
+    opt = torch.optim.AdamW(params, lr=1e-4, weight_decay=0.0, **fused)
+    autocast = device.type == "cuda" and dtype == "bf16"
+    last_loss = [None]
+
+    def step():
+        ctx = torch.autocast("cuda", dtype=torch.bfloat16) if autocast else contextlib.nullcontext()
+        with ctx:
+            loss = model(input_ids=ids, labels=ids).loss  # HF shifts the labels itself
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        last_loss[0] = loss.detach()
+
+    times = []
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    for i in range(warmup + steps):
+        sync(device)
+        t = time.perf_counter()
+        step()
+        sync(device)
+        if i >= warmup:
+            times.append(time.perf_counter() - t)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    cuda_mb = torch.cuda.max_memory_allocated(device) / 2 ** 20 if device.type == "cuda" else None
+    med = statistics.median(times)
+    fpt = flops_per_token(c, True)
+    achieved = fpt * B * T / med
+    peak = measure_matmul_peak(device)
+    return {
+        "case": "clm_lora", "config": config, "impl": "hf-peft", "torch": torch.__version__,
+        "transformers": transformers.__version__, "peft": peft.__version__,
+        "device": str(device), "dtype": dtype, "threads": torch.get_num_threads(), "blas": mapped_blas(),
+        "tokens_per_s": B * T / med, "step_ms_median": med * 1e3, "step_ms_min": min(times) * 1e3,
+        "step_ms_max": max(times) * 1e3, "steps": steps, "warmup": warmup,
+        "peak_rss_mb": rss, "peak_cuda_mb": cuda_mb, "flops_per_token": fpt, "achieved_flops": achieved,
+        "matmul_peak_flops": peak, "peak_fraction": achieved / peak,
+        "trainable_params": sum(p.numel() for p in params), "final_loss": float(last_loss[0]),
+    }
+
+
+def run(config, case, warmup, steps, seed, device, dtype, impl="pytorch", batch=None, seq=None):
+    c = dict(CONFIGS[config])
+    c["batch"], c["seq"] = batch or c["batch"], seq or c["seq"]
     torch.manual_seed(seed)
     B, T, V = c["batch"], c["seq"], c["vocab"]
     ids = torch.randint(0, V, (B, T))
@@ -229,15 +380,17 @@ def run(config, case, warmup, steps, seed, device, dtype):
     training = case in ("clm_full", "clm_lora", "clm_hybrid", "mlm")
     if case == "mlm":
         if c["family"] != "encoder":
-            raise SystemExit("case mlm needs the bert config")
+            raise SystemExit("case mlm needs an encoder config (bert, megatron-bert-345m)")
         model = Encoder(c)
         labels = torch.full((B, T), -100, dtype=torch.long)
         mask = torch.rand(B, T) < 0.15
         labels[mask] = ids[mask]
     else:
         if c["family"] != "decoder":
-            raise SystemExit(f"case {case} needs a decoder config (tiny|small)")
+            raise SystemExit(f"case {case} needs a decoder config")
         model = Decoder(c)
+    if case in ("clm_lora", "clm_hybrid") and impl == "hf-peft":
+        return run_hf_peft(config, c, warmup, steps, seed, device, dtype)
     if case in ("clm_lora", "clm_hybrid"):
         for p in model.parameters():
             p.requires_grad_(False)
@@ -245,7 +398,8 @@ def run(config, case, warmup, steps, seed, device, dtype):
             blk.q_proj, blk.v_proj = LoRALinear(blk.q_proj), LoRALinear(blk.v_proj)
     if case == "clm_hybrid":  # LoRA plus every norm, bias (none in this decoder) and the LM head in full
         for name, p in model.named_parameters():
-            if name.endswith(".bias") or "norm" in name.split(".")[-2] or name.startswith("lm_head."):
+            head = name.startswith("lm_head.") or (name == "tok.weight" and model.lm_head.weight is model.tok.weight)
+            if name.endswith(".bias") or "norm" in name.split(".")[-2] or head:
                 p.requires_grad_(True)
     model.to(device)
     ids = ids.to(device)
@@ -277,40 +431,14 @@ def run(config, case, warmup, steps, seed, device, dtype):
         last_loss[0] = loss.detach()
 
     def generate(n_new=32):
-        with torch.no_grad():  # KV cache
-            prompt = ids[:, :16]
-            cache = [None] * len(model.layers)
-            x_ids, out = prompt, []
-            pos = 0
-            for _ in range(n_new):  # the prompt pass gives token 1, then n_new - 1 cached steps
-                Tn = x_ids.shape[1]
-                x = model.tok(x_ids)
-                for li, blk in enumerate(model.layers):
-                    Bq, Tq, C = x.shape
-                    hd = C // blk.h
-                    y = blk.attn_norm(x)
-                    q = blk.q_proj(y).view(Bq, Tq, blk.h, hd).transpose(1, 2)
-                    k = blk.k_proj(y).view(Bq, Tq, blk.h, hd).transpose(1, 2)
-                    v = blk.v_proj(y).view(Bq, Tq, blk.h, hd).transpose(1, 2)
-                    cos, sin = model.cos[pos:pos + Tq], model.sin[pos:pos + Tq]
-                    # (the rotary table covers config seq positions; 16 + 32 stays inside it)
-                    q, k = rope(q, cos, sin), rope(k, cos, sin)
-                    if cache[li] is not None:
-                        k, v = torch.cat([cache[li][0], k], 2), torch.cat([cache[li][1], v], 2)
-                    cache[li] = (k, v)
-                    s = (q @ k.transpose(-2, -1)) / math.sqrt(hd)
-                    if Tq > 1:
-                        s = s.masked_fill(torch.ones(Tq, k.shape[2], dtype=torch.bool).triu(1 + k.shape[2] - Tq), float("-inf"))
-                    a = (torch.softmax(s, -1) @ v).transpose(1, 2).reshape(Bq, Tq, C)
-                    x = x + blk.o_proj(a)
-                    yy = blk.mlp_norm(x)
-                    x = x + blk.down(F.silu(blk.gate(yy)) * blk.up(yy))
-                logits = model.lm_head(model.final_norm(x[:, -1]))
-                pos += Tn
+        with torch.no_grad():  # KV cache: the prompt pass gives token 1, then n_new - 1 cached steps
+            caches = [dict() for _ in model.layers]
+            x_ids, pos = ids[:, :16], 0
+            for _ in range(n_new):
+                logits = model(x_ids, pos, caches, last_only=True)
+                pos += x_ids.shape[1]
                 x_ids = logits.argmax(-1, keepdim=True)
-                out.append(x_ids)
             return n_new
-
     times = []
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -356,6 +484,10 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32")
+    ap.add_argument("--impl", choices=["pytorch", "hf-peft"], default="pytorch",
+                    help="hf-peft: the clm_lora step through transformers + peft (LLaMA-style configs)")
+    ap.add_argument("--batch", type=int, help="override the config's batch (smoke checks of big presets)")
+    ap.add_argument("--seq", type=int, help="override the config's sequence length")
     a = ap.parse_args()
     device = torch.device(a.device)
     if a.dtype == "bf16" and device.type != "cuda":
@@ -365,7 +497,9 @@ def main():
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    print(json.dumps(run(a.config, a.case, a.warmup, a.steps, a.seed, device, a.dtype)))
+    if a.impl == "hf-peft" and a.case != "clm_lora":
+        raise SystemExit("--impl hf-peft times the clm_lora case only")
+    print(json.dumps(run(a.config, a.case, a.warmup, a.steps, a.seed, device, a.dtype, a.impl, a.batch, a.seq)))
     sys.stdout.flush()
 
 
