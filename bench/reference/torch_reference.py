@@ -256,6 +256,24 @@ def sync(device):
         torch.cuda.synchronize(device)
 
 
+def time_steps(fn, warmup, steps, device):
+    """Runs fn warmup + steps times, each timed alone (synchronised on CUDA); returns the timed
+    seconds, the peak RSS in MB and the CUDA allocator's peak in MB (None on CPU)."""
+    times = []
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    for i in range(warmup + steps):
+        sync(device)
+        t = time.perf_counter()
+        fn()
+        sync(device)
+        if i >= warmup:
+            times.append(time.perf_counter() - t)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    cuda_mb = torch.cuda.max_memory_allocated(device) / 2 ** 20 if device.type == "cuda" else None
+    return times, rss, cuda_mb
+
+
 def measure_matmul_peak(device, n=1024, reps=10):
     """fp32 n=1024 on CPU, bf16 n=8192 on CUDA: the same measurement as biolm-bench."""
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
@@ -342,18 +360,7 @@ def run_hf_peft(config, c, warmup, steps, seed, device, dtype):
         opt.step()
         last_loss[0] = loss.detach()
 
-    times = []
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    for i in range(warmup + steps):
-        sync(device)
-        t = time.perf_counter()
-        step()
-        sync(device)
-        if i >= warmup:
-            times.append(time.perf_counter() - t)
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    cuda_mb = torch.cuda.max_memory_allocated(device) / 2 ** 20 if device.type == "cuda" else None
+    times, rss, cuda_mb = time_steps(step, warmup, steps, device)
     med = statistics.median(times)
     fpt = flops_per_token(c, True)
     achieved = fpt * B * T / med
@@ -439,21 +446,7 @@ def run(config, case, warmup, steps, seed, device, dtype, impl="pytorch", batch=
                 pos += x_ids.shape[1]
                 x_ids = logits.argmax(-1, keepdim=True)
             return n_new
-    times = []
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    for i in range(warmup + steps):
-        sync(device)
-        t = time.perf_counter()
-        if case == "generate":
-            generate()
-        else:
-            step()
-        sync(device)
-        if i >= warmup:
-            times.append(time.perf_counter() - t)
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    cuda_mb = torch.cuda.max_memory_allocated(device) / 2 ** 20 if device.type == "cuda" else None
+    times, rss, cuda_mb = time_steps(generate if case == "generate" else step, warmup, steps, device)
     med = statistics.median(times)
     tokens = B * 32 if case == "generate" else B * T
     fpt = flops_per_token(c, training)
