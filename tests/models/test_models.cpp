@@ -502,6 +502,19 @@ TEST_CASE("output_positions: MoE last blocks fall back, unordered rows are refus
   ModelInputs bad = in;
   bad.output_positions = torch::tensor({1, 0, 0, 3}, torch::kLong).view({2, 2});  // batch 1 before batch 0
   REQUIRE_THROWS_WITH(dense.body().forward(bad), Catch::Contains("grouped by batch row"));
+  bad.output_positions = torch::tensor({0, 3, 2, 1}, torch::kLong).view({2, 2});  // batch 2 of 2
+  REQUIRE_THROWS_WITH(dense.body().forward(bad), Catch::Contains("out of range"));
+  bad.output_positions = torch::tensor({0, 8}, torch::kLong).view({1, 2});  // position 8 of 8
+  REQUIRE_THROWS_WITH(dense.body().forward(bad), Catch::Contains("out of range"));
+  // A decoder takes the same rows from its full output.
+  CausalLMModelImpl dec(tiny(Family::Decoder));
+  dec.eval();
+  ModelInputs rows = in;
+  rows.output_positions = torch::tensor({0, 2, 1, 5, 1, 7}, torch::kLong).view({3, 2});
+  const auto full = dec.body().forward(in).hidden;
+  const auto picked = dec.body().forward(rows).hidden;
+  REQUIRE(picked.sizes() == torch::IntArrayRef({3, full.size(2)}));
+  BIOLM_REQUIRE_CLOSE(picked[1], full[1][5], 1e-6);
 }
 
 // ---- heads and ignore-index ----------------------------------------------------------------------------

@@ -128,20 +128,29 @@ BodyOutput TransformerImpl::forward(const ModelInputs& in) {
     row_b = pos.select(1, 0);
     const int64_t N = pos.size(0);
     const bool last_is_moe = !blocks_.back()->moe.is_empty();
-    if (!causal() && !last_is_moe && N > 0) {
-      const auto counts = torch::bincount(row_b, /*weights=*/{}, B);         // rows per batch element
-      const auto starts = counts.cumsum(0) - counts;                         // first row of each
-      row_slot = torch::arange(N, pos.options()) - starts.index_select(0, row_b);
+    if (N > 0) {
+      const auto in_range = (pos.min() >= 0).logical_and(row_b.max() < B).logical_and(pos.select(1, 1).max() < T);
       const auto sorted = N < 2 ? torch::ones({}, pos.options().dtype(torch::kBool))
                                 : (row_b.narrow(0, 1, N - 1) >= row_b.narrow(0, 0, N - 1)).all();
-      // One host read: the padded row count and whether the rows are grouped by batch element.
-      const auto host = torch::stack({counts.max(), sorted.to(torch::kLong)}).cpu();
-      const int64_t M = host[0].item<int64_t>();
+      const bool sparse = !causal() && !last_is_moe;
+      const auto counts = sparse ? torch::bincount(row_b.clamp(0, B - 1), /*weights=*/{}, B) : torch::Tensor();
+      // One host read: whether the rows are valid and grouped, and the padded row count.
+      const auto host =
+          torch::stack({in_range.to(torch::kLong), sorted.to(torch::kLong),
+                        sparse ? counts.max() : torch::zeros({}, pos.options())}).cpu();
+      BIOLM_CHECK(host[0].item<int64_t>() == 1, ShapeError, "Transformer",
+                  "output_positions out of range: batch must be in [0," + std::to_string(B) + "), position in [0," +
+                      std::to_string(T) + ")");
       BIOLM_CHECK(host[1].item<int64_t>() == 1, ShapeError, "Transformer",
                   "output_positions must be grouped by batch row in ascending order (as nonzero() returns them)");
-      row_pos = torch::zeros({B, M}, pos.options());
-      row_pos.index_put_({row_b, row_slot}, pos.select(1, 1));
-      rows_in_last_block = true;
+      if (sparse) {
+        const auto starts = counts.cumsum(0) - counts;  // first row of each batch element
+        row_slot = torch::arange(N, pos.options()) - starts.index_select(0, row_b);
+        const int64_t M = host[2].item<int64_t>();
+        row_pos = torch::zeros({B, M}, pos.options());
+        row_pos.index_put_({row_b, row_slot}, pos.select(1, 1));
+        rows_in_last_block = true;
+      }
     }
   }
   const int64_t full_layers = rows_in_last_block ? c.n_layers - 1 : c.n_layers;
