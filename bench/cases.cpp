@@ -124,6 +124,16 @@ CaseResult run_case(const BenchConfig& config, const std::string& case_name, con
       compat::AutocastGuard guard(o.device.type(), o.dtype, autocast);
       models::generate(*clm, prompt, torch::Tensor(), gen);
     }, o.device);
+    if (!o.profile_path.empty()) {
+#ifdef BIOLM_BENCH_HAS_PROFILER
+      torch::autograd::profiler::RecordProfile profile(o.profile_path);
+      compat::AutocastGuard guard(o.device.type(), o.dtype, autocast);
+      models::generate(*clm, prompt, torch::Tensor(), gen);
+      r.notes.push_back("profile of one generate call written to " + o.profile_path);
+#else
+      throw ConfigError("profile", "this LibTorch has no legacy autograd profiler; use --breakdown");
+#endif
+    }
     return r;
   }
 

@@ -100,6 +100,8 @@ BodyOutput TransformerImpl::forward(const ModelInputs& in) {
   if (past == 0 && !in.attention_mask.defined() && !in.segment_ids.defined()) {
     // Nothing to hide but the future: no mask tensor, the attention kernel applies causality itself.
     ctx.is_causal = causal();
+  } else if (T == 1 && !in.attention_mask.defined() && !in.segment_ids.defined()) {
+    // One new token after an unpadded cache sees every key: nothing to mask (decoding steps).
   } else {
     ctx.mask = nn::make_attention_mask(B, T, past, causal(), in.attention_mask, in.segment_ids, device);
   }
