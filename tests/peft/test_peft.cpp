@@ -287,6 +287,13 @@ TEST_CASE("prompt tuning: prepended embeddings, extended masks and labels, only 
   CHECK(torch::equal(out.at("labels"), torch::tensor({{-100, -100, -100, 1, 2}, {-100, -100, -100, 3, -100}}, torch::kLong)));
   CHECK(torch::equal(out.at("position_ids"), torch::tensor({{0, 1, 2, 3, 4}, {0, 1, 2, 3, 4}}, torch::kLong)));
   CHECK(out.n_target_tokens == 3);
+  // Span targets move past the virtual tokens; ignored ones stay ignored.
+  data::Batch span = b;
+  span.tensors["start_positions"] = torch::tensor({1, -100}, torch::kLong);
+  span.tensors["end_positions"] = torch::tensor({1, 0}, torch::kLong);
+  const auto shifted = prompt->prepend(span, tok);
+  CHECK(torch::equal(shifted.at("start_positions"), torch::tensor({4, -100}, torch::kLong)));
+  CHECK(torch::equal(shifted.at("end_positions"), torch::tensor({4, 3}, torch::kLong)));
   data::Batch packed = b;
   packed.tensors["segment_ids"] = torch::ones({2, 2}, torch::kLong);
   CHECK_THROWS_AS(prompt->prepend(packed, tok), ConfigError);

@@ -121,10 +121,10 @@ int run_finetune(const std::string& config_path, const std::vector<std::string>&
   const bool is_decoder = models::config_from_json(mj, "model").is_decoder();
   if (spec.task == tasks::Task::Instruct && !is_decoder)
     throw ConfigError("model", "instruct trains a causal LM: use a decoder (model.preset: tiny-decoder, or family: decoder)");
-  if (spec.task == tasks::Task::QaSpan || spec.task == tasks::Task::Mcqa || spec.task == tasks::Task::Instruct) {
+  if (spec.task == tasks::Task::Mcqa || spec.task == tasks::Task::Instruct) {
     if (peft_json.value("method", std::string("full")) == "prompt")
-      throw ConfigError("peft.method", task_name + " cannot use prompt tuning (span positions, (B,K,T) choices and "
-                                                   "generation do not see a soft prompt); use lora, ia3, hybrid or full");
+      throw ConfigError("peft.method", task_name + " cannot use prompt tuning ((B,K,T) choices and generation do not "
+                                                   "see a soft prompt); use lora, ia3, hybrid or full");
   }
 
   core::seed_all(seed);
@@ -193,8 +193,41 @@ int run_finetune(const std::string& config_path, const std::vector<std::string>&
   model->to(device);
 
   json pj = peft_json;  // a soft prompt's width is the model's: filled in unless given
+  const std::string method_name = pj.value("method", std::string("full"));
   if (pj.value("method", std::string("full")) == "prompt" && !(pj.contains("prompt") && pj["prompt"].contains("hidden")))
     pj["prompt"]["hidden"] = mcfg.hidden_size;
+  // Default adapter targets, as PEFT's for BERT/LLaMA-style models: LoRA on the query and value
+  // projections; IA3 scales keys, values and the FFN's input to its down projection (Liu et al. 2022).
+  if ((method_name == "lora" || method_name == "hybrid") &&
+      !(pj.contains("lora") && pj["lora"].contains("targets"))) {
+    pj["lora"]["targets"] = std::vector<std::string>{"**.q_proj", "**.v_proj"};
+    log::info("peft: LoRA on **.q_proj, **.v_proj (peft.lora.targets to choose)");
+  }
+  if (method_name == "ia3" && !(pj.contains("ia3") && (pj["ia3"].contains("targets") || pj["ia3"].contains("input_targets")))) {
+    pj["ia3"]["targets"] = std::vector<std::string>{"**.k_proj", "**.v_proj"};
+    pj["ia3"]["input_targets"] = std::vector<std::string>{"**.mlp.down"};
+    log::info("peft: IA3 on **.k_proj, **.v_proj and the input of **.mlp.down (peft.ia3.targets / input_targets to choose)");
+  }
+  // Every adapter method trains the task's head in full unless told otherwise (PEFT's
+  // modules_to_save): a frozen, freshly initialised classifier cannot learn the labels.
+  if (method_name != "full" && !pj.contains("train_patterns")) {
+    std::vector<std::string> head;
+    for (const std::string prefix : {"classifier", "pooler", "qa_outputs"}) {
+      for (const auto& item : model->named_parameters(true)) {
+        if (item.key().rfind(prefix + ".", 0) == 0) {
+          head.push_back(prefix + ".**");
+          break;
+        }
+      }
+    }
+    if (!head.empty()) {
+      pj["train_patterns"] = head;
+      std::string list;
+      for (const auto& h : head) list += (list.empty() ? "" : ", ") + h;
+      log::info("peft: the task head trains in full next to the {} adapter ({}); set peft.train_patterns: [] to freeze it",
+                method_name, list);
+    }
+  }
   const auto method = peft::method_config_from_json(pj, "peft");
   const auto summary = peft::apply(*model, method);
   log::info("peft: {}", summary.to_string());

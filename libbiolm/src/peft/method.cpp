@@ -77,8 +77,8 @@ void MethodConfig::validate() const {
               "discriminative learning rates apply to method 'full' only");
   BIOLM_CHECK(freeze_patterns.empty() || method == Method::Full, ConfigError, "peft.freeze_patterns",
               "only method 'full' freezes by pattern (the other methods freeze everything but the adapter)");
-  BIOLM_CHECK(train_patterns.empty() || method == Method::Hybrid, ConfigError, "peft.train_patterns",
-              "only method 'hybrid' trains extra parts by pattern");
+  BIOLM_CHECK(train_patterns.empty() || method != Method::Full, ConfigError, "peft.train_patterns",
+              "method 'full' trains everything already (use freeze_patterns to hold parts fixed)");
   BIOLM_CHECK(!layers.container.empty(), ConfigError, "peft.layers.container", "must not be empty");
 }
 
@@ -268,12 +268,15 @@ PeftSummary apply(train::TrainableModel& model, const MethodConfig& config) {
   });
   if (model.soft_prompt()) set_requires_grad(*model.soft_prompt(), true);
 
-  if (config.method == Method::Hybrid) {
+  // Parts trained in full next to the adapter (PEFT's modules_to_save: a new task head), and for
+  // hybrid also the top layers.
+  if (config.method != Method::Full) {
     std::set<std::string> extra;
     if (!config.train_patterns.empty()) {
       for (const auto& n : find_parameters(model, config.train_patterns, "peft.train_patterns")) extra.insert(n);
     }
-    const int64_t first = config.train_top_layers > 0 ? train_top(config.train_top_layers) : -1;
+    const int64_t first =
+        config.method == Method::Hybrid && config.train_top_layers > 0 ? train_top(config.train_top_layers) : -1;
     for (auto& item : model.named_parameters(true)) {
       const auto i = layer_index(item.key(), config.layers);
       if (extra.count(item.key()) || (first >= 0 && i && *i >= first)) item.value().set_requires_grad(true);

@@ -54,7 +54,11 @@ data::Batch SoftPromptImpl::prepend(const data::Batch& batch, const torch::Tenso
   for (const auto& [name, t] : batch.tensors) {
     if (name == "input_ids" || name == "inputs_embeds") continue;
     const bool token_level = t.defined() && t.dim() == 2 && t.size(0) == B && t.size(1) == T;
-    if (!token_level) {
+    if ((name == "start_positions" || name == "end_positions") && t.defined()) {
+      // Span targets index tokens: the virtual tokens come first, so real positions move by P
+      // (ignored targets, < 0, stay as they are).
+      out.tensors[name] = torch::where(t >= 0, t + P, t);
+    } else if (!token_level) {
       out.tensors[name] = t;
     } else if (name == "attention_mask") {
       out.tensors[name] = torch::cat({torch::ones({B, P}, t.options()), t}, 1);

@@ -46,8 +46,9 @@ struct MethodConfig {
   LoraOptions lora;           ///< Lora and Hybrid
   Ia3Options ia3;             ///< Ia3
   PromptTuningOptions prompt; ///< PromptTuning (hidden = the model's C)
-  /// Hybrid (and Full): parameter-name patterns trained in full on top of the adapters, e.g.
-  /// {"**.bias", "**norm*.weight", "embed.**", "head.**"}.
+  /// Every method but Full: parameter-name patterns trained in full next to the adapter or soft
+  /// prompt — a freshly initialised task head (PEFT's modules_to_save; `biolm finetune` fills in
+  /// its task's head when unset), or for Hybrid any parts, e.g. {"**.bias", "**norm*.weight"}.
   std::vector<std::string> train_patterns;
   /// Full: parameter-name patterns frozen (layer-wise freezing), e.g. {"embed.**", "layers.0.**"}.
   std::vector<std::string> freeze_patterns;
