@@ -20,6 +20,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <functional>
 #include <limits>
 
 #include "bench_config.h"
@@ -48,6 +49,21 @@ int64_t count_trainable(torch::nn::Module& module) {
     if (p.requires_grad()) n += p.numel();
   }
   return n;
+}
+
+// After timing: one more call of fn under the autograd profiler, its chrome trace at o.profile_path.
+void profile_once(const RunOptions& o, CaseResult& r, const std::string& what, const std::function<void()>& fn) {
+  if (o.profile_path.empty()) return;
+#ifdef BIOLM_BENCH_HAS_PROFILER
+  torch::autograd::profiler::RecordProfile profile(o.profile_path);
+  fn();
+  r.notes.push_back("profile of one " + what + " written to " + o.profile_path);
+#else
+  (void)r;
+  (void)what;
+  (void)fn;
+  throw ConfigError("profile", "this LibTorch has no legacy autograd profiler; use --breakdown");
+#endif
 }
 
 double ms_since(std::chrono::steady_clock::time_point t0) {
@@ -124,16 +140,10 @@ CaseResult run_case(const BenchConfig& config, const std::string& case_name, con
       compat::AutocastGuard guard(o.device.type(), o.dtype, autocast);
       models::generate(*clm, prompt, torch::Tensor(), gen);
     }, o.device);
-    if (!o.profile_path.empty()) {
-#ifdef BIOLM_BENCH_HAS_PROFILER
-      torch::autograd::profiler::RecordProfile profile(o.profile_path);
+    profile_once(o, r, "generate call", [&] {
       compat::AutocastGuard guard(o.device.type(), o.dtype, autocast);
       models::generate(*clm, prompt, torch::Tensor(), gen);
-      r.notes.push_back("profile of one generate call written to " + o.profile_path);
-#else
-      throw ConfigError("profile", "this LibTorch has no legacy autograd profiler; use --breakdown");
-#endif
-    }
+    });
     return r;
   }
 
@@ -150,17 +160,11 @@ CaseResult run_case(const BenchConfig& config, const std::string& case_name, con
       clm->forward(inputs);
     }, o.device);
     r.notes.push_back("forward under c10::InferenceMode (the reference uses torch.no_grad)");
-    if (!o.profile_path.empty()) {
-#ifdef BIOLM_BENCH_HAS_PROFILER
-      torch::autograd::profiler::RecordProfile profile(o.profile_path);
+    profile_once(o, r, "forward", [&] {
       c10::InferenceMode inference;
       compat::AutocastGuard guard(o.device.type(), o.dtype, autocast);
       clm->forward(inputs);
-      r.notes.push_back("profile of one forward written to " + o.profile_path);
-#else
-      throw ConfigError("profile", "this LibTorch has no legacy autograd profiler; use --breakdown");
-#endif
-    }
+    });
     return r;
   }
 
@@ -211,18 +215,12 @@ CaseResult run_case(const BenchConfig& config, const std::string& case_name, con
     }
     r.breakdown_ms = {{"forward", median(f)}, {"backward", median(b)}, {"optimizer", median(s)}};
   }
-  if (!o.profile_path.empty()) {
-#ifdef BIOLM_BENCH_HAS_PROFILER
-    torch::autograd::profiler::RecordProfile profile(o.profile_path);
+  profile_once(o, r, "step", [&] {
     torch::Tensor loss = forward();
     model->zero_grad(true);
     loss.backward();
     opt.step();
-    r.notes.push_back("profile of one step written to " + o.profile_path);
-#else
-    throw ConfigError("profile", "this LibTorch has no legacy autograd profiler; use --breakdown");
-#endif
-  }
+  });
   return r;
 }
 

@@ -197,7 +197,7 @@ int run_finetune(const std::string& config_path, const std::vector<std::string>&
 
   json pj = peft_json;  // a soft prompt's width is the model's: filled in unless given
   const std::string method_name = pj.value("method", std::string("full"));
-  if (pj.value("method", std::string("full")) == "prompt" && !(pj.contains("prompt") && pj["prompt"].contains("hidden")))
+  if (method_name == "prompt" && !(pj.contains("prompt") && pj["prompt"].contains("hidden")))
     pj["prompt"]["hidden"] = mcfg.hidden_size;
   // Default adapter targets, as PEFT's for BERT/LLaMA-style models: LoRA on the query and value
   // projections; IA3 scales keys, values and the FFN's input to its down projection (Liu et al. 2022).
@@ -214,15 +214,7 @@ int run_finetune(const std::string& config_path, const std::vector<std::string>&
   // Every adapter method trains the task's head in full unless told otherwise (PEFT's
   // modules_to_save): a frozen, freshly initialised classifier cannot learn the labels.
   if (method_name != "full" && !pj.contains("train_patterns")) {
-    std::vector<std::string> head;
-    for (const std::string prefix : {"classifier", "pooler", "qa_outputs"}) {
-      for (const auto& item : model->named_parameters(true)) {
-        if (item.key().rfind(prefix + ".", 0) == 0) {
-          head.push_back(prefix + ".**");
-          break;
-        }
-      }
-    }
+    const auto head = models::task_head_patterns(*model);
     if (!head.empty()) {
       pj["train_patterns"] = head;
       std::string list;

@@ -337,6 +337,16 @@ TaskOutput MultipleChoiceModelImpl::forward_task(const data::Batch& b) {
 
 // ---- factory ---------------------------------------------------------------------------------------
 
+std::vector<std::string> task_head_patterns(const TaskModelImpl& model) {
+  std::vector<std::string> out;
+  for (const auto& child : model.named_children()) {
+    if (child.key() == "classifier" || child.key() == "pooler" || child.key() == "qa_outputs") {
+      out.push_back(child.key() + ".**");
+    }
+  }
+  return out;
+}
+
 std::shared_ptr<TaskModelImpl> make_task_model(const ModelConfig& config, TaskKind task, int64_t n_labels) {
   switch (task) {
     case TaskKind::MaskedLM:

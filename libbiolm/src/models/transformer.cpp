@@ -74,6 +74,45 @@ torch::Tensor TransformerImpl::default_position_ids(const ModelInputs& in, int64
   return torch::arange(past, past + T, long_opts).expand({B, T});
 }
 
+namespace {
+
+/// Where the rows of ModelInputs::output_positions sit: b and t (N) always; with a sparse last
+/// block also each row's slot among its batch element's rows and by_slot (B,M), the position held
+/// by each slot (M = the most rows of one batch element).
+struct RowLayout {
+  torch::Tensor b, t, slot, by_slot;
+};
+
+RowLayout row_layout(const torch::Tensor& output_positions, int64_t B, int64_t T, bool sparse) {
+  BIOLM_CHECK(output_positions.dim() == 2 && output_positions.size(1) == 2, ShapeError, "Transformer",
+              "output_positions must be (N,2)");
+  const auto pos = output_positions.to(torch::kLong);
+  RowLayout r{pos.select(1, 0), pos.select(1, 1), {}, {}};
+  const int64_t N = pos.size(0);
+  if (N == 0) return r;
+  const auto in_range = (pos.min() >= 0).logical_and(r.b.max() < B).logical_and(r.t.max() < T);
+  const auto grouped = N < 2 ? torch::ones({}, pos.options().dtype(torch::kBool))
+                             : (r.b.narrow(0, 1, N - 1) >= r.b.narrow(0, 0, N - 1)).all();
+  const auto counts = sparse ? torch::bincount(r.b.clamp(0, B - 1), /*weights=*/{}, B) : torch::Tensor();
+  // One host read: whether the rows are valid and grouped, and the padded row count.
+  const auto host = torch::stack({in_range.to(torch::kLong), grouped.to(torch::kLong),
+                                  sparse ? counts.max() : torch::zeros({}, pos.options())})
+                        .cpu();
+  BIOLM_CHECK(host[0].item<int64_t>() == 1, ShapeError, "Transformer",
+              "output_positions out of range: batch must be in [0," + std::to_string(B) + "), position in [0," +
+                  std::to_string(T) + ")");
+  BIOLM_CHECK(host[1].item<int64_t>() == 1, ShapeError, "Transformer",
+              "output_positions must be grouped by batch row in ascending order (as nonzero() returns them)");
+  if (!sparse) return r;
+  const auto starts = counts.cumsum(0) - counts;  // first row of each batch element
+  r.slot = torch::arange(N, pos.options()) - starts.index_select(0, r.b);
+  r.by_slot = torch::zeros({B, host[2].item<int64_t>()}, pos.options());
+  r.by_slot.index_put_({r.b, r.slot}, r.t);
+  return r;
+}
+
+}  // namespace
+
 BodyOutput TransformerImpl::forward(const ModelInputs& in) {
   const auto& c = config_;
   const bool embeds = in.inputs_embeds.defined();
@@ -118,43 +157,14 @@ BodyOutput TransformerImpl::forward(const ModelInputs& in) {
   int64_t n_moe = 0;
   const bool recompute = c.gradient_checkpointing && is_training() && !in.use_cache && !has_past &&
                          torch::GradMode::is_enabled();
-  // Output rows only: (b, slot) of every requested row, and the last block at those rows alone.
-  const bool rows_wanted = in.output_positions.defined();
-  torch::Tensor row_b, row_slot, row_pos;  // (N) each; row_pos (B,M) positions per slot
-  bool rows_in_last_block = false;
-  if (rows_wanted) {
-    const auto& op = in.output_positions;
-    BIOLM_CHECK(op.dim() == 2 && op.size(1) == 2, ShapeError, "Transformer", "output_positions must be (N,2)");
-    BIOLM_CHECK(!in.use_cache, ShapeError, "Transformer", "output_positions cannot be combined with use_cache");
-    const auto pos = op.to(device).to(torch::kLong);
-    row_b = pos.select(1, 0);
-    const int64_t N = pos.size(0);
-    const bool last_is_moe = !blocks_.back()->moe.is_empty();
-    if (N > 0) {
-      const auto in_range = (pos.min() >= 0).logical_and(row_b.max() < B).logical_and(pos.select(1, 1).max() < T);
-      const auto sorted = N < 2 ? torch::ones({}, pos.options().dtype(torch::kBool))
-                                : (row_b.narrow(0, 1, N - 1) >= row_b.narrow(0, 0, N - 1)).all();
-      const bool sparse = !causal() && !last_is_moe;
-      const auto counts = sparse ? torch::bincount(row_b.clamp(0, B - 1), /*weights=*/{}, B) : torch::Tensor();
-      // One host read: whether the rows are valid and grouped, and the padded row count.
-      const auto host =
-          torch::stack({in_range.to(torch::kLong), sorted.to(torch::kLong),
-                        sparse ? counts.max() : torch::zeros({}, pos.options())}).cpu();
-      BIOLM_CHECK(host[0].item<int64_t>() == 1, ShapeError, "Transformer",
-                  "output_positions out of range: batch must be in [0," + std::to_string(B) + "), position in [0," +
-                      std::to_string(T) + ")");
-      BIOLM_CHECK(host[1].item<int64_t>() == 1, ShapeError, "Transformer",
-                  "output_positions must be grouped by batch row in ascending order (as nonzero() returns them)");
-      if (sparse) {
-        const auto starts = counts.cumsum(0) - counts;  // first row of each batch element
-        row_slot = torch::arange(N, pos.options()) - starts.index_select(0, row_b);
-        const int64_t M = host[2].item<int64_t>();
-        row_pos = torch::zeros({B, M}, pos.options());
-        row_pos.index_put_({row_b, row_slot}, pos.select(1, 1));
-        rows_in_last_block = true;
-      }
-    }
-  }
+  // Output rows only: where each requested row sits, and whether the last block runs at them alone.
+  BIOLM_CHECK(!in.output_positions.defined() || !in.use_cache, ShapeError, "Transformer",
+              "output_positions cannot be combined with use_cache");
+  const RowLayout rows = in.output_positions.defined()
+                             ? row_layout(in.output_positions.to(device), B, T,
+                                          /*sparse=*/!causal() && blocks_.back()->moe.is_empty())
+                             : RowLayout{};
+  const bool rows_in_last_block = rows.by_slot.defined();
   const int64_t full_layers = rows_in_last_block ? c.n_layers - 1 : c.n_layers;
   for (int64_t l = 0; l < full_layers; ++l) {
     auto& block = blocks_[static_cast<size_t>(l)];
@@ -180,6 +190,7 @@ BodyOutput TransformerImpl::forward(const ModelInputs& in) {
     // The last block at the requested rows: (B,M,C) gathered by slot (unused slots read position 0
     // and are dropped below); the mask and rotary angles follow the query rows.
     auto& block = blocks_.back();
+    const auto& row_pos = rows.by_slot;
     const int64_t M = row_pos.size(1), C = h.size(2);
     nn::AttentionContext rows_ctx = ctx;
     rows_ctx.past = nullptr;
@@ -203,11 +214,13 @@ BodyOutput TransformerImpl::forward(const ModelInputs& in) {
     } else {
       h = block->forward_rows(rows_of(h), h, rows_ctx).hidden;  // (B,M,C)
     }
-    if (!final_norm.is_empty()) h = final_norm(h);
-    out.hidden = h.index({row_b, row_slot});  // (N,C) in output_positions order
+  }
+  if (!final_norm.is_empty()) h = final_norm(h);
+  // (N,C) in output_positions order: from the (B,M,C) slots, or from the full (B,T,C).
+  if (rows_in_last_block) {
+    out.hidden = h.index({rows.b, rows.slot});
   } else {
-    if (!final_norm.is_empty()) h = final_norm(h);
-    out.hidden = rows_wanted ? h.index({row_b, in.output_positions.to(device).to(torch::kLong).select(1, 1)}) : h;
+    out.hidden = rows.b.defined() ? h.index({rows.b, rows.t}) : h;
   }
   out.aux_loss = n_moe > 0 ? aux * (c.moe.aux_loss_weight / static_cast<double>(n_moe)) : aux;
   return out;

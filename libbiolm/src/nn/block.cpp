@@ -29,42 +29,36 @@ std::pair<torch::Tensor, torch::Tensor> BlockImpl::ffn(const torch::Tensor& x, c
 }
 
 BlockOutput BlockImpl::forward(const torch::Tensor& x, const AttentionContext& ctx, const torch::Tensor& token_mask) {
+  return run(x, torch::Tensor(), ctx, token_mask);
+}
+
+BlockOutput BlockImpl::forward_rows(const torch::Tensor& x_q, const torch::Tensor& x, const AttentionContext& ctx) {
+  BIOLM_CHECK(moe.is_empty(), ShapeError, "Block", "forward_rows is not defined for MoE blocks");
+  return run(x_q, x, ctx, torch::Tensor());
+}
+
+// x: the rows computed; kv_source: the whole sequence keys and values come from when x is a
+// subset of its rows (undefined: x itself).
+BlockOutput BlockImpl::run(const torch::Tensor& x, const torch::Tensor& kv_source, const AttentionContext& ctx,
+                           const torch::Tensor& token_mask) {
   const double p = options.dropout();
   const bool train = is_training();
   BlockOutput out;
   if (options.norm_placement() == NormPlacement::Pre) {
-    auto a = attn(attn_norm(x), ctx);
+    auto a = attn(attn_norm(x), ctx, kv_source.defined() ? attn_norm(kv_source) : torch::Tensor());
     const auto h = x + torch::dropout(a.out, p, train);
     auto [f, aux] = ffn(mlp_norm(h), token_mask);
     out.hidden = h + torch::dropout(f, p, train);
     out.aux_loss = aux;
     out.present = a.present;
   } else {
-    auto a = attn(x, ctx);
+    auto a = attn(x, ctx, kv_source);
     const auto h = attn_norm(x + torch::dropout(a.out, p, train));
     auto [f, aux] = ffn(h, token_mask);
     out.hidden = mlp_norm(h + torch::dropout(f, p, train));
     out.aux_loss = aux;
     out.present = a.present;
   }
-  return out;
-}
-
-BlockOutput BlockImpl::forward_rows(const torch::Tensor& x_q, const torch::Tensor& x, const AttentionContext& ctx) {
-  BIOLM_CHECK(moe.is_empty(), ShapeError, "Block", "forward_rows is not defined for MoE blocks");
-  const double p = options.dropout();
-  const bool train = is_training();
-  BlockOutput out;
-  if (options.norm_placement() == NormPlacement::Pre) {
-    auto a = attn(attn_norm(x_q), ctx, attn_norm(x));
-    const auto h = x_q + torch::dropout(a.out, p, train);
-    out.hidden = h + torch::dropout(mlp(mlp_norm(h)), p, train);
-  } else {
-    auto a = attn(x_q, ctx, x);
-    const auto h = attn_norm(x_q + torch::dropout(a.out, p, train));
-    out.hidden = mlp_norm(h + torch::dropout(mlp(h), p, train));
-  }
-  out.aux_loss = torch::zeros({}, x.options().dtype(torch::kFloat));
   return out;
 }
 

@@ -170,6 +170,12 @@ TORCH_MODULE(MultipleChoiceModel);
 /// decoder or the causal-LM head on an encoder.
 std::shared_ptr<TaskModelImpl> make_task_model(const ModelConfig& config, TaskKind task, int64_t n_labels = 2);
 
+/// Parameter-name patterns of the parts a task adds on top of the body and initialises afresh
+/// ("classifier.**", "pooler.**", "qa_outputs.**", whichever the model has; none for the LM
+/// heads, which come with pretrained weights): what an adapter method trains in full next to its
+/// adapter (peft::MethodConfig::train_patterns, PEFT's modules_to_save).
+std::vector<std::string> task_head_patterns(const TaskModelImpl& model);
+
 /// Mean cross entropy over rows whose label is not -100: logits (N,K), labels (N). Returns the
 /// loss (0, still attached to the graph, when nothing counts) and the number counted.
 std::pair<torch::Tensor, int64_t> masked_cross_entropy(const torch::Tensor& logits, const torch::Tensor& labels);

@@ -59,6 +59,9 @@ class BlockImpl : public torch::nn::Cloneable<BlockImpl> {
 
  private:
   std::pair<torch::Tensor, torch::Tensor> ffn(const torch::Tensor& x, const torch::Tensor& token_mask);
+  /// forward and forward_rows: x attends to kv_source (undefined = to itself).
+  BlockOutput run(const torch::Tensor& x, const torch::Tensor& kv_source, const AttentionContext& ctx,
+                  const torch::Tensor& token_mask);
 };
 TORCH_MODULE(Block);
 
