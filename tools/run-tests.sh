@@ -7,6 +7,7 @@ build="${BIOLM_BUILD_DIR:-$root/build}"
 jobs="${BIOLM_JOBS:-$(nproc)}"
 
 bash "$root/tools/setup-debian.sh"
+bash "$root/tools/setup-python.sh"
 start=$(date +%s)
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release
 cmake --build "$build" -j "$jobs"
