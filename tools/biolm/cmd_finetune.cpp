@@ -18,6 +18,7 @@
 #include "biolm/core/seed.h"
 #include "biolm/data/collate.h"
 #include "biolm/data/loader.h"
+#include "biolm/io/init_source.h"
 #include "biolm/io/model_dir.h"
 #include "biolm/models/task_model.h"
 #include "biolm/peft/method.h"
@@ -92,17 +93,19 @@ int run_finetune(const std::string& config_path, const std::vector<std::string>&
   // Architecture: a biolm model directory (model.init) or a preset/explicit config.
   std::optional<fs::path> init;
   std::optional<io::ModelDirInfo> init_info;
+  std::optional<io::InitSource> init_src;
   if (model_json.contains("init")) {
     if (!model_json["init"].is_string()) throw ConfigError("model.init", "expected a directory path");
     init = model_json["init"].get<std::string>();
     model_json.erase("init");
-    if (!io::is_model_dir(*init))
-      throw ConfigError("model.init", "\"" + init->string() + "\" is not a biolm model directory (no model.json)");
-    init_info = io::read_model_dir_info(*init);
+    init_src = io::read_init_source(*init, "model.init", /*need_tokenizer=*/!tok_path);
+    io::ModelDirInfo ii;
+    ii.config = init_src->config;
+    init_info = ii;
     for (const auto& [key, value] : model_json.items()) {
       if (!kInitOverridable.count(key))
         throw ConfigError("model." + key, "cannot be combined with model.init: the architecture comes from " +
-                                              (*init / "model.json").string() +
+                                              init->string() + " (" + init_src->format() + ")" +
                                               " (only hidden_dropout, attention_dropout, gradient_checkpointing "
                                               "and fused_attention may override it)");
     }
@@ -141,9 +144,7 @@ int run_finetune(const std::string& config_path, const std::vector<std::string>&
   if (tok_path) {
     tok = tokenize::load_tokenizer(*tok_path);
   } else if (init) {
-    if (!fs::exists(*init / "tokenizer"))
-      throw ConfigError("tokenizer.path", "model.init " + init->string() + " has no tokenizer/; give tokenizer.path");
-    tok = tokenize::load_tokenizer(*init / "tokenizer");
+    tok = tokenize::load_tokenizer(init_src->tokenizer_path);
   } else {
     BIOLM_CHECK(!tok_train.empty(), ConfigError, "tokenizer", "give tokenizer.path or tokenizer.train_on");
     tokenize::WordPieceTrainOptions wo;
@@ -186,11 +187,8 @@ int run_finetune(const std::string& config_path, const std::vector<std::string>&
   const auto kind = tasks::head_kind(spec.task);
   auto model = models::make_task_model(mcfg, kind, tasks::n_labels(spec));
   if (init) {
-    const auto report = io::load_weights(*model, *init, /*strict=*/false);
-    log::info("model.init {}: {}", init->string(), report.to_string());
-    if (report.loaded.empty())
-      throw ConfigError("model.init", init->string() + ": no tensor matched a parameter of the " +
-                                          models::to_string(kind) + " model");
+    const auto report = io::load_init_weights(*model, *init_src);
+    log::info("model.init {} ({}): {}", init->string(), init_src->format(), report.summary);
   }
   const auto device = core::parse_device(device_name);
   model->to(device);

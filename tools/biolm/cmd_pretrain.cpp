@@ -24,6 +24,7 @@
 #include "biolm/data/corpus.h"
 #include "biolm/data/loader.h"
 #include "biolm/data/shards.h"
+#include "biolm/io/init_source.h"
 #include "biolm/io/model_dir.h"
 #include "biolm/models/task_model.h"
 #include "biolm/tokenize/sentencepiece.h"
@@ -169,8 +170,7 @@ int run_pretrain(const std::string& config_path, const std::vector<std::string>&
     t.lowercase = tt.get<bool>("lowercase", true);
     tok_train = t;
   }
-  BIOLM_CHECK(tok_path.has_value() != tok_train.has_value(), ConfigError, "tokenizer",
-              "give exactly one of tokenizer.path and tokenizer.train");
+
   BIOLM_CHECK(!(tok_train && shards_dir), ConfigError, "tokenizer.train",
               "shards are tokenized already: give the tokenizer they were prepared with as tokenizer.path");
 
@@ -186,12 +186,29 @@ int run_pretrain(const std::string& config_path, const std::vector<std::string>&
   const int64_t val_max = vr.get<int64_t>("max_sequences", 256);
   check_range(val_max >= 1, "validation.max_sequences", ">= 1", std::to_string(val_max));
 
-  const json model_json = r.raw("model") ? *r.raw("model") : json::object();
+  json model_json = r.raw("model") ? *r.raw("model") : json::object();
+  // Continued (domain-adaptive) pretraining: model.init names a biolm or Hugging Face directory;
+  // its architecture, weights and vocabulary are kept (only dropout and checkpointing may change).
+  std::optional<io::InitSource> init;
+  if (model_json.contains("init")) {
+    if (!model_json["init"].is_string()) throw ConfigError("model.init", "expected a directory path");
+    init = io::read_init_source(model_json["init"].get<std::string>(), "model.init", /*need_tokenizer=*/!tok_path);
+    model_json.erase("init");
+    for (const auto& [key, value] : model_json.items())
+      if (key != "hidden_dropout" && key != "attention_dropout" && key != "gradient_checkpointing" &&
+          key != "fused_attention")
+        throw ConfigError("model." + key, "cannot be combined with model.init: the architecture comes from " +
+                                              init->dir.string() + " (" + init->format() + ")");
+    BIOLM_CHECK(!tok_train, ConfigError, "tokenizer.train",
+                "model.init brings its vocabulary: continued pretraining keeps it (give tokenizer.path or nothing)");
+  }
   json train_json = r.raw("train") ? *r.raw("train") : json::object();
   const int64_t batch_size = train_json.value("batch_size", 16);
   check_range(batch_size >= 1, "train.batch_size", ">= 1", std::to_string(batch_size));
   train_json.erase("batch_size");
   r.finish();
+  BIOLM_CHECK(init || tok_path.has_value() != tok_train.has_value(), ConfigError, "tokenizer",
+              "give exactly one of tokenizer.path and tokenizer.train");
   auto tcfg = train::train_config_from_json(train_json, "train");
 
   core::seed_all(seed);
@@ -213,6 +230,9 @@ int run_pretrain(const std::string& config_path, const std::vector<std::string>&
   const fs::path tok_dir = out_dir / "tokenizer";
   if (tok_path) {
     tok = tokenize::load_tokenizer(*tok_path);
+  } else if (init) {
+    tok = tokenize::load_tokenizer(init->tokenizer_path);
+    log::info("pretrain: the tokenizer of model.init ({} entries)", tok->vocab_size());
   } else if (tcfg.resume && fs::exists(tok_dir)) {
     log::info("pretrain: resuming, reusing the tokenizer in {}", tok_dir.string());
     tok = tokenize::load_tokenizer(tok_dir);
@@ -288,9 +308,18 @@ int run_pretrain(const std::string& config_path, const std::vector<std::string>&
 
   // Model.
   json mj = model_json;
-  if (!mj.contains("preset")) mj["preset"] = mlm ? "tiny-encoder" : "tiny-decoder";
-  mj["vocab_size"] = tok->vocab_size();
-  mj["pad_token_id"] = pad_id;
+  if (init) {
+    json cj = models::to_json(init->config);
+    for (const auto& [key, value] : model_json.items()) cj[key] = value;
+    mj = cj;
+    BIOLM_CHECK(init->config.vocab_size == tok->vocab_size(), ConfigError, "tokenizer.path",
+                "the tokenizer has " + std::to_string(tok->vocab_size()) + " tokens but model.init's vocab_size is " +
+                    std::to_string(init->config.vocab_size));
+  } else {
+    if (!mj.contains("preset")) mj["preset"] = mlm ? "tiny-encoder" : "tiny-decoder";
+    mj["vocab_size"] = tok->vocab_size();
+    mj["pad_token_id"] = pad_id;
+  }
   if (!mj.contains("max_positions")) mj["max_positions"] = std::max<int64_t>(512, seq_len);
   if (!mlm) {
     if (sp.bos) mj["bos_token_id"] = *sp.bos;
@@ -301,6 +330,10 @@ int run_pretrain(const std::string& config_path, const std::vector<std::string>&
               ">= seq_len", std::to_string(mcfg.max_positions));
   const auto task = mlm ? models::TaskKind::MaskedLM : models::TaskKind::CausalLM;
   auto model = models::make_task_model(mcfg, task, 2);
+  if (init) {
+    const auto report = io::load_init_weights(*model, *init);
+    log::info("pretrain: model.init {} ({}): {}", init->dir.string(), init->format(), report.summary);
+  }
   const auto device = core::parse_device(device_name);
   model->to(device);
 

@@ -4,6 +4,8 @@
 Every file follows the real format of the corpus it imitates, so the same readers serve real data:
   data/corpus/notes.txt          pretraining corpus, one note per line (plain text reader)
   data/ner/{train,dev,test}.conll    i2b2-2010-style concept extraction, CoNLL/BIO (token<TAB>tag)
+  data/ner_hard/{train,dev,test}.conll   the same three concept types made hard (ambiguous, unseen,
+                                         adjacent mentions, noise): the README's main job
   data/re/{train,dev,test}.jsonl     relation classification with ChemProt-style entity markers
   data/sts/{train,dev,test}.tsv      n2c2-2019-style sentence similarity (s1<TAB>s2<TAB>score 0-5)
   data/nli/{train,dev,test}.jsonl    MedNLI-style inference (sentence1, sentence2, gold_label)
@@ -315,6 +317,171 @@ def main():
             f.write(json.dumps(mcqa(rng, i)) + "\n")
     with open(os.path.join(out, "pubmedqa", "dev.json"), "w") as f:
         json.dump(dict(pubmedqa(rng, 92000000 + i) for i in range(100)), f, indent=4)
+    write_ner_hard(out, a.seed)
+
+
+# --- data/ner_hard: the README's main job -------------------------------------------------------
+# Concept extraction that a pretrained encoder must work for: a mention's type depends on its
+# context ("oxygen" is a treatment when given, part of a test when measured), many drug, test and
+# problem names are built from parts so the test split is full of names never seen in training,
+# entities sit next to each other without a separator (lists of drugs), modifiers are sometimes
+# inside a mention and sometimes not (annotators disagree), and the text is noisy (typos,
+# abbreviations, upper-case section text, missing punctuation). Its own random stream, so every
+# other file above stays byte-identical.
+DRUG_STEMS = ["apix", "rivar", "metop", "carv", "losar", "valsar", "empag", "dapag", "sitag", "linag",
+              "predn", "methylpred", "vancom", "piperac", "ceftaz", "merop", "doxycyc", "azithro", "levofl",
+              "gabap", "pregab", "sertr", "escital", "venlaf", "quetiap", "olanz", "tamsul", "finast",
+              "ondans", "metocl", "pantopr", "famot", "warf", "enoxap", "hepar", "insul", "glipiz", "pioglit"]
+DRUG_SUFFIXES = ["aban", "olol", "artan", "pril", "gliflozin", "gliptin", "isone", "mycin", "acillin", "idime",
+                 "enem", "ycline", "floxacin", "entin", "aline", "afaxine", "apine", "osin", "eride", "etron",
+                 "azole", "idine", "arin", "parin", "statin", "ide", "azone", "mab", "nib"]
+DOSES = ["5 mg", "10 mg", "20 mg", "40 mg", "500 mg", "1 g", "2 units", "81 mg"]
+ROUTES = ["PO", "IV", "daily", "BID", "q8h", "at bedtime", "PRN"]
+ORGANS = ["renal", "hepatic", "cardiac", "pulmonary", "thyroid", "pancreatic", "splenic", "adrenal", "biliary"]
+PROBLEM_HEADS = ["failure", "insufficiency", "mass", "nodule", "infarction", "abscess", "effusion", "stenosis",
+                 "lesion", "injury", "cyst", "hemorrhage", "thrombosis", "inflammation"]
+PROBLEM_MODS = ["acute", "chronic", "severe", "mild", "bilateral", "left", "right", "recurrent", "small", "large"]
+NAMED_PROBLEMS = ["sepsis", "delirium", "anemia", "hyponatremia", "hyperkalemia", "pancreatitis", "cholecystitis",
+                  "cellulitis", "pneumonia", "syncope", "hypotension", "tachycardia", "bradycardia", "dementia",
+                  "osteomyelitis", "endocarditis", "neutropenia", "thrombocytopenia", "ascites", "jaundice"]
+ABBREV_PROBLEMS = ["HTN", "DM2", "CHF", "CKD", "COPD", "CAD", "AFib", "GERD", "UTI", "DVT", "PE", "AKI"]
+TEST_HEADS = ["ultrasound", "CT", "MRI", "biopsy", "panel", "level", "culture", "function tests", "scan", "echo"]
+LAB_TESTS = ["lactate", "troponin", "BNP", "lipase", "ferritin", "INR", "procalcitonin", "TSH", "CBC", "BMP",
+             "magnesium", "phosphorus", "A1c", "D-dimer", "CRP", "ESR", "albumin", "bilirubin"]
+# Surface forms whose type depends on the context around them.
+AMBIGUOUS = {"oxygen": ("treatment", "test", "oxygen saturation"), "insulin": ("treatment", "test", "insulin level"),
+             "glucose": ("treatment", "test", "glucose"), "potassium": ("treatment", "test", "potassium"),
+             "blood": ("treatment", "test", "blood cultures"), "calcium": ("treatment", "test", "calcium")}
+
+
+AMBIGUOUS_ABBREV = [
+    ("PE", [("problem", "CTA chest confirmed", "with right heart strain ."), ("O", "On", "lungs clear , heart regular ."),
+            ("problem", "Started heparin for", ".")]),
+    ("MS", [("problem", "History of relapsing", "on natalizumab ."), ("treatment", "Pain controlled with", "2 mg IV ."),
+            ("O", "Patient reports", "was seen in clinic .")]),
+    ("RA", [("problem", "Known seropositive", "with joint deformities ."), ("O", "Satting 95 % on", "at rest ."),
+            ("problem", "Flare of", "treated with prednisone .")]),
+    ("CT", [("test", "Obtained a", "of the abdomen ."), ("test", "Repeat head", "was negative .")]),
+]
+
+
+def hard_drug(rng):
+    return rng.choice(DRUG_STEMS) + rng.choice(DRUG_SUFFIXES)
+
+
+def hard_problem(rng):
+    k = rng.randrange(4)
+    if k == 0:
+        return f"{rng.choice(ORGANS)} {rng.choice(PROBLEM_HEADS)}"
+    if k == 1:
+        return rng.choice(NAMED_PROBLEMS)
+    if k == 2:
+        return rng.choice(ABBREV_PROBLEMS)
+    return rng.choice(SYMPTOMS)
+
+
+def hard_test(rng):
+    k = rng.randrange(3)
+    if k == 0:
+        return f"{rng.choice(ORGANS)} {rng.choice(TEST_HEADS)}"
+    if k == 1:
+        return rng.choice(LAB_TESTS)
+    return rng.choice(CONDITIONS)[2]
+
+
+def typo(rng, word):
+    """One character swapped or dropped in a longer word."""
+    if len(word) < 6 or not word.isalpha():
+        return word
+    i = rng.randrange(1, len(word) - 2)
+    if rng.random() < 0.5:
+        return word[:i] + word[i + 1] + word[i] + word[i + 2:]
+    return word[:i] + word[i + 1:]
+
+
+def hard_sentence(rng):
+    s = Sentence()
+    k = rng.randrange(13)
+    pron = rng.choice(SEXES)[1]
+    if k == 0:  # adjacent entities of one type: a medication list without separators
+        s.text("Home meds :")
+        for _ in range(rng.randint(2, 4)):
+            s.mention(hard_drug(rng), "treatment")
+            if rng.random() < 0.5:
+                s.text(rng.choice(DOSES))
+    elif k == 1:  # the same word as treatment or test, by context
+        word, (t1, t2, test_form) = rng.choice(list(AMBIGUOUS.items()))
+        if rng.random() < 0.5:
+            s.text(f"{pron} was given").mention(word, t1).text("for").mention(hard_problem(rng), "problem").text(".")
+        else:
+            s.text("Repeat").mention(test_form, t2).text("showed").mention(hard_problem(rng), "problem").text(".")
+    elif k == 2:  # modifiers sometimes annotated inside the mention, sometimes not
+        mod, prob = rng.choice(PROBLEM_MODS), hard_problem(rng)
+        if rng.random() < 0.6:
+            s.text("Findings concerning for").mention(f"{mod} {prob}", "problem").text(".")
+        else:
+            s.text("Findings concerning for").text(mod).mention(prob, "problem").text(".")
+    elif k == 3:  # negation: negated problems are still problems (i2b2 2010)
+        s.text(rng.choice(["No", "Denies", "Negative for", "Ruled out"])).mention(hard_problem(rng), "problem")
+        s.text(rng.choice(["or", "and"])).mention(hard_problem(rng), "problem").text(".")
+    elif k == 4:
+        s.mention(hard_test(rng), "test").text("was").text(rng.choice(["unremarkable", "notable for", "positive for"]))
+        s.mention(hard_problem(rng), "problem").text(".")
+    elif k == 5:
+        s.text("Started").mention(hard_drug(rng), "treatment").text(rng.choice(DOSES)).text(rng.choice(ROUTES))
+        s.text("for presumed").mention(hard_problem(rng), "problem")
+    elif k == 6:  # upper-case section text
+        s.text("ASSESSMENT :").mention(hard_problem(rng).upper(), "problem").text("- CONTINUE")
+        s.mention(hard_drug(rng).upper(), "treatment")
+    elif k == 7:  # a test and its treatment back to back
+        s.text("Check").mention(rng.choice(LAB_TESTS), "test").mention(rng.choice(LAB_TESTS), "test")
+        s.text("and hold").mention(hard_drug(rng), "treatment").text("if").mention(hard_problem(rng), "problem")
+    elif k == 8:  # distractors: capitalised words and numbers that are not concepts
+        s.text(f"Seen in clinic on day {rng.randint(2, 30)} by Dr {rng.choice(['Lee', 'Patel', 'Gomez', 'Nguyen'])} ;")
+        s.text("tolerating").mention(hard_drug(rng), "treatment").text("well .")
+    elif k == 9:
+        s.text("History of").mention(rng.choice(CONDITIONS)[0], "problem").text("s/p").mention(
+            f"{rng.choice(ORGANS)} {rng.choice(['biopsy', 'resection', 'stent', 'transplant'])}", "treatment").text(".")
+    elif k == 10:
+        s.mention(hard_test(rng), "test").text("pending ; empiric").mention(hard_drug(rng), "treatment")
+        s.text("and").mention(hard_drug(rng), "treatment").text(".")
+    elif k == 11:  # abbreviations whose meaning (and type) the context decides
+        abbr, meanings = rng.choice(AMBIGUOUS_ABBREV)
+        typ, before, after = rng.choice(meanings)
+        s.text(before)
+        if typ == "O":
+            s.text(abbr)
+        else:
+            s.mention(abbr, typ)
+        s.text(after)
+    else:
+        s.text(f"{pron} complains of").mention(rng.choice(SYMPTOMS), "problem").text("worse with exertion .")
+    # Annotators miss some mentions (as in every real corpus): about one in twenty stays O.
+    i = 0
+    while i < len(s.tags):
+        if s.tags[i].startswith("B-") and rng.random() < 0.05:
+            s.tags[i] = "O"
+            i += 1
+            while i < len(s.tags) and s.tags[i].startswith("I-"):
+                s.tags[i] = "O"
+                i += 1
+        else:
+            i += 1
+    # Noise: typos in some words (mentions included), a few missing full stops.
+    for i, t in enumerate(s.tokens):
+        if rng.random() < 0.04:
+            s.tokens[i] = typo(rng, t)
+    if s.tokens and s.tokens[-1] == "." and rng.random() < 0.2:
+        s.tokens.pop()
+        s.tags.pop()
+    return s
+
+
+def write_ner_hard(out, seed):
+    rng = random.Random(seed * 7919 + 1)
+    os.makedirs(os.path.join(out, "ner_hard"), exist_ok=True)
+    for split, n in [("train", 1200), ("dev", 300), ("test", 400)]:
+        write_conll(os.path.join(out, "ner_hard", f"{split}.conll"), [hard_sentence(rng) for _ in range(n)])
 
 
 if __name__ == "__main__":

