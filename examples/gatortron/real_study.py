@@ -145,7 +145,9 @@ def prepare_data(cfg, out):
     for task in ("ncbi", "bc5cdr"):
         for split in ("dev", "test"):
             evaluated |= set(conll_sentences(os.path.join(shared, cfg["tasks"][task][split])))
+    # (short sentences recur across the splits of NER corpora: such a training line is dropped too)
     overlap = sum(1 for x in docs if x in evaluated)
+    docs = [x for x in docs if x not in evaluated]
     corpus = os.path.join(d, "domain_corpus.txt")
     with open(corpus, "w") as f:
         for x in docs:
@@ -155,7 +157,7 @@ def prepare_data(cfg, out):
               "held_out_pmids": len(held_out), "medline_dropped_as_held_out": len(dropped),
               "train_texts_equal_to_an_evaluated_sentence": overlap}
     log(f"domain corpus: {len(docs)} documents ({n_medline} MEDLINE abstracts), {words} words; "
-        f"{len(dropped)} MEDLINE citations dropped as held-out PMIDs; {overlap} corpus lines equal an evaluated sentence")
+        f"{len(dropped)} MEDLINE citations dropped as held-out PMIDs; {overlap} training lines equal to an evaluated dev/test sentence dropped")
     return report, splits
 
 
@@ -334,11 +336,6 @@ def hf_run(cfg, out, start, task_name, method, seed, env):
 # Statistics and report
 
 
-def read_predictions(run_dir):
-    p = os.path.join(run_dir, "test_scores.jsonl")
-    return None
-
-
 def mean_sd(xs):
     if not xs:
         return float("nan"), float("nan")
@@ -374,7 +371,8 @@ def write_report(cfg, out, recs, starts, data_report, hf, quick, wall):
              f"- Leakage check: {data_report['held_out_pmids']:,} PMIDs of evaluated dev/test documents "
              "(PubMedQA dev+test, BC5CDR dev+test PubTator, NCBI-disease test BRAT); "
              f"{data_report['medline_dropped_as_held_out']} MEDLINE citations were among them and were dropped; "
-             f"{data_report['train_texts_equal_to_an_evaluated_sentence']} corpus lines equal an evaluated NER sentence.",
+             f"{data_report['train_texts_equal_to_an_evaluated_sentence']} training-split lines were identical to an evaluated "
+             "NER dev/test sentence and were left out of the corpus too (the CoNLL files carry no PMIDs).",
              "- PubMedQA PQA-L: the 500 test questions of test_ground_truth.json; the other 500 split 450 train / "
              "50 dev (seed 13). Setting: reasoning-required (question + contexts, no long answer).", "",
              "## Starting points", ""]
@@ -382,7 +380,7 @@ def write_report(cfg, out, recs, starts, data_report, hf, quick, wall):
         extra = ""
         if "pretrain" in s:
             p = s["pretrain"]
-            extra = f" — validation MLM loss {p.get('val_loss_initial', float('nan')):.3f} → {p.get('val_loss', float('nan')):.3f}"
+            extra = f" — validation MLM loss {p.get('val_loss_initial', float('nan')):.3f} → {p.get('val_loss_final', float('nan')):.3f}"
         lines.append(f"- **{k}**: {s['label']}{extra}")
     lines += ["", "## Results", "",
               "Mean ± sd over seeds where a cell has several; [95 % bootstrap interval] of the first seed's test set "
@@ -463,12 +461,12 @@ def write_report(cfg, out, recs, starts, data_report, hf, quick, wall):
             if r["task"] != task or r["seed"] != cfg["seeds"][0]:
                 continue
             key = primary(r["kind"])
-            pts = [(c["step"], c.get(f"eval/{key}", c.get(key))) for c in r["curve"]
-                   if isinstance(c.get(f"eval/{key}", c.get(key)), (int, float))]
+            pts = [(c["step"], c["eval"][key]) for c in r["curve"]
+                   if isinstance(c.get("eval"), dict) and isinstance(c["eval"].get(key), (int, float))]
             if pts:
                 ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=".", label=f"{r['start']} {r['method']}")
         ax.set_xlabel("step")
-        ax.set_ylabel(f"dev {primary(rows[0]['task'] and recs[next(iter(recs))]['kind'])}")
+        ax.set_ylabel(f"dev {rows[0]['metric']}")
         ax.set_title(f"{task}: learning curves (dev)")
         ax.legend(fontsize=7)
         plots.append(("learning curves: " + task, save(fig, f"curves_{task}")))
@@ -519,7 +517,8 @@ def write_html(out, md):
             n = len(line) - len(line.lstrip("#"))
             html.append(f"<h{n}>{line[n:].strip()}</h{n}>")
         elif line.startswith("- "):
-            html.append(f"<li>{re.sub(r'[*][*](.*?)[*][*]', r'<b>\\1</b>', line[2:])}</li>")
+            item = re.sub(r"[*][*](.*?)[*][*]", r"<b>\1</b>", line[2:])
+            html.append(f"<li>{item}</li>")
         elif line.strip():
             html.append(f"<p>{line}</p>")
     if in_table:

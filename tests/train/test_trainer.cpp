@@ -12,6 +12,7 @@
 #include "../peft/tiny_model.h"
 #include "biolm/core/error.h"
 #include "biolm/io/safetensors.h"
+#include "biolm/models/task_model.h"
 #include "biolm/peft/method.h"
 #include "biolm/peft/tensor_file.h"
 #include "biolm/train/checkpoint.h"
@@ -673,4 +674,33 @@ TEST_CASE("data parallel: 4 steps + checkpoint + resume 4 == 8 straight, each ra
   c.resume = ck.string();
   test::VectorSource src(dp_batches(0, 1), true);
   CHECK_THROWS_WITH(train::Trainer(*m, c).fit(src), Catch::Contains("written by 2 process(es), this run has 1"));
+}
+
+TEST_CASE("the trainer keeps a model's own gradient checkpointing; train.activation_checkpointing turns it on",
+          "[train]") {
+  test::TempDir dir("ckpt_setting");
+  auto config = models::preset("tiny-encoder");
+  config.hidden_dropout = 0.0;
+  config.attention_dropout = 0.0;
+  const auto batches = test::make_batches(3, 2, config.vocab_size, 3, 8, [](int64_t id) { return id % 3; }, 7);
+  const auto run = [&](bool model_setting, bool train_setting, const std::string& name) {
+    auto c = config;
+    c.gradient_checkpointing = model_setting;
+    torch::manual_seed(5);
+    auto m = models::make_task_model(c, models::TaskKind::TokenClassification, 3);
+    auto cfg = base_cfg(dir / name, 3);
+    cfg.activation_checkpointing = train_setting;
+    test::VectorSource src(batches);
+    train::Trainer(*m, cfg).fit(src);
+    return m;
+  };
+  const auto plain = run(false, false, "plain");
+  const auto by_model = run(true, false, "model");
+  const auto by_train = run(false, true, "train");
+  CHECK_FALSE(plain->config().gradient_checkpointing);
+  CHECK(by_model->config().gradient_checkpointing);  // was silently switched off before
+  CHECK(by_train->config().gradient_checkpointing);
+  // Recomputation changes nothing numerically: the same weights after three steps.
+  const auto a = plain->named_parameters(), b = by_model->named_parameters();
+  for (const auto& p : a) CHECK(torch::allclose(p.value(), b[p.key()], 0, 1e-6));
 }

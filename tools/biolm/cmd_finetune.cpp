@@ -78,6 +78,10 @@ int run_finetune(const std::string& config_path, const std::vector<std::string>&
   const int64_t batch_size = train_json.value("batch_size", 16);
   train_json.erase("batch_size");
   r.finish();
+  // The train and peft sections are checked here too, before any vocabulary is trained or model
+  // built (their model-dependent parts — default targets, the prompt's width — come later).
+  (void)train::train_config_from_json(train_json, "train");
+  (void)peft::method_config_from_json(peft_json, "peft");
   core::check_range(spec.max_length > 1, "data.max_length", "> 1", std::to_string(spec.max_length));
   core::check_range(spec.doc_stride < spec.max_length, "data.doc_stride", "< data.max_length",
                     std::to_string(spec.doc_stride));
@@ -290,7 +294,17 @@ int run_finetune(const std::string& config_path, const std::vector<std::string>&
 }
 
 const bool registered = register_config_command("finetune", "fine-tune on ner | re | nli | sts | qa-span | mcqa | pubmedqa | instruct (full, lora, ia3, prompt, hybrid)",
-                                                  "YAML config (see examples/configs/)", run_finetune);
+                                                  "YAML config (see examples/configs/)", run_finetune,
+                                                  R"(Config sections (every key: docs/cli.md "biolm finetune"):
+  task, seed, device, output       ner | re | nli | sts | qa-span | mcqa | pubmedqa | instruct
+  data.*        train, dev, test, max_length, doc_stride, format, prompt_format, packing
+  tokenizer.*   path | train_on + vocab_size (none with model.init: the directory's own)
+  model.*       init (biolm or Hugging Face directory) | preset + shape keys, dropout, gradient_checkpointing
+  peft.*        method (full | lora | ia3 | prompt | hybrid), lora.{rank,alpha,targets}, train_patterns
+  train.*       max_steps, batch_size, lr, schedule, warmup_steps, clip_grad_norm, eval_every, resume (auto)
+  eval.*        bootstrap, batch_size, max_new_tokens, max_answer_tokens
+Overrides: key.path=value (YAML value), ~key.path removes. The whole config is checked before work.
+Example: biolm finetune --config examples/configs/ner_minilm.yaml model.init=DIR train.max_steps=100)");
 
 }  // namespace
 }  // namespace biolm::cli

@@ -421,8 +421,17 @@ int run_pretrain(const std::string& config_path, const std::vector<std::string>&
   return result.status == train::Status::Interrupted ? kInterrupted : kOk;
 }
 
-const bool registered = register_config_command("pretrain", "pretrain an encoder (masked LM) or a decoder (causal LM) from scratch",
-                                                  "YAML config (see examples/configs/pretrain_*.yaml)", run_pretrain);
+const bool registered = register_config_command(
+    "pretrain", "pretrain an encoder (masked LM) or a decoder (causal LM), from scratch or continued (model.init)",
+    "YAML config (see examples/configs/pretrain_*.yaml)", run_pretrain,
+    R"(Config sections (every key: docs/cli.md "biolm pretrain"):
+  objective, seed, device, output, threads, seq_len     mlm | clm
+  corpus.*      format (text | text-blocks | jsonl | pubmed-xml | pmc-text | mimic-csv), paths   | shards: DIR
+  tokenizer.*   path | train.{kind, vocab_size, lowercase}   (none with model.init: the directory's own)
+  mlm.*         probability, whole_word          validation.*  fraction, max_sequences
+  model.*       init (biolm or Hugging Face directory: continued pretraining) | preset + shape keys
+  train.*       max_steps, batch_size, lr, schedule, warmup_steps, clip_grad_norm, eval_every, resume (auto)
+Overrides: key.path=value (YAML value), ~key.path removes.)");
 
 }  // namespace
 }  // namespace biolm::cli

@@ -34,8 +34,9 @@ const std::vector<Command>& commands();
 using ConfigCommandFn = std::function<int(const std::string& config, const std::vector<std::string>& overrides,
                                           bool print_config)>;
 /// Registers a command of the form `biolm NAME --config FILE [key.path=value ...] [--print-config]`.
+/// `footer` is printed under --help (the config sections and the keys people use most).
 bool register_config_command(const std::string& name, const std::string& help, const std::string& config_help,
-                             ConfigCommandFn run);
+                             ConfigCommandFn run, const std::string& footer = "");
 
 /// Thrown by a command callback to exit with a given code after printing nothing more.
 struct ExitRequest {

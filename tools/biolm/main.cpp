@@ -21,8 +21,9 @@ bool register_command(Command command) {
 const std::vector<Command>& commands() { return registry(); }
 
 bool register_config_command(const std::string& name, const std::string& help, const std::string& config_help,
-                             ConfigCommandFn run) {
-  return register_command({name, help, [config_help, run](CLI::App& sub) {
+                             ConfigCommandFn run, const std::string& footer) {
+  return register_command({name, help, [config_help, run, footer](CLI::App& sub) {
+                             if (!footer.empty()) sub.footer(footer);
                              auto config = std::make_shared<std::string>();
                              auto overrides = std::make_shared<std::vector<std::string>>();
                              auto print = std::make_shared<bool>(false);

@@ -140,7 +140,9 @@ void Trainer::setup() {
   s.device = core::parse_device(config_.device, "train.device");
   if (config_.bf16 && !s.device.is_cuda()) log::info("train.bf16: autocast applies on CUDA only; this run is fp32");
   model_.to(s.device);
-  model_.set_activation_checkpointing(config_.activation_checkpointing);
+  // train.activation_checkpointing turns recomputation on; it never turns off a model that was
+  // configured with it (model.gradient_checkpointing: true).
+  if (config_.activation_checkpointing) model_.set_activation_checkpointing(true);
   if (group_) broadcast_module(*group_, model_);
   s.opt = build_optimizer(model_, config_, lr_scales_);
   for (const auto& p : model_.parameters(true)) {

@@ -32,7 +32,7 @@ struct TrainConfig {
   // --- numerics
   std::optional<double> clip_grad_norm;  ///< global L2 norm over all trainable gradients
   bool bf16 = false;                     ///< bf16 autocast on CUDA (ignored with a log line on CPU)
-  bool activation_checkpointing = false; ///< passed to TrainableModel::set_activation_checkpointing
+  bool activation_checkpointing = false; ///< true: TrainableModel::set_activation_checkpointing(true); false leaves the model's own setting
   int64_t max_nonfinite_steps = 10;      ///< NaN/Inf steps skipped before the run stops with an error
   // --- evaluation
   int64_t eval_every = 0;                ///< 0: no periodic evaluation
