@@ -56,7 +56,8 @@ def load_config(path, quick):
     with open(path) as f:
         cfg = yaml.safe_load(f)
     known = {"data", "biolm", "threads", "max_length", "batch_size", "bootstrap", "starts", "pretrain", "tasks",
-             "methods", "runs", "seeds", "headline", "transformers", "quick", "published", "scratch_vocab_size"}
+             "methods", "runs", "seeds", "headline", "transformers", "quick", "published", "scratch_vocab_size",
+             "eval_points"}
     bad = sorted(set(cfg) - known)
     if bad:
         raise SystemExit(f"{path}: unknown key(s) {', '.join(bad)} (known: {', '.join(sorted(known))})")
@@ -263,7 +264,7 @@ def finetune(cfg, out, start_name, start, task_name, method, seed, env):
             "model": {"init": start["init"], "hidden_dropout": 0.1, "attention_dropout": 0.1},
             "train": {"max_steps": t["steps"], "batch_size": t.get("batch_size", cfg["batch_size"]),
                       "schedule": "linear", "warmup_steps": max(1, t["steps"] // 10), "clip_grad_norm": 1.0,
-                      "eval_every": max(1, t["steps"] // 4), "log_every": max(1, t["steps"] // 20)},
+                      "eval_every": max(1, t["steps"] // cfg.get("eval_points", 4)), "log_every": max(1, t["steps"] // 20)},
             "eval": {"bootstrap": cfg["bootstrap"]}}
     conf = deep_merge(base, {"train": {"lr": m["lr"] * t.get("lr_scale", 1.0)}, "peft": m.get("peft", {"method": method})})
     os.makedirs(run, exist_ok=True)
@@ -385,8 +386,11 @@ def write_report(cfg, out, recs, starts, data_report, hf, quick, wall):
     lines += ["", "## Results", "",
               "Mean ± sd over seeds where a cell has several; [95 % bootstrap interval] of the first seed's test set "
               "resampling. Trainable share = trainable / all parameters.", "",
-              "| start | task | method | metric | value | 95 % CI | seeds | trainable | time (s) | peak RSS (MB) |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
+              "| start | task | method | metric | value | 95 % CI | seeds | trainable | share | time (s) | peak RSS (MB) |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
+    total = {}
+    for r in recs.values():
+        total[r["start"]] = max(total.get(r["start"], 0), r["trainable_parameters"] if r["method"] == "full" else 0)
     table = []
     for (st, task, method), rs in sorted(by_cell.items()):
         key = primary(rs[0]["kind"])
@@ -399,7 +403,9 @@ def write_report(cfg, out, recs, starts, data_report, hf, quick, wall):
                       "rss": max(r["peak_rss_mb"] for r in rs)})
         cis = f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "–"
         val = f"{mu:.3f} ± {sd:.3f}" if len(rs) > 1 else f"{mu:.3f}"
-        lines.append(f"| {st} | {task} | {method} | {key} | {val} | {cis} | {len(rs)} | {tp:,} | "
+        share = f"{100.0 * tp / total[st]:.2f} %" if total.get(st) else "–"
+        table[-1]["share"] = tp / total[st] if total.get(st) else None
+        lines.append(f"| {st} | {task} | {method} | {key} | {val} | {cis} | {len(rs)} | {tp:,} | {share} | "
                      f"{table[-1]['seconds']:.0f} | {table[-1]['rss']:.0f} |")
     # Secondary metrics of NER (strict, per type) and RE (macro).
     lines += ["", "### Secondary metrics (first seed)", ""]
