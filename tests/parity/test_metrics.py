@@ -166,6 +166,9 @@ def cls_cases(rng):
         if k % 6 == 5:
             pool = sorted(set(CLS_LABELS) | {"absent"})
             c["labels"] = rng.sample(pool, rng.randint(1, 4))  # subset, absent labels, no support
+        elif k % 6 == 2:  # labels only predicted, never gold: weighted over zero support
+            only_pred = sorted(set(pred) - set(gold))
+            c["labels"] = only_pred + ["absent"] if only_pred else ["absent"]
         cases.append(c)
     for k in range(60):
         n = rng.randint(1, 25)

@@ -177,23 +177,12 @@ PrfTable ner_table(const std::vector<NerSentenceTallies>& sentences,
   }
   std::vector<Tally> tallies;
   tallies.reserve(types.size());
-  Tally total;
-  for (const auto& type : types) {
-    tallies.push_back(sum[type]);
-    total += tallies.back();
-  }
+  for (const auto& type : types) tallies.push_back(sum[type]);
   PrfTable table = prf_from_tallies(types, tallies, zero_division);
-  // Where seqeval (metrics/v1.py _precision_recall_fscore_support) departs from sklearn:
-  // - no gold entity at all: weighted = (zd if nothing predicted else 0, zd, zd if nothing
-  //   predicted else 0), where sklearn averages unweighted;
-  // - no entity type at all: macro is np.average([]) = nan.
-  const double zd = zero_division == ZeroDivision::One   ? 1.0
-                    : zero_division == ZeroDivision::NaN ? std::numeric_limits<double>::quiet_NaN()
-                                                         : 0.0;
-  if (total.gold == 0) {
-    const double pf = total.pred == 0 ? zd : 0.0;
-    table.weighted = {pf, zd, pf, 0};
-  }
+  // seqeval (metrics/v1.py _precision_recall_fscore_support) returns, when no gold entity exists,
+  // weighted = (zd if nothing predicted else 0, zd, same as P): what prf_from_tallies' sklearn
+  // fallback (unweighted mean: every type then has P 0, R zd, F 0) gives too. With no entity type
+  // at all, seqeval's macro is np.average([]) = nan.
   if (types.empty()) {
     const double nan = std::numeric_limits<double>::quiet_NaN();
     table.macro = {nan, nan, nan, 0};
