@@ -28,8 +28,8 @@
 // (same meaning as the command-line flags): "mode", "scheme", "zero_division" ("0"|"1"|"nan"|
 // "warn" or 0|1), "labels" (cls: the labels to score, sklearn labels=), "negative_label",
 // "rouge_stemmer" (bool), "squad_version" ("1.1"|"2.0"), "na_probs" (array), "na_prob_thresh",
-// "bootstrap", "seed". Unknown keys are errors. Each case gives one output object (its "id"
-// first, then the keys file_metrics gives), or {"line", "id"?, "error"} when it is refused.
+// "bootstrap", "seed". Unknown keys are errors. Each case gives one output object (the keys
+// file_metrics gives, plus its "id"), or {"line", "id"?, "error"} when it is refused.
 #pragma once
 
 #include <filesystem>
