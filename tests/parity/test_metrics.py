@@ -38,7 +38,8 @@ warnings.filterwarnings("ignore")
 WORDS = ["the", "a", "an", "cat", "Cat", "sat", "on", "mat", "mat.", "dose", "3.14", "1,000", "1-2",
          "a-b", "(CT)", "scan", "&amp;", "&lt;x&gt;", "<skipped>", "don't", "e.g.", "U.S.", "--", "!",
          "café", "naïve", "Ünïcödé", "東京", "İstanbul", "ΣΟΦΙΑΣ", "ΌΣΟΣ", "Kelvin", "ß", "ﬁle",
-         "Ⅻ", "٣", "x_y", "the_end", "mg/kg", "5%", "$3", "end.", "end", ",", "...", "'quoted'"]
+         "Ⅻ", "٣", "x_y", "the_end", "mg/kg", "5%", "$3", "end.", "end", ",", "...", "'quoted'",
+         "co-\nop", "\n", "&quot;q&quot;", "2-3.5", "x.y,z"]
 SPACES = [" ", " ", " ", "  ", "\t", "\u00a0", "\u2003", "\u3000", "\u200b", "\x1c"]
 STEMS = ["relat", "condit", "gener", "hop", "run", "sky", "agre", "fe", "happi", "form", "electr",
          "nation", "organ", "motiv", "adopt", "control", "rat", "roll", "fizz", "fail", "fil", "sing",
@@ -69,7 +70,7 @@ def stem_text(rng, n_max=10):
     return " ".join(w.upper() if rng.random() < 0.1 else w for w in words)
 
 
-TYPES = ["GENE", "DIS", "CHEM", "Δ"]
+TYPES = ["GENE", "DIS", "CHEM", "Δ", "CELL-LINE"]
 
 
 def tag_sequence(rng, n, prefixes):
@@ -204,6 +205,9 @@ def corr_cases(rng):
         elif kind == 4:  # monotone, perfectly (anti-)correlated ranks
             x = sorted(rng.uniform(-10, 10) for _ in range(n))
             y = [math.exp(v / 5) for v in x] if k % 2 else [-v ** 3 for v in x]
+        elif k % 12 == 5:  # large offsets, small spread (cancellation)
+            x = [1e6 + rng.gauss(0, 1) for _ in range(n)]
+            y = [-3e5 + xi * 1e-3 + rng.gauss(0, 1e-3) for xi in x]
         else:
             x = [rng.uniform(-1e3, 1e3) for _ in range(n)]
             y = [rng.uniform(-1e3, 1e3) for _ in range(n)]
@@ -219,7 +223,7 @@ def text_cases(rng, stemmer):
         gen = stem_text if stemmer or k % 3 == 0 else text
         hyps, refs = [], []
         for _ in range(n):
-            r = [gen(rng) for _ in range(n_refs)]
+            r = [gen(rng) for _ in range(n_refs if rng.random() < 0.8 else rng.randint(1, n_refs))]
             if rng.random() < 0.08:
                 r[0] = ""  # empty reference
             h = rng.choice(r) if rng.random() < 0.2 else gen(rng)
@@ -229,7 +233,7 @@ def text_cases(rng, stemmer):
             if rng.random() < 0.08:
                 h = ""  # empty prediction
             hyps.append(h)
-            refs.append(r if n_refs > 1 or rng.random() < 0.5 else r[0])
+            refs.append(r if len(r) > 1 or rng.random() < 0.5 else r[0])
         cases.append({"task": "text", "gold": refs, "pred": hyps, "rouge_stemmer": stemmer})
     return cases
 
