@@ -34,8 +34,8 @@ def ranges(pred):
     return out
 
 
-def emit(name, rows):
-    print(f"constexpr CodeRange {name}[] = {{")
+def emit(kind, name, rows):
+    print(f"constexpr {kind} {name}[] = {{")
     line = "   "
     for lo, hi in rows:
         item = f" {{0x{lo:X}, 0x{hi:X}}},"
@@ -57,21 +57,12 @@ def main():
             lower.append((c, ord(low)))
         elif len(low) > 1:
             assert c == 0x130, hex(c)  # the one multi-character lowercase: U+0130 -> i + U+0307
-    print("constexpr CodeMap kLowerMap[] = {")
-    line = "   "
-    for c, low in lower:
-        item = f" {{0x{c:X}, 0x{low:X}}},"
-        if len(line) + len(item) > 100:
-            print(line)
-            line = "   "
-        line += item
-    print(line)
-    print("};")
-    emit("kAlnumRanges", ranges(lambda ch: ch.isalnum()))
+    emit("CodeMap", "kLowerMap", lower)
+    emit("CodeRange", "kAlnumRanges", ranges(lambda ch: ch.isalnum()))
     p1 = lambda ch: (ch + SIGMA).lower()[-1] == FINAL
     p2 = lambda ch: ("A" + ch + SIGMA).lower()[-1] == FINAL
-    emit("kCasedRanges", ranges(p1))
-    emit("kCaseIgnorableRanges", ranges(lambda ch: p2(ch) and not p1(ch)))
+    emit("CodeRange", "kCasedRanges", ranges(p1))
+    emit("CodeRange", "kCaseIgnorableRanges", ranges(lambda ch: p2(ch) and not p1(ch)))
 
 
 if __name__ == "__main__":

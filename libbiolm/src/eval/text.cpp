@@ -60,6 +60,19 @@ NGramCounts ngrams(const std::vector<std::string>& tokens, size_t n) {
   return out;
 }
 
+// n-gram counts of order n, each clipped to its largest count in any one reference (the
+// "max_ref" of NLTK modified_precision and of sacrebleu _extract_reference_info).
+NGramCounts max_reference_counts(const std::vector<std::vector<std::string>>& references, size_t n) {
+  NGramCounts max_ref;
+  for (const auto& ref : references) {
+    for (const auto& kv : ngrams(ref, n)) {
+      auto& m = max_ref[kv.first];
+      m = std::max(m, kv.second);
+    }
+  }
+  return max_ref;
+}
+
 // Closest reference length, ties to the shorter one (NLTK closest_ref_length, sacrebleu
 // _get_closest_ref_len: the same rule).
 int64_t closest_length(int64_t hyp_len, const std::vector<int64_t>& ref_lens) {
@@ -257,13 +270,7 @@ BleuStats bleu_stats(const std::vector<std::string>& hypothesis,
   BleuStats s;
   for (int n = 1; n <= kBleuMaxOrder; ++n) {
     const NGramCounts hyp = ngrams(hypothesis, static_cast<size_t>(n));
-    NGramCounts max_ref;
-    for (const auto& ref : references) {
-      for (const auto& kv : ngrams(ref, static_cast<size_t>(n))) {
-        auto& m = max_ref[kv.first];
-        m = std::max(m, kv.second);
-      }
-    }
+    const NGramCounts max_ref = max_reference_counts(references, static_cast<size_t>(n));
     int64_t clipped = 0, total = 0;
     for (const auto& kv : hyp) {
       total += kv.second;
@@ -432,13 +439,7 @@ SacreBleuStats sacrebleu_stats(std::string_view hypothesis, const std::vector<st
   }
   SacreBleuStats s;
   for (int n = 1; n <= kBleuMaxOrder; ++n) {
-    NGramCounts max_ref;
-    for (const auto& ref : refs) {
-      for (const auto& kv : ngrams(ref, static_cast<size_t>(n))) {
-        auto& m = max_ref[kv.first];
-        m = std::max(m, kv.second);
-      }
-    }
+    const NGramCounts max_ref = max_reference_counts(refs, static_cast<size_t>(n));
     for (const auto& kv : ngrams(hyp, static_cast<size_t>(n))) {
       s.total[n - 1] += kv.second;
       const auto it = max_ref.find(kv.first);
