@@ -511,9 +511,14 @@ TEST_CASE("metrics batches: one result per case, refusals inline", "[eval][files
       R"({"task": "qa", "squad_version": "2.0", "gold": [[], ["x"]], "pred": ["", "x"], "na_probs": [0.1, 0.2]})"
       "\n"
       R"({"task": "cls", "gold": ["a"], "pred": ["a"], "colour": 1})"
+      "\n"
+      // Resamples without an answerable (or unanswerable) question keep the split, as NaN.
+      R"({"task": "qa", "squad_version": "2.0", "gold": [[], ["x"]], "pred": ["", "y"], "bootstrap": 50, "seed": 3})"
       "\n");
   const auto out = metrics_for_cases(dir / "cases.jsonl");
-  REQUIRE(out.size() == 4);
+  REQUIRE(out.size() == 5);
+  CHECK(out[4]["has_ans"]["f1_ci"].size() == 2);
+  CHECK(out[4]["no_ans"]["exact_match"].get<double>() == 1.0);
   CHECK(out[0]["id"] == 1);
   CHECK(out[0]["accuracy"].get<double>() == Approx(0.5));
   CHECK(out[1]["id"] == "two");

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <set>
 #include <sstream>
@@ -310,11 +311,17 @@ Prepared prepare_qa(std::vector<std::vector<std::string>> golds, std::vector<std
   auto p = std::make_shared<std::vector<std::string>>(std::move(preds));
   auto na = std::make_shared<std::vector<double>>(std::move(na_probs));
   const double thresh = o.na_prob_thresh;
-  out.compute = [g, p, na, thresh](const std::vector<int64_t>& idx) {
+  // The splits present in the whole set stay in every bootstrap resample (NaN where a resample
+  // holds no such question: bootstrap_intervals leaves non-finite values out and counts them).
+  const bool with_has = std::any_of(g->begin(), g->end(), [](const auto& a) { return !a.empty(); });
+  const bool with_no = std::any_of(g->begin(), g->end(), [](const auto& a) { return a.empty(); });
+  out.compute = [g, p, na, thresh, with_has, with_no](const std::vector<int64_t>& idx) {
     const Squad2Result r = squad2_evaluate(pick(*p, idx), pick(*g, idx), na->empty() ? *na : pick(*na, idx), thresh);
     json j = {{"exact_match", r.all.exact}, {"f1", r.all.f1}};
-    if (r.has_ans) j["has_ans"] = qa_split_json(*r.has_ans);
-    if (r.no_ans) j["no_ans"] = qa_split_json(*r.no_ans);
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    const QaSplit missing{nan, nan, 0};
+    if (with_has) j["has_ans"] = qa_split_json(r.has_ans.value_or(missing));
+    if (with_no) j["no_ans"] = qa_split_json(r.no_ans.value_or(missing));
     if (r.best_exact) {
       j["best_exact_match"] = *r.best_exact;
       j["best_exact_match_thresh"] = *r.best_exact_thresh;
@@ -662,7 +669,7 @@ std::vector<json> metrics_for_cases(const fs::path& path) {
     }
     try {
       out.push_back(case_metrics(c));
-    } catch (const Error& e) {
+    } catch (const std::exception& e) {  // biolm::Error, or a JSON value of the wrong type
       json err = {{"line", i + 1}, {"error", e.what()}};
       if (c.is_object() && c.contains("id")) err["id"] = c["id"];
       out.push_back(err);
