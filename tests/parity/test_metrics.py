@@ -19,7 +19,6 @@ All cases go to one `biolm metrics --cases` process. Maxima land in maxima.jsonl
 import collections
 import json
 import math
-import os
 import random
 import re
 import string
@@ -634,6 +633,7 @@ def test_refusals_agree(biolm_exe, tmp_path):
     assert [x["id"] for x in lines] == list(range(len(bad)))
     for (c, ref), line in zip(bad, lines):
         assert "error" in line, line
+        assert any(w in line["error"] for w in ("gold", "pred", "tag")), line["error"]
         with pytest.raises(Exception):
             ref()
 
