@@ -395,3 +395,136 @@ TEST_CASE("metrics from files: formats, intervals and errors", "[eval][files]") 
   CHECK_THROWS_AS(parse_metric_task("pos"), biolm::ConfigError);
   CHECK(parse_ner_scheme("iobes") == NerScheme::IOBES);
 }
+
+// ---- parity additions (issue #16): each expectation is a hand derivation or the reference's
+// own output, printed by the one-liner named beside it (reference venv, tests/parity/).
+TEST_CASE("NER tags seqeval accepts: bare prefixes, empty and dashed types", "[eval][ner]") {
+  const NerOptions def;
+  NerOptions strict;
+  strict.mode = NerMode::Strict;
+  // seqeval: "B" / "I" carry type "_"; B I is one chunk (0, 1).
+  CHECK(extract_entities({"B", "I"}, def) == std::vector<Entity>{{"_", 0, 1}});
+  CHECK(extract_entities({"B-", "I-"}, def) == std::vector<Entity>{{"_", 0, 1}});
+  // default type = chunk[1:].split("-", 1)[-1]; strict (scheme.Token) = chunk[1:].strip("-").
+  CHECK(extract_entities({"B--X-"}, def) == std::vector<Entity>{{"-X-", 0, 0}});
+  CHECK(extract_entities({"B--X-"}, strict) == std::vector<Entity>{{"X", 0, 0}});
+  CHECK_THROWS_AS(extract_entities({"BX"}, def), biolm::DataError);
+  CHECK_THROWS_AS(extract_entities({"U-X"}, def), biolm::DataError);
+  // No entity anywhere: micro = zero_division, macro = np.average([]) = nan (seqeval).
+  const auto empty = ner_report({{"O"}}, {{"O"}});
+  CHECK(empty.micro.f1 == 0.0);
+  CHECK(std::isnan(empty.macro.f1));
+  // Gold without entities, zero_division=1: weighted = (0, 1, 0) as seqeval returns it.
+  NerOptions one;
+  one.zero_division = ZeroDivision::One;
+  const auto w = ner_report({{"O", "O"}}, {{"B-X", "O"}}, one);
+  CHECK(w.weighted.precision == 0.0);
+  CHECK(w.weighted.recall == 1.0);
+  CHECK(w.weighted.f1 == 0.0);
+}
+
+TEST_CASE("weighted average over labels without support is sklearn's unweighted mean", "[eval][cls]") {
+  // labels {b (predicted once, never gold), z (absent)}, zero_division=1: P = (0 + 1) / 2.
+  const auto r = classification_report({"a", "a"}, {"a", "b"}, {{"b", "z"}, ZeroDivision::One});
+  CHECK(r.prf.weighted.precision == Approx(0.5));
+  CHECK(r.prf.weighted.recall == Approx(1.0));
+  CHECK(r.prf.weighted.f1 == Approx(0.5));
+}
+
+TEST_CASE("Python string semantics in SQuAD, BLEU and ROUGE tokens", "[eval][qa][unicode]") {
+  // normalize_answer (python -c 'print(repr(normalize_answer(s)))' with the official function):
+  // "İ".lower() = "i\u0307"; U+0307 is no \w, so the "a" after it is a whole word and goes.
+  CHECK(squad_normalize("\u0130a") == "i\u0307");
+  CHECK(squad_normalize("THE\u00a0CAT") == "cat");  // NBSP separates (\b, split())
+  CHECK(squad_normalize("\u038c\u03a3\u039f\u03a3 a") == "\u03cc\u03c3\u03bf\u03c2");  // final sigma
+  CHECK(squad_normalize("Die  Stra\u00dfe!") == "die stra\u00dfe");
+  CHECK(squad_exact_match("\u00c9cole", "\u00e9cole") == 1.0);
+  CHECK(whitespace_tokens("a\u00a0b\u3000c\u2003d") == Strs{"a", "b", "c", "d"});
+  CHECK(whitespace_tokens("a\u200bb") == Strs{"a\u200bb"});  // ZERO WIDTH SPACE is no space
+  CHECK(rouge_tokens("\u212aelvin \u0130") == Strs{"kelvin", "i"});  // KELVIN SIGN -> k
+}
+
+TEST_CASE("SQuAD v2.0: no-answer questions, thresholds, best threshold", "[eval][qa]") {
+  // q0 answer "Paris", predicted "paris"; q1 no answer, predicted ""; q2 no answer, "London".
+  const std::vector<std::vector<std::string>> golds{{"Paris"}, {}, {}};
+  const std::vector<std::string> preds{"paris", "", "London"};
+  const auto r = squad2_evaluate(preds, golds, {0.2, 0.9, 0.6});
+  CHECK(r.all.exact == Approx(2.0 / 3));
+  CHECK(r.has_ans->exact == 1.0);
+  CHECK(r.no_ans->f1 == Approx(0.5));
+  CHECK(r.no_ans->total == 2);
+  // find_best_thresh: start 2 (no-answer count); q0 (0.2) +1 -> 3 best, q2 (0.6) -1, q1 (0.9) 0.
+  CHECK(*r.best_exact == Approx(1.0));
+  CHECK(*r.best_exact_thresh == Approx(0.2));
+  CHECK(*r.best_f1_thresh == Approx(0.2));
+  // na_prob_thresh 0.5: q1 and q2 are predicted unanswerable and score 1.
+  CHECK(squad2_evaluate(preds, golds, {0.2, 0.9, 0.6}, 0.5).all.exact == Approx(1.0));
+  CHECK_FALSE(squad2_evaluate(preds, golds).best_exact.has_value());
+  // compute_f1: both empty -> 1; "the" normalizes to "" so the gold becomes "" (answerable still).
+  CHECK(squad2_f1("", "") == 1.0);
+  CHECK(squad2_f1("a", "x") == 0.0);
+  const auto art = squad2_evaluate({""}, {{"the"}});
+  CHECK(art.all.f1 == 1.0);
+  CHECK(art.has_ans.has_value());
+}
+
+TEST_CASE("sacrebleu: 13a tokenizer and corpus BLEU", "[eval][bleu]") {
+  // sacrebleu.tokenizers.tokenizer_13a.Tokenizer13a()(s):
+  CHECK(tokenize_13a("Hello, world. 3.14 a-b 1-2 &amp; (x) \"q\" 1,000.5 end.") ==
+        "Hello , world . 3.14 a-b 1 - 2 & ( x ) \" q \" 1,000.5 end .");
+  // hyps "The cat sat on the mat." / "a b c d", refs "The cat is on the mat." / "a b c e":
+  // 13a splits the final "."; p1 = 9/11, p2 = 6/9, p3 = 3/7, p4 = 1/5, BP = 1 (11 vs 11).
+  // sacrebleu.corpus_bleu(...).score = 46.49999903730473.
+  const double expected = 100.0 * std::pow(9.0 / 11 * 6.0 / 9 * 3.0 / 7 * 1.0 / 5, 0.25);
+  CHECK(sacrebleu_corpus({"The cat sat on the mat.", "a b c d"}, {{"The cat is on the mat."}, {"a b c e"}}) ==
+        Approx(expected).epsilon(1e-12));
+  // exp smoothing: "a b" vs "a c": p1 = 1/2, p2 = 0/1 -> 100/(2*1), p3, p4: no n-grams -> 0.
+  CHECK(sacrebleu_corpus({"a b"}, {{"a c"}}) == 0.0);
+  // "a b c" vs "a b d": p1 2/3, p2 1/2, p3 0/1 -> 100/(2*1) = 50 %, p4 no 4-grams -> BLEU 0.
+  CHECK(sacrebleu_corpus({"a b c"}, {{"a b d"}}) == 0.0);
+  // "a b c d" vs "a b c e": p4 0/1 -> 100/2 %: 100 * (3/4 * 2/3 * 1/2 * 1/2)^(1/4).
+  CHECK(sacrebleu_corpus({"a b c d"}, {{"a b c e"}}) == Approx(100.0 * std::pow(0.75 * 2.0 / 3 * 0.5 * 0.5, 0.25)));
+  CHECK(sacrebleu_corpus({""}, {{"a"}}) == 0.0);
+}
+
+TEST_CASE("ROUGE-L with rouge-score's Porter stemmer", "[eval][rouge]") {
+  // nltk PorterStemmer().stem: relational -> relat, ponies -> poni; tokens of <= 3 characters
+  // are not stemmed. RougeScorer(["rougeL"], use_stemmer=True).score("the relational ponies",
+  // "relate pony"): LCS 2 of 3 target / 2 prediction tokens -> P 1, R 2/3, F 0.8.
+  CHECK(rouge_tokens("The relational PONIES skies dying agreed", true) ==
+        Strs{"the", "relat", "poni", "sky", "die", "agre"});
+  const RougeScore r = rouge_l("the relational ponies", "relate pony", true);
+  CHECK(r.precision == Approx(1.0));
+  CHECK(r.recall == Approx(2.0 / 3));
+  CHECK(r.fmeasure == Approx(0.8));
+  CHECK(rouge_l("the relational ponies", "relate pony").fmeasure == 0.0);
+}
+
+TEST_CASE("metrics batches: one result per case, refusals inline", "[eval][files]") {
+  biolm::test::TempDir dir("metrics_cases");
+  biolm::test::write_text(
+      dir / "cases.jsonl",
+      R"({"id": 1, "task": "cls", "gold": ["a", "b"], "pred": ["a", "a"]})"
+      "\n\n"
+      R"({"id": "two", "task": "corr", "gold": [1], "pred": [2]})"
+      "\n"
+      R"({"task": "qa", "squad_version": "2.0", "gold": [[], ["x"]], "pred": ["", "x"], "na_probs": [0.1, 0.2]})"
+      "\n"
+      R"({"task": "cls", "gold": ["a"], "pred": ["a"], "colour": 1})"
+      "\n"
+      // Resamples without an answerable (or unanswerable) question keep the split, as NaN.
+      R"({"task": "qa", "squad_version": "2.0", "gold": [[], ["x"]], "pred": ["", "y"], "bootstrap": 50, "seed": 3})"
+      "\n");
+  const auto out = metrics_for_cases(dir / "cases.jsonl");
+  REQUIRE(out.size() == 5);
+  CHECK(out[4]["has_ans"]["f1_ci"].size() == 2);
+  CHECK(out[4]["no_ans"]["exact_match"].get<double>() == 1.0);
+  CHECK(out[0]["id"] == 1);
+  CHECK(out[0]["accuracy"].get<double>() == Approx(0.5));
+  CHECK(out[1]["id"] == "two");
+  CHECK(out[1]["line"] == 3);
+  CHECK(out[1]["error"].get<std::string>().find("at least 2") != std::string::npos);
+  CHECK(out[2]["exact_match"].get<double>() == 1.0);
+  CHECK(out[2]["best_f1"].get<double>() == 1.0);
+  CHECK(out[3]["error"].get<std::string>().find("colour") != std::string::npos);
+}

@@ -39,17 +39,21 @@ PRF prf_of(const Tally& t, ZeroDivision zd) {
   return out;
 }
 
-// Mean of values with weights, skipping NaN values (sklearn's _nanaverage); a zero total weight
-// yields the zero_division value.
-double nan_average(const std::vector<double>& values, const std::vector<double>& weights,
-                   ZeroDivision zd) {
-  double sum = 0.0, wsum = 0.0;
+// sklearn's _nanaverage: the weighted mean of the non-NaN values; NaN when every value is NaN
+// (or there are none); the unweighted mean when their weights sum to 0 (weighted average over
+// labels without gold support: sklearn falls back to np.average(a)).
+double nan_average(const std::vector<double>& values, const std::vector<double>& weights) {
+  double sum = 0.0, wsum = 0.0, plain = 0.0;
+  int64_t kept = 0;
   for (size_t i = 0; i < values.size(); ++i) {
     if (std::isnan(values[i])) continue;
     sum += values[i] * weights[i];
     wsum += weights[i];
+    plain += values[i];
+    ++kept;
   }
-  if (wsum == 0.0) return zero_division_value(zd);
+  if (kept == 0) return std::numeric_limits<double>::quiet_NaN();
+  if (wsum == 0.0) return plain / static_cast<double>(kept);
   return sum / wsum;
 }
 
@@ -83,10 +87,8 @@ PrfTable prf_from_tallies(const std::vector<std::string>& labels, const std::vec
     table.macro = table.weighted = table.micro;
     return table;
   }
-  table.macro = {nan_average(p, unit, zero_division), nan_average(r, unit, zero_division),
-                 nan_average(f, unit, zero_division), total.gold};
-  table.weighted = {nan_average(p, support, zero_division), nan_average(r, support, zero_division),
-                    nan_average(f, support, zero_division), total.gold};
+  table.macro = {nan_average(p, unit), nan_average(r, unit), nan_average(f, unit), total.gold};
+  table.weighted = {nan_average(p, support), nan_average(r, support), nan_average(f, support), total.gold};
   return table;
 }
 

@@ -7,7 +7,9 @@
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
+#include <limits>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -137,6 +139,14 @@ struct Prepared {
   json header;  // fixed keys (task, options, counts)
 };
 
+template <class T>
+std::vector<T> pick(const std::vector<T>& v, const std::vector<int64_t>& idx) {
+  std::vector<T> out;
+  out.reserve(idx.size());
+  for (int64_t i : idx) out.push_back(v[static_cast<size_t>(i)]);
+  return out;
+}
+
 // Re-throws a token-level tag error with the file and line it came from.
 std::vector<std::vector<std::string>> checked_labels(const fs::path& path, const ConllFile& f,
                                                      const NerOptions& options) {
@@ -150,7 +160,24 @@ std::vector<std::vector<std::string>> checked_labels(const fs::path& path, const
   return f.labels;
 }
 
-Prepared prepare_ner(const fs::path& gold, const fs::path& pred, const FileMetricOptions& o) {
+Prepared prepare_ner(const std::vector<std::vector<std::string>>& gold,
+                     const std::vector<std::vector<std::string>>& pred, const NerOptions& o) {
+  const auto sentences = std::make_shared<std::vector<NerSentenceTallies>>(ner_sentence_tallies(gold, pred, o));
+  const auto types = ner_types(*sentences);
+  Prepared out;
+  out.n = static_cast<int64_t>(sentences->size());
+  out.header = {{"task", "ner"},
+                {"mode", o.mode == NerMode::Default ? "default" : "strict"},
+                {"n_sentences", out.n}};
+  if (o.mode == NerMode::Strict) out.header["scheme"] = o.scheme == NerScheme::IOB2 ? "IOB2" : "IOBES";
+  const ZeroDivision zd = o.zero_division;
+  out.compute = [sentences, types, zd](const std::vector<int64_t>& idx) {
+    return table_json(ner_table(*sentences, idx, types, zd), "per_type", true);
+  };
+  return out;
+}
+
+Prepared prepare_ner_files(const fs::path& gold, const fs::path& pred, const FileMetricOptions& o) {
   const ConllFile g = read_conll(gold);
   const ConllFile p = read_conll(pred);
   check_same_count(gold, g.labels.size(), pred, p.labels.size(), "sentences");
@@ -170,39 +197,19 @@ Prepared prepare_ner(const fs::path& gold, const fs::path& pred, const FileMetri
       }
     }
   }
-  const auto sentences =
-      std::make_shared<std::vector<NerSentenceTallies>>(ner_sentence_tallies(
-          checked_labels(gold, g, o.ner), checked_labels(pred, p, o.ner), o.ner));
-  const auto types = ner_types(*sentences);
-  Prepared out;
-  out.n = static_cast<int64_t>(sentences->size());
-  out.header = {{"task", "ner"},
-                {"mode", o.ner.mode == NerMode::Default ? "default" : "strict"},
-                {"n_sentences", out.n}};
-  if (o.ner.mode == NerMode::Strict) out.header["scheme"] = o.ner.scheme == NerScheme::IOB2 ? "IOB2" : "IOBES";
-  const ZeroDivision zd = o.ner.zero_division;
-  out.compute = [sentences, types, zd](const std::vector<int64_t>& idx) {
-    return table_json(ner_table(*sentences, idx, types, zd), "per_type", true);
-  };
-  return out;
+  return prepare_ner(checked_labels(gold, g, o.ner), checked_labels(pred, p, o.ner), o.ner);
 }
 
-Prepared prepare_cls(const fs::path& gold, const fs::path& pred, const FileMetricOptions& o) {
-  const LinePair lp = read_pair(gold, pred);
-  auto g = std::make_shared<std::vector<std::string>>(read_labels(gold, lp.gold));
-  auto p = std::make_shared<std::vector<std::string>>(read_labels(pred, lp.pred));
-  const auto labels = sorted_labels(*g, *p);
+Prepared prepare_cls(std::vector<std::string> gold, std::vector<std::string> pred, const FileMetricOptions& o) {
+  auto g = std::make_shared<std::vector<std::string>>(std::move(gold));
+  auto p = std::make_shared<std::vector<std::string>>(std::move(pred));
+  const auto labels = o.labels.empty() ? sorted_labels(*g, *p) : o.labels;
   Prepared out;
   out.n = static_cast<int64_t>(g->size());
   out.header = {{"task", "cls"}, {"n", out.n}};
   const ZeroDivision zd = o.zero_division;
   out.compute = [g, p, labels, zd](const std::vector<int64_t>& idx) {
-    std::vector<std::string> gs, ps;
-    for (int64_t i : idx) {
-      gs.push_back((*g)[static_cast<size_t>(i)]);
-      ps.push_back((*p)[static_cast<size_t>(i)]);
-    }
-    const auto report = classification_report(gs, ps, {labels, zd});
+    const auto report = classification_report(pick(*g, idx), pick(*p, idx), {labels, zd});
     json j = table_json(report.prf, "per_class", false);
     j["accuracy"] = report.accuracy;
     return j;
@@ -210,53 +217,46 @@ Prepared prepare_cls(const fs::path& gold, const fs::path& pred, const FileMetri
   return out;
 }
 
-Prepared prepare_re(const fs::path& gold, const fs::path& pred, const FileMetricOptions& o) {
-  const LinePair lp = read_pair(gold, pred);
-  auto g = std::make_shared<std::vector<std::string>>(read_labels(gold, lp.gold));
-  auto p = std::make_shared<std::vector<std::string>>(read_labels(pred, lp.pred));
+Prepared prepare_re(std::vector<std::string> gold, std::vector<std::string> pred, const FileMetricOptions& o) {
+  auto g = std::make_shared<std::vector<std::string>>(std::move(gold));
+  auto p = std::make_shared<std::vector<std::string>>(std::move(pred));
   Prepared out;
   out.n = static_cast<int64_t>(g->size());
   out.header = {{"task", "re"}, {"n", out.n}, {"negative_label", o.negative_label}};
   const std::string neg = o.negative_label;
   const ZeroDivision zd = o.zero_division;
   out.compute = [g, p, neg, zd](const std::vector<int64_t>& idx) {
-    std::vector<std::string> gs, ps;
-    for (int64_t i : idx) {
-      gs.push_back((*g)[static_cast<size_t>(i)]);
-      ps.push_back((*p)[static_cast<size_t>(i)]);
-    }
-    return prf_json(relation_micro_f1(gs, ps, neg, zd), false);
+    return prf_json(relation_micro_f1(pick(*g, idx), pick(*p, idx), neg, zd), false);
   };
   return out;
 }
 
-Prepared prepare_corr(const fs::path& gold, const fs::path& pred) {
-  const LinePair lp = read_pair(gold, pred);
-  auto g = std::make_shared<std::vector<double>>(read_numbers(gold, lp.gold));
-  auto p = std::make_shared<std::vector<double>>(read_numbers(pred, lp.pred));
-  if (g->size() < 2) throw DataError(gold.string(), 0, "lines", "correlation needs at least 2 lines");
+Prepared prepare_corr(std::vector<double> gold, std::vector<double> pred) {
+  auto g = std::make_shared<std::vector<double>>(std::move(gold));
+  auto p = std::make_shared<std::vector<double>>(std::move(pred));
   Prepared out;
   out.n = static_cast<int64_t>(g->size());
   out.header = {{"task", "corr"}, {"n", out.n}};
   out.compute = [g, p](const std::vector<int64_t>& idx) {
-    std::vector<double> gs, ps;
-    for (int64_t i : idx) {
-      gs.push_back((*g)[static_cast<size_t>(i)]);
-      ps.push_back((*p)[static_cast<size_t>(i)]);
-    }
+    const auto gs = pick(*g, idx), ps = pick(*p, idx);
     return json{{"pearson", pearson(gs, ps)}, {"spearman", spearman(gs, ps)}};
   };
   return out;
 }
 
-Prepared prepare_text(const fs::path& gold, const fs::path& pred) {
-  const LinePair lp = read_pair(gold, pred);
+// golds[i]: the references of hypothesis i (one or more).
+Prepared prepare_text(const std::vector<std::vector<std::string>>& golds, const std::vector<std::string>& preds,
+                      const FileMetricOptions& o) {
   // Per-line sufficient statistics: corpus BLEU of a resample is the BLEU of summed stats.
   auto stats = std::make_shared<std::vector<BleuStats>>();
+  auto sacre = std::make_shared<std::vector<SacreBleuStats>>();
   auto rouge = std::make_shared<std::vector<double>>();
-  for (size_t i = 0; i < lp.gold.size(); ++i) {
-    stats->push_back(bleu_stats(whitespace_tokens(lp.pred[i]), {whitespace_tokens(lp.gold[i])}));
-    rouge->push_back(rouge_l(lp.gold[i], lp.pred[i]).fmeasure);
+  for (size_t i = 0; i < golds.size(); ++i) {
+    std::vector<std::vector<std::string>> refs;
+    for (const auto& r : golds[i]) refs.push_back(whitespace_tokens(r));
+    stats->push_back(bleu_stats(whitespace_tokens(preds[i]), refs));
+    sacre->push_back(sacrebleu_stats(preds[i], golds[i]));
+    rouge->push_back(rouge_l_multi(golds[i], preds[i], o.rouge_stemmer).fmeasure);
   }
   Prepared out;
   out.n = static_cast<int64_t>(stats->size());
@@ -264,36 +264,71 @@ Prepared prepare_text(const fs::path& gold, const fs::path& pred) {
                 {"n", out.n},
                 {"bleu_tokenizer", "whitespace"},
                 {"bleu_smoothing", "none"},
-                {"rouge_tokenizer", "rouge-score default"}};
-  out.compute = [stats, rouge](const std::vector<int64_t>& idx) {
+                {"sacrebleu_tokenizer", "13a"},
+                {"sacrebleu_smoothing", "exp"},
+                {"rouge_tokenizer", "rouge-score default"},
+                {"rouge_stemmer", o.rouge_stemmer}};
+  out.compute = [stats, sacre, rouge](const std::vector<int64_t>& idx) {
     BleuStats total;
+    SacreBleuStats sacre_total;
     double r = 0.0;
     for (int64_t i : idx) {
       total += (*stats)[static_cast<size_t>(i)];
+      sacre_total += (*sacre)[static_cast<size_t>(i)];
       r += (*rouge)[static_cast<size_t>(i)];
     }
     return json{{"bleu1", bleu_from_stats(total, {1, BleuSmoothing::None, false})},
                 {"bleu4", bleu_from_stats(total, {4, BleuSmoothing::None, false})},
+                {"sacrebleu", sacrebleu_from_stats(sacre_total)},
                 {"rougeL", r / static_cast<double>(idx.size())}};
   };
   return out;
 }
 
-Prepared prepare_qa(const fs::path& gold, const fs::path& pred) {
-  const LinePair lp = read_pair(gold, pred);
-  auto scores = std::make_shared<std::vector<QaScore>>();
-  for (size_t i = 0; i < lp.gold.size(); ++i) scores->push_back(squad_score(lp.pred[i], split_answers(lp.gold[i])));
+json qa_split_json(const QaSplit& s) { return {{"exact_match", s.exact}, {"f1", s.f1}, {"n", s.total}}; }
+
+Prepared prepare_qa(std::vector<std::vector<std::string>> golds, std::vector<std::string> preds,
+                    std::vector<double> na_probs, const FileMetricOptions& o) {
   Prepared out;
-  out.n = static_cast<int64_t>(scores->size());
-  out.header = {{"task", "qa"}, {"n", out.n}};
-  out.compute = [scores](const std::vector<int64_t>& idx) {
-    double em = 0.0, f1 = 0.0;
-    for (int64_t i : idx) {
-      em += (*scores)[static_cast<size_t>(i)].exact_match;
-      f1 += (*scores)[static_cast<size_t>(i)].f1;
+  out.n = static_cast<int64_t>(golds.size());
+  if (o.squad_version == SquadVersion::V1_1) {
+    auto scores = std::make_shared<std::vector<QaScore>>();
+    for (size_t i = 0; i < golds.size(); ++i) scores->push_back(squad_score(preds[i], golds[i]));
+    out.header = {{"task", "qa"}, {"squad_version", "1.1"}, {"n", out.n}};
+    out.compute = [scores](const std::vector<int64_t>& idx) {
+      double em = 0.0, f1 = 0.0;
+      for (int64_t i : idx) {
+        em += (*scores)[static_cast<size_t>(i)].exact_match;
+        f1 += (*scores)[static_cast<size_t>(i)].f1;
+      }
+      const double n = static_cast<double>(idx.size());
+      return json{{"exact_match", em / n}, {"f1", f1 / n}};
+    };
+    return out;
+  }
+  out.header = {{"task", "qa"}, {"squad_version", "2.0"}, {"n", out.n}, {"na_prob_thresh", o.na_prob_thresh}};
+  auto g = std::make_shared<std::vector<std::vector<std::string>>>(std::move(golds));
+  auto p = std::make_shared<std::vector<std::string>>(std::move(preds));
+  auto na = std::make_shared<std::vector<double>>(std::move(na_probs));
+  const double thresh = o.na_prob_thresh;
+  // The splits present in the whole set stay in every bootstrap resample (NaN where a resample
+  // holds no such question: bootstrap_intervals leaves non-finite values out and counts them).
+  const bool with_has = std::any_of(g->begin(), g->end(), [](const auto& a) { return !a.empty(); });
+  const bool with_no = std::any_of(g->begin(), g->end(), [](const auto& a) { return a.empty(); });
+  out.compute = [g, p, na, thresh, with_has, with_no](const std::vector<int64_t>& idx) {
+    const Squad2Result r = squad2_evaluate(pick(*p, idx), pick(*g, idx), na->empty() ? *na : pick(*na, idx), thresh);
+    json j = {{"exact_match", r.all.exact}, {"f1", r.all.f1}};
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    const QaSplit missing{nan, nan, 0};
+    if (with_has) j["has_ans"] = qa_split_json(r.has_ans.value_or(missing));
+    if (with_no) j["no_ans"] = qa_split_json(r.no_ans.value_or(missing));
+    if (r.best_exact) {
+      j["best_exact_match"] = *r.best_exact;
+      j["best_exact_match_thresh"] = *r.best_exact_thresh;
+      j["best_f1"] = *r.best_f1;
+      j["best_f1_thresh"] = *r.best_f1_thresh;
     }
-    const double n = static_cast<double>(idx.size());
-    return json{{"exact_match", em / n}, {"f1", f1 / n}};
+    return j;
   };
   return out;
 }
@@ -399,33 +434,247 @@ void add_bootstrap_intervals(json& result, int64_t n,
                          {"method", "percentile"}};
 }
 
+namespace {
+
+json finish(const Prepared& prep, const std::optional<BootstrapOptions>& bootstrap) {
+  json result = prep.compute(all_indices(static_cast<size_t>(prep.n)));
+  if (bootstrap) add_bootstrap_intervals(result, prep.n, prep.compute, *bootstrap);
+  json out = prep.header;
+  out.update(result);
+  return out;
+}
+
+std::vector<std::vector<std::string>> answer_lists(const std::vector<std::string>& lines, SquadVersion v) {
+  std::vector<std::vector<std::string>> out;
+  for (const auto& line : lines) {
+    // v2.0: an empty gold line is a question without answer.
+    out.push_back(v == SquadVersion::V2_0 && line.empty() ? std::vector<std::string>{} : split_answers(line));
+  }
+  return out;
+}
+
+}  // namespace
+
 json file_metrics(MetricTask task, const fs::path& gold, const fs::path& pred,
                   const FileMetricOptions& options) {
+  if (task == MetricTask::Ner) return finish(prepare_ner_files(gold, pred, options), options.bootstrap);
+  const LinePair lp = read_pair(gold, pred);
   Prepared prep;
   switch (task) {
     case MetricTask::Ner:
-      prep = prepare_ner(gold, pred, options);
       break;
     case MetricTask::Cls:
-      prep = prepare_cls(gold, pred, options);
+      prep = prepare_cls(read_labels(gold, lp.gold), read_labels(pred, lp.pred), options);
       break;
     case MetricTask::Re:
-      prep = prepare_re(gold, pred, options);
+      prep = prepare_re(read_labels(gold, lp.gold), read_labels(pred, lp.pred), options);
       break;
     case MetricTask::Corr:
-      prep = prepare_corr(gold, pred);
+      if (lp.gold.size() < 2) throw DataError(gold.string(), 0, "lines", "correlation needs at least 2 lines");
+      prep = prepare_corr(read_numbers(gold, lp.gold), read_numbers(pred, lp.pred));
       break;
-    case MetricTask::Text:
-      prep = prepare_text(gold, pred);
+    case MetricTask::Text: {
+      std::vector<std::vector<std::string>> refs;
+      for (const auto& line : lp.gold) refs.push_back({line});
+      prep = prepare_text(refs, lp.pred, options);
       break;
-    case MetricTask::Qa:
-      prep = prepare_qa(gold, pred);
+    }
+    case MetricTask::Qa: {
+      std::vector<double> na;
+      if (options.na_probs) {
+        const auto lines = read_lines(*options.na_probs);
+        check_same_count(gold, lp.gold.size(), *options.na_probs, lines.size(), "lines");
+        na = read_numbers(*options.na_probs, lines);
+      }
+      prep = prepare_qa(answer_lists(lp.gold, options.squad_version), lp.pred, na, options);
       break;
+    }
   }
-  json result = prep.compute(all_indices(static_cast<size_t>(prep.n)));
-  if (options.bootstrap) add_bootstrap_intervals(result, prep.n, prep.compute, *options.bootstrap);
-  json out = prep.header;
-  out.update(result);
+  return finish(prep, options.bootstrap);
+}
+
+// --- batches of cases (biolm metrics --cases) --------------------------------------------------
+namespace {
+
+std::vector<std::string> json_strings(const json& j, const char* key) {
+  BIOLM_CHECK(j.is_array(), ConfigError, std::string("case.") + key, "expected an array of strings");
+  std::vector<std::string> out;
+  for (const auto& v : j) {
+    BIOLM_CHECK(v.is_string(), ConfigError, std::string("case.") + key,
+                fmt::format("expected a string, found {}", v.dump()));
+    out.push_back(v.get<std::string>());
+  }
+  return out;
+}
+
+std::vector<double> json_numbers(const json& j, const char* key) {
+  BIOLM_CHECK(j.is_array(), ConfigError, std::string("case.") + key, "expected an array of numbers");
+  std::vector<double> out;
+  for (const auto& v : j) {
+    BIOLM_CHECK(v.is_number(), ConfigError, std::string("case.") + key,
+                fmt::format("expected a number, found {}", v.dump()));
+    out.push_back(v.get<double>());
+  }
+  return out;
+}
+
+// A string is one item, an array several (references of a text, answers of a question).
+std::vector<std::vector<std::string>> json_string_lists(const json& j, const char* key) {
+  BIOLM_CHECK(j.is_array(), ConfigError, std::string("case.") + key, "expected an array");
+  std::vector<std::vector<std::string>> out;
+  for (const auto& v : j) {
+    if (v.is_string()) {
+      out.push_back({v.get<std::string>()});
+    } else {
+      out.push_back(json_strings(v, key));
+    }
+  }
+  return out;
+}
+
+std::string json_string(const json& c, const char* key, const std::string& fallback) {
+  if (!c.contains(key)) return fallback;
+  BIOLM_CHECK(c[key].is_string(), ConfigError, std::string("case.") + key, "expected a string");
+  return c[key].get<std::string>();
+}
+
+void check_pair_sizes(size_t n_gold, size_t n_pred) {
+  BIOLM_CHECK(n_gold == n_pred, ConfigError, "case.pred",
+              fmt::format("{} predictions for {} gold items", n_pred, n_gold));
+  BIOLM_CHECK(n_gold > 0, ConfigError, "case.gold", "no items to score");
+}
+
+}  // namespace
+
+ZeroDivision parse_zero_division(std::string_view name) {
+  if (name == "0" || name == "warn") return ZeroDivision::Zero;
+  if (name == "1") return ZeroDivision::One;
+  if (name == "nan") return ZeroDivision::NaN;
+  throw ConfigError("metrics.zero_division", fmt::format("expected 0|1|nan|warn, found \"{}\"", name));
+}
+
+SquadVersion parse_squad_version(std::string_view name) {
+  if (name == "1.1" || name == "1") return SquadVersion::V1_1;
+  if (name == "2.0" || name == "2") return SquadVersion::V2_0;
+  throw ConfigError("metrics.squad_version", fmt::format("expected 1.1|2.0, found \"{}\"", name));
+}
+
+json case_metrics(const json& c) {
+  static const std::set<std::string> kKeys = {
+      "id", "task", "gold", "pred", "mode", "scheme", "zero_division", "labels", "negative_label",
+      "rouge_stemmer", "squad_version", "na_probs", "na_prob_thresh", "bootstrap", "seed"};
+  BIOLM_CHECK(c.is_object(), ConfigError, "case", "expected a JSON object");
+  for (auto it = c.begin(); it != c.end(); ++it) {
+    BIOLM_CHECK(kKeys.count(it.key()) > 0, ConfigError, "case." + it.key(), "unknown key");
+  }
+  BIOLM_CHECK(c.contains("task") && c.contains("gold") && c.contains("pred"), ConfigError, "case",
+              "needs \"task\", \"gold\" and \"pred\"");
+  const MetricTask task = parse_metric_task(json_string(c, "task", ""));
+  FileMetricOptions o;
+  o.ner.mode = parse_ner_mode(json_string(c, "mode", "default"));
+  o.ner.scheme = parse_ner_scheme(json_string(c, "scheme", "IOB2"));
+  if (c.contains("zero_division")) {
+    const json& z = c["zero_division"];
+    o.zero_division = parse_zero_division(z.is_number() ? fmt::format("{}", z.get<int>()) : json_string(c, "zero_division", ""));
+  }
+  o.ner.zero_division = o.zero_division;
+  if (c.contains("labels")) o.labels = json_strings(c["labels"], "labels");
+  o.negative_label = json_string(c, "negative_label", o.negative_label);
+  if (c.contains("rouge_stemmer")) {
+    BIOLM_CHECK(c["rouge_stemmer"].is_boolean(), ConfigError, "case.rouge_stemmer", "expected true or false");
+    o.rouge_stemmer = c["rouge_stemmer"].get<bool>();
+  }
+  o.squad_version = parse_squad_version(json_string(c, "squad_version", "1.1"));
+  if (c.contains("na_prob_thresh")) {
+    BIOLM_CHECK(c["na_prob_thresh"].is_number(), ConfigError, "case.na_prob_thresh", "expected a number");
+    o.na_prob_thresh = c["na_prob_thresh"].get<double>();
+  }
+  if (c.contains("bootstrap")) {
+    BIOLM_CHECK(c["bootstrap"].is_number_integer(), ConfigError, "case.bootstrap", "expected an integer");
+    const int64_t n = c["bootstrap"].get<int64_t>();
+    const uint64_t seed = c.contains("seed") ? c["seed"].get<uint64_t>() : 0;
+    if (n > 0) o.bootstrap = BootstrapOptions{n, seed, 0.95};
+  }
+  const json& gold = c["gold"];
+  const json& pred = c["pred"];
+  Prepared prep;
+  switch (task) {
+    case MetricTask::Ner: {
+      BIOLM_CHECK(gold.is_array() && pred.is_array(), ConfigError, "case.gold", "expected arrays of sentences");
+      std::vector<std::vector<std::string>> g, p;
+      for (const auto& s : gold) g.push_back(json_strings(s, "gold"));
+      for (const auto& s : pred) p.push_back(json_strings(s, "pred"));
+      check_pair_sizes(g.size(), p.size());
+      prep = prepare_ner(g, p, o.ner);
+      break;
+    }
+    case MetricTask::Cls:
+    case MetricTask::Re: {
+      auto g = json_strings(gold, "gold");
+      auto p = json_strings(pred, "pred");
+      check_pair_sizes(g.size(), p.size());
+      prep = task == MetricTask::Cls ? prepare_cls(g, p, o) : prepare_re(g, p, o);
+      break;
+    }
+    case MetricTask::Corr: {
+      auto g = json_numbers(gold, "gold");
+      auto p = json_numbers(pred, "pred");
+      check_pair_sizes(g.size(), p.size());
+      BIOLM_CHECK(g.size() >= 2, ConfigError, "case.gold", "correlation needs at least 2 pairs");
+      prep = prepare_corr(g, p);
+      break;
+    }
+    case MetricTask::Text: {
+      const auto g = json_string_lists(gold, "gold");
+      const auto p = json_strings(pred, "pred");
+      check_pair_sizes(g.size(), p.size());
+      for (const auto& refs : g) BIOLM_CHECK(!refs.empty(), ConfigError, "case.gold", "a text has no reference");
+      prep = prepare_text(g, p, o);
+      break;
+    }
+    case MetricTask::Qa: {
+      auto g = json_string_lists(gold, "gold");
+      auto p = json_strings(pred, "pred");
+      check_pair_sizes(g.size(), p.size());
+      std::vector<double> na;
+      if (c.contains("na_probs")) {
+        na = json_numbers(c["na_probs"], "na_probs");
+        BIOLM_CHECK(na.size() == g.size(), ConfigError, "case.na_probs",
+                    fmt::format("{} probabilities for {} questions", na.size(), g.size()));
+        BIOLM_CHECK(o.squad_version == SquadVersion::V2_0, ConfigError, "case.na_probs", "needs squad_version 2.0");
+      }
+      if (o.squad_version == SquadVersion::V1_1) {
+        for (const auto& a : g) BIOLM_CHECK(!a.empty(), ConfigError, "case.gold", "a question has no answer (SQuAD v1.1)");
+      }
+      prep = prepare_qa(std::move(g), std::move(p), std::move(na), o);
+      break;
+    }
+  }
+  json out = json::object();
+  if (c.contains("id")) out["id"] = c["id"];
+  out.update(finish(prep, o.bootstrap));
+  return out;
+}
+
+std::vector<json> metrics_for_cases(const fs::path& path) {
+  const auto lines = read_lines(path);
+  std::vector<json> out;
+  for (size_t i = 0; i < lines.size(); ++i) {
+    if (trim(lines[i]).empty()) continue;
+    json c;
+    try {
+      c = json::parse(lines[i]);
+    } catch (const json::exception& e) {
+      throw DataError(path.string(), static_cast<int64_t>(i + 1), "case", fmt::format("not JSON: {}", e.what()));
+    }
+    try {
+      out.push_back(case_metrics(c));
+    } catch (const std::exception& e) {  // biolm::Error, or a JSON value of the wrong type
+      json err = {{"line", i + 1}, {"error", e.what()}};
+      if (c.is_object() && c.contains("id")) err["id"] = c["id"];
+      out.push_back(err);
+    }
+  }
   return out;
 }
 

@@ -2,6 +2,7 @@
 #include "biolm/eval/ner.h"
 
 #include <algorithm>
+#include <limits>
 #include <set>
 #include <tuple>
 
@@ -17,16 +18,24 @@ struct Tag {
   std::string type = "_";  // seqeval's placeholder type for "O" and bare prefixes
 };
 
-// "O" or P-TYPE with P in B/I/E/S; throws with the token index as record.
-Tag parse_tag(const std::string& text, int64_t index) {
+// "O", a bare prefix "B" / "I" / "E" / "S", or P-TYPE with P in B/I/E/S; anything else (which
+// seqeval only warns about, "seems not to be NE tag", then chunks oddly) throws with the token
+// index as record. The type is seqeval's: default mode chunk[1:].split("-", 1)[-1], strict mode
+// (seqeval.scheme.Token) chunk[1:].strip("-"); an empty type is "_" in both.
+Tag parse_tag(const std::string& text, int64_t index, NerMode mode) {
   if (text == "O") return Tag{};
-  const bool ok = text.size() >= 3 && text[1] == '-' &&
-                  (text[0] == 'B' || text[0] == 'I' || text[0] == 'E' || text[0] == 'S');
+  const bool prefix_ok = !text.empty() && (text[0] == 'B' || text[0] == 'I' || text[0] == 'E' || text[0] == 'S');
+  const bool ok = prefix_ok && (text.size() == 1 || text[1] == '-');
   if (!ok) {
     throw DataError::at_record("tags", index, "tag",
                                fmt::format("expected O or B-/I-/E-/S-TYPE, found \"{}\"", text));
   }
-  return Tag{text[0], text.substr(2)};
+  std::string type = text.size() > 2 ? text.substr(2) : std::string();
+  if (mode == NerMode::Strict) {
+    const size_t b = type.find_first_not_of('-');
+    type = b == std::string::npos ? std::string() : type.substr(b, type.find_last_not_of('-') - b + 1);
+  }
+  return Tag{text[0], type.empty() ? std::string("_") : type};
 }
 
 // --- default mode: seqeval.metrics.sequence_labeling.end_of_chunk / start_of_chunk ---------
@@ -114,7 +123,7 @@ bool Entity::operator<(const Entity& o) const {
 std::vector<Entity> extract_entities(const std::vector<std::string>& tags, const NerOptions& options) {
   std::vector<Tag> parsed;
   parsed.reserve(tags.size());
-  for (size_t i = 0; i < tags.size(); ++i) parsed.push_back(parse_tag(tags[i], static_cast<int64_t>(i)));
+  for (size_t i = 0; i < tags.size(); ++i) parsed.push_back(parse_tag(tags[i], static_cast<int64_t>(i), options.mode));
   return options.mode == NerMode::Default ? default_entities(parsed)
                                           : strict_entities(parsed, options.scheme);
 }
@@ -169,7 +178,16 @@ PrfTable ner_table(const std::vector<NerSentenceTallies>& sentences,
   std::vector<Tally> tallies;
   tallies.reserve(types.size());
   for (const auto& type : types) tallies.push_back(sum[type]);
-  return prf_from_tallies(types, tallies, zero_division);
+  PrfTable table = prf_from_tallies(types, tallies, zero_division);
+  // seqeval (metrics/v1.py _precision_recall_fscore_support) returns, when no gold entity exists,
+  // weighted = (zd if nothing predicted else 0, zd, same as P): what prf_from_tallies' sklearn
+  // fallback (unweighted mean: every type then has P 0, R zd, F 0) gives too. With no entity type
+  // at all, seqeval's macro is np.average([]) = nan.
+  if (types.empty()) {
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    table.macro = {nan, nan, nan, 0};
+  }
+  return table;
 }
 
 PrfTable ner_report(const std::vector<std::vector<std::string>>& gold,

@@ -10,9 +10,10 @@
 //     "warn" also yields 0);
 //   - micro: the same formulas on tallies summed over the scored labels (for plain multi-class
 //     with all labels, micro P = R = F1 = accuracy);
-//   - macro: unweighted mean of the per-class values; weighted: mean weighted by gold support
-//     (all-zero support gives zero_division). With ZeroDivision::NaN, undefined per-class values
-//     are NaN and left out of the averages (sklearn's _nanaverage).
+//   - macro: unweighted mean of the per-class values; weighted: mean weighted by gold support.
+//     Both are sklearn's _nanaverage: NaN values (ZeroDivision::NaN) are left out, all NaN gives
+//     NaN, and when the scored labels have no gold support at all the weighted average is the
+//     unweighted mean (sklearn catches numpy's ZeroDivisionError and falls back to it).
 // Relation extraction micro-F1 is sklearn's f1_score(average="micro", labels=all but the
 // negative label): predictions of the negative class count for nothing, gold negatives missed
 // are not false negatives.

@@ -2,8 +2,10 @@
 //
 // Reference: scipy.stats.pearsonr and scipy.stats.spearmanr. Spearman is Pearson's r of the
 // ranks, tied values getting the average of the ranks they span (scipy.stats.rankdata
-// method="average"). A constant input has no defined correlation: NaN is returned (scipy
-// returns nan with a ConstantInputWarning); JSON output writes it as null.
+// method="average"). A constant input (either side) has no defined correlation: NaN is
+// returned, as scipy returns nan (with a ConstantInputWarning); JSON output writes it as null.
+// Fewer than 2 pairs is an error (scipy.stats.pearsonr raises ValueError too). Checked against
+// scipy to 1e-9 (ties, n = 2, constant inputs): tests/parity/test_metrics.py.
 #pragma once
 
 #include <vector>

@@ -4,7 +4,10 @@
 //   - Default mode = seqeval's get_entities (conlleval-like chunking): a chunk starts at B-/S-,
 //     at I-/E- after O (an I- tag without B- starts an entity), at E-E / E-I / S-E / S-I
 //     transitions, and wherever the type changes; it ends before B-/S-/O, after E-/S-, and
-//     where the type changes. Tags are PREFIX-TYPE with PREFIX in {B, I, E, S, O}; "O" has no type.
+//     where the type changes. Tags: "O", a bare prefix "B" / "I" / "E" / "S" (type "_"), or
+//     PREFIX-TYPE with PREFIX in {B, I, E, S}; the type is seqeval's: default mode
+//     tag[1:].split("-", 1)[-1], strict mode tag[1:].strip("-"), "_" when empty. Other tags
+//     (seqeval warns "seems not to be NE tag" and chunks on the first letter) are refused.
 //   - Strict mode = seqeval mode="strict" with scheme=IOB2 or IOBES (seqeval.scheme.Tokens):
 //     an entity starts only at B- (or S- in IOBES), continues through I- (and E- in IOBES) of
 //     the same type, and counts only if it ends validly (IOB2: the next tag is O, B- or an I- of
@@ -14,8 +17,11 @@
 //   - Entities are (sentence, start, end, type); tp = |gold ∩ pred| per type. Per type
 //     P = tp/pred, R = tp/gold, F1 = 2PR/(P+R) (0 when P+R=0); micro over all types; macro and
 //     weighted (by gold support) averages of the per-type values; zero_division as in
-//     classification.h (seqeval's default "warn" yields 0). The per-type F1 equals seqeval's
-//     2PR/(P+R) for every input seqeval accepts (see prf_from_tallies).
+//     classification.h (seqeval's default "warn" yields 0; ZeroDivision::NaN is ours, seqeval
+//     1.2.2 has no nan). The per-type F1 equals seqeval's 2PR/(P+R) for every input seqeval
+//     accepts (see prf_from_tallies). No gold entity at all: weighted = (zd if nothing was
+//     predicted else 0, zd, same as P), as seqeval returns it; no entity type at all: macro is
+//     NaN (seqeval's np.average([])). Checked against seqeval: tests/parity/test_metrics.py.
 #pragma once
 
 #include <cstdint>
