@@ -104,6 +104,12 @@ def check(case, ours, theirs, base=None):
     return d
 
 
+def assert_merge_changed(case, merged, base):
+    """The merged weights differ from the base (else comparing them proves nothing)."""
+    moved = max((merged[k] - v).abs().max().item() for k, v in base.items() if k in merged)
+    assert moved > 1e-2, f"{case}: merging changed no weight ({moved:.3g})"
+
+
 # ---- biolm -> peft ------------------------------------------------------------------------------
 
 
@@ -222,6 +228,7 @@ def test_biolm_adapter_loads_in_peft(biolm_exe, work, bases, case):
         run_biolm(biolm_exe, "convert", "to-hf", md, merged_dir, "--merge")
         ours_sd = load_file(os.path.join(merged_dir, "model.safetensors"))
         theirs_sd = adapted.merge_and_unload().state_dict()
+        assert_merge_changed(case, theirs_sd, load_file(os.path.join(bases[family], "model.safetensors")))
         worst = 0.0
         for k, v in theirs_sd.items():
             if k not in ours_sd:
@@ -294,6 +301,7 @@ def test_peft_adapter_loads_in_biolm(biolm_exe, work, bases, case):
         run_biolm(biolm_exe, "convert", "to-hf", md, merged_dir, "--merge")
         ours_sd = load_file(os.path.join(merged_dir, "model.safetensors"))
         theirs_sd = pm.merge_and_unload().state_dict()
+        assert_merge_changed(case, theirs_sd, load_file(os.path.join(bases[family], "model.safetensors")))
         worst = 0.0
         for k, v in theirs_sd.items():
             if k not in ours_sd:

@@ -183,6 +183,20 @@ PeftAdapter make_peft_adapter(torch::nn::Module& model, const models::ModelConfi
                             name));
     save_modules.insert(module);
   }
+  // PEFT's task models always train (and expect in the file) their head: PeftModelFor
+  // SequenceClassification / TokenClassification add "classifier" and "score" to modules_to_save,
+  // PeftModelForQuestionAnswering "qa_outputs", and loading an adapter without them fails
+  // (KeyError 'base_model.model.classifier.weight', peft 0.21). A frozen head is saved as it is.
+  const auto task_type_name = peft_task_type(options.task, arch);
+  std::set<std::string> auto_heads;
+  if (task_type_name == "SEQ_CLS" || task_type_name == "TOKEN_CLS") auto_heads = {"classifier", "score"};
+  if (task_type_name == "QUESTION_ANS") auto_heads = {"qa_outputs"};
+  for (const auto& pair : pairs) {
+    const size_t dot = pair.hf.rfind('.');
+    if (dot != std::string::npos && auto_heads.count(pair.hf.substr(0, dot))) {
+      save_modules.insert(pair.ours.substr(0, pair.ours.rfind('.')));
+    }
+  }
   std::map<std::string, at::Tensor> tensors;
   std::set<std::string> modules_to_save;
   for (const auto& p : model.named_parameters(/*recurse=*/true)) {
