@@ -13,7 +13,9 @@ micro-batches go through
 Compared: the step loss (|diff| <= 1e-5), every parameter's gradient (max |diff| <= 1e-4 x the
 tensor's largest |grad|; see GRAD_FLOOR for gradients that are zero in exact arithmetic) and every
 parameter after the AdamW step (|diff| <= 1e-6). Cases with one micro-batch and with uneven
-micro-batches (gradient accumulation).
+micro-batches (gradient accumulation), and one LoRA step (adapter made by peft, loaded into
+biolm with io::load_peft_adapter; base frozen, classifier trained as modules_to_save) against the
+same step on the PeftModel.
 """
 import json
 import os
@@ -126,7 +128,7 @@ def n_targets(task, batches):
 def hf_step(model, task, batches):
     model.train()
     decay = set(transformers.Trainer.get_decay_parameter_names(None, model))
-    named = list(model.named_parameters())
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     groups = [{"params": [p for n, p in named if n in decay], "weight_decay": OPT["weight_decay"]},
               {"params": [p for n, p in named if n not in decay], "weight_decay": 0.0}]
     opt = torch.optim.AdamW(groups, lr=OPT["lr"], betas=(OPT["beta1"], OPT["beta2"]), eps=OPT["eps"])
@@ -162,47 +164,40 @@ def driver(biolm_exe):
     return path
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
-def test_one_step_equals_transformers(driver, work, case):
-    factory, task, make_batches, splits = CASES[case]
-    torch.manual_seed(2024)
-    model = factory()
-    hf_dir = os.path.join(work, "hf")
-    model.save_pretrained(hf_dir, safe_serialization=True)
-    batches = make_batches(torch.Generator().manual_seed(77), splits)
-
+def run_driver(driver, work, hf_dir, task, batches, extra=None):
     tensors = {f"{m}.{k}": v.contiguous() for m, b in enumerate(batches) for k, v in b.items()}
     save_file(tensors, os.path.join(work, "batches.safetensors"))
     with open(os.path.join(work, "config.json"), "w") as f:
-        json.dump({"task": task, "n_labels": N_LABELS, "train": OPT}, f)
+        json.dump({"task": task, "n_labels": N_LABELS, "train": OPT, **(extra or {})}, f)
     out_dir = os.path.join(work, "out")
     proc = subprocess.run([driver, hf_dir, os.path.join(work, "config.json"), os.path.join(work, "batches.safetensors"),
                            out_dir], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     with open(os.path.join(out_dir, "result.json")) as f:
         result = json.load(f)
-    our_grads = load_file(os.path.join(out_dir, "grads.safetensors"))
-    our_weights = load_file(os.path.join(out_dir, "weights.safetensors"))
+    return result, load_file(os.path.join(out_dir, "grads.safetensors")), load_file(
+        os.path.join(out_dir, "weights.safetensors"))
 
-    initial = {n: p.detach().clone() for n, p in model.named_parameters()}
+
+def compare_step(case, model, task, batches, result, our_grads, our_weights, hf_name):
+    """Runs the transformers step on `model` and compares; hf_name maps our names to its names."""
+    initial = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
     loss, grads, weights = hf_step(model, task, batches)
     assert result["n_target_tokens"] == n_targets(task, batches)
     d_loss = abs(result["loss"] - loss)
     record_max("training", case + " loss", d_loss)
     assert d_loss <= LOSS_TOL, f"{case}: loss {result['loss']} vs transformers {loss}"
 
-    names = result["names"]
-    assert sorted(names[n] for n in our_grads) == sorted(grads), "trainable parameters differ"
+    assert sorted(hf_name(n) for n in our_grads) == sorted(grads), "trainable parameters differ"
     g_max = max(g.abs().max().item() for g in grads.values())
-    worst_g, worst_w, worst_name = 0.0, 0.0, ""
+    worst_g, worst_w = 0.0, 0.0
     failures = []
     for ours, g in our_grads.items():
-        hf = names[ours]
+        hf = hf_name(ours)
         ref = grads[hf]
         scale = max(ref.abs().max().item(), GRAD_FLOOR * g_max)
         rel = (g - ref).abs().max().item() / scale
-        if rel > worst_g:
-            worst_g, worst_name = rel, hf
+        worst_g = max(worst_g, rel)
         if rel > GRAD_REL_TOL:
             failures.append(f"grad {hf}: rel {rel:.3g}")
         dw = (our_weights[ours] - weights[hf]).abs().max().item()
@@ -216,6 +211,50 @@ def test_one_step_equals_transformers(driver, work, case):
     # key bias has no gradient in exact arithmetic (see GRAD_FLOOR) and stays.
     moved = {n: (weights[n] - w).abs().max().item() for n, w in initial.items() if not n.endswith("key.bias")}
     assert min(moved.values()) > 0.1 * OPT["lr"], min(moved.items(), key=lambda kv: kv[1])
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_one_step_equals_transformers(driver, work, case):
+    factory, task, make_batches, splits = CASES[case]
+    torch.manual_seed(2024)
+    model = factory()
+    hf_dir = os.path.join(work, "hf")
+    model.save_pretrained(hf_dir, safe_serialization=True)
+    batches = make_batches(torch.Generator().manual_seed(77), splits)
+    result, our_grads, our_weights = run_driver(driver, work, hf_dir, task, batches)
+    compare_step(case, model, task, batches, result, our_grads, our_weights, lambda n: result["names"][n])
+
+
+def test_lora_step_equals_peft(driver, work):
+    """One LoRA step (adapter + classifier trained, base frozen) against peft: the adapter made by
+    peft (non-zero B) is loaded into biolm's driver; the same step runs on the PeftModel."""
+    peft = pytest.importorskip("peft")
+    torch.manual_seed(2024)
+    base = bert(transformers.BertForTokenClassification)
+    hf_dir = os.path.join(work, "hf")
+    base.save_pretrained(hf_dir, safe_serialization=True)
+    pm = peft.get_peft_model(base, peft.LoraConfig(task_type="TOKEN_CLS", r=4, lora_alpha=8, lora_dropout=0.0,
+                                                   target_modules=["query", "value", "intermediate.dense"]))
+    g = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for n, p in pm.named_parameters():
+            if "lora_B" in n:
+                p.copy_(0.1 * torch.randn(p.shape, generator=g))
+    adapter_dir = os.path.join(work, "adapter")
+    pm.save_pretrained(adapter_dir, safe_serialization=True)
+    task = "token_classification"
+    batches = token_cls_batches(torch.Generator().manual_seed(77), [([9, 6, 4], 9), ([5], 5)])
+    result, our_grads, our_weights = run_driver(driver, work, hf_dir, task, batches, {"peft_adapter": adapter_dir})
+
+    def hf_name(ours):
+        if ".adapter.lora_" in ours:
+            linear, which = ours.split(".adapter.lora_")
+            module = result["names"][linear + ".weight"][: -len(".weight")]
+            return f"base_model.model.{module}.lora_{which.upper()}.default.weight"
+        module, leaf = result["names"][ours].rsplit(".", 1)
+        return f"base_model.model.{module}.modules_to_save.default.{leaf}"
+
+    compare_step("bert_token_cls_lora_peft", pm, task, batches, result, our_grads, our_weights, hf_name)
 
 
 def test_training_versions_recorded():
