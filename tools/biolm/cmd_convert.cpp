@@ -1,4 +1,4 @@
-// biolm convert: Hugging Face directories <-> biolm model directories, PEFT adapter export, and
+// biolm convert: Hugging Face directories <-> biolm model directories, PEFT adapters both ways, and
 // the logits of a model for given token ids (what tools/hf_parity.py and tools/hf_reference.py
 // compare against).
 //   biolm convert from-hf HF_DIR OUT_DIR [--task KIND] [--labels a,b,c] [--n-labels N] [--strict]
@@ -265,7 +265,16 @@ std::optional<TaskKind> peft_task_kind(const std::string& task_type) {
 
 void from_peft(const FromPeftArgs& a) {
   const auto info = biolm::io::load_hf_config(a.hf_dir);
-  const json peft_config = json::parse(std::ifstream(fs::path(a.peft_dir) / "adapter_config.json"));
+  const fs::path peft_config_path = fs::path(a.peft_dir) / "adapter_config.json";
+  if (!fs::exists(peft_config_path)) {
+    throw biolm::IoError(peft_config_path.string(), "missing: not a PEFT adapter directory (save_pretrained writes it)");
+  }
+  json peft_config;
+  try {
+    peft_config = json::parse(std::ifstream(peft_config_path));
+  } catch (const json::exception& e) {
+    throw CheckpointError(peft_config_path.string(), "", std::string("unreadable JSON: ") + e.what());
+  }
   std::optional<TaskKind> task;
   if (!a.task.empty()) task = biolm::models::parse_task_kind(a.task, "--task");
   if (!task && info.task && *info.task != TaskKind::Base) task = info.task;
