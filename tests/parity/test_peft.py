@@ -237,7 +237,8 @@ def test_biolm_adapter_loads_in_peft(biolm_exe, work, bases, case):
     before = hf_output(base)
     adapted = peft.PeftModel.from_pretrained(base, adapter_dir).eval()
     theirs = hf_output(adapted)
-    check(case, ours, theirs, base=before if theirs.shape == before.shape else None)
+    label = "biolm->peft " + case  # the name in the maxima table
+    check(label, ours, theirs, base=before if theirs.shape == before.shape else None)
     if peft_json["method"] in ("lora", "ia3"):
         # Merged weights: ours (convert to-hf --merge) against merge_and_unload().
         merged_dir = os.path.join(work, case + "_merged")
@@ -251,7 +252,7 @@ def test_biolm_adapter_loads_in_peft(biolm_exe, work, bases, case):
                 assert k == "lm_head.weight" or "rotary" in k, f"{case}: merged {k} missing from our export"
                 continue
             worst = max(worst, max_diff(ours_sd[k], v))
-        record_max("peft", case + "_merged", worst)
+        record_max("peft", label + " merged", worst)
         assert worst <= TOL, f"{case}: merged weights differ by {worst:.3g}"
 
 
@@ -308,12 +309,13 @@ def test_peft_adapter_loads_in_biolm(biolm_exe, work, bases, case):
     pm.save_pretrained(adapter_dir, safe_serialization=True)
 
     ours = biolm_logits(biolm_exe, work, bases[family], "--adapter", adapter_dir, task=task)
-    check(case, ours, theirs, base=before if theirs.shape == before.shape else None)
+    label = "peft->biolm " + case  # the name in the maxima table
+    check(label, ours, theirs, base=before if theirs.shape == before.shape else None)
 
     # The same adapter through a biolm model directory (what `biolm finetune`/eval would load).
     md = os.path.join(work, case + "_dir")
     run_biolm(biolm_exe, "convert", "from-peft", bases[family], adapter_dir, md, "--n-labels", str(N_LABELS))
-    check(case + "_model_dir", biolm_logits(biolm_exe, work, md), theirs)
+    check(label + " model_dir", biolm_logits(biolm_exe, work, md), theirs)
 
     if not isinstance(make_config(), peft.PromptTuningConfig):
         merged_dir = os.path.join(work, case + "_merged")
@@ -329,7 +331,7 @@ def test_peft_adapter_loads_in_biolm(biolm_exe, work, bases, case):
         # (a tied lm_head is written once, under the embedding's name, as transformers does)
         missing = [k for k in theirs_sd if k not in ours_sd and "rotary" not in k and k != "lm_head.weight"]
         assert not missing, f"{case}: merged tensors missing from our export: {missing}"
-        record_max("peft", case + "_merged", worst)
+        record_max("peft", label + " merged", worst)
         assert worst <= TOL, f"{case}: merged weights differ by {worst:.3g}"
 
 
