@@ -31,6 +31,7 @@
 #include "biolm/io/hf_weights.h"
 #include "biolm/io/model_dir.h"
 #include "biolm/io/peft_export.h"
+#include "biolm/io/peft_import.h"
 #include "biolm/io/safetensors.h"
 #include "biolm/models/task_model.h"
 #include "biolm/models/transformer.h"
@@ -609,11 +610,147 @@ TEST_CASE("PEFT export: key names, shapes and adapter_config.json", "[hf][peft]"
     const auto config = io::hf_config_from_json(hf_config_json("llama")).config;
     auto model_ptr = real_model(config, TaskKind::CausalLM, 2);
     auto& model = *model_ptr;
-    CHECK_THAT(error_of([&] { io::make_peft_adapter(model, config, {}); }), Catch::Contains("no LoRA adapter"));
+    CHECK_THAT(error_of([&] { io::make_peft_adapter(model, config, {}); }), Catch::Contains("carries no adapter"));
     peft::apply_lora(model, peft::LoraOptions(2, 2.0).targets({"**.attn.q_proj"}));
     CHECK_THAT(error_of([&] { io::to_hf_state(model, config, HfArch::Llama, TaskKind::CausalLM); }),
                Catch::Contains("unmerged adapter"));
   }
+}
+
+namespace {
+
+/// Random non-identity values for every adapter tensor and the soft prompt (seeded).
+void randomize_adapters(torch::nn::Module& m, uint64_t seed) {
+  torch::manual_seed(seed);
+  torch::NoGradGuard g;
+  for (auto& p : m.named_parameters()) {
+    const auto& k = p.key();
+    if (k.find(".adapter.lora_") != std::string::npos) p.value().normal_(0.0, 0.5);
+    if (k.find(".adapter.ia3_scale") != std::string::npos) p.value().normal_(1.0, 0.5);
+    if (k.rfind("soft_prompt.", 0) == 0) p.value().normal_();
+    if (k.rfind("classifier.", 0) == 0) p.value().normal_();
+  }
+}
+
+torch::Tensor logits_of(models::TaskModelImpl& m, const torch::Tensor& ids) {
+  torch::NoGradGuard g;
+  m.eval();
+  data::Batch b;
+  b["input_ids"] = ids;
+  return m.run(b).logits;
+}
+
+}  // namespace
+
+TEST_CASE("PEFT import: our exports load back (LoRA, fused GPT-2 LoRA, IA3, prompt)", "[hf][peft]") {
+  struct Case {
+    const char* name;
+    const char* type;
+    TaskKind task;
+    peft::MethodConfig method;
+  };
+  std::vector<Case> cases;
+  {
+    peft::MethodConfig m;
+    m.method = peft::Method::Lora;
+    m.lora = peft::LoraOptions(2, 4.0).targets({"**.attn.q_proj", "**.attn.v_proj", "**.mlp.up"})
+                 .rank_pattern({{"layers.1.mlp.up", 3}}).alpha_pattern({{"layers.0.mlp.up", 1.0}});
+    cases.push_back({"gpt2 LoRA q, v (fused c_attn) and c_fc with rank/alpha patterns", "gpt2", TaskKind::CausalLM, m});
+    m.lora.rank_stabilized(true);
+    m.train_patterns = {"classifier.**"};
+    cases.push_back({"llama rsLoRA + trained head", "llama", TaskKind::SequenceClassification, m});
+  }
+  {
+    peft::MethodConfig m;
+    m.method = peft::Method::Ia3;
+    m.ia3.targets({"**.attn.q_proj", "**.attn.k_proj", "**.attn.v_proj"}).input_targets({"**.mlp.down"});
+    cases.push_back({"gpt2 IA3 on c_attn and the input of mlp.c_proj", "gpt2", TaskKind::CausalLM, m});
+    m.ia3.targets({"**.attn.k_proj", "**.attn.v_proj"}).input_targets({"**.attn.o_proj", "**.mlp.down"});
+    m.train_patterns = {"classifier.**"};
+    cases.push_back({"bert IA3 + trained head", "bert", TaskKind::TokenClassification, m});
+  }
+  {
+    peft::MethodConfig m;
+    m.method = peft::Method::PromptTuning;
+    m.prompt = peft::PromptTuningOptions(2, 8);
+    cases.push_back({"llama prompt tuning", "llama", TaskKind::CausalLM, m});
+    m.train_patterns = {"classifier.**"};
+    cases.push_back({"bert prompt tuning + trained head", "bert", TaskKind::SequenceClassification, m});
+  }
+  const auto ids = torch::tensor({{1, 4, 7, 2}}, torch::kLong);
+  for (const auto& c : cases) {
+    SECTION(c.name) {
+      const auto config = io::hf_config_from_json(hf_config_json(c.type)).config;
+      torch::manual_seed(11);
+      auto ours = models::make_task_model(config, c.task, 3);
+      torch::manual_seed(11);
+      auto fresh = models::make_task_model(config, c.task, 3);  // the same base weights
+      auto again = models::make_task_model(config, c.task, 3);
+      {
+        torch::NoGradGuard g;
+        auto src = ours->named_parameters();
+        for (auto& p : again->named_parameters()) p.value().copy_(src[p.key()]);
+      }
+      const auto base_logits = logits_of(*ours, ids);
+      peft::apply(*ours, c.method);
+      randomize_adapters(*ours, 5);
+      const auto expected = logits_of(*ours, ids);
+      REQUIRE((expected.sizes() != base_logits.sizes() || (expected - base_logits).abs().max().item<double>() > 1e-2));
+
+      test::TempDir tmp("peft_import");
+      io::PeftExportOptions opt;
+      opt.task = c.task;
+      opt.use_rslora = c.method.lora.rank_stabilized();
+      io::export_peft_adapter(*ours, config, tmp / "a", opt);
+      const auto report = io::load_peft_adapter(*fresh, config, tmp / "a");
+      BIOLM_REQUIRE_CLOSE(logits_of(*fresh, ids), expected, 1e-5);
+      // Only the adapter (and the saved head) trains, as after peft::apply.
+      for (const auto& p : fresh->named_parameters()) {
+        // (the classifier of a SEQ_CLS / TOKEN_CLS adapter is always saved, as PEFT wants it)
+        const bool adapter = p.key().find(".adapter.") != std::string::npos || p.key().rfind("soft_prompt.", 0) == 0 ||
+                             p.key().rfind("classifier.", 0) == 0;
+        CHECK(p.value().requires_grad() == adapter);
+      }
+      // The reported MethodConfig rebuilds the same setup: apply it, copy the adapter state.
+      peft::apply(*again, report.method);
+      {
+        torch::NoGradGuard g;
+        auto state = peft::adapter_state(*fresh);
+        auto params = again->named_parameters();
+        for (const auto& [name, t] : state) {
+          REQUIRE(params.find(name) != nullptr);
+          REQUIRE(params[name].sizes() == t.sizes());
+          params[name].copy_(t);
+        }
+        CHECK(peft::adapter_state(*again).size() == state.size());
+      }
+      BIOLM_REQUIRE_CLOSE(logits_of(*again, ids), expected, 1e-5);
+    }
+  }
+}
+
+TEST_CASE("PEFT import: refusals name the file, tensor or field", "[hf][peft]") {
+  const auto config = io::hf_config_from_json(hf_config_json("llama")).config;
+  auto model = models::make_task_model(config, TaskKind::CausalLM, 2);
+  test::TempDir tmp("peft_refuse");
+  std::filesystem::create_directories(tmp / "a");
+  auto write = [&](const json& c, const std::map<std::string, at::Tensor>& t) {
+    test::write_text(tmp / "a" / "adapter_config.json", c.dump());
+    io::save_safetensors(tmp / "a" / "adapter_model.safetensors", t, {{"format", "pt"}});
+  };
+  const std::string q = "base_model.model.model.layers.0.self_attn.q_proj";
+  write({{"peft_type", "LORA"}, {"lora_alpha", 8}, {"use_dora", true}},
+        {{q + ".lora_A.weight", torch::zeros({2, 8})}, {q + ".lora_B.weight", torch::zeros({8, 2})}});
+  CHECK_THAT(error_of([&] { io::load_peft_adapter(*model, config, tmp / "a"); }), Catch::Contains("use_dora"));
+  write({{"peft_type", "LORA"}, {"lora_alpha", 8}},
+        {{q + ".lora_A.weight", torch::zeros({2, 8})}, {q + ".lora_B.weight", torch::zeros({5, 2})}});
+  CHECK_THAT(error_of([&] { io::load_peft_adapter(*model, config, tmp / "a"); }), Catch::Contains("do not fit"));
+  write({{"peft_type", "LORA"}, {"lora_alpha", 8}},
+        {{"base_model.model.model.embed_tokens.lora_embedding_A", torch::zeros({2, 10})}});
+  CHECK_THAT(error_of([&] { io::load_peft_adapter(*model, config, tmp / "a"); }),
+             Catch::Contains("no parameter of the llama causal_lm model"));
+  write({{"peft_type", "LOHA"}}, {});
+  CHECK_THAT(error_of([&] { io::load_peft_adapter(*model, config, tmp / "a"); }), Catch::Contains("LOHA"));
 }
 
 // ---- the real task models: every (architecture, head) ------------------------------------------

@@ -1,10 +1,11 @@
-// biolm convert: Hugging Face directories <-> biolm model directories, PEFT adapter export, and
+// biolm convert: Hugging Face directories <-> biolm model directories, PEFT adapters both ways, and
 // the logits of a model for given token ids (what tools/hf_parity.py and tools/hf_reference.py
 // compare against).
 //   biolm convert from-hf HF_DIR OUT_DIR [--task KIND] [--labels a,b,c] [--n-labels N] [--strict]
 //   biolm convert to-hf MODEL_DIR OUT_DIR [--dtype bf16|f16|f32] [--merge] [--arch TYPE]
 //   biolm convert adapter MODEL_DIR OUT_DIR --base-hf NAME_OR_PATH [--arch TYPE]
-//   biolm convert logits DIR --ids 2,7,11 [--task KIND] [--out FILE] [--lora-rank R ...]
+//   biolm convert from-peft HF_DIR PEFT_DIR OUT_DIR [--task KIND] [--labels a,b,c] [--n-labels N]
+//   biolm convert logits DIR --ids 2,7,11 [--task KIND] [--out FILE] [--adapter PEFT_DIR] [--lora-rank R ...]
 // Each prints one JSON object on stdout; errors go to stderr with the exit codes of docs/cli.md.
 #include <fmt/format.h>
 
@@ -20,6 +21,7 @@
 #include "biolm/io/hf_weights.h"
 #include "biolm/io/model_dir.h"
 #include "biolm/io/peft_export.h"
+#include "biolm/io/peft_import.h"
 #include "biolm/models/task_model.h"
 #include "biolm/models/transformer.h"
 #include "biolm/peft/lora.h"
@@ -218,9 +220,9 @@ void adapter(const AdapterArgs& a) {
   auto loaded = biolm::io::load_model_dir(a.model_dir);
   const auto& info = loaded.info;
   using biolm::peft::Method;
-  if (!info.peft || (info.peft->method != Method::Lora && info.peft->method != Method::Hybrid)) {
-    throw ConfigError("peft", fmt::format("{} carries no LoRA adapter ({}); PEFT adapter directories hold LoRA only "
-                                          "(use `biolm convert to-hf` for a plain model)",
+  if (!info.peft || info.peft->method == Method::Full) {
+    throw ConfigError("peft", fmt::format("{} carries no adapter ({}); PEFT adapter directories hold LoRA, IA3 or a "
+                                          "soft prompt (use `biolm convert to-hf` for a plain model)",
                                           a.model_dir, info.peft ? biolm::peft::to_string(info.peft->method) : "no peft"));
   }
   biolm::io::PeftExportOptions opt;
@@ -233,12 +235,91 @@ void adapter(const AdapterArgs& a) {
   const auto files = biolm::io::export_peft_adapter(*loaded.model, info.config, a.out_dir, opt);
   const json config = json::parse(std::ifstream(fs::path(a.out_dir) / "adapter_config.json"));
   json out = {{"command", "convert adapter"},
-              {"r", config["r"]},
-              {"lora_alpha", config["lora_alpha"]},
-              {"target_modules", config["target_modules"]},
+              {"peft_type", config["peft_type"]},
+              {"r", config.value("r", json(nullptr))},
+              {"lora_alpha", config.value("lora_alpha", json(nullptr))},
+              {"target_modules", config.value("target_modules", json(nullptr))},
+              {"modules_to_save", config["modules_to_save"]},
               {"task_type", config["task_type"]},
               {"base_model_name_or_path", a.base_hf},
               {"files", files.size()},
+              {"output", a.out_dir}};
+  std::cout << out.dump() << "\n";
+}
+
+// ---- from-peft -----------------------------------------------------------------------------------
+
+struct FromPeftArgs {
+  std::string hf_dir, peft_dir, out_dir, task, labels;
+  int64_t n_labels = 0;
+};
+
+/// The task a PEFT task_type names, when config.json does not say.
+std::optional<TaskKind> peft_task_kind(const std::string& task_type) {
+  if (task_type == "CAUSAL_LM") return TaskKind::CausalLM;
+  if (task_type == "SEQ_CLS") return TaskKind::SequenceClassification;
+  if (task_type == "TOKEN_CLS") return TaskKind::TokenClassification;
+  if (task_type == "QUESTION_ANS") return TaskKind::SpanQA;
+  return std::nullopt;
+}
+
+void from_peft(const FromPeftArgs& a) {
+  const auto info = biolm::io::load_hf_config(a.hf_dir);
+  const fs::path peft_config_path = fs::path(a.peft_dir) / "adapter_config.json";
+  if (!fs::exists(peft_config_path)) {
+    throw biolm::IoError(peft_config_path.string(), "missing: not a PEFT adapter directory (save_pretrained writes it)");
+  }
+  json peft_config;
+  try {
+    peft_config = json::parse(std::ifstream(peft_config_path));
+  } catch (const json::exception& e) {
+    throw CheckpointError(peft_config_path.string(), "", std::string("unreadable JSON: ") + e.what());
+  }
+  std::optional<TaskKind> task;
+  if (!a.task.empty()) task = biolm::models::parse_task_kind(a.task, "--task");
+  if (!task && info.task && *info.task != TaskKind::Base) task = info.task;
+  if (!task && peft_config.contains("task_type") && peft_config["task_type"].is_string()) {
+    task = peft_task_kind(peft_config["task_type"].get<std::string>());
+  }
+  if (!task || *task == TaskKind::Base) {
+    throw ConfigError("--task", fmt::format("{}: neither config.json nor the adapter's task_type names a task model; "
+                                            "give --task",
+                                            a.hf_dir));
+  }
+  std::vector<std::string> labels = a.labels.empty() ? info.labels : split_list(a.labels);
+  const int64_t n_labels = a.n_labels > 0 ? a.n_labels : (labels.empty() ? 2 : static_cast<int64_t>(labels.size()));
+  auto model = biolm::models::make_task_model(info.config, *task, n_labels);
+  const auto report = biolm::io::load_hf_directory(*model, a.hf_dir);
+  if (!report.missing.empty()) {
+    throw CheckpointError(a.hf_dir, "", fmt::format("no tensor for {} parameter(s): {} (the adapter's base must be "
+                                                    "complete)",
+                                                    report.missing.size(), fmt::join(report.missing, ", ")));
+  }
+  biolm::io::PeftImportOptions opt;
+  opt.arch = info.arch;
+  const auto imported = biolm::io::load_peft_adapter(*model, info.config, a.peft_dir, opt);
+  biolm::io::ModelDirInfo dir_info;
+  dir_info.config = info.config;
+  dir_info.task = *task;
+  dir_info.n_labels = model->n_labels();
+  dir_info.labels = labels;
+  dir_info.peft = imported.method;
+  dir_info.info = {{"source", "peft"},
+                   {"hf_dir", fs::absolute(a.hf_dir).string()},
+                   {"peft_dir", fs::absolute(a.peft_dir).string()},
+                   {"hf_model_type", biolm::io::to_string(info.arch)},
+                   {"hf_architectures", info.architectures}};
+  std::shared_ptr<biolm::tokenize::Tokenizer> tokenizer;
+  if (has_hf_tokenizer(a.hf_dir)) tokenizer = biolm::tokenize::load_tokenizer(a.hf_dir);
+  biolm::io::ModelDirSaveOptions save;
+  save.tokenizer = tokenizer.get();
+  biolm::io::save_model_dir(*model, dir_info, a.out_dir, save);
+  json out = {{"command", "convert from-peft"},
+              {"peft_type", imported.peft_type},
+              {"method", biolm::peft::to_string(imported.method.method)},
+              {"task", biolm::models::to_string(*task)},
+              {"adapted_modules", imported.adapted_modules.size()},
+              {"trained_in_full", imported.trained_in_full},
               {"output", a.out_dir}};
   std::cout << out.dump() << "\n";
 }
@@ -252,7 +333,7 @@ struct LogitsArgs {
   double lora_alpha = 16.0;
   std::string lora_targets = "**.attn.q_proj,**.attn.v_proj";
   uint64_t lora_seed = 0;
-  std::string export_adapter, base_name;
+  std::string export_adapter, base_name, adapter;
 };
 
 void logits(const LogitsArgs& a) {
@@ -291,6 +372,19 @@ void logits(const LogitsArgs& a) {
                                                    biolm::models::to_string(task), fmt::join(report.missing, ", ")));
     }
     load_info = {{"loaded", report.loaded.size()}, {"unexpected", report.unexpected}};
+    if (!a.adapter.empty()) {
+      biolm::io::PeftImportOptions opt;
+      opt.arch = arch;
+      opt.task = task;
+      const auto imported = biolm::io::load_peft_adapter(*model, config, a.adapter, opt);
+      load_info["adapter"] = {{"peft_type", imported.peft_type},
+                              {"adapted_modules", imported.adapted_modules.size()},
+                              {"trained_in_full", imported.trained_in_full}};
+    }
+  }
+  if (!a.adapter.empty() && load_info.empty()) {
+    throw ConfigError("--adapter", "a PEFT adapter goes onto a Hugging Face directory (its base), not a biolm model "
+                                   "directory: use `biolm convert from-peft` to make one");
   }
   if (a.lora_rank > 0) {
     biolm::peft::apply_lora(*model, biolm::peft::LoraOptions(a.lora_rank, a.lora_alpha).targets(split_list(a.lora_targets)));
@@ -316,7 +410,12 @@ void logits(const LogitsArgs& a) {
     } else {
       biolm::data::Batch batch;
       batch["input_ids"] = task == TaskKind::MultipleChoice ? input.unsqueeze(0) : input;  // MC: (1,K=1,T)
-      output = dynamic_cast<biolm::models::TaskModelImpl&>(*model).forward_task(batch).logits;
+      auto& task_model = dynamic_cast<biolm::models::TaskModelImpl&>(*model);
+      // A soft prompt (prompt tuning) comes first, as in TrainableModel::run: logits (1,P+T,...).
+      if (const auto& prompt = task_model.soft_prompt()) {
+        batch = prompt->prepend(batch, task_model.embed_tokens(batch.at("input_ids")));
+      }
+      output = task_model.forward_task(batch).logits;
     }
   }
   output = output.to(torch::kFloat).contiguous();
@@ -372,13 +471,24 @@ void setup(CLI::App& sub) {
                                     "type it was converted from, else inferred)");
   t->callback([ta] { to_hf(*ta); });
 
-  auto* d = sub.add_subcommand("adapter", "LoRA model directory -> PEFT adapter directory");
+  auto* d = sub.add_subcommand("adapter", "model directory with LoRA, IA3 or a soft prompt -> PEFT adapter directory");
   auto da = std::make_shared<AdapterArgs>();
-  d->add_option("model_dir", da->model_dir, "biolm model directory with LoRA adapters")->required();
+  d->add_option("model_dir", da->model_dir, "biolm model directory with LoRA/IA3 adapters or a soft prompt")->required();
   d->add_option("out_dir", da->out_dir, "PEFT directory to write")->required();
   d->add_option("--base-hf", da->base_hf, "HF name or path of the base model (base_model_name_or_path)")->required();
   d->add_option("--arch", da->arch, "model_type of the base (default: recorded, else inferred)");
   d->callback([da] { adapter(*da); });
+
+  auto* p = sub.add_subcommand("from-peft", "Hugging Face base + PEFT adapter directory -> biolm model directory");
+  auto pa = std::make_shared<FromPeftArgs>();
+  p->add_option("hf_dir", pa->hf_dir, "HF directory of the base model the adapter was trained on")->required();
+  p->add_option("peft_dir", pa->peft_dir, "PEFT adapter directory (adapter_config.json + adapter_model.safetensors)")
+      ->required();
+  p->add_option("out_dir", pa->out_dir, "biolm model directory to write")->required();
+  p->add_option("--task", pa->task, "task head (default: config.json's class, else the adapter's task_type): " + tasks);
+  p->add_option("--labels", pa->labels, "label names, comma-separated (default: config.json id2label)");
+  p->add_option("--n-labels", pa->n_labels, "classes of a classification head");
+  p->callback([pa] { from_peft(*pa); });
 
   auto* l = sub.add_subcommand("logits", "logits (hidden states for base) of a model for given token ids");
   auto la = std::make_shared<LogitsArgs>();
@@ -391,12 +501,14 @@ void setup(CLI::App& sub) {
   l->add_option("--lora-alpha", la->lora_alpha, "LoRA alpha")->capture_default_str();
   l->add_option("--lora-targets", la->lora_targets, "LoRA target patterns, comma-separated")->capture_default_str();
   l->add_option("--lora-seed", la->lora_seed, "seed of the random B")->capture_default_str();
+  l->add_option("--adapter", la->adapter, "HF directory only: load this PEFT adapter directory (LoRA, IA3, prompt "
+                                         "tuning) onto it first");
   l->add_option("--export-adapter", la->export_adapter, "write the LoRA adapter as a PEFT directory here");
   l->add_option("--base-name", la->base_name, "base_model_name_or_path of the exported adapter");
   l->callback([la] { logits(*la); });
 }
 
 const bool registered = biolm::cli::register_command(
-    {"convert", "convert between Hugging Face and biolm model directories, export PEFT adapters", setup});
+    {"convert", "convert between Hugging Face and biolm model directories, export and import PEFT adapters", setup});
 
 }  // namespace

@@ -13,7 +13,31 @@ double LoraOptions::scaling() const {
   return rank_stabilized() ? alpha() / std::sqrt(static_cast<double>(rank())) : alpha() / static_cast<double>(rank());
 }
 
+LoraOptions LoraOptions::for_module(const std::string& name) const {
+  LoraOptions out = *this;
+  for (const auto& [pattern, r] : rank_pattern()) {
+    if (NamePattern(pattern, "peft.lora.rank_pattern").matches(name)) {
+      out.rank(r);
+      break;
+    }
+  }
+  for (const auto& [pattern, a] : alpha_pattern()) {
+    if (NamePattern(pattern, "peft.lora.alpha_pattern").matches(name)) {
+      out.alpha(a);
+      break;
+    }
+  }
+  out.rank_pattern({}).alpha_pattern({});
+  return out;
+}
+
 void LoraOptions::validate() const {
+  for (const auto& [pattern, r] : rank_pattern()) {
+    BIOLM_CHECK(r > 0, ConfigError, "peft.lora.rank_pattern." + pattern, "must be > 0, got " + std::to_string(r));
+  }
+  for (const auto& [pattern, a] : alpha_pattern()) {
+    BIOLM_CHECK(a > 0, ConfigError, "peft.lora.alpha_pattern." + pattern, "must be > 0, got " + std::to_string(a));
+  }
   BIOLM_CHECK(rank() > 0, ConfigError, "peft.lora.rank", "must be > 0, got " + std::to_string(rank()));
   BIOLM_CHECK(alpha() > 0, ConfigError, "peft.lora.alpha", "must be > 0, got " + std::to_string(alpha()));
   BIOLM_CHECK(dropout() >= 0 && dropout() < 1, ConfigError, "peft.lora.dropout",
@@ -55,7 +79,7 @@ std::vector<std::string> apply_lora(torch::nn::Module& model, const LoraOptions&
   std::vector<std::string> names;
   for (auto& [name, lin] : find_linears(model, options.targets(), "peft.lora.targets")) {
     lin->attach_adapter(std::make_shared<LoraAdapterImpl>(lin->options.in_features(), lin->options.out_features(),
-                                                          options, lin->weight));
+                                                          options.for_module(name), lin->weight));
     names.push_back(name);
   }
   return names;

@@ -87,6 +87,8 @@ nlohmann::json to_json(const MethodConfig& c) {
   j["method"] = to_string(c.method);
   j["lora"] = {{"rank", c.lora.rank()}, {"alpha", c.lora.alpha()}, {"dropout", c.lora.dropout()},
                {"targets", c.lora.targets()}, {"rank_stabilized", c.lora.rank_stabilized()}};
+  if (!c.lora.rank_pattern().empty()) j["lora"]["rank_pattern"] = c.lora.rank_pattern();
+  if (!c.lora.alpha_pattern().empty()) j["lora"]["alpha_pattern"] = c.lora.alpha_pattern();
   j["ia3"] = {{"targets", c.ia3.targets()}, {"input_targets", c.ia3.input_targets()}};
   j["prompt"] = {{"n_virtual_tokens", c.prompt.n_virtual_tokens()}, {"hidden", c.prompt.hidden()},
                  {"init_std", c.prompt.init_std()}};
@@ -106,7 +108,9 @@ MethodConfig method_config_from_json(const nlohmann::json& j, const std::string&
   if (j.contains("lora")) {
     const auto& l = j["lora"];
     const std::string k = key + ".lora";
-    check_keys(l, k, {"rank", "alpha", "dropout", "targets", "rank_stabilized"});
+    check_keys(l, k, {"rank", "alpha", "dropout", "targets", "rank_stabilized", "rank_pattern", "alpha_pattern"});
+    c.lora.rank_pattern(get<std::map<std::string, int64_t>>(l, "rank_pattern", k, {}))
+        .alpha_pattern(get<std::map<std::string, double>>(l, "alpha_pattern", k, {}));
     c.lora.rank(get<int64_t>(l, "rank", k, c.lora.rank()))
         .alpha(get<double>(l, "alpha", k, c.lora.alpha()))
         .dropout(get<double>(l, "dropout", k, c.lora.dropout()))

@@ -1,5 +1,6 @@
-// biolm/io/peft_export.h: a LoRA adapter of ours as a Hugging Face PEFT directory that `peft`
-// loads onto the same base model (PeftModel.from_pretrained(base, dir)).
+// biolm/io/peft_export.h: a LoRA, IA3 or prompt-tuning adapter of ours as a Hugging Face PEFT
+// directory that `peft` loads onto the same base model (PeftModel.from_pretrained(base, dir)).
+// The other direction is peft_import.h.
 //
 // Files (PEFT's save_pretrained layout, peft/utils/save_and_load.py and peft/tuners/lora/config.py):
 //   adapter_config.json       {"peft_type": "LORA", "r", "lora_alpha", "lora_dropout",
@@ -17,6 +18,12 @@
 // adapter of rank r·m (m = adapted parts): A = [A_q; A_k; A_v] (m·r, C) and B block-diagonal
 // (3C, m·r) with zero blocks for parts without an adapter, so B A equals the three updates
 // exactly. rank_pattern / alpha_pattern carry that rank and the matching alpha for c_attn.
+//
+// IA3 (peft/tuners/ia3): "<HF module>.ia3_l" of shape (out, 1) for our output-scaled Linears and
+// (1, in) for input-scaled ones, which are listed in feedforward_modules as well as target_modules.
+// Prompt tuning (peft/tuners/prompt_tuning): "prompt_embeddings" (P, C), num_virtual_tokens P,
+// token_dim C, num_transformer_submodules 1; trained heads there are "base_model.<HF name>"
+// (PEFT does not wrap the base model for prompt learning).
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -52,9 +59,9 @@ struct PeftAdapter {
 /// FEATURE_EXTRACTION; nullopt (JSON null) for masked LM and multiple choice.
 std::optional<std::string> peft_task_type(models::TaskKind task, HfArch arch);
 
-/// Builds the adapter from the LoRA adapters attached to `model` (peft::apply_lora). Throws
-/// ConfigError when none is attached, when one is merged, when an adapted Linear has no HF name,
-/// or when adapters differ in scaling.
+/// Builds the adapter from the LoRA or IA3 adapters or the soft prompt attached to `model`
+/// (peft::apply). Throws ConfigError when none is attached, when kinds are mixed, when one is
+/// merged, when an adapted Linear has no HF name, or when fused q/k/v adapters differ in scaling.
 PeftAdapter make_peft_adapter(torch::nn::Module& model, const models::ModelConfig& config,
                               const PeftExportOptions& options);
 

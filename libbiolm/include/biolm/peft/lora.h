@@ -13,12 +13,17 @@
 #include <torch/nn/module.h>
 #include <torch/types.h>
 
+#include <map>
 #include <string>
 #include <vector>
 
 #include "biolm/nn/linear.h"
 
 namespace biolm::peft {
+
+/// Name pattern -> rank / alpha (LoraOptions::rank_pattern / alpha_pattern).
+using RankPattern = std::map<std::string, int64_t>;
+using AlphaPattern = std::map<std::string, double>;
 
 struct LoraOptions {
   LoraOptions() = default;
@@ -33,10 +38,16 @@ struct LoraOptions {
   TORCH_ARG(std::vector<std::string>, targets);
   /// rsLoRA scaling alpha / sqrt(r).
   TORCH_ARG(bool, rank_stabilized) = false;
+  /// Per-Linear overrides, PEFT's rank_pattern / alpha_pattern: the first pattern (pattern.h
+  /// syntax, in key order) matching a Linear's full name sets its rank / alpha.
+  TORCH_ARG(RankPattern, rank_pattern);
+  TORCH_ARG(AlphaPattern, alpha_pattern);
 
 
  public:
   double scaling() const;
+  /// These options with rank and alpha as the patterns set them for the Linear `name`.
+  LoraOptions for_module(const std::string& name) const;
   /// Throws ConfigError("peft.lora.<field>") for r <= 0, alpha <= 0, dropout outside [0, 1), no targets.
   void validate() const;
 };
