@@ -36,6 +36,8 @@ using models::TaskKind;
 
 struct EvalArgs {
   std::string model, task, data, mode, shots_from, out, predictions, name, format;
+  std::string shot_sampler = "biolm";
+  std::string bos = "tokenizer";
   std::string device = "cpu";
   int64_t shots = 0;
   uint64_t seed = 1234;
@@ -219,6 +221,7 @@ int run_eval(const EvalArgs& a) {
   if (a.format == "letters") prompt.format = eval::ChoiceFormat::Letters;
   if (a.format == "texts") prompt.format = eval::ChoiceFormat::Texts;
   prompt.pool_is_eval_set = a.shots > 0 && a.shots_from.empty();
+  prompt.sampler = a.shot_sampler == "lm-eval" ? eval::ShotSampler::LmEval : eval::ShotSampler::Biolm;
 
   json metrics = json::object();
   json extra = json::object();
@@ -258,15 +261,18 @@ int run_eval(const EvalArgs& a) {
       auto lm = std::dynamic_pointer_cast<models::CausalLMModelImpl>(l.model);
       if (mode == "loglik") {
         eval::ModelScorer scorer(lm);
-        const auto r = eval::evaluate_mcqa_loglik(scorer, *l.tokenizer, examples, pool, prompt,
-                                                  eval::loglik_options_for(*lm, a.batch_size), boot);
+        auto lo = eval::loglik_options_for(*lm, a.batch_size);
+        lo.bos = a.bos == "always" ? eval::BosPolicy::Always
+                 : a.bos == "never" ? eval::BosPolicy::Never
+                                    : eval::BosPolicy::Tokenizer;
+        const auto r = eval::evaluate_mcqa_loglik(scorer, *l.tokenizer, examples, pool, prompt, lo, boot);
         metrics["acc"] = metric(r.acc);
         metrics["acc_norm"] = metric(r.acc_norm);
         metrics["macro_f1"] = metric(r.macro_f1);
         for (size_t i = 0; i < examples.size(); ++i) {
           const auto& s = r.scores[i];
           preds.push_back({{"index", i}, {"gold", examples[i].answer}, {"pred", s.pred}, {"pred_norm", s.pred_norm},
-                           {"loglik", s.loglik}, {"loglik_norm", s.loglik_norm}});
+                           {"loglik", s.loglik}, {"loglik_norm", s.loglik_norm}, {"prompt", r.prompts[i]}});
         }
       } else {
         if (a.cot && a.max_new_tokens < 64) log::warn("eval: --cot with --max-new-tokens {} leaves little room for reasoning", a.max_new_tokens);
@@ -307,6 +313,7 @@ int run_eval(const EvalArgs& a) {
                  {"task", a.task},
                  {"mode", head ? "head" : mode},
                  {"shots", a.shots},
+                 {"shot_sampler", a.shot_sampler},
                  {"cot", a.cot},
                  {"seed", a.seed},
                  {"bootstrap", a.bootstrap},
@@ -348,6 +355,15 @@ const bool registered = cli::register_command(
                                                      "leaving the evaluated example out)")
            ->check(CLI::ExistingFile);
        sub.add_option("--seed", a->seed, "seed of the shot draw, sampling and bootstrap")->capture_default_str();
+       sub.add_option("--shot-sampler", a->shot_sampler,
+                      "biolm (a draw per example from seed and index) | lm-eval (lm-evaluation-harness's "
+                      "draw: one Python random.Random(seed) in example order)")
+           ->check(CLI::IsMember({"biolm", "lm-eval"}))
+           ->capture_default_str();
+       sub.add_option("--bos", a->bos, "loglik: tokenizer (BOS when the tokenizer adds one, as lm-eval) | always | "
+                                       "never")
+           ->check(CLI::IsMember({"tokenizer", "always", "never"}))
+           ->capture_default_str();
        sub.add_flag("--cot", a->cot, "chain of thought: 'Let's think step by step.', answer parsed from the text");
        sub.add_option("--format", a->format, "letters | texts: how choices are answered (default texts for "
                                              "pubmedqa, letters otherwise)")
