@@ -34,6 +34,8 @@ LL_TOL = 1e-4   # float32 forward passes of up to ~2k tokens, summed in float32 
 AGG_TOL = 1e-6  # means of 0/1 over the same 50 items: equal choices give equal aggregates exactly
 
 TASKS_PY = r'''
+from lm_eval.tasks.pubmedqa.preprocess_pubmedqa import doc_to_text as pubmedqa_builtin_text  # lm-eval's own
+
 LABELS = ["yes", "no", "maybe"]
 
 
@@ -44,6 +46,9 @@ def pubmedqa_text(doc):
 
 def pubmedqa_target(doc):
     return LABELS.index(doc["final_decision"])
+
+
+pubmedqa_builtin_target = pubmedqa_target
 
 
 def _options(doc):
@@ -61,6 +66,19 @@ def medqa_choices(doc):
 
 
 def medqa_target(doc):
+    return medqa_choices(doc).index(doc["answer_idx"])
+
+
+def medqa_texts_text(doc):
+    # biolm: format_question, ChoiceFormat::Texts (--format texts): no option lines, answered " <text>"
+    return "Question: " + doc["question"] + "\nAnswer:"
+
+
+def medqa_texts_choices(doc):
+    return [v for _, v in _options(doc)]
+
+
+def medqa_texts_target(doc):
     return medqa_choices(doc).index(doc["answer_idx"])
 '''
 
@@ -159,24 +177,32 @@ def setup(tmp_path_factory, shared_data):
     (tasks / "biolm_medqa.yaml").write_text(YAML.format(
         name="biolm_medqa", prefix="medqa", k=3, fewshot_split="test", choices="!function tasks.medqa_choices",
         files=files(data / "medqa_test.jsonl", None)))
+    # lm-eval's own pubmedqa prompt ("Abstract: " + "\n".join(CONTEXTS)) on the local copy.
+    (tasks / "biolm_pubmedqa_builtin.yaml").write_text(YAML.format(
+        name="biolm_pubmedqa_builtin", prefix="pubmedqa_builtin", k=0, fewshot_split="test",
+        choices='["yes", "no", "maybe"]', files=files(data / "pubmedqa_test.jsonl", None)))
+    # MedQA answered with the option texts: choices of different lengths, where acc_norm matters.
+    (tasks / "biolm_medqa_texts.yaml").write_text(YAML.format(
+        name="biolm_medqa_texts", prefix="medqa_texts", k=0, fewshot_split="test",
+        choices="!function tasks.medqa_texts_choices", files=files(data / "medqa_test.jsonl", None)))
     return {"root": root, "data": data, "dirs": dirs, "tasks": tasks}
 
 
 _TASK_MANAGER = {}
 
 
-def lm_eval_run(setup, variant, num_fewshot, seed=1234):
-    """lm_eval.simple_evaluate on both tasks; {task: {"results", "samples" (by doc_id)}}."""
+def lm_eval_run(setup, variant, num_fewshot, tasks=("biolm_pubmedqa", "biolm_medqa"), seed=1234):
+    """lm_eval.simple_evaluate on `tasks`; {task: {"results", "samples" (by doc_id)}}."""
     import lm_eval
     from lm_eval.tasks import TaskManager
     if "tm" not in _TASK_MANAGER:
         _TASK_MANAGER["tm"] = TaskManager(include_path=str(setup["tasks"]), include_defaults=False)
     out = lm_eval.simple_evaluate(
         model="hf", model_args=f"pretrained={setup['dirs'][variant]},dtype=float32", device="cpu",
-        tasks=["biolm_pubmedqa", "biolm_medqa"], num_fewshot=num_fewshot, batch_size=4, log_samples=True,
+        tasks=list(tasks), num_fewshot=num_fewshot, batch_size=4, log_samples=True,
         task_manager=_TASK_MANAGER["tm"], bootstrap_iters=0, fewshot_random_seed=seed)
     return {t: {"results": out["results"][t], "samples": sorted(out["samples"][t], key=lambda s: s["doc_id"])}
-            for t in ("biolm_pubmedqa", "biolm_medqa")}
+            for t in tasks}
 
 
 def biolm_run(setup, exe, variant, task, extra=()):
@@ -241,12 +267,27 @@ def check_token_ids(setup, exe, variant, prompts):
 
 @pytest.mark.parametrize("variant", ["bos", "nobos"])
 def test_zero_shot(setup, biolm_exe, variant):
-    lm = lm_eval_run(setup, variant, num_fewshot=0)
+    tasks = ("biolm_pubmedqa", "biolm_medqa") + (("biolm_medqa_texts", "biolm_pubmedqa_builtin") if variant == "bos"
+                                                 else ())
+    lm = lm_eval_run(setup, variant, num_fewshot=0, tasks=tasks)
     for task in ("pubmedqa", "medqa"):
         result, rows = biolm_run(setup, biolm_exe, variant, task)
         compare(f"{task} 0-shot, tokenizer {variant}", lm[f"biolm_{task}"], rows, result)
         sample = lm[f"biolm_{task}"]["samples"][0]
         check_token_ids(setup, biolm_exe, variant, [sample["arguments"][0][0] + sample["arguments"][0][1]])
+    if variant == "bos":
+        result, rows = biolm_run(setup, biolm_exe, variant, "medqa", ("--format", "texts"))
+        compare("medqa --format texts 0-shot, tokenizer bos", lm["biolm_medqa_texts"], rows, result)
+        assert any(r["pred"] != r["pred_norm"] for r in rows), "acc_norm is not exercised"
+        result, rows = biolm_run(setup, biolm_exe, variant, "pubmedqa", ("--prompt-style", "lm-eval"))
+        compare("pubmedqa --prompt-style lm-eval (lm-eval's own prompt) 0-shot, tokenizer bos",
+                lm["biolm_pubmedqa_builtin"], rows, result)
+    else:
+        # What biolm did before (BOS prepended whenever the tokenizer names one): lm-eval does not
+        # add a BOS the tokenizer's post-processor does not add, so the log-likelihoods move.
+        _, rows = biolm_run(setup, biolm_exe, variant, "pubmedqa", ("--bos", "always"))
+        lm_ll = [[float(x[0]) for x in s["filtered_resps"]] for s in lm["biolm_pubmedqa"]["samples"]]
+        assert max(abs(a - b) for r, l in zip(rows, lm_ll) for a, b in zip(r["loglik"], l)) > 1e-2
 
 
 def test_few_shot_lm_eval_sampler(setup, biolm_exe):

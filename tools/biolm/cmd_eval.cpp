@@ -38,6 +38,7 @@ struct EvalArgs {
   std::string model, task, data, mode, shots_from, out, predictions, name, format;
   std::string shot_sampler = "biolm";
   std::string bos = "tokenizer";
+  std::string prompt_style = "biolm";
   std::string device = "cpu";
   int64_t shots = 0;
   uint64_t seed = 1234;
@@ -92,8 +93,9 @@ Loaded load_any_model(const fs::path& dir) {
 bool is_choice_task(const std::string& task) { return task == "pubmedqa" || task == "medqa" || task == "medmcqa"; }
 
 std::vector<eval::McqaExample> read_choice_examples(const std::string& task, const std::string& path,
-                                                    bool cop_zero_based) {
-  if (task == "pubmedqa") return eval::pubmedqa_examples(data::read_pubmedqa(path));
+                                                    bool cop_zero_based, const std::string& prompt_style) {
+  // lm-eval's own pubmedqa task: "Abstract: " + "\n".join(CONTEXTS) (preprocess_pubmedqa.py).
+  if (task == "pubmedqa") return eval::pubmedqa_examples(data::read_pubmedqa(path), prompt_style == "lm-eval" ? "\n" : " ");
   if (task == "medqa") return eval::mcqa_examples(data::read_medqa(path));
   data::MedmcqaOptions o;
   o.cop_zero_based = cop_zero_based;
@@ -222,6 +224,11 @@ int run_eval(const EvalArgs& a) {
   if (a.format == "texts") prompt.format = eval::ChoiceFormat::Texts;
   prompt.pool_is_eval_set = a.shots > 0 && a.shots_from.empty();
   prompt.sampler = a.shot_sampler == "lm-eval" ? eval::ShotSampler::LmEval : eval::ShotSampler::Biolm;
+  if (a.prompt_style == "lm-eval" && a.task != "pubmedqa") {
+    throw ConfigError("--prompt-style", "lm-eval applies to pubmedqa (lm-eval's own task prompt); medqa and medmcqa "
+                                        "have no lm-eval task with these files' prompt");
+  }
+  if (a.prompt_style == "lm-eval") prompt.context_label = "Abstract";
 
   json metrics = json::object();
   json extra = json::object();
@@ -238,9 +245,10 @@ int run_eval(const EvalArgs& a) {
   gen.stop_strings = {"\n\n", "\nQuestion:"};
 
   if (is_choice_task(a.task)) {
-    const auto all = read_choice_examples(a.task, a.data, a.cop_zero_based);
+    const auto all = read_choice_examples(a.task, a.data, a.cop_zero_based, a.prompt_style);
     const auto examples = limited(all);
-    const auto pool = a.shots_from.empty() ? all : read_choice_examples(a.task, a.shots_from, a.cop_zero_based);
+    const auto pool =
+        a.shots_from.empty() ? all : read_choice_examples(a.task, a.shots_from, a.cop_zero_based, a.prompt_style);
     n = static_cast<int64_t>(examples.size());
     if (head) {
       eval::HeadEvalOptions ho;
@@ -358,6 +366,11 @@ const bool registered = cli::register_command(
        sub.add_option("--shot-sampler", a->shot_sampler,
                       "biolm (a draw per example from seed and index) | lm-eval (lm-evaluation-harness's "
                       "draw: one Python random.Random(seed) in example order)")
+           ->check(CLI::IsMember({"biolm", "lm-eval"}))
+           ->capture_default_str();
+       sub.add_option("--prompt-style", a->prompt_style,
+                      "pubmedqa: biolm (\"Context: \" + contexts joined by spaces) | lm-eval (lm-eval's pubmedqa "
+                      "task: \"Abstract: \" + contexts joined by newlines)")
            ->check(CLI::IsMember({"biolm", "lm-eval"}))
            ->capture_default_str();
        sub.add_option("--bos", a->bos, "loglik: tokenizer (BOS when the tokenizer adds one, as lm-eval) | always | "

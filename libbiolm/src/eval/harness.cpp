@@ -302,9 +302,9 @@ std::string choice_letter(int64_t i) {
   return std::string(1, static_cast<char>('A' + i));
 }
 
-std::string format_question(const McqaExample& ex, ChoiceFormat format) {
+std::string format_question(const McqaExample& ex, ChoiceFormat format, const std::string& context_label) {
   std::string out;
-  if (!ex.context.empty()) out += "Context: " + ex.context + "\n";
+  if (!ex.context.empty()) out += context_label + ": " + ex.context + "\n";
   out += "Question: " + ex.question + "\n";
   if (format == ChoiceFormat::Letters) {
     for (size_t i = 0; i < ex.choices.size(); ++i) {
@@ -346,12 +346,12 @@ std::vector<int64_t> draw_shots(int64_t pool_size, int64_t k, uint64_t seed, int
 std::vector<std::vector<int64_t>> draw_shots_lm_eval(int64_t pool_size, int64_t n_examples, int64_t k,
                                                      uint64_t seed, bool pool_is_eval_set,
                                                      const std::function<bool(int64_t, int64_t)>& same) {
-  const int64_t drawn = pool_is_eval_set ? k + 1 : k;
-  BIOLM_CHECK(k >= 0 && drawn <= pool_size, ConfigError, "eval.k_shot",
-              fmt::format("{} shots requested from a pool of {}{}", k, pool_size,
-                          pool_is_eval_set ? " that holds the evaluated example (lm-eval draws k + 1)" : ""));
   std::vector<std::vector<int64_t>> out(static_cast<size_t>(n_examples));
   if (k == 0) return out;  // ContextSampler.sample(0) returns before drawing
+  const int64_t drawn = pool_is_eval_set ? k + 1 : k;
+  BIOLM_CHECK(k > 0 && drawn <= pool_size, ConfigError, "eval.k_shot",
+              fmt::format("{} shots requested from a pool of {}{}", k, pool_size,
+                          pool_is_eval_set ? " that holds the evaluated example (lm-eval draws k + 1)" : ""));
   // ContextSampler.set_rnd(seed): random.Random(int); lm-eval's seeds are Python ints.
   PyRandom rnd(static_cast<int64_t>(seed));
   for (int64_t i = 0; i < n_examples; ++i) {
@@ -395,10 +395,10 @@ std::string build_prompt_with_shots(const McqaExample& example, const std::vecto
   std::vector<std::string> shots;
   for (int64_t s : shot_indices) {
     const auto& shot = pool[static_cast<size_t>(s)];
-    shots.push_back(format_question(shot, options.format) +
+    shots.push_back(format_question(shot, options.format, options.context_label) +
                     format_answer(shot, options.format, options.chain_of_thought));
   }
-  return join_prompt(options, shots, format_question(example, options.format));
+  return join_prompt(options, shots, format_question(example, options.format, options.context_label));
 }
 
 McqaExample pubmedqa_example(const std::string& abstract, const std::string& question,

@@ -123,14 +123,17 @@ struct PromptOptions {
   uint64_t seed = 1234;               ///< lm-eval's default few-shot seed
   bool pool_is_eval_set = false;      ///< leave the evaluated example out of its own shots
   ShotSampler sampler = ShotSampler::Biolm;
+  std::string context_label = "Context";  ///< lm-eval's pubmedqa task writes "Abstract"
   std::string shot_separator = "\n\n";
   ChoiceFormat format = ChoiceFormat::Letters;
   bool chain_of_thought = false;
   std::string cot_trigger = "Let's think step by step.";
 };
 
-/// "Context: ...\n" (when any) + "Question: ...\n" + ("A. ...\n" per choice with Letters) + "Answer:".
-std::string format_question(const McqaExample& example, ChoiceFormat format);
+/// "Context: ...\n" (when any; the label is context_label) + "Question: ...\n" + ("A. ...\n" per
+/// choice with Letters) + "Answer:".
+std::string format_question(const McqaExample& example, ChoiceFormat format,
+                            const std::string& context_label = "Context");
 /// " B" / " yes"; with chain of thought " <rationale> The answer is (B)." (or "is yes.").
 std::string format_answer(const McqaExample& example, ChoiceFormat format, bool chain_of_thought);
 /// Letter of choice i: A, B, ... (i < 26).
