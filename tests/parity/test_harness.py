@@ -208,7 +208,7 @@ def lm_eval_run(setup, variant, num_fewshot, tasks=("biolm_pubmedqa", "biolm_med
 def biolm_run(setup, exe, variant, task, extra=()):
     d, data, root = setup["dirs"][variant], setup["data"], setup["root"]
     data_file = data / ("pubmedqa_test.json" if task == "pubmedqa" else "medqa_test.jsonl")
-    tag = f"{variant}-{task}-{'-'.join(map(str, extra)) or 'zero'}"
+    tag = f"{variant}-{task}-{'-'.join(os.path.basename(str(x)) for x in extra) or 'zero'}"
     pred, out = root / f"{tag}.jsonl", root / f"{tag}.json"
     run_biolm(exe, "eval", "--model", d, "--task", task, "--data", data_file, "--predictions", pred,
               "--out", out, "--bootstrap", 10, "--batch-size", 4, *extra)
