@@ -121,7 +121,7 @@ TEST_CASE("MCQA scorer picks the highest total and normalised log-likelihood", "
   const Strs choices{" yes", " no", " maybe"};
   int disagreements = 0;
   for (const auto& p : prompts) {
-    const ChoiceScores s = score_choices(scorer, tok, p, choices, {true, 2, 0});
+    const ChoiceScores s = score_choices(scorer, tok, p, choices, {BosPolicy::Tokenizer, 2, 0});
     std::vector<double> ref, ref_norm;
     for (const auto& c : choices) {
       ref.push_back(reference_loglik(scorer, p, c));
@@ -139,8 +139,8 @@ TEST_CASE("MCQA scorer picks the highest total and normalised log-likelihood", "
   CHECK(disagreements > 0);
 
   SECTION("batching, padding and trailing spaces change nothing") {
-    const auto one = loglikelihoods(scorer, tok, {{"Answer:", " yes"}, {"A much longer context:", " no"}}, {true, 1, 0});
-    const auto two = loglikelihoods(scorer, tok, {{"Answer:", " yes"}, {"A much longer context:", " no"}}, {true, 8, 0});
+    const auto one = loglikelihoods(scorer, tok, {{"Answer:", " yes"}, {"A much longer context:", " no"}}, {BosPolicy::Tokenizer, 1, 0});
+    const auto two = loglikelihoods(scorer, tok, {{"Answer:", " yes"}, {"A much longer context:", " no"}}, {BosPolicy::Tokenizer, 8, 0});
     CHECK(one[0].loglik == Approx(two[0].loglik).epsilon(1e-12));
     CHECK(one[1].loglik == Approx(two[1].loglik).epsilon(1e-12));
     CHECK(scorer.last_mask.sum().item<int64_t>() == (1 + 7 + 4 - 1) + (1 + 22 + 3 - 1));  // BOS + context + continuation - 1
@@ -148,13 +148,30 @@ TEST_CASE("MCQA scorer picks the highest total and normalised log-likelihood", "
     CHECK(moved[0].loglik == Approx(two[0].loglik).epsilon(1e-12));
     CHECK(moved[0].n_tokens == 4);
   }
+  SECTION("BOS as the tokenizer adds it (lm-eval), always, never; an empty context is the BOS") {
+    // CharTokenizer adds BOS itself with add_special: Tokenizer and Always give BOS + "Answer:" +
+    // " ye" (7 + 3 tokens), Never drops the BOS.
+    for (auto [policy, width] : {std::pair{BosPolicy::Tokenizer, 11}, {BosPolicy::Always, 11}, {BosPolicy::Never, 10}}) {
+      loglikelihoods(scorer, tok, {{"Answer:", " yes"}}, {policy, 1, 0});
+      CHECK(scorer.last_mask.size(1) == width);
+    }
+    // lm-eval loglikelihood(): context "" -> [BOS], the whole continuation is scored.
+    const auto empty = loglikelihoods(scorer, tok, {{"", "ab"}}, {});
+    CHECK(empty[0].n_tokens == 2);
+    CHECK(empty[0].loglik == Approx(reference_loglik(scorer, "", "ab")).epsilon(1e-12));
+  }
+  SECTION("acc_norm divides by len(choice) as it is: surrounding spaces count") {
+    const auto s = score_choices(scorer, tok, "Answer:", {" yes ", " no"}, {});
+    CHECK(s.loglik_norm[0] == Approx(s.loglik[0] / 4.0).epsilon(1e-12));  // "yes " (lm-eval len 4)
+    CHECK(s.loglik_norm[1] == Approx(s.loglik[1] / 2.0).epsilon(1e-12));
+  }
   SECTION("left truncation to max_length") {
     // Bigram model: only the previous token matters, so truncation keeps the value.
-    const auto full = loglikelihoods(scorer, tok, {{"a long context here", " yes"}}, {true, 4, 0});
-    const auto cut = loglikelihoods(scorer, tok, {{"a long context here", " yes"}}, {true, 4, 6});
+    const auto full = loglikelihoods(scorer, tok, {{"a long context here", " yes"}}, {BosPolicy::Tokenizer, 4, 0});
+    const auto cut = loglikelihoods(scorer, tok, {{"a long context here", " yes"}}, {BosPolicy::Tokenizer, 4, 6});
     CHECK(cut[0].loglik == Approx(full[0].loglik).epsilon(1e-12));
     CHECK(scorer.last_mask.size(1) == 6);
-    CHECK_THROWS_AS(loglikelihoods(scorer, tok, {{"ctx", " a long answer"}}, {true, 4, 3}), biolm::ConfigError);
+    CHECK_THROWS_AS(loglikelihoods(scorer, tok, {{"ctx", " a long answer"}}, {BosPolicy::Tokenizer, 4, 3}), biolm::ConfigError);
   }
   SECTION("evaluate_mcqa_loglik: acc from the same scores, with intervals") {
     std::vector<McqaExample> exs;

@@ -36,6 +36,9 @@ using models::TaskKind;
 
 struct EvalArgs {
   std::string model, task, data, mode, shots_from, out, predictions, name, format;
+  std::string shot_sampler = "biolm";
+  std::string bos = "tokenizer";
+  std::string prompt_style = "biolm";
   std::string device = "cpu";
   int64_t shots = 0;
   uint64_t seed = 1234;
@@ -90,8 +93,9 @@ Loaded load_any_model(const fs::path& dir) {
 bool is_choice_task(const std::string& task) { return task == "pubmedqa" || task == "medqa" || task == "medmcqa"; }
 
 std::vector<eval::McqaExample> read_choice_examples(const std::string& task, const std::string& path,
-                                                    bool cop_zero_based) {
-  if (task == "pubmedqa") return eval::pubmedqa_examples(data::read_pubmedqa(path));
+                                                    bool cop_zero_based, const std::string& prompt_style) {
+  // lm-eval's own pubmedqa task: "Abstract: " + "\n".join(CONTEXTS) (preprocess_pubmedqa.py).
+  if (task == "pubmedqa") return eval::pubmedqa_examples(data::read_pubmedqa(path), prompt_style == "lm-eval" ? "\n" : " ");
   if (task == "medqa") return eval::mcqa_examples(data::read_medqa(path));
   data::MedmcqaOptions o;
   o.cop_zero_based = cop_zero_based;
@@ -219,6 +223,12 @@ int run_eval(const EvalArgs& a) {
   if (a.format == "letters") prompt.format = eval::ChoiceFormat::Letters;
   if (a.format == "texts") prompt.format = eval::ChoiceFormat::Texts;
   prompt.pool_is_eval_set = a.shots > 0 && a.shots_from.empty();
+  prompt.sampler = a.shot_sampler == "lm-eval" ? eval::ShotSampler::LmEval : eval::ShotSampler::Biolm;
+  if (a.prompt_style == "lm-eval" && a.task != "pubmedqa") {
+    throw ConfigError("--prompt-style", "lm-eval applies to pubmedqa (lm-eval's own task prompt); medqa and medmcqa "
+                                        "have no lm-eval task with these files' prompt");
+  }
+  if (a.prompt_style == "lm-eval") prompt.context_label = "Abstract";
 
   json metrics = json::object();
   json extra = json::object();
@@ -235,9 +245,10 @@ int run_eval(const EvalArgs& a) {
   gen.stop_strings = {"\n\n", "\nQuestion:"};
 
   if (is_choice_task(a.task)) {
-    const auto all = read_choice_examples(a.task, a.data, a.cop_zero_based);
+    const auto all = read_choice_examples(a.task, a.data, a.cop_zero_based, a.prompt_style);
     const auto examples = limited(all);
-    const auto pool = a.shots_from.empty() ? all : read_choice_examples(a.task, a.shots_from, a.cop_zero_based);
+    const auto pool =
+        a.shots_from.empty() ? all : read_choice_examples(a.task, a.shots_from, a.cop_zero_based, a.prompt_style);
     n = static_cast<int64_t>(examples.size());
     if (head) {
       eval::HeadEvalOptions ho;
@@ -258,15 +269,18 @@ int run_eval(const EvalArgs& a) {
       auto lm = std::dynamic_pointer_cast<models::CausalLMModelImpl>(l.model);
       if (mode == "loglik") {
         eval::ModelScorer scorer(lm);
-        const auto r = eval::evaluate_mcqa_loglik(scorer, *l.tokenizer, examples, pool, prompt,
-                                                  eval::loglik_options_for(*lm, a.batch_size), boot);
+        auto lo = eval::loglik_options_for(*lm, a.batch_size);
+        lo.bos = a.bos == "always" ? eval::BosPolicy::Always
+                 : a.bos == "never" ? eval::BosPolicy::Never
+                                    : eval::BosPolicy::Tokenizer;
+        const auto r = eval::evaluate_mcqa_loglik(scorer, *l.tokenizer, examples, pool, prompt, lo, boot);
         metrics["acc"] = metric(r.acc);
         metrics["acc_norm"] = metric(r.acc_norm);
         metrics["macro_f1"] = metric(r.macro_f1);
         for (size_t i = 0; i < examples.size(); ++i) {
           const auto& s = r.scores[i];
           preds.push_back({{"index", i}, {"gold", examples[i].answer}, {"pred", s.pred}, {"pred_norm", s.pred_norm},
-                           {"loglik", s.loglik}, {"loglik_norm", s.loglik_norm}});
+                           {"loglik", s.loglik}, {"loglik_norm", s.loglik_norm}, {"prompt", r.prompts[i]}});
         }
       } else {
         if (a.cot && a.max_new_tokens < 64) log::warn("eval: --cot with --max-new-tokens {} leaves little room for reasoning", a.max_new_tokens);
@@ -307,6 +321,7 @@ int run_eval(const EvalArgs& a) {
                  {"task", a.task},
                  {"mode", head ? "head" : mode},
                  {"shots", a.shots},
+                 {"shot_sampler", a.shot_sampler},
                  {"cot", a.cot},
                  {"seed", a.seed},
                  {"bootstrap", a.bootstrap},
@@ -348,6 +363,20 @@ const bool registered = cli::register_command(
                                                      "leaving the evaluated example out)")
            ->check(CLI::ExistingFile);
        sub.add_option("--seed", a->seed, "seed of the shot draw, sampling and bootstrap")->capture_default_str();
+       sub.add_option("--shot-sampler", a->shot_sampler,
+                      "biolm (a draw per example from seed and index) | lm-eval (lm-evaluation-harness's "
+                      "draw: one Python random.Random(seed) in example order)")
+           ->check(CLI::IsMember({"biolm", "lm-eval"}))
+           ->capture_default_str();
+       sub.add_option("--prompt-style", a->prompt_style,
+                      "pubmedqa: biolm (\"Context: \" + contexts joined by spaces) | lm-eval (lm-eval's pubmedqa "
+                      "task: \"Abstract: \" + contexts joined by newlines)")
+           ->check(CLI::IsMember({"biolm", "lm-eval"}))
+           ->capture_default_str();
+       sub.add_option("--bos", a->bos, "loglik: tokenizer (BOS when the tokenizer adds one, as lm-eval) | always | "
+                                       "never")
+           ->check(CLI::IsMember({"tokenizer", "always", "never"}))
+           ->capture_default_str();
        sub.add_flag("--cot", a->cot, "chain of thought: 'Let's think step by step.', answer parsed from the text");
        sub.add_option("--format", a->format, "letters | texts: how choices are answered (default texts for "
                                              "pubmedqa, letters otherwise)")

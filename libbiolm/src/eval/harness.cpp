@@ -11,6 +11,7 @@
 
 #include "biolm/core/error.h"
 #include "biolm/eval/classification.h"
+#include "biolm/eval/py_random.h"
 #include "biolm/eval/text.h"
 
 namespace biolm::eval {
@@ -82,10 +83,31 @@ std::optional<int64_t> parse_choice_at(const std::string& lower, size_t pos,
   return best;
 }
 
+bool same_example(const McqaExample& a, const McqaExample& b) {
+  return a.question == b.question && a.choices == b.choices && a.answer == b.answer && a.context == b.context &&
+         a.rationale == b.rationale;
+}
+bool same_example(const QaExample& a, const QaExample& b) {
+  return a.question == b.question && a.context == b.context && a.answers == b.answers;
+}
+
+// The shots of every example; with LmEval, pool entries equal in content to the evaluated example
+// are left out as lm-eval's rm_eval_doc does (it compares documents by value).
 template <typename Example>
-std::vector<int64_t> shots_for(const std::vector<Example>& pool, int64_t index, const PromptOptions& o) {
-  return draw_shots(static_cast<int64_t>(pool.size()), o.k_shot, o.seed, index,
-                    o.pool_is_eval_set ? index : -1);
+std::vector<std::vector<int64_t>> shots_of_all(const std::vector<Example>& examples, const std::vector<Example>& pool,
+                                               const PromptOptions& o) {
+  const auto n = static_cast<int64_t>(examples.size());
+  if (o.sampler == ShotSampler::LmEval) {
+    return draw_shots_lm_eval(static_cast<int64_t>(pool.size()), n, o.k_shot, o.seed, o.pool_is_eval_set,
+                              [&](int64_t i, int64_t j) {
+                                return same_example(examples[static_cast<size_t>(i)], pool[static_cast<size_t>(j)]);
+                              });
+  }
+  std::vector<std::vector<int64_t>> out;
+  for (int64_t i = 0; i < n; ++i) {
+    out.push_back(draw_shots(static_cast<int64_t>(pool.size()), o.k_shot, o.seed, i, o.pool_is_eval_set ? i : -1));
+  }
+  return out;
 }
 
 std::string join_prompt(const PromptOptions& o, const std::vector<std::string>& shots,
@@ -104,15 +126,17 @@ std::string format_qa_question(const QaExample& ex) {
   return out + "Question: " + ex.question + "\nAnswer:";
 }
 
-// Choice scores from the results of continuations[0..n) starting at results[first].
+// Choice scores from the results of choices[0..n) starting at results[first]; `choices` are the
+// choice strings without the target delimiter (lm-eval: len(doc_to_choice(doc)[i])).
 ChoiceScores choice_scores(const std::vector<LoglikResult>& results, size_t first,
-                           const std::vector<std::string>& continuations) {
+                           const std::vector<std::string>& choices) {
   ChoiceScores s;
-  for (size_t i = 0; i < continuations.size(); ++i) {
+  for (size_t i = 0; i < choices.size(); ++i) {
     const double ll = results[first + i].loglik;
     s.loglik.push_back(ll);
-    // lm-eval divides by len(choice): the choice text without its leading delimiter.
-    const auto chars = std::max<int64_t>(1, utf8_length(trim(continuations[i])));
+    // lm-eval divides by float(len(choice)) as it is, untrimmed (an empty choice would divide by
+    // zero there; we divide by 1).
+    const auto chars = std::max<int64_t>(1, utf8_length(choices[i]));
     s.loglik_norm.push_back(ll / static_cast<double>(chars));
   }
   s.pred = argmax(s.loglik);
@@ -145,23 +169,60 @@ std::vector<LoglikResult> loglikelihoods(CausalScorer& scorer, const tokenize::T
   };
   std::vector<Item> items;
   const auto bos = tokenizer.special().bos;
+  // lm-eval's HFLM.tok_encode(text) is tokenizer.encode(text) with the tokenizer's own special
+  // tokens (HF add_special_tokens=True), except for a text that already starts with the prefix
+  // token's text (BOS, else EOS). We keep only the leading BOS of those specials: a decoder
+  // tokenizer that also appends EOS (biolm's SentencePiece decoders do) would otherwise put an EOS
+  // between context and continuation, where lm-eval scores whole[len(context + EOS):], the
+  // continuation shifted by one token.
+  const auto prefix_token = bos ? bos : tokenizer.special().eos;
+  const std::string prefix_text = prefix_token ? tokenizer.decode({*prefix_token}, false) : std::string();
+  const bool tokenizer_adds_bos = [&] {
+    if (!bos) return false;
+    const auto with = tokenizer.encode("a", true).ids, without = tokenizer.encode("a", false).ids;
+    return !with.empty() && with.front() == *bos && (without.empty() || without.front() != *bos);
+  }();
+  auto encode = [&](const std::string& text) {
+    auto ids = tokenizer.encode(text, false).ids;
+    const bool has_prefix_text = !prefix_text.empty() && text.compare(0, prefix_text.size(), prefix_text) == 0;
+    const bool add = options.bos == BosPolicy::Always ||
+                     (options.bos == BosPolicy::Tokenizer && tokenizer_adds_bos && !has_prefix_text);
+    if (add && bos) ids.insert(ids.begin(), *bos);
+    return ids;
+  };
   for (size_t r = 0; r < requests.size(); ++r) {
     std::string context = requests[r].context;
     std::string continuation = requests[r].continuation;
-    // lm-eval _encode_pair: trailing whitespace of the context belongs to the continuation.
-    size_t keep = context.size();
-    while (keep > 0 && is_space(context[keep - 1])) --keep;
-    continuation = context.substr(keep) + continuation;
-    context.resize(keep);
-    std::vector<int64_t> ctx_ids = tokenizer.encode(context, false).ids;
-    const std::vector<int64_t> whole = tokenizer.encode(context + continuation, false).ids;
-    BIOLM_CHECK(whole.size() > ctx_ids.size(), Error,
-                fmt::format("eval: request {}: continuation \"{}\" adds no token", r, continuation));
     Item item;
-    item.cont.assign(whole.begin() + static_cast<std::ptrdiff_t>(ctx_ids.size()), whole.end());
-    if (options.add_bos && bos) ctx_ids.insert(ctx_ids.begin(), *bos);
+    std::vector<int64_t> ctx_ids;
+    if (context.empty()) {
+      // lm-eval loglikelihood(): an empty context is the prefix token (BOS, else EOS), unless the
+      // continuation itself starts with it.
+      item.cont = tokenizer.encode(continuation, false).ids;
+      const auto& prefix = prefix_token;
+      BIOLM_CHECK(!item.cont.empty(), Error, fmt::format("eval: request {}: empty context and continuation", r));
+      if (prefix && *prefix != item.cont.front()) {
+        ctx_ids = {*prefix};
+      } else {
+        BIOLM_CHECK(item.cont.size() > 1, Error,
+                    fmt::format("eval: request {}: empty context and no BOS/EOS token to condition on", r));
+        ctx_ids = {item.cont.front()};
+        item.cont.erase(item.cont.begin());
+      }
+    } else {
+      // lm-eval _encode_pair: trailing whitespace of the context belongs to the continuation.
+      size_t keep = context.size();
+      while (keep > 0 && is_space(context[keep - 1])) --keep;
+      continuation = context.substr(keep) + continuation;
+      context.resize(keep);
+      ctx_ids = encode(context);
+      const std::vector<int64_t> whole = encode(context + continuation);
+      BIOLM_CHECK(whole.size() > ctx_ids.size(), Error,
+                  fmt::format("eval: request {}: continuation \"{}\" adds no token", r, continuation));
+      item.cont.assign(whole.begin() + static_cast<std::ptrdiff_t>(ctx_ids.size()), whole.end());
+    }
     BIOLM_CHECK(!ctx_ids.empty(), Error,
-                fmt::format("eval: request {}: empty context and no BOS token to condition on", r));
+                fmt::format("eval: request {}: the context encodes to no token (whitespace only?)", r));
     item.input = ctx_ids;
     item.input.insert(item.input.end(), item.cont.begin(), item.cont.end() - 1);
     if (options.max_length > 0 && static_cast<int64_t>(item.input.size()) > options.max_length) {
@@ -228,8 +289,12 @@ ChoiceScores score_choices(CausalScorer& scorer, const tokenize::Tokenizer& toke
                            const std::string& context, const std::vector<std::string>& continuations,
                            const LoglikOptions& options) {
   std::vector<LoglikRequest> reqs;
-  for (const auto& c : continuations) reqs.push_back({context, c});
-  return choice_scores(loglikelihoods(scorer, tokenizer, reqs, options), 0, continuations);
+  std::vector<std::string> choices;
+  for (const auto& c : continuations) {
+    reqs.push_back({context, c});
+    choices.push_back(!c.empty() && c.front() == ' ' ? c.substr(1) : c);
+  }
+  return choice_scores(loglikelihoods(scorer, tokenizer, reqs, options), 0, choices);
 }
 
 std::string choice_letter(int64_t i) {
@@ -237,9 +302,9 @@ std::string choice_letter(int64_t i) {
   return std::string(1, static_cast<char>('A' + i));
 }
 
-std::string format_question(const McqaExample& ex, ChoiceFormat format) {
+std::string format_question(const McqaExample& ex, ChoiceFormat format, const std::string& context_label) {
   std::string out;
-  if (!ex.context.empty()) out += "Context: " + ex.context + "\n";
+  if (!ex.context.empty()) out += context_label + ": " + ex.context + "\n";
   out += "Question: " + ex.question + "\n";
   if (format == ChoiceFormat::Letters) {
     for (size_t i = 0; i < ex.choices.size(); ++i) {
@@ -278,15 +343,62 @@ std::vector<int64_t> draw_shots(int64_t pool_size, int64_t k, uint64_t seed, int
   return candidates;
 }
 
+std::vector<std::vector<int64_t>> draw_shots_lm_eval(int64_t pool_size, int64_t n_examples, int64_t k,
+                                                     uint64_t seed, bool pool_is_eval_set,
+                                                     const std::function<bool(int64_t, int64_t)>& same) {
+  std::vector<std::vector<int64_t>> out(static_cast<size_t>(n_examples));
+  if (k == 0) return out;  // ContextSampler.sample(0) returns before drawing
+  const int64_t drawn = pool_is_eval_set ? k + 1 : k;
+  BIOLM_CHECK(k > 0 && drawn <= pool_size, ConfigError, "eval.k_shot",
+              fmt::format("{} shots requested from a pool of {}{}", k, pool_size,
+                          pool_is_eval_set ? " that holds the evaluated example (lm-eval draws k + 1)" : ""));
+  // ContextSampler.set_rnd(seed): random.Random(int); lm-eval's seeds are Python ints.
+  PyRandom rnd(static_cast<int64_t>(seed));
+  for (int64_t i = 0; i < n_examples; ++i) {
+    auto& shots = out[static_cast<size_t>(i)];
+    if (!pool_is_eval_set) {
+      shots = rnd.sample(pool_size, k);
+      continue;
+    }
+    auto is_eval_doc = [&](int64_t j) { return j == i || same(i, j); };
+    for (int64_t j : rnd.sample(pool_size, k + 1)) {
+      if (!is_eval_doc(j) && static_cast<int64_t>(shots.size()) < k) shots.push_back(j);
+    }
+    if (static_cast<int64_t>(shots.size()) < k) {
+      // The pool held more than one copy of the evaluated document: resample from the rest.
+      std::vector<int64_t> rest;
+      for (int64_t j = 0; j < pool_size; ++j) {
+        if (!is_eval_doc(j)) rest.push_back(j);
+      }
+      shots.clear();
+      for (int64_t r : rnd.sample(static_cast<int64_t>(rest.size()), k)) shots.push_back(rest[static_cast<size_t>(r)]);
+    }
+  }
+  return out;
+}
+
+std::vector<std::vector<int64_t>> draw_all_shots(const std::vector<McqaExample>& examples,
+                                                 const std::vector<McqaExample>& pool, const PromptOptions& options) {
+  return shots_of_all(examples, pool, options);
+}
+
 std::string build_prompt(const McqaExample& example, int64_t example_index,
                          const std::vector<McqaExample>& pool, const PromptOptions& options) {
+  return build_prompt_with_shots(example,
+                                 draw_shots(static_cast<int64_t>(pool.size()), options.k_shot, options.seed,
+                                            example_index, options.pool_is_eval_set ? example_index : -1),
+                                 pool, options);
+}
+
+std::string build_prompt_with_shots(const McqaExample& example, const std::vector<int64_t>& shot_indices,
+                                    const std::vector<McqaExample>& pool, const PromptOptions& options) {
   std::vector<std::string> shots;
-  for (int64_t s : shots_for(pool, example_index, options)) {
+  for (int64_t s : shot_indices) {
     const auto& shot = pool[static_cast<size_t>(s)];
-    shots.push_back(format_question(shot, options.format) +
+    shots.push_back(format_question(shot, options.format, options.context_label) +
                     format_answer(shot, options.format, options.chain_of_thought));
   }
-  return join_prompt(options, shots, format_question(example, options.format));
+  return join_prompt(options, shots, format_question(example, options.format, options.context_label));
 }
 
 McqaExample pubmedqa_example(const std::string& abstract, const std::string& question,
@@ -341,23 +453,24 @@ McqaResult evaluate_mcqa_loglik(CausalScorer& scorer, const tokenize::Tokenizer&
               "log-likelihood scoring has no generated reasoning; use evaluate_mcqa_generate");
   BIOLM_CHECK(!examples.empty(), Error, "eval: no examples");
   std::vector<LoglikRequest> reqs;
-  std::vector<std::vector<std::string>> conts(examples.size());
+  std::vector<std::vector<std::string>> choices(examples.size());
+  McqaResult out;
+  const auto shots = draw_all_shots(examples, shot_pool, prompt);
   for (size_t i = 0; i < examples.size(); ++i) {
-    const std::string context = build_prompt(examples[i], static_cast<int64_t>(i), shot_pool, prompt);
+    out.prompts.push_back(build_prompt_with_shots(examples[i], shots[i], shot_pool, prompt));
     for (size_t c = 0; c < examples[i].choices.size(); ++c) {
-      conts[i].push_back(" " + (prompt.format == ChoiceFormat::Letters ? choice_letter(static_cast<int64_t>(c))
-                                                                       : examples[i].choices[c]));
-      reqs.push_back({context, conts[i].back()});
+      choices[i].push_back(prompt.format == ChoiceFormat::Letters ? choice_letter(static_cast<int64_t>(c))
+                                                                  : examples[i].choices[c]);
+      reqs.push_back({out.prompts.back(), " " + choices[i].back()});  // lm-eval target_delimiter " "
     }
   }
   const auto res = loglikelihoods(scorer, tokenizer, reqs, loglik);
-  McqaResult out;
   size_t r = 0;
   std::vector<double> correct, correct_norm;
   std::vector<std::string> gold, pred;
   for (size_t i = 0; i < examples.size(); ++i) {
-    ChoiceScores s = choice_scores(res, r, conts[i]);
-    r += conts[i].size();
+    ChoiceScores s = choice_scores(res, r, choices[i]);
+    r += choices[i].size();
     correct.push_back(s.pred == examples[i].answer ? 1.0 : 0.0);
     correct_norm.push_back(s.pred_norm == examples[i].answer ? 1.0 : 0.0);
     gold.push_back(std::to_string(examples[i].answer));
@@ -390,8 +503,9 @@ McqaGenerationResult evaluate_mcqa_generate(const GenerateFn& generate,
   BIOLM_CHECK(!examples.empty(), Error, "eval: no examples");
   McqaGenerationResult out;
   std::vector<double> correct;
+  const auto shots = draw_all_shots(examples, shot_pool, prompt);
   for (size_t i = 0; i < examples.size(); ++i) {
-    out.generations.push_back(generate(build_prompt(examples[i], static_cast<int64_t>(i), shot_pool, prompt)));
+    out.generations.push_back(generate(build_prompt_with_shots(examples[i], shots[i], shot_pool, prompt)));
     const auto choice = extract_choice(out.generations.back(), examples[i].choices, prompt.format);
     out.pred.push_back(choice.value_or(-1));
     out.n_unparsed += choice ? 0 : 1;
@@ -410,11 +524,12 @@ QaGenerationResult evaluate_qa_generate(const GenerateFn& generate, const std::v
   QaGenerationResult out;
   std::vector<double> em, f1, rouge;
   std::vector<BleuStats> bleu;
+  const auto drawn = shots_of_all(examples, shot_pool, prompt);
   for (size_t i = 0; i < examples.size(); ++i) {
     const QaExample& ex = examples[i];
     BIOLM_CHECK(!ex.answers.empty(), Error, fmt::format("eval: QA example {} has no gold answer", i));
     std::vector<std::string> shots;
-    for (int64_t s : shots_for(shot_pool, static_cast<int64_t>(i), prompt)) {
+    for (int64_t s : drawn[i]) {
       const auto& shot = shot_pool[static_cast<size_t>(s)];
       BIOLM_CHECK(!shot.answers.empty(), Error, fmt::format("eval: QA shot {} has no gold answer", s));
       shots.push_back(format_qa_question(shot) + " " + shot.answers.front());

@@ -49,12 +49,13 @@ bool looks_like_alpaca(const std::string& path) {
 
 }  // namespace
 
-std::vector<McqaExample> pubmedqa_examples(const std::vector<data::PubmedQaExample>& records) {
+std::vector<McqaExample> pubmedqa_examples(const std::vector<data::PubmedQaExample>& records,
+                                           const std::string& context_separator) {
   std::vector<McqaExample> out;
   out.reserve(records.size());
   for (const auto& r : records) {
     std::string abstract;
-    for (const auto& c : r.contexts) abstract += (abstract.empty() ? "" : " ") + c;
+    for (size_t i = 0; i < r.contexts.size(); ++i) abstract += (i == 0 ? "" : context_separator) + r.contexts[i];
     if (r.label != "yes" && r.label != "no" && r.label != "maybe") {
       throw origin_error(r.origin, "final_decision", fmt::format("expected yes|no|maybe, found \"{}\"", r.label));
     }

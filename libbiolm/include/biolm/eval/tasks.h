@@ -30,9 +30,11 @@
 
 namespace biolm::eval {
 
-/// PubMedQA records -> yes/no/maybe examples. DataError (record origin, field final_decision)
-/// for another label.
-std::vector<McqaExample> pubmedqa_examples(const std::vector<data::PubmedQaExample>& records);
+/// PubMedQA records -> yes/no/maybe examples, CONTEXTS joined by `context_separator` (lm-eval's
+/// pubmedqa task joins them by "\n"). DataError (record origin, field final_decision) for another
+/// label.
+std::vector<McqaExample> pubmedqa_examples(const std::vector<data::PubmedQaExample>& records,
+                                           const std::string& context_separator = " ");
 /// MedQA / MedMCQA records -> examples. DataError (record origin, field answer) for a record
 /// without an answer or with fewer than two options.
 std::vector<McqaExample> mcqa_examples(const std::vector<data::ChoiceExample>& records);
