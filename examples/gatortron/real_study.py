@@ -212,7 +212,8 @@ def build_starts(cfg, out, data_report, env):
                 cmd = [biolm, "--log-level", "warn", "pretrain", "--config", os.path.join(HERE, "pretrain_dapt.yaml"),
                        f"output={run}", f"corpus.paths=[\"{data_report['corpus']}\"]", f"model.init={minilm}",
                        f"train.max_steps={pre['steps']}", f"train.batch_size={pre['batch_size']}",
-                       f"seq_len={pre['seq_len']}", f"train.lr={pre['lr']}"]
+                       f"seq_len={pre['seq_len']}", f"train.lr={pre['lr']}",
+                       f"train.warmup_steps={max(1, pre['steps'] // 10)}", f"train.eval_every={max(1, pre['steps'] // 3)}"]
                 rc, secs, rss = run_cmd(cmd, run + ".log", env)
                 if rc != 0:
                     raise SystemExit(f"continued pretraining failed:\n{tail(run + '.log')}")
@@ -227,7 +228,8 @@ def build_starts(cfg, out, data_report, env):
                        f"output={run}", f"corpus.paths=[\"{data_report['corpus']}\"]",
                        f"tokenizer.train.vocab_size={cfg['scratch_vocab_size']}",
                        f"train.max_steps={pre['steps']}", f"train.batch_size={pre['batch_size']}",
-                       f"seq_len={pre['seq_len']}", f"train.lr={pre['scratch_lr']}"]
+                       f"seq_len={pre['seq_len']}", f"train.lr={pre['scratch_lr']}",
+                       f"train.warmup_steps={max(1, pre['steps'] // 10)}", f"train.eval_every={max(1, pre['steps'] // 3)}"]
                 rc, secs, rss = run_cmd(cmd, run + ".log", env)
                 if rc != 0:
                     raise SystemExit(f"from-scratch pretraining failed:\n{tail(run + '.log')}")

@@ -81,7 +81,17 @@ int run_finetune(const std::string& config_path, const std::vector<std::string>&
   // The train and peft sections are checked here too, before any vocabulary is trained or model
   // built (their model-dependent parts — default targets, the prompt's width — come later).
   (void)train::train_config_from_json(train_json, "train");
-  (void)peft::method_config_from_json(peft_json, "peft");
+  {
+    // Model-dependent slots filled later get placeholders here, so only the user's keys are judged.
+    json check = peft_json;
+    const std::string m = check.value("method", std::string("full"));
+    if ((m == "lora" || m == "hybrid") && !(check.contains("lora") && check["lora"].contains("targets")))
+      check["lora"]["targets"] = std::vector<std::string>{"**.q_proj"};
+    if (m == "ia3" && !(check.contains("ia3") && (check["ia3"].contains("targets") || check["ia3"].contains("input_targets"))))
+      check["ia3"]["targets"] = std::vector<std::string>{"**.k_proj"};
+    if (m == "prompt" && !(check.contains("prompt") && check["prompt"].contains("hidden"))) check["prompt"]["hidden"] = 1;
+    (void)peft::method_config_from_json(check, "peft");
+  }
   core::check_range(spec.max_length > 1, "data.max_length", "> 1", std::to_string(spec.max_length));
   core::check_range(spec.doc_stride < spec.max_length, "data.doc_stride", "< data.max_length",
                     std::to_string(spec.doc_stride));
