@@ -59,7 +59,9 @@ TEST_CASE("WordPiece (uncased) on tricky biomedical text", "[tokenize][wordpiece
     if (tok.rfind("##", 0) == 0) tok = tok.substr(2);
     CHECK(slice[0].text == tok);
   }
-  CHECK(wp.decode(e.ids) == "il - 6 and 5 - fu , p53 ( sjogren ' s syndrome ) .");
+  // HF's WordPiece decoder (cleanup on): no space before "," and "." (BertTokenizerFast gives
+  // exactly this string for these ids).
+  CHECK(wp.decode(e.ids) == "il - 6 and 5 - fu, p53 ( sjogren ' s syndrome ).");
   CHECK(wp.decode(e.ids, false).rfind("[CLS] il", 0) == 0);
 
   SECTION("unknown words become one [UNK], including partial matches") {
@@ -216,7 +218,7 @@ TEST_CASE("byte-level BPE on tricky text", "[tokenize][bpe]") {
   CHECK(toks(*t, e) == std::vector<std::string>{"IL", "-", "6", "Ġand", "Ġ", "5", "-", "F", "U", ",", "Ġp", "53", "Ġ",
                                                 "SjÃ¶", "gren", "'", "s", "<|endoftext|>"});
   CHECK(e.offsets[3] == std::make_pair<int64_t, int64_t>(5, 8));     // " and" trimmed to "and"
-  CHECK(e.offsets[4] == std::make_pair<int64_t, int64_t>(8, 9));     // a lone space stays
+  CHECK(e.offsets[4] == std::make_pair<int64_t, int64_t>(9, 9));     // a lone space: empty, as HF trims it
   CHECK(e.offsets[13] == std::make_pair<int64_t, int64_t>(19, 23));  // "Sjö", ö is 2 bytes
   CHECK(e.offsets[14] == std::make_pair<int64_t, int64_t>(23, 27));
   CHECK(e.offsets[17] == std::make_pair<int64_t, int64_t>(29, 42));

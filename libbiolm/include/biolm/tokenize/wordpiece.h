@@ -24,6 +24,8 @@ struct WordPieceOptions {
   bool clean_text = true;              ///< drop NUL, U+FFFD and control characters
   int64_t max_chars_per_word = 100;
   std::string continuation_prefix = "##";
+  /// decode drops the space before . ? ! , (HF's WordPiece decoder "cleanup", on for BERT).
+  bool decode_cleanup = true;
   SpecialTokenNames specials{"[PAD]", "[UNK]", std::nullopt, std::nullopt, "[CLS]", "[SEP]", "[MASK]"};
 };
 
