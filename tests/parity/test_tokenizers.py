@@ -54,9 +54,14 @@ def corpus(shared_data, tmp_path_factory):
     return {"texts": texts, "all": texts + _tok_corpus.EDGE_TEXTS, "jsonl": path, "train": train, "dir": d}
 
 
+def _json_lines(out):
+    # split on "\n" only: str.splitlines would also cut at U+2028, U+0085, ... inside the JSON
+    return [json.loads(line) for line in out.split("\n") if line]
+
+
 def biolm_encode(exe, tok, jsonl, *extra):
     proc = run_biolm(exe, "tokenizer", "encode", "--tokenizer", tok, "--jsonl", jsonl, "--offsets", "chars", *extra)
-    return [json.loads(line) for line in proc.stdout.splitlines()], proc.stderr
+    return _json_lines(proc.stdout), proc.stderr
 
 
 def biolm_decode(exe, tok, id_lists, work, keep_special=False):
@@ -66,7 +71,7 @@ def biolm_decode(exe, tok, id_lists, work, keep_special=False):
             f.write(json.dumps(ids) + "\n")
     args = ["tokenizer", "decode", "--tokenizer", tok, "--input", path] + (["--keep-special"] if keep_special else [])
     proc = run_biolm(exe, *args)
-    return [json.loads(line)["text"] for line in proc.stdout.splitlines()]
+    return [j["text"] for j in _json_lines(proc.stdout)]
 
 
 def compare(name, texts, n_real, ours, ref_ids, ref_tokens, ref_offsets, decoded=None, ref_decoded=None):

@@ -26,6 +26,9 @@ struct SentencePieceTokenizer::Impl {
   // Pieces matched whole in the text before SentencePiece sees it, as transformers does:
   // unk, control (<s>, </s>) and user-defined pieces. Longest first on a tie.
   std::vector<std::pair<std::string, int>> whole;
+  // Whitespace is kept (LLaMA: remove_extra_whitespaces false): a text that starts with a space
+  // gets no dummy prefix either, as in HF (Metaspace prepends only when no "▁" starts the text).
+  bool keeps_whitespace = false;
   std::string bytes;
   std::string source;
   SentencePieceOptions options;
@@ -57,6 +60,7 @@ std::unique_ptr<SentencePieceTokenizer> SentencePieceTokenizer::from_serialized(
           type == sentencepiece::ModelProto::SentencePiece::USER_DEFINED)
         if (!proto.pieces(i).piece().empty()) impl->whole.emplace_back(proto.pieces(i).piece(), i);
     }
+    impl->keeps_whitespace = !proto.normalizer_spec().remove_extra_whitespaces();
     proto.mutable_normalizer_spec()->set_add_dummy_prefix(false);
     const auto st = impl->sp_no_prefix.LoadFromSerializedProto(proto.SerializeAsString());
     if (!st.ok()) throw ConfigError(source, fmt::format("not a SentencePiece model: {}", st.ToString()));
@@ -163,7 +167,8 @@ Encoding SentencePieceTokenizer::encode(std::string_view text, bool add_special)
       }
     }
     const size_t stop = best == std::string_view::npos ? text.size() : best;
-    encode_plain_into(pos == 0 ? impl_->sp : impl_->sp_no_prefix, text.substr(pos, stop - pos),
+    const bool prefix = pos == 0 && !(impl_->keeps_whitespace && !text.empty() && text.front() == ' ');
+    encode_plain_into(prefix ? impl_->sp : impl_->sp_no_prefix, text.substr(pos, stop - pos),
                       static_cast<int64_t>(pos), impl_->source, word, out);
     if (best == std::string_view::npos) break;
     out.ids.push_back(best_id);
