@@ -332,3 +332,34 @@ def test_sentencepiece_tokenizer_model(biolm_exe, corpus, llama_spm, work):
                             "real_texts_differing": len(real_hf_vs_sp)}) + "\n")
     print("transformers vs sentencepiece differ on", len(hf_vs_sp), "texts,", len(real_hf_vs_sp), "of them real")
     assert summary["ids_mismatch"] == 0
+
+
+def _llama_tokenizer_jsons(llama_spm, work):
+    """transformers' own tokenizer.json for the model (Metaspace, prepend_scheme "first"), and the
+    older LLaMA-2 form of the same (normalizer Prepend("▁") + Replace(" ", "▁"), no pre-tokenizer)."""
+    _protobuf_workaround()
+    from transformers import LlamaTokenizer
+
+    hf = LlamaTokenizer.from_pretrained(str(llama_spm))
+    meta = work / "llama_json"
+    hf.save_pretrained(str(meta))
+    j = json.load(open(meta / "tokenizer.json"))
+    assert j["pre_tokenizer"]["type"] == "Metaspace" and j["model"]["byte_fallback"]
+    j["pre_tokenizer"] = None
+    j["normalizer"] = {"type": "Sequence", "normalizers": [
+        {"type": "Prepend", "prepend": "\u2581"},
+        {"type": "Replace", "pattern": {"String": " "}, "content": "\u2581"}]}
+    legacy = work / "llama_json_legacy"
+    legacy.mkdir()
+    with open(legacy / "tokenizer.json", "w") as f:
+        json.dump(j, f, ensure_ascii=False)
+    return meta / "tokenizer.json", legacy / "tokenizer.json"
+
+
+def test_sentencepiece_style_tokenizer_json(biolm_exe, corpus, llama_spm, work):
+    from transformers import PreTrainedTokenizerFast
+
+    for name, path in zip(("llama_tokenizer_json_metaspace", "llama_tokenizer_json_legacy"),
+                          _llama_tokenizer_jsons(llama_spm, work)):
+        hf = PreTrainedTokenizerFast(tokenizer_file=str(path))
+        check_hf(name, biolm_exe, corpus, hf, path, work)

@@ -7,6 +7,7 @@
 #include "biolm/core/error.h"
 #include "biolm/core/log.h"
 #include "biolm/tokenize/bpe.h"
+#include "biolm/tokenize/spm_bpe.h"
 #include "biolm/tokenize/tokenizer.h"
 #include "biolm/tokenize/wordpiece.h"
 #include "io/file_util.h"
@@ -134,6 +135,17 @@ std::unique_ptr<Tokenizer> bpe_from(const nlohmann::json& j, const fs::path& fil
   return t;
 }
 
+std::unique_ptr<Tokenizer> spm_bpe_from(const nlohmann::json& j, const fs::path& file, const detail::HfTokenizerConfig& hf) {
+  auto t = SpmBpeTokenizer::from_json(j, file.string());
+  SpecialTokenNames names;
+  if (auto id = t->special().unk) names.unk = t->id_to_token(*id);
+  if (auto id = t->special().bos) names.bos = t->id_to_token(*id);
+  if (auto id = t->special().eos) names.eos = t->id_to_token(*id);
+  detail::override_names(names, hf.names);
+  t->set_specials(names);
+  return t;
+}
+
 }  // namespace
 
 std::vector<std::string> id_tokens(const Tokenizer& tokenizer, const std::vector<int64_t>& ids) {
@@ -215,11 +227,12 @@ std::unique_ptr<Tokenizer> load_tokenizer(const fs::path& path, const LoadOption
     if (ext == ".json") {
       const auto j = io::detail::read_json_file(path);
       if (is_byte_level_bpe(j)) return bpe_from(j, path, hf);
+      if (SpmBpeTokenizer::accepts(j)) return spm_bpe_from(j, path, hf);
       if (j.is_object() && j.contains("model") && j["model"].value("type", "") == "WordPiece")
         return announce(wordpiece_from_json(j, path, wordpiece_options(hf, casing), casing, load), path, casing);
       throw ConfigError(path.string() + ":model.type",
-                        "only byte-level BPE and WordPiece tokenizer.json files are supported; "
-                        "for SentencePiece models load tokenizer.model");
+                        "only byte-level BPE, SentencePiece-style BPE (byte_fallback / Metaspace) and "
+                        "WordPiece tokenizer.json files are supported; for unigram models load tokenizer.model");
     }
     if (ext == ".model") {
 #if BIOLM_HAS_SENTENCEPIECE
@@ -243,6 +256,7 @@ std::unique_ptr<Tokenizer> load_tokenizer(const fs::path& path, const LoadOption
     throw ConfigError((dir / "tokenizer.model").string(), "this libbiolm was built without SentencePiece");
 #endif
   }
+  if (tj && SpmBpeTokenizer::accepts(*tj)) return spm_bpe_from(*tj, dir / "tokenizer.json", hf);
   if (!tj && fs::exists(dir / "vocab.json") && fs::exists(dir / "merges.txt")) {
     // As transformers' GPT2Tokenizer: the special tokens (by default <|endoftext|> for unk, bos
     // and eos) and tokenizer_config.json's added_tokens_decoder are added tokens, matched whole.
