@@ -86,7 +86,8 @@ struct LoadOptions {
 };
 
 /// Loads a tokenizer from a Hugging Face directory or from one file. In a directory the files
-/// decide: a byte-level BPE tokenizer.json, else tokenizer.model (SentencePiece), else GPT-2's
+/// decide: a byte-level BPE tokenizer.json, else tokenizer.model (SentencePiece), else a
+/// SentencePiece-style BPE tokenizer.json (byte_fallback / Metaspace, spm_bpe.h), else GPT-2's
 /// vocab.json + merges.txt, else vocab.txt (WordPiece), else a WordPiece tokenizer.json; special tokens and options (do_lower_case,
 /// strip_accents, tokenize_chinese_chars, add_bos_token, add_eos_token) come from
 /// tokenizer_config.json and special_tokens_map.json when present. A file is read by its name:
