@@ -485,32 +485,14 @@ void BpeTokenizer::trim_offsets(Encoding& enc) const {
 
 Encoding BpeTokenizer::encode(std::string_view text, bool add_special) const {
   Encoding out;
-  size_t pos = 0;
-  while (pos <= text.size()) {
-    // The earliest added token (longest on a tie), whitespace swallowed per lstrip/rstrip.
-    size_t best = std::string_view::npos, best_len = 0;
-    const AddedToken* hit = nullptr;
-    for (const auto& a : added_) {
-      const size_t at = text.find(a.content, pos);
-      if (at != std::string_view::npos && (at < best || (at == best && a.content.size() > best_len))) {
-        best = at;
-        best_len = a.content.size();
-        hit = &a;
-      }
-    }
-    size_t stop = best == std::string_view::npos ? text.size() : best;
-    if (hit && hit->lstrip)
-      while (stop > pos && unicode::is_white_space(static_cast<unsigned char>(text[stop - 1]))) --stop;
-    encode_plain(text.substr(pos, stop - pos), static_cast<int64_t>(pos), pos == 0, out);
-    if (!hit) break;
-    pos = best + best_len;
-    if (hit->rstrip)
-      while (pos < text.size() && unicode::is_white_space(static_cast<unsigned char>(text[pos]))) ++pos;
-    // The whitespace lstrip / rstrip swallow belongs to the token's span, as in HF.
-    out.ids.push_back(hit->id);
-    out.offsets.emplace_back(static_cast<int64_t>(stop), static_cast<int64_t>(pos));
-    out.word_ids.push_back(out.word_ids.empty() ? 0 : out.word_ids.back() + 1);
-  }
+  detail::split_on_added(
+      text, added_,
+      [&](std::string_view seg, size_t at) { encode_plain(seg, static_cast<int64_t>(at), at == 0, out); },
+      [&](const AddedToken& a, size_t b, size_t e) {
+        out.ids.push_back(a.id);
+        out.offsets.emplace_back(static_cast<int64_t>(b), static_cast<int64_t>(e));
+        out.word_ids.push_back(out.word_ids.empty() ? 0 : out.word_ids.back() + 1);
+      });
   trim_offsets(out);
   if (add_special) detail::add_specials(out, prefix_ids_, suffix_ids_);
   return out;

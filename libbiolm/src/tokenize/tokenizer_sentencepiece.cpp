@@ -25,7 +25,7 @@ struct SentencePieceTokenizer::Impl {
   sentencepiece::SentencePieceProcessor sp_no_prefix;
   // Pieces matched whole in the text before SentencePiece sees it, as transformers does:
   // unk, control (<s>, </s>) and user-defined pieces. Longest first on a tie.
-  std::vector<std::pair<std::string, int>> whole;
+  std::vector<AddedToken> whole;
   // Whitespace is kept (LLaMA: remove_extra_whitespaces false): a text that starts with a space
   // gets no dummy prefix either, as in HF (Metaspace prepends only when no "▁" starts the text).
   bool keeps_whitespace = false;
@@ -58,7 +58,7 @@ std::unique_ptr<SentencePieceTokenizer> SentencePieceTokenizer::from_serialized(
       if (type == sentencepiece::ModelProto::SentencePiece::CONTROL ||
           type == sentencepiece::ModelProto::SentencePiece::UNKNOWN ||
           type == sentencepiece::ModelProto::SentencePiece::USER_DEFINED)
-        if (!proto.pieces(i).piece().empty()) impl->whole.emplace_back(proto.pieces(i).piece(), i);
+        if (!proto.pieces(i).piece().empty()) impl->whole.push_back({i, proto.pieces(i).piece(), true, false, false});
     }
     impl->keeps_whitespace = !proto.normalizer_spec().remove_extra_whitespaces();
     proto.mutable_normalizer_spec()->set_add_dummy_prefix(false);
@@ -154,28 +154,18 @@ Encoding SentencePieceTokenizer::encode(std::string_view text, bool add_special)
   // earliest first (the longest on a tie); the text after one gets no dummy prefix.
   Encoding out;
   int64_t word = -1;
-  size_t pos = 0;
-  while (pos <= text.size()) {
-    size_t best = std::string_view::npos, best_len = 0;
-    int best_id = -1;
-    for (const auto& [piece, id] : impl_->whole) {
-      const size_t at = text.find(piece, pos);
-      if (at != std::string_view::npos && (at < best || (at == best && piece.size() > best_len))) {
-        best = at;
-        best_len = piece.size();
-        best_id = id;
-      }
-    }
-    const size_t stop = best == std::string_view::npos ? text.size() : best;
-    const bool prefix = pos == 0 && !(impl_->keeps_whitespace && !text.empty() && text.front() == ' ');
-    encode_plain_into(prefix ? impl_->sp : impl_->sp_no_prefix, text.substr(pos, stop - pos),
-                      static_cast<int64_t>(pos), impl_->source, word, out);
-    if (best == std::string_view::npos) break;
-    out.ids.push_back(best_id);
-    out.offsets.emplace_back(static_cast<int64_t>(best), static_cast<int64_t>(best + best_len));
-    out.word_ids.push_back(++word);
-    pos = best + best_len;
-  }
+  detail::split_on_added(
+      text, impl_->whole,
+      [&](std::string_view seg, size_t at) {
+        const bool prefix = at == 0 && !(impl_->keeps_whitespace && !text.empty() && text.front() == ' ');
+        encode_plain_into(prefix ? impl_->sp : impl_->sp_no_prefix, seg, static_cast<int64_t>(at), impl_->source, word,
+                          out);
+      },
+      [&](const AddedToken& a, size_t b, size_t e) {
+        out.ids.push_back(a.id);
+        out.offsets.emplace_back(static_cast<int64_t>(b), static_cast<int64_t>(e));
+        out.word_ids.push_back(++word);
+      });
   if (add_special) {
     std::vector<int64_t> pre, post;
     if (impl_->options.add_bos && impl_->special.bos) pre.push_back(*impl_->special.bos);
