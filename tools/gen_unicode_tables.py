@@ -3,16 +3,16 @@
 
 Run: python3 tools/gen_unicode_tables.py > libbiolm/src/tokenize/unicode_tables.inc
 Facts come from Python's unicodedata (the Unicode Character Database, version printed in the
-output). Category tables cover all of Unicode as sorted [first, last] ranges; the NFD and
-lower-case maps cover the blocks listed in NFD_BLOCKS / LOWER_BLOCKS (see docs/tokenizers.md).
+output). Category tables, the canonical decompositions (NFD, Hangul syllables excepted: they are
+decomposed by the algorithm in unicode.cpp) and the lower-case map cover all of Unicode
+(see docs/tokenizers.md). Hugging Face tokenizers' BertNormalizer lower-cases with Rust's
+char::to_lowercase and decomposes with NFD over all of Unicode: U+212B ANGSTROM SIGN -> a.
 """
 import sys
 import unicodedata as ud
 
 MAX = 0x110000
-NFD_BLOCKS = [(0x00C0, 0x024F), (0x0370, 0x03FF), (0x0400, 0x04FF), (0x1E00, 0x1FFF)]
-LOWER_BLOCKS = [(0x0041, 0x024F), (0x0370, 0x03FF), (0x0400, 0x052F), (0x1E00, 0x1FFF),
-                (0x2160, 0x216F), (0x24B6, 0x24CF), (0xFF21, 0xFF3A)]
+HANGUL = (0xAC00, 0xD7A3)
 
 
 def ranges(pred):
@@ -45,10 +45,14 @@ emit_ranges("kPunctuationRanges", ranges(lambda c: cat(c).startswith("P")))
 emit_ranges("kNonspacingMarkRanges", ranges(lambda c: cat(c) == "Mn"))
 emit_ranges("kSpaceSeparatorRanges", ranges(lambda c: cat(c) == "Zs"))
 emit_ranges("kControlFormatRanges", ranges(lambda c: cat(c) in ("Cc", "Cf")))
+# Rust's is_other (unicode_categories), what HF's BertNormalizer drops: Cc, Cf, Cs, Co, Cn.
+emit_ranges("kOtherRanges", ranges(lambda c: cat(c) in ("Cc", "Cf", "Cs", "Co", "Cn")))
 
 print("constexpr Decomposition kNfd[] = {")
-for a, b in NFD_BLOCKS:
-    for cp in range(a, b + 1):
+for cp in range(MAX):
+    if HANGUL[0] <= cp <= HANGUL[1] or 0xD800 <= cp <= 0xDFFF:
+        continue
+    if True:
         d = ud.normalize("NFD", chr(cp))
         if d != chr(cp):
             assert len(d) <= 4, hex(cp)
@@ -57,8 +61,8 @@ for a, b in NFD_BLOCKS:
 print("};")
 
 print("constexpr CaseMapping kLower[] = {")
-for a, b in LOWER_BLOCKS:
-    for cp in range(a, b + 1):
+for cp in range(MAX):
+    if True:
         low = chr(cp).lower()
         if low != chr(cp) and len(low) == 1:
             print(f"    {{0x{cp:04X}, 0x{ord(low):04X}}},")

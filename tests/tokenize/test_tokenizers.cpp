@@ -1,9 +1,11 @@
 // WordPiece and byte-level BPE against hand-checked expectations on tricky biomedical text,
 // the real SciBERT / BioBERT vocabularies, loading/saving HF directories, WordPiece training.
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
 
 #include "biolm/core/error.h"
 #include "biolm/tokenize/bpe.h"
+#include "biolm/tokenize/spm_bpe.h"
 #include "biolm/tokenize/tokenizer.h"
 #include "biolm/tokenize/wordpiece.h"
 #include "support/test_util.h"
@@ -59,7 +61,9 @@ TEST_CASE("WordPiece (uncased) on tricky biomedical text", "[tokenize][wordpiece
     if (tok.rfind("##", 0) == 0) tok = tok.substr(2);
     CHECK(slice[0].text == tok);
   }
-  CHECK(wp.decode(e.ids) == "il - 6 and 5 - fu , p53 ( sjogren ' s syndrome ) .");
+  // HF's WordPiece decoder (cleanup on): no space before "," and "." (BertTokenizerFast gives
+  // exactly this string for these ids).
+  CHECK(wp.decode(e.ids) == "il - 6 and 5 - fu, p53 ( sjogren ' s syndrome ).");
   CHECK(wp.decode(e.ids, false).rfind("[CLS] il", 0) == 0);
 
   SECTION("unknown words become one [UNK], including partial matches") {
@@ -216,7 +220,7 @@ TEST_CASE("byte-level BPE on tricky text", "[tokenize][bpe]") {
   CHECK(toks(*t, e) == std::vector<std::string>{"IL", "-", "6", "Ġand", "Ġ", "5", "-", "F", "U", ",", "Ġp", "53", "Ġ",
                                                 "SjÃ¶", "gren", "'", "s", "<|endoftext|>"});
   CHECK(e.offsets[3] == std::make_pair<int64_t, int64_t>(5, 8));     // " and" trimmed to "and"
-  CHECK(e.offsets[4] == std::make_pair<int64_t, int64_t>(8, 9));     // a lone space stays
+  CHECK(e.offsets[4] == std::make_pair<int64_t, int64_t>(9, 9));     // a lone space: empty, as HF trims it
   CHECK(e.offsets[13] == std::make_pair<int64_t, int64_t>(19, 23));  // "Sjö", ö is 2 bytes
   CHECK(e.offsets[14] == std::make_pair<int64_t, int64_t>(23, 27));
   CHECK(e.offsets[17] == std::make_pair<int64_t, int64_t>(29, 42));
@@ -420,4 +424,83 @@ TEST_CASE("biolm tokenizer train / encode smoke test", "[tokenize][cli]") {
   // A missing tokenizer is an error exit, not a crash.
   const std::string bad = exe.string() + " tokenizer encode --tokenizer " + (dir / "none").string() + " x 2>/dev/null";
   CHECK(std::system(bad.c_str()) != 0);
+}
+
+TEST_CASE("HF offsets and lossy UTF-8 helpers", "[tokenize]") {
+  // a (1 byte), é (2), 癌 (3), b (1): byte spans -> code-point spans, as Python str indices.
+  const std::string text = "a\xC3\xA9\xE7\x99\x8C" "b";
+  CHECK(char_offsets(text, {{0, 1}, {1, 3}, {3, 6}, {6, 7}, {0, 0}, {7, 7}}) ==
+        std::vector<std::pair<int64_t, int64_t>>{{0, 1}, {1, 2}, {2, 3}, {3, 4}, {0, 0}, {4, 4}});
+  // One U+FFFD per maximal invalid subsequence (Python's errors="replace", Rust's from_utf8_lossy):
+  // a cut 3-byte character is one, two stray bytes two, an encoded surrogate (ED A0 80) three.
+  const std::string fffd = "\xEF\xBF\xBD";
+  CHECK(to_valid_utf8("a\xE2\x82") == "a" + fffd);
+  CHECK(to_valid_utf8("\xFF\xFEok") == fffd + fffd + "ok");
+  CHECK(to_valid_utf8("\xED\xA0\x80") == fffd + fffd + fffd);
+  CHECK(to_valid_utf8(text) == text);
+}
+
+TEST_CASE("WordPiece normalizes like HF's BertNormalizer", "[tokenize][wordpiece]") {
+  // Angstrom, Ohm and Kelvin signs decompose (NFD) and lower-case: a, omega, k (not [UNK]).
+  WordPieceTokenizer wp({"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "k", "\xCF\x89", "1", "."});
+  const auto e = wp.encode("1 \xE2\x84\xAB \xE2\x84\xA6 \xE2\x84\xAA", false);
+  CHECK(toks(wp, e) == std::vector<std::string>{"1", "a", "\xCF\x89", "k"});
+  CHECK(e.offsets[1] == std::make_pair<int64_t, int64_t>(2, 5));  // the whole 3-byte sign
+  // Private-use and unassigned code points are dropped like controls (Rust's is_other).
+  CHECK(toks(wp, wp.encode("a\xEE\x80\x80" "a", false)) == std::vector<std::string>{"[UNK]"});  // "aa"
+  CHECK(wp.encode("\xEE\x80\x80", false).ids.empty());
+  // decode drops [UNK] with the other specials and the space before "." (HF cleanup).
+  CHECK(wp.decode({2, 5, 1, 9, 3}) == "a.");
+  CHECK(wp.decode({2, 5, 1, 9, 3}, false) == "[CLS] a [UNK]. [SEP]");
+}
+
+TEST_CASE("a bare vocab.txt takes its casing from the config beside it or the caller", "[tokenize][wordpiece]") {
+  biolm::test::TempDir dir("tok_case");
+  biolm::test::write_text(dir / "vocab.txt", "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nIL\nil\n");
+  auto cased_ids = [](const Tokenizer& t) { return t.encode("IL", false).ids; };
+  CHECK(cased_ids(*load_tokenizer(dir / "vocab.txt")) == std::vector<int64_t>{6});  // BERT's default: lower
+  biolm::test::write_text(dir / "tokenizer_config.json", R"({"do_lower_case": false})");
+  CHECK(cased_ids(*load_tokenizer(dir / "vocab.txt")) == std::vector<int64_t>{5});  // the file path alone
+  CHECK(cased_ids(*load_tokenizer(dir.path())) == std::vector<int64_t>{5});
+  LoadOptions lower;
+  lower.lowercase = true;
+  CHECK(cased_ids(*load_tokenizer(dir / "vocab.txt", lower)) == std::vector<int64_t>{6});  // the option wins
+}
+
+TEST_CASE("SentencePiece-style BPE tokenizer.json", "[tokenize][bpe]") {
+  // <unk> <s> </s>, the 256 byte tokens (ids 3..258), then ▁ a b ▁a ▁ab; merges "▁ a" then "▁a b".
+  nlohmann::json vocab = {{"<unk>", 0}, {"<s>", 1}, {"</s>", 2}};
+  for (int b = 0; b < 256; ++b) vocab[fmt::format("<0x{:02X}>", b)] = 3 + b;
+  const std::string meta = "\xE2\x96\x81";
+  vocab[meta] = 259;
+  vocab["a"] = 260;
+  vocab["b"] = 261;
+  vocab[meta + "a"] = 262;
+  vocab[meta + "ab"] = 263;
+  const nlohmann::json j = {
+      {"added_tokens", {{{"id", 0}, {"content", "<unk>"}, {"special", true}},
+                        {{"id", 1}, {"content", "<s>"}, {"special", true}},
+                        {{"id", 2}, {"content", "</s>"}, {"special", true}}}},
+      {"normalizer", nullptr},
+      {"pre_tokenizer", {{"type", "Metaspace"}, {"replacement", meta}, {"prepend_scheme", "first"}, {"split", false}}},
+      {"post_processor", nlohmann::json::parse(R"({"type":"TemplateProcessing","single":[{"SpecialToken":{"id":"<s>","type_id":0}},{"Sequence":{"id":"A","type_id":0}}]})")},
+      {"decoder", nlohmann::json::parse(R"({"type":"Sequence","decoders":[{"type":"Replace","pattern":{"String":")" + meta +
+                                        R"("},"content":" "},{"type":"ByteFallback"},{"type":"Fuse"},{"type":"Strip","content":" ","start":1,"stop":0}]})")},
+      {"model", {{"type", "BPE"}, {"byte_fallback", true}, {"fuse_unk", true}, {"unk_token", "<unk>"},
+                 {"vocab", vocab}, {"merges", {meta + " a", meta + "a b"}}}}};
+  REQUIRE(SpmBpeTokenizer::accepts(j));
+  auto t = SpmBpeTokenizer::from_json(j, "llama.json");
+  // "ab é": ▁ is prepended (spanning "a"), ▁+a then ▁a+b merge; é is not a piece: two byte
+  // tokens, both spanning the whole character.
+  const auto e = t->encode("ab \xC3\xA9");
+  CHECK(e.ids == std::vector<int64_t>{1, 263, 259, 3 + 0xC3, 3 + 0xA9});
+  CHECK(e.offsets == std::vector<std::pair<int64_t, int64_t>>{{0, 0}, {0, 2}, {2, 3}, {3, 5}, {3, 5}});
+  CHECK(t->decode(e.ids) == "ab \xC3\xA9");
+  // Kept, <s> is the first token, so Strip finds no space to take off the start ("▁ab" keeps its
+  // space): transformers decodes these ids to "<s> ab é" too.
+  CHECK(t->decode(e.ids, false) == "<s> ab \xC3\xA9");
+  // A cut character decodes to one U+FFFD per byte, as tokenizers' ByteFallback decoder does.
+  CHECK(t->decode({262, 3 + 0xC3}) == "a\xEF\xBF\xBD");
+  // <s> in the text stays whole; the text after it gets no "▁" (prepend_scheme "first").
+  CHECK(t->encode("<s>ab", false).ids == std::vector<int64_t>{1, 260, 261});
 }

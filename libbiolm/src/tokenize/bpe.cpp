@@ -125,15 +125,23 @@ const char* pattern_of(PreTokenizer p) { return p == PreTokenizer::Gpt2 ? kGpt2P
 
 std::string json_path(const std::string& source, const std::string& field) { return source + ":" + field; }
 
-void parse_post_processor(const nlohmann::json& pp, std::vector<std::string>& prefix, std::vector<std::string>& suffix,
-                          const std::string& source) {
+// The post-processor: the tokens TemplateProcessing adds around a text, and whether a ByteLevel
+// step trims offsets (tokenizers' process_offsets; no ByteLevel step: nothing is trimmed).
+void parse_post_processor(const nlohmann::json& pp, BpeOptions& opt, bool& seen_byte_level, const std::string& source) {
   if (pp.is_null()) return;
   const std::string type = pp.value("type", "");
   if (type == "Sequence") {
-    for (const auto& p : pp.value("processors", nlohmann::json::array())) parse_post_processor(p, prefix, suffix, source);
+    for (const auto& p : pp.value("processors", nlohmann::json::array())) parse_post_processor(p, opt, seen_byte_level, source);
     return;
   }
-  if (type == "ByteLevel") return;
+  if (type == "ByteLevel") {
+    seen_byte_level = true;
+    opt.trim_offsets = pp.value("trim_offsets", true);
+    opt.trim_keeps_prefix_space = pp.value("add_prefix_space", true);
+    return;
+  }
+  auto& prefix = opt.prefix_tokens;
+  auto& suffix = opt.suffix_tokens;
   if (type != "TemplateProcessing")
     throw ConfigError(json_path(source, "post_processor.type"), fmt::format("\"{}\" is not supported", type));
   bool seen_seq = false;
@@ -266,10 +274,7 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::from_json(const nlohmann::json& j, c
   BpeOptions opt;
   opt.ignore_merges = m.value("ignore_merges", false);
   const auto& pre = j.value("pre_tokenizer", nlohmann::json());
-  auto read_byte_level = [&](const nlohmann::json& bl) {
-    opt.add_prefix_space = bl.value("add_prefix_space", false);
-    opt.trim_offsets = bl.value("trim_offsets", true);
-  };
+  auto read_byte_level = [&](const nlohmann::json& bl) { opt.add_prefix_space = bl.value("add_prefix_space", false); };
   if (pre.is_object() && pre.value("type", "") == "ByteLevel") {
     need(pre.value("use_regex", true), "pre_tokenizer.use_regex", "ByteLevel without its regex is not supported");
     read_byte_level(pre);
@@ -293,7 +298,9 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::from_json(const nlohmann::json& j, c
     throw ConfigError(json_path(source, "pre_tokenizer"),
                       fmt::format("expected ByteLevel or Sequence[Split, ByteLevel], found {}", pre.dump()));
   }
-  if (j.contains("post_processor")) parse_post_processor(j["post_processor"], opt.prefix_tokens, opt.suffix_tokens, source);
+  bool byte_level_post = false;
+  if (j.contains("post_processor")) parse_post_processor(j["post_processor"], opt, byte_level_post, source);
+  if (!byte_level_post) opt.trim_offsets = false;
 
   std::vector<AddedToken> added;
   for (const auto& a : j.value("added_tokens", nlohmann::json::array())) {
@@ -315,7 +322,7 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::from_json(const nlohmann::json& j, c
 
 std::unique_ptr<BpeTokenizer> BpeTokenizer::from_vocab_merges(const std::filesystem::path& vocab_json,
                                                               const std::filesystem::path& merges_txt,
-                                                              bool add_prefix_space) {
+                                                              bool add_prefix_space, std::vector<AddedToken> added) {
   const auto text = io::detail::read_file(merges_txt);
   nlohmann::json merges = nlohmann::json::array();
   size_t start = 0;
@@ -333,9 +340,20 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::from_vocab_merges(const std::filesys
       throw DataError(merges_txt.string(), line, "merge", fmt::format("expected two symbols separated by one space, found \"{}\"", l));
     merges.push_back(l);
   }
+  const nlohmann::json vocab = io::detail::read_json_file(vocab_json);
+  nlohmann::json added_json = nlohmann::json::array();
+  for (const auto& a : added) {
+    if (!vocab.is_object() || !vocab.contains(a.content)) continue;
+    added_json.push_back({{"id", vocab[a.content]}, {"content", a.content}, {"special", a.special},
+                          {"lstrip", a.lstrip}, {"rstrip", a.rstrip}});
+  }
+  // transformers' GPT2Tokenizer: ByteLevel pre-tokenizer, a post-processor that adds nothing
+  // and trims no offsets.
   const nlohmann::json j = {
-      {"model", {{"type", "BPE"}, {"vocab", io::detail::read_json_file(vocab_json)}, {"merges", merges}}},
-      {"pre_tokenizer", {{"type", "ByteLevel"}, {"add_prefix_space", add_prefix_space}, {"trim_offsets", true}}}};
+      {"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", merges}}},
+      {"added_tokens", added_json},
+      {"pre_tokenizer", {{"type", "ByteLevel"}, {"add_prefix_space", add_prefix_space}, {"trim_offsets", true}}},
+      {"post_processor", nullptr}};
   return from_json(j, vocab_json.string());
 }
 
@@ -403,37 +421,32 @@ std::vector<std::string> BpeTokenizer::bpe(const std::string& byte_chars) const 
 
 void BpeTokenizer::encode_plain(std::string_view text, int64_t base, bool /*first_piece*/, Encoding& out) const {
   if (text.empty()) return;
-  // ByteLevel add_prefix_space: a space before a segment that does not start with one; the
-  // added byte maps to no input byte, so offsets are shifted back and clamped.
+  // ByteLevel add_prefix_space: a space before a segment that does not start with one. As HF's
+  // NormalizedString::prepend aligns it, the added space spans the segment's first character.
   const bool prefix = options_.add_prefix_space && text.front() != ' ';
   std::string buf;
   if (prefix) buf = " ";
   buf.append(text);
-  const int64_t shift = prefix ? 1 : 0;
+  // The input span [begin, end) of the whole character each byte of `buf` belongs to.
+  const auto chars = unicode::decode(text);
+  std::vector<std::pair<int64_t, int64_t>> span(buf.size());
+  size_t k = prefix ? 1 : 0;
+  for (const auto& c : chars)
+    for (int64_t b = c.begin; b < c.end; ++b) span[k++] = {c.begin, c.end};
+  if (prefix) span[0] = span[1];
   for (const auto& piece : pre_tokenize(buf)) {
     const int64_t word = out.word_ids.empty() ? 0 : out.word_ids.back() + 1;
-    const std::string chars = bytes_to_unicode(piece.text);
+    const std::string bytechars = bytes_to_unicode(piece.text);
     std::vector<std::string> toks;
-    if (options_.ignore_merges && vocab_.count(chars)) toks = {chars};
-    else toks = bpe(chars);
+    if (options_.ignore_merges && vocab_.count(bytechars)) toks = {bytechars};
+    else toks = bpe(bytechars);
     int64_t pos = piece.begin;
     for (const auto& t : toks) {
       auto it = vocab_.find(t);
       if (it == vocab_.end()) throw ConfigError(source_, fmt::format("BPE produced \"{}\", which is not in the vocabulary", t));
       const int64_t nbytes = static_cast<int64_t>(unicode::decode(t).size());
-      int64_t b = pos, e = pos + nbytes;
-      pos = e;
-      if (options_.trim_offsets) {
-        int64_t tb = b, te = e;
-        while (tb < te && buf[static_cast<size_t>(tb)] == ' ') ++tb;
-        while (te > tb && buf[static_cast<size_t>(te - 1)] == ' ') --te;
-        if (tb < te) {
-          b = tb;
-          e = te;
-        }
-      }
-      b = std::max<int64_t>(b - shift, 0);
-      e = std::max<int64_t>(e - shift, b);
+      const int64_t b = span[static_cast<size_t>(pos)].first, e = span[static_cast<size_t>(pos + nbytes - 1)].second;
+      pos += nbytes;
       out.ids.push_back(it->second);
       out.offsets.emplace_back(base + b, base + e);
       out.word_ids.push_back(word);
@@ -441,33 +454,46 @@ void BpeTokenizer::encode_plain(std::string_view text, int64_t base, bool /*firs
   }
 }
 
+const AddedToken* BpeTokenizer::added_by_id(int64_t id) const {
+  for (const auto& a : added_)
+    if (a.id == id) return &a;
+  return nullptr;
+}
+
+// tokenizers' ByteLevel process_offsets: count the token's leading and trailing "Ġ" (or
+// whitespace) characters; move the start right past the leading ones (never past the end) unless
+// it is the first token, add_prefix_space is set and there is exactly one; move the end left past
+// the trailing ones (never before the start). A token of spaces only ends with an empty span at
+// its end.
+void BpeTokenizer::trim_offsets(Encoding& enc) const {
+  if (!options_.trim_offsets) return;
+  for (size_t i = 0; i < enc.ids.size(); ++i) {
+    const AddedToken* a = added_by_id(enc.ids[i]);
+    const auto cs = unicode::decode(a ? a->content : id_to_token_[static_cast<size_t>(enc.ids[i])]);
+    auto is_space = [](char32_t c) { return c == 0x120 || unicode::is_white_space(c); };
+    int64_t lead = 0, trail = 0;
+    while (lead < static_cast<int64_t>(cs.size()) && is_space(cs[static_cast<size_t>(lead)].cp)) ++lead;
+    while (trail < static_cast<int64_t>(cs.size()) && is_space(cs[cs.size() - 1 - static_cast<size_t>(trail)].cp)) ++trail;
+    auto& [b, e] = enc.offsets[i];
+    if (lead > 0) {
+      const bool first = i == 0 || b == 0;
+      if (!(first && options_.trim_keeps_prefix_space && lead == 1)) b = std::min(b + lead, e);
+    }
+    if (trail > 0 && e >= trail) e = std::max(e - trail, b);
+  }
+}
+
 Encoding BpeTokenizer::encode(std::string_view text, bool add_special) const {
   Encoding out;
-  size_t pos = 0;
-  while (pos <= text.size()) {
-    // The earliest added token (longest on a tie), whitespace swallowed per lstrip/rstrip.
-    size_t best = std::string_view::npos, best_len = 0;
-    const AddedToken* hit = nullptr;
-    for (const auto& a : added_) {
-      const size_t at = text.find(a.content, pos);
-      if (at != std::string_view::npos && (at < best || (at == best && a.content.size() > best_len))) {
-        best = at;
-        best_len = a.content.size();
-        hit = &a;
-      }
-    }
-    size_t stop = best == std::string_view::npos ? text.size() : best;
-    if (hit && hit->lstrip)
-      while (stop > pos && unicode::is_white_space(static_cast<unsigned char>(text[stop - 1]))) --stop;
-    encode_plain(text.substr(pos, stop - pos), static_cast<int64_t>(pos), pos == 0, out);
-    if (!hit) break;
-    out.ids.push_back(hit->id);
-    out.offsets.emplace_back(static_cast<int64_t>(best), static_cast<int64_t>(best + best_len));
-    out.word_ids.push_back(out.word_ids.empty() ? 0 : out.word_ids.back() + 1);
-    pos = best + best_len;
-    if (hit->rstrip)
-      while (pos < text.size() && unicode::is_white_space(static_cast<unsigned char>(text[pos]))) ++pos;
-  }
+  detail::split_on_added(
+      text, added_,
+      [&](std::string_view seg, size_t at) { encode_plain(seg, static_cast<int64_t>(at), at == 0, out); },
+      [&](const AddedToken& a, size_t b, size_t e) {
+        out.ids.push_back(a.id);
+        out.offsets.emplace_back(static_cast<int64_t>(b), static_cast<int64_t>(e));
+        out.word_ids.push_back(out.word_ids.empty() ? 0 : out.word_ids.back() + 1);
+      });
+  trim_offsets(out);
   if (add_special) detail::add_specials(out, prefix_ids_, suffix_ids_);
   return out;
 }
@@ -483,28 +509,31 @@ Encoding BpeTokenizer::encode_words(const std::vector<std::string>& words, bool 
         } else {
           encode_plain(" " + w, offset - 1, false, e);
         }
+        trim_offsets(e);
         return e;
       },
       add_special ? prefix_ids_ : std::vector<int64_t>{}, add_special ? suffix_ids_ : std::vector<int64_t>{});
 }
 
 std::string BpeTokenizer::decode(const std::vector<int64_t>& ids, bool skip_special) const {
+  // tokenizers' ByteLevel decoder: a token whose characters are all byte characters gives those
+  // bytes, any other token (an added "<mask>" with a space, ...) its own UTF-8 text.
   std::string out;
   for (int64_t id : ids) {
     const std::string tok = id_to_token(id);
-    const AddedToken* added = nullptr;
-    for (const auto& a : added_)
-      if (a.id == id) added = &a;
-    if (added) {
-      if (!(skip_special && added->special)) out += added->content;
-      continue;
-    }
-    if (skip_special && detail::is_skippable_special(special_, id)) continue;
+    const AddedToken* added = added_by_id(id);
+    if (skip_special && ((added && added->special) || detail::is_skippable_special(special_, id))) continue;
+    std::string bytes;
+    bool all_bytes = true;
     for (const auto& c : unicode::decode(tok)) {
       const int b = byte_map().to_byte(c.cp);
-      if (b >= 0) out.push_back(static_cast<char>(b));
-      else unicode::append_utf8(out, c.cp);
+      if (b < 0) {
+        all_bytes = false;
+        break;
+      }
+      bytes.push_back(static_cast<char>(b));
     }
+    out += all_bytes ? bytes : tok;
   }
   return out;
 }
@@ -538,6 +567,8 @@ nlohmann::json BpeTokenizer::to_json() const {
     pre = {{"type", "Sequence"}, {"pretokenizers", json::array({split, bl})}};
   }
   json post = byte_level;
+  post["add_prefix_space"] = options_.trim_keeps_prefix_space;
+  if (!options_.trim_offsets) post = nullptr;
   if (!prefix_ids_.empty() || !suffix_ids_.empty()) {
     json single = json::array(), specials = json::object();
     auto add = [&](const std::string& t, int64_t id) {
@@ -550,7 +581,7 @@ nlohmann::json BpeTokenizer::to_json() const {
     json pair = single;
     pair.push_back({{"Sequence", {{"id", "B"}, {"type_id", 1}}}});
     json tp = {{"type", "TemplateProcessing"}, {"single", single}, {"pair", pair}, {"special_tokens", specials}};
-    post = {{"type", "Sequence"}, {"processors", json::array({byte_level, tp})}};
+    post = post.is_null() ? tp : json{{"type", "Sequence"}, {"processors", json::array({post, tp})}};
   }
   json merges = json::array();
   for (const auto& [a, b] : merges_) merges.push_back(json::array({a, b}));

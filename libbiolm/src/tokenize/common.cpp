@@ -98,6 +98,34 @@ bool is_skippable_special(const SpecialTokens& s, int64_t id) {
   return false;
 }
 
+void split_on_added(std::string_view text, const std::vector<AddedToken>& tokens,
+                    const std::function<void(std::string_view, size_t)>& plain,
+                    const std::function<void(const AddedToken&, size_t, size_t)>& added) {
+  auto is_space = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; };
+  size_t pos = 0;
+  while (pos <= text.size()) {
+    size_t best = std::string_view::npos, best_len = 0;
+    const AddedToken* hit = nullptr;
+    for (const auto& a : tokens) {
+      const size_t at = text.find(a.content, pos);
+      if (at != std::string_view::npos && (at < best || (at == best && a.content.size() > best_len))) {
+        best = at;
+        best_len = a.content.size();
+        hit = &a;
+      }
+    }
+    size_t stop = hit ? best : text.size();
+    if (hit && hit->lstrip)
+      while (stop > pos && is_space(text[stop - 1])) --stop;
+    plain(text.substr(pos, stop - pos), pos);
+    if (!hit) return;
+    pos = best + best_len;
+    if (hit->rstrip)
+      while (pos < text.size() && is_space(text[pos])) ++pos;
+    added(*hit, stop, pos);
+  }
+}
+
 std::string hex64(uint64_t h) { return fmt::format("{:016x}", h); }
 
 void add_specials(Encoding& enc, const std::vector<int64_t>& prefix, const std::vector<int64_t>& suffix) {

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "biolm/tokenize/bpe.h"
 #include "biolm/tokenize/tokenizer.h"
 
 namespace biolm::tokenize::detail {
@@ -43,6 +44,13 @@ std::string hex64(uint64_t h);
 Encoding encode_words_joined(const std::vector<std::string>& words,
                              const std::function<Encoding(const std::string&, int64_t, size_t)>& encode_word,
                              const std::vector<int64_t>& prefix, const std::vector<int64_t>& suffix);
+/// Splits `text` at the added tokens written in it, as HF's AddedVocabulary does: the earliest
+/// match first, the longest on a tie; lstrip / rstrip swallow the whitespace beside a token into
+/// its span. Calls plain(segment, byte offset) for each stretch between tokens (empty ones too)
+/// and added(token, begin, end) for each token, in text order.
+void split_on_added(std::string_view text, const std::vector<AddedToken>& tokens,
+                    const std::function<void(std::string_view, size_t)>& plain,
+                    const std::function<void(const AddedToken&, size_t, size_t)>& added);
 /// Puts `prefix` / `suffix` ids (offsets {0,0}, word id -1) around `enc`.
 void add_specials(Encoding& enc, const std::vector<int64_t>& prefix, const std::vector<int64_t>& suffix);
 

@@ -1,10 +1,12 @@
 // SentencePiece behind the Tokenizer interface, and the SentencePiece trainer.
 #include <sentencepiece.pb.h>
+#include <sentencepiece_model.pb.h>
 #include <sentencepiece_processor.h>
 #include <sentencepiece_trainer.h>
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <unordered_map>
 
 #include "biolm/core/error.h"
@@ -18,6 +20,15 @@ namespace biolm::tokenize {
 
 struct SentencePieceTokenizer::Impl {
   sentencepiece::SentencePieceProcessor sp;
+  // The same model without the dummy "▁" prefix, for the text after a special token (HF's
+  // Metaspace prepend_scheme "first" prefixes only the text that starts the input).
+  sentencepiece::SentencePieceProcessor sp_no_prefix;
+  // Pieces matched whole in the text before SentencePiece sees it, as transformers does:
+  // unk, control (<s>, </s>) and user-defined pieces. Longest first on a tie.
+  std::vector<AddedToken> whole;
+  // Whitespace is kept (LLaMA: remove_extra_whitespaces false): a text that starts with a space
+  // gets no dummy prefix either, as in HF (Metaspace prepends only when no "▁" starts the text).
+  bool keeps_whitespace = false;
   std::string bytes;
   std::string source;
   SentencePieceOptions options;
@@ -39,6 +50,21 @@ std::unique_ptr<SentencePieceTokenizer> SentencePieceTokenizer::from_serialized(
   const auto status = impl->sp.LoadFromSerializedProto(model_bytes);
   if (!status.ok())
     throw ConfigError(source, fmt::format("not a SentencePiece model: {}", status.ToString()));
+  {
+    sentencepiece::ModelProto proto;
+    if (!proto.ParseFromString(model_bytes)) throw ConfigError(source, "not a SentencePiece ModelProto");
+    for (int i = 0; i < proto.pieces_size(); ++i) {
+      const auto type = proto.pieces(i).type();
+      if (type == sentencepiece::ModelProto::SentencePiece::CONTROL ||
+          type == sentencepiece::ModelProto::SentencePiece::UNKNOWN ||
+          type == sentencepiece::ModelProto::SentencePiece::USER_DEFINED)
+        if (!proto.pieces(i).piece().empty()) impl->whole.push_back({i, proto.pieces(i).piece(), true, false, false});
+    }
+    impl->keeps_whitespace = !proto.normalizer_spec().remove_extra_whitespaces();
+    proto.mutable_normalizer_spec()->set_add_dummy_prefix(false);
+    const auto st = impl->sp_no_prefix.LoadFromSerializedProto(proto.SerializeAsString());
+    if (!st.ok()) throw ConfigError(source, fmt::format("not a SentencePiece model: {}", st.ToString()));
+  }
   impl->bytes = std::move(model_bytes);
   impl->source = std::move(source);
   impl->options = std::move(options);
@@ -82,25 +108,64 @@ bool SentencePieceTokenizer::is_byte_piece(int64_t id) const { return impl_->sp.
 namespace {
 constexpr std::string_view kWordStart = "\xE2\x96\x81";  // U+2581, SentencePiece's space mark
 
-Encoding encode_plain(const sentencepiece::SentencePieceProcessor& sp, std::string_view text, int64_t base,
-                      const std::string& source) {
+// Offsets as HF reports them: SentencePieceText gives the first pieces of a byte-fallback
+// character empty spans and the last one the character; HF gives every one of them the
+// character's span. A dummy-prefix "▁" piece of its own (empty span at the start) gets the span
+// of the first character, where HF's Metaspace aligns the "▁" it prepends.
+void encode_plain_into(const sentencepiece::SentencePieceProcessor& sp, std::string_view text, int64_t base,
+                       const std::string& source, int64_t& word, Encoding& out) {
+  if (text.empty()) return;
   sentencepiece::SentencePieceText spt;
   const auto status = sp.Encode(text, &spt);
   if (!status.ok()) throw ConfigError(source, fmt::format("SentencePiece encode failed: {}", status.ToString()));
-  Encoding out;
-  int64_t word = -1;
-  for (const auto& p : spt.pieces()) {
+  const auto& pieces = spt.pieces();
+  const int n = pieces.size();
+  for (int i = 0; i < n; ++i) {
+    const auto& p = pieces[i];
     if (word < 0 || p.piece().compare(0, kWordStart.size(), kWordStart) == 0) ++word;
+    int64_t b = p.begin(), e = p.end();
+    if (b == e && sp.IsByte(static_cast<int>(p.id()))) {
+      for (int k = i + 1; k < n && sp.IsByte(static_cast<int>(pieces[k].id())) && pieces[k].begin() == p.begin(); ++k)
+        if (pieces[k].end() > pieces[k].begin()) {
+          e = pieces[k].end();
+          break;
+        }
+    } else if (b == 0 && e == 0 && p.piece() == kWordStart) {
+      const auto first = unicode::decode(text.substr(0, std::min<size_t>(4, text.size())));
+      if (!first.empty()) e = first[0].end;
+    }
     out.ids.push_back(p.id());
-    out.offsets.emplace_back(base + p.begin(), base + p.end());
+    out.offsets.emplace_back(base + b, base + e);
     out.word_ids.push_back(word);
   }
+}
+
+Encoding encode_plain(const sentencepiece::SentencePieceProcessor& sp, std::string_view text, int64_t base,
+                      const std::string& source) {
+  Encoding out;
+  int64_t word = -1;
+  encode_plain_into(sp, text, base, source, word, out);
   return out;
 }
 }  // namespace
 
 Encoding SentencePieceTokenizer::encode(std::string_view text, bool add_special) const {
-  Encoding out = encode_plain(impl_->sp, text, 0, impl_->source);
+  // Special pieces written in the text (<s>, </s>, <unk>, user-defined ones) stay whole, the
+  // earliest first (the longest on a tie); the text after one gets no dummy prefix.
+  Encoding out;
+  int64_t word = -1;
+  detail::split_on_added(
+      text, impl_->whole,
+      [&](std::string_view seg, size_t at) {
+        const bool prefix = at == 0 && !(impl_->keeps_whitespace && !text.empty() && text.front() == ' ');
+        encode_plain_into(prefix ? impl_->sp : impl_->sp_no_prefix, seg, static_cast<int64_t>(at), impl_->source, word,
+                          out);
+      },
+      [&](const AddedToken& a, size_t b, size_t e) {
+        out.ids.push_back(a.id);
+        out.offsets.emplace_back(static_cast<int64_t>(b), static_cast<int64_t>(e));
+        out.word_ids.push_back(++word);
+      });
   if (add_special) {
     std::vector<int64_t> pre, post;
     if (impl_->options.add_bos && impl_->special.bos) pre.push_back(*impl_->special.bos);

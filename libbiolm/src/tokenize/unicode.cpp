@@ -101,6 +101,7 @@ bool is_punctuation(char32_t cp) { return in_ranges(kPunctuationRanges, cp); }
 bool is_nonspacing_mark(char32_t cp) { return in_ranges(kNonspacingMarkRanges, cp); }
 bool is_space_separator(char32_t cp) { return in_ranges(kSpaceSeparatorRanges, cp); }
 bool is_control_or_format(char32_t cp) { return in_ranges(kControlFormatRanges, cp); }
+bool is_other(char32_t cp) { return in_ranges(kOtherRanges, cp); }
 
 bool is_white_space(char32_t cp) {
   return (cp >= 0x09 && cp <= 0x0D) || cp == 0x20 || cp == 0x85 || cp == 0xA0 || cp == 0x1680 ||
@@ -109,13 +110,24 @@ bool is_white_space(char32_t cp) {
 }
 
 bool is_cjk(char32_t cp) {
-  // The blocks of BERT's tokenization.py _is_chinese_char (CJK Unified Ideographs and extensions).
+  // The blocks of HF tokenizers' is_chinese_char (bert.rs; BERT's tokenization.py has 0x2B820
+  // where HF has 0x2B920).
   return (cp >= 0x4E00 && cp <= 0x9FFF) || (cp >= 0x3400 && cp <= 0x4DBF) || (cp >= 0x20000 && cp <= 0x2A6DF) ||
-         (cp >= 0x2A700 && cp <= 0x2B73F) || (cp >= 0x2B740 && cp <= 0x2B81F) || (cp >= 0x2B820 && cp <= 0x2CEAF) ||
+         (cp >= 0x2A700 && cp <= 0x2B73F) || (cp >= 0x2B740 && cp <= 0x2B81F) || (cp >= 0x2B920 && cp <= 0x2CEAF) ||
          (cp >= 0xF900 && cp <= 0xFAFF) || (cp >= 0x2F800 && cp <= 0x2FA1F);
 }
 
 void nfd(char32_t cp, std::vector<char32_t>& out) {
+  // Hangul syllables decompose by arithmetic (Unicode 14 §3.12) into 2 or 3 conjoining jamo.
+  constexpr char32_t kSBase = 0xAC00, kLBase = 0x1100, kVBase = 0x1161, kTBase = 0x11A7;
+  constexpr char32_t kVCount = 21, kTCount = 28, kSCount = 19 * 21 * 28;
+  if (cp >= kSBase && cp < kSBase + kSCount) {
+    const char32_t s = cp - kSBase;
+    out.push_back(kLBase + s / (kVCount * kTCount));
+    out.push_back(kVBase + (s % (kVCount * kTCount)) / kTCount);
+    if (s % kTCount != 0) out.push_back(kTBase + s % kTCount);
+    return;
+  }
   auto it = std::lower_bound(std::begin(kNfd), std::end(kNfd), cp,
                              [](const Decomposition& d, char32_t c) { return d.cp < c; });
   if (it == std::end(kNfd) || it->cp != cp) {

@@ -1,8 +1,7 @@
 // Internal Unicode helpers for the tokenizers: UTF-8 decoding with byte spans, the character
 // classes BERT's BasicTokenizer and the GPT-2 / LLaMA-3 pre-tokenizers ask about, NFD and
-// lower-casing. Category tables cover all of Unicode (UCD 14.0, tools/gen_unicode_tables.py);
-// NFD and lower-casing cover Latin-1, Latin Extended-A/B, Greek, Cyrillic, Latin Extended
-// Additional and Greek Extended (docs/tokenizers.md lists the exact blocks).
+// lower-casing. Category tables, NFD and lower-casing cover all of Unicode (UCD 14.0,
+// tools/gen_unicode_tables.py; docs/tokenizers.md).
 #pragma once
 
 #include <cstdint>
@@ -30,12 +29,14 @@ bool is_punctuation(char32_t cp);   // P*
 bool is_nonspacing_mark(char32_t cp);  // Mn
 bool is_space_separator(char32_t cp);  // Zs
 bool is_control_or_format(char32_t cp);  // Cc, Cf
+bool is_other(char32_t cp);         // C*: Cc, Cf, Cs, Co, Cn (Rust's is_other, HF's BertNormalizer)
 bool is_white_space(char32_t cp);   // the White_Space property (what regex \s means)
 bool is_cjk(char32_t cp);           // the CJK ideograph blocks BERT isolates
 
-/// Canonical decomposition of one code point (itself when outside the covered blocks).
+/// Canonical decomposition of one code point (itself when it has none). The marks are not
+/// reordered by combining class (what accent stripping does next makes that moot).
 void nfd(char32_t cp, std::vector<char32_t>& out);
-/// Lower-case mapping (Python's str.lower for the covered blocks; U+0130 -> "i\u0307").
+/// Lower-case mapping (Python's str.lower / Rust's char::to_lowercase; U+0130 -> "i\u0307").
 void to_lower(char32_t cp, std::vector<char32_t>& out);
 
 /// 64-bit FNV-1a, for tokenizer fingerprints.

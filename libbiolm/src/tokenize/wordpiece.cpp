@@ -27,9 +27,11 @@ bool is_bert_whitespace(char32_t cp) {
          unicode::is_white_space(cp);
 }
 
+// HF tokenizers' BertNormalizer drops every "other" character (Rust's is_other: Cc, Cf, Cs, Co
+// and unassigned Cn), not only BERT's Cc/Cf; tab, CR and LF are whitespace.
 bool is_bert_control(char32_t cp) {
   if (cp == '\t' || cp == '\n' || cp == '\r') return false;
-  return unicode::is_control_or_format(cp);
+  return unicode::is_other(cp);
 }
 
 // BERT treats every ASCII non-alphanumeric printable as punctuation ("$", "^", "`" are not P*).
@@ -72,20 +74,27 @@ std::vector<std::vector<Char>> basic_words(std::string_view text, int64_t base, 
   std::vector<std::vector<Char>> words;
   std::vector<char32_t> tmp, tmp2;
   for (auto& w : raw) {
+    // HF's BertNormalizer order: accents stripped (NFD, Mn removed) first, then lower-cased
+    // (U+212B ANGSTROM SIGN -> A + ring -> A -> a; U+2126 OHM SIGN -> omega; U+212A KELVIN -> k).
     std::vector<Char> norm;
     for (const Char& c : w) {
       tmp.clear();
-      if (o.lowercase) unicode::to_lower(c.cp, tmp);
-      else tmp.push_back(c.cp);
+      if (strip) {
+        tmp2.clear();
+        unicode::nfd(c.cp, tmp2);
+        for (char32_t y : tmp2)
+          if (!unicode::is_nonspacing_mark(y)) tmp.push_back(y);
+      } else {
+        tmp.push_back(c.cp);
+      }
       for (char32_t x : tmp) {
-        if (!strip) {
+        if (!o.lowercase) {
           norm.push_back({x, c.begin, c.end});
           continue;
         }
         tmp2.clear();
-        unicode::nfd(x, tmp2);
-        for (char32_t y : tmp2)
-          if (!unicode::is_nonspacing_mark(y)) norm.push_back({y, c.begin, c.end});
+        unicode::to_lower(x, tmp2);
+        for (char32_t y : tmp2) norm.push_back({y, c.begin, c.end});
       }
     }
     // split on punctuation: each punctuation character is a word of its own
@@ -271,22 +280,29 @@ Encoding WordPieceTokenizer::encode_words(const std::vector<std::string>& words,
 
 std::string WordPieceTokenizer::decode(const std::vector<int64_t>& ids, bool skip_special) const {
   // BERT's convention: tokens joined by spaces, then " ##" removed to glue continuations.
+  // HF tokenizers' WordPiece decoder: the first token as it is, a later "##x" glued as "x", any
+  // other later token after a space; with cleanup, each token then loses the space before
+  // . ? ! , (its cleanup() runs per token, so only those four rules can apply). skip_special
+  // drops every special token, [UNK] included, as transformers' skip_special_tokens does.
   std::string out;
+  bool first = true;
   for (int64_t id : ids) {
-    if (skip_special && detail::is_skippable_special(special_, id)) continue;
+    if (skip_special && (detail::is_skippable_special(special_, id) || (special_.unk && *special_.unk == id))) continue;
     const std::string tok = id_to_token(id);
     const auto& pre = options_.continuation_prefix;
-    if (!out.empty() && tok.size() > pre.size() && tok.compare(0, pre.size(), pre) == 0) {
-      out += tok.substr(pre.size());
-    } else {
-      if (!out.empty()) out += ' ';
-      out += tok;
-    }
+    std::string piece;
+    if (!first && tok.compare(0, pre.size(), pre) == 0) piece = tok.substr(pre.size());
+    else piece = (first ? "" : " ") + tok;
+    if (options_.decode_cleanup && (piece == " ." || piece == " ?" || piece == " !" || piece == " ,"))
+      piece.erase(0, 1);
+    out += piece;
+    first = false;
   }
   return out;
 }
 
 std::string WordPieceTokenizer::fingerprint() const {
+  // decode_cleanup changes no ids, so it stays out of the fingerprint.
   uint64_t h = unicode::fnv1a(fmt::format("wordpiece|lower={}|strip={}|cjk={}|clean={}|max={}|prefix={}|",
                                           options_.lowercase, strips_accents(options_), options_.tokenize_chinese_chars,
                                           options_.clean_text, options_.max_chars_per_word,

@@ -69,13 +69,35 @@ class Tokenizer {
 /// The token strings of `ids`.
 std::vector<std::string> id_tokens(const Tokenizer& tokenizer, const std::vector<int64_t>& ids);
 
+/// Byte offsets into `text` turned into code-point offsets, the offsets Hugging Face reports
+/// (indices into a Python str). An invalid UTF-8 byte counts as one code point, as
+/// unicode decoding with U+FFFD replacement sees it.
+std::vector<std::pair<int64_t, int64_t>> char_offsets(std::string_view text,
+                                                      const std::vector<std::pair<int64_t, int64_t>>& byte_offsets);
+
+/// `bytes` as valid UTF-8: each maximal invalid subsequence becomes one U+FFFD (the rule of
+/// Rust's String::from_utf8_lossy and Python's errors="replace", which HF's decoders apply).
+std::string to_valid_utf8(std::string_view bytes);
+
+/// Choices the files may leave open. Set, they win over tokenizer_config.json.
+struct LoadOptions {
+  /// WordPiece lower-casing (and, unless strip_accents says otherwise, accent stripping).
+  std::optional<bool> lowercase;
+};
+
 /// Loads a tokenizer from a Hugging Face directory or from one file. In a directory the files
-/// decide: a byte-level BPE tokenizer.json, else tokenizer.model (SentencePiece), else GPT-2's
+/// decide: a byte-level BPE tokenizer.json, else tokenizer.model (SentencePiece), else a
+/// SentencePiece-style BPE tokenizer.json (byte_fallback / Metaspace, spm_bpe.h), else GPT-2's
 /// vocab.json + merges.txt, else vocab.txt (WordPiece), else a WordPiece tokenizer.json; special tokens and options (do_lower_case,
 /// strip_accents, tokenize_chinese_chars, add_bos_token, add_eos_token) come from
 /// tokenizer_config.json and special_tokens_map.json when present. A file is read by its name:
-/// *.json (tokenizer.json), *.model (SentencePiece), anything else as a WordPiece vocab.txt.
+/// *.json (tokenizer.json), *.model (SentencePiece), anything else as a WordPiece vocab.txt;
+/// the tokenizer_config.json / special_tokens_map.json beside it are read as for a directory
+/// (a bare BioBERT vocab.txt takes do_lower_case=false from there). WordPiece casing comes from
+/// options.lowercase, else do_lower_case, else a WordPiece tokenizer.json's normalizer, else
+/// BERT's default (lower-casing); which one decided is logged (info), and lower-casing a
+/// vocabulary that holds many upper-case tokens is a warning.
 /// Throws ConfigError / DataError / IoError naming the file.
-std::unique_ptr<Tokenizer> load_tokenizer(const std::filesystem::path& path);
+std::unique_ptr<Tokenizer> load_tokenizer(const std::filesystem::path& path, const LoadOptions& options = {});
 
 }  // namespace biolm::tokenize

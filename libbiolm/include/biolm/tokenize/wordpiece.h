@@ -1,10 +1,12 @@
 // biolm/tokenize/wordpiece.h: BERT's WordPiece tokenizer (vocab.txt) and a WordPiece trainer.
 //
-// Encoding follows BERT's tokenization.py (google-research/bert): BasicTokenizer (clean text,
-// isolate CJK ideographs, split on whitespace, optional lower-casing and accent stripping by NFD
-// + removal of Mn marks, split on punctuation = Unicode P* plus the ASCII symbol ranges), then
-// WordpieceTokenizer (greedy longest-match-first, continuation pieces prefixed "##", words longer
-// than max_chars_per_word become [UNK], as does any word with an unmatched remainder).
+// Encoding follows BERT's tokenization.py (google-research/bert) as HF tokenizers implements it
+// (BertNormalizer + BertPreTokenizer + WordPiece, what BertTokenizerFast runs): clean text (drop
+// NUL, U+FFFD and every Cc/Cf/Cs/Co/Cn character but tab/CR/LF), isolate CJK ideographs, split on
+// whitespace, optional accent stripping (NFD + removal of Mn marks) then lower-casing, split on
+// punctuation = Unicode P* plus the ASCII symbol ranges, then greedy longest-match-first with
+// "##" continuation pieces; words longer than max_chars_per_word become [UNK], as does any word
+// with an unmatched remainder. tests/parity/test_tokenizers.py checks it on 12,000 real texts.
 #pragma once
 
 #include <filesystem>
@@ -24,6 +26,8 @@ struct WordPieceOptions {
   bool clean_text = true;              ///< drop NUL, U+FFFD and control characters
   int64_t max_chars_per_word = 100;
   std::string continuation_prefix = "##";
+  /// decode drops the space before . ? ! , (HF's WordPiece decoder "cleanup", on for BERT).
+  bool decode_cleanup = true;
   SpecialTokenNames specials{"[PAD]", "[UNK]", std::nullopt, std::nullopt, "[CLS]", "[SEP]", "[MASK]"};
 };
 
