@@ -226,11 +226,16 @@ def test_hf_to_biolm_and_back(case, biolm_exe, work):
 
     if case.pickle:
         # transformers 5 writes safetensors only, even with safe_serialization=False; a
-        # pytorch_model.bin is what transformers < 5 wrote: torch.save(state_dict) (zip format).
+        # pytorch_model.bin is what transformers < 5 wrote, torch.save in the zip format: a plain
+        # dict since 4.18 (save_pretrained's shards), the module's OrderedDict (with _metadata)
+        # before, as torch.save(model.state_dict()) writes today. Both are checked, by turns.
         bin_dir = work / "hf_bin"
         bin_dir.mkdir()
         shutil.copy(hf_dir / "config.json", bin_dir / "config.json")
-        torch.save(model.state_dict(), bin_dir / "pytorch_model.bin")
+        state = model.state_dict()
+        if CASES.index(case) % 2:
+            state = {k: v.contiguous() for k, v in state.items()}
+        torch.save(state, bin_dir / "pytorch_model.bin")
         out_bin = work / "ours_bin.json"
         run_biolm(biolm_exe, "convert", "logits", bin_dir, "--batch", batch_file, "--task", case.task,
                   "--out", out_bin)
@@ -292,6 +297,20 @@ def test_minilm_real_text(biolm_exe, minilm_dir, work):
     run_biolm(biolm_exe, "convert", "logits", minilm_dir, "--batch", batch_file, "--task", "base", "--out", out)
     check("minilm (all-MiniLM-L6-v2, sentence pair)", "fp32 safetensors", read_output(out),
           hf_output(model, "base", pair_batch))
+
+
+def test_pickle_with_code_is_refused(biolm_exe, work):
+    """A .bin whose pickle names anything but tensors and dicts (here os.system) is refused by name
+    before anything is called."""
+    model = t.LlamaForCausalLM(t.LlamaConfig(**LLAMA))
+    model.save_pretrained(work / "hf")
+    (work / "hf" / "model.safetensors").unlink()
+    state = dict(model.state_dict())
+    state["evil"] = os.system
+    torch.save(state, work / "hf" / "pytorch_model.bin")
+    proc = run_biolm(biolm_exe, "convert", "logits", work / "hf", "--ids", "1,2,3", check=False)
+    assert proc.returncode != 0
+    assert "names posix.system" in proc.stderr and "could run code" in proc.stderr, proc.stderr
 
 
 @pytest.mark.parametrize("rope", [{"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 16},

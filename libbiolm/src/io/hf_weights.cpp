@@ -8,12 +8,12 @@
 #include <fstream>
 #include <iterator>
 #include <nlohmann/json.hpp>
-#include <torch/serialize.h>
 #include <set>
 
 #include "biolm/core/error.h"
 #include "biolm/core/log.h"
 #include "biolm/io/safetensors.h"
+#include "biolm/io/torch_pickle.h"
 #include "biolm/models/task_model.h"
 #include "biolm/nn/linear.h"
 
@@ -322,50 +322,11 @@ std::string HfLoadReport::to_string() const {
   return s;
 }
 
-namespace {
-
-// PyTorch state dicts (`torch.save(model.state_dict())`, what transformers < 5 wrote as
-// pytorch_model.bin): a zip archive holding data.pkl and one record per storage. LibTorch's
-// unpickler (torch::pickle_load, the reader of torch.save's format) rebuilds the dict of tensors;
-// it knows only the globals tensors need (_rebuild_tensor_v2, OrderedDict, storage types) and
-// refuses any other, so a .bin cannot run code here as torch.load(weights_only=False) could.
-std::map<std::string, at::Tensor> read_pytorch_bin(const std::filesystem::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  BIOLM_CHECK(in.good(), CheckpointError, file.string(), "", "cannot open the file");
-  std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  BIOLM_CHECK(bytes.size() >= 4 && bytes[0] == 'P' && bytes[1] == 'K', CheckpointError, file.string(), "",
-              "not a zip archive: only the format torch.save writes since PyTorch 1.6 is read (the legacy "
-              "tar/pickle format is not); re-save it with torch.save or save_pretrained(safe_serialization=True)");
-  c10::IValue value;
-  try {
-    value = torch::pickle_load(bytes);
-  } catch (const c10::Error& e) {
-    const std::string what = e.what_without_backtrace();
-    throw CheckpointError(file.string(), "",
-                          fmt::format("LibTorch cannot unpickle this state dict ({}); convert it to safetensors: "
-                                      "save_pretrained(DIR, safe_serialization=True)",
-                                      what.substr(0, what.find('\n'))));
-  }
-  BIOLM_CHECK(value.isGenericDict(), CheckpointError, file.string(), "",
-              fmt::format("expected a dict of tensors (a state dict), found {}", value.tagKind()));
-  std::map<std::string, at::Tensor> out;
-  for (const auto& item : value.toGenericDict()) {
-    BIOLM_CHECK(item.key().isString(), CheckpointError, file.string(), "", "a state dict key is not a string");
-    const std::string name = item.key().toStringRef();
-    BIOLM_CHECK(item.value().isTensor(), CheckpointError, file.string(), name,
-                fmt::format("expected a tensor, found {}", item.value().tagKind()));
-    out[name] = item.value().toTensor();
-  }
-  return out;
-}
-
-}  // namespace
-
 HfTensorSource HfTensorSource::open_pytorch_bin(const std::vector<std::filesystem::path>& files,
                                                 const std::filesystem::path& origin) {
   std::map<std::string, at::Tensor> all;
   for (const auto& file : files) {
-    for (auto& [name, tensor] : read_pytorch_bin(file)) {
+    for (auto& [name, tensor] : read_torch_state_dict(file)) {
       BIOLM_CHECK(!all.count(name), CheckpointError, file.string(), name, "tensor found in two shards");
       all[name] = std::move(tensor);
     }

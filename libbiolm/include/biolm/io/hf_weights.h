@@ -101,7 +101,7 @@ struct HfTensorSource {
   static HfTensorSource from_map(const std::map<std::string, at::Tensor>& tensors, std::string origin = "<memory>");
   /// A .safetensors file, an index file, a .bin file or a directory: model.safetensors[.index.json]
   /// first, else pytorch_model.bin[.index.json] (PyTorch state dicts in torch.save's zip format,
-  /// read by LibTorch's restricted unpickler; tensors are read whole into memory). Legacy
+  /// read by io/torch_pickle.h's restricted unpickler; tensors are read whole into memory). Legacy
   /// (pre-1.6) pickles and dicts holding anything but tensors are refused with a CheckpointError
   /// saying how to convert them.
   static HfTensorSource open(const std::filesystem::path& path);
