@@ -274,6 +274,69 @@ TEST_CASE("KV-cache decoding gives the logits of recomputing the whole sequence"
   REQUIRE(torch::isfinite(got).all().item<bool>());
 }
 
+TEST_CASE("sliding window: each query sees the last W keys, with and without a KV cache", "[models][invariant]") {
+  torch::manual_seed(21);
+  auto c = tiny(Family::Decoder);
+  torch::NoGradGuard no_grad;
+  const auto ids = random_ids(2, 9);
+  auto mask = torch::ones({2, 9}, torch::kLong);
+  mask[1][0] = 0;  // row 1 left-padded by one
+  c.sliding_window = 3;
+  CausalLMModelImpl windowed(c);
+  windowed.eval();
+  ModelInputs full;
+  full.input_ids = ids;
+  full.attention_mask = mask;
+  const auto ref = windowed.forward(full).logits;
+  SECTION("the last token sees L * (W - 1) tokens back, no further") {
+    // Each layer looks W - 1 tokens back, so after L layers token 8 depends on 8 - L(W-1) .. 8.
+    const int64_t first = 8 - c.n_layers * (*c.sliding_window - 1);
+    REQUIRE(first > 0);
+    auto changed = ids.clone();
+    changed.narrow(1, 0, first).fill_(7);
+    ModelInputs in = full;
+    in.input_ids = changed;
+    BIOLM_REQUIRE_CLOSE(windowed.forward(in).logits.select(1, 8), ref.select(1, 8), 1e-5);
+    changed[0][first] = changed[0][first].item<int64_t>() == 8 ? 9 : 8;  // the furthest visible token matters
+    in.input_ids = changed;
+    REQUIRE((windowed.forward(in).logits[0][8] - ref[0][8]).abs().max().item<double>() > 1e-4);
+  }
+  SECTION("KV-cache decoding equals recomputing") {
+    ModelInputs step;
+    step.input_ids = ids.narrow(1, 0, 2);
+    step.attention_mask = mask.narrow(1, 0, 2);
+    step.use_cache = true;
+    auto out = windowed.forward(step);
+    std::vector<torch::Tensor> logits{out.logits};
+    KVCache cache = out.cache;
+    for (int64_t t = 2; t < 9; ++t) {
+      ModelInputs in;
+      in.input_ids = ids.narrow(1, t, 1);
+      in.attention_mask = mask.narrow(1, 0, t + 1);
+      in.past = &cache;
+      in.use_cache = true;
+      auto o = windowed.forward(in);
+      logits.push_back(o.logits);
+      cache = o.cache;
+    }
+    const auto got = torch::cat(logits, 1);
+    BIOLM_REQUIRE_CLOSE(got[0], ref[0], 1e-5);
+    BIOLM_REQUIRE_CLOSE(got[1].narrow(0, 1, 8), ref[1].narrow(0, 1, 8), 1e-5);
+  }
+  SECTION("a window as long as the sequence hides nothing") {
+    c.sliding_window = 9;
+    CausalLMModelImpl wide(c);
+    wide.eval();
+    c.sliding_window.reset();
+    CausalLMModelImpl plain(c);
+    plain.eval();
+    // Same weights in both.
+    auto src = plain.named_parameters();
+    for (auto& p : wide.named_parameters()) p.value().copy_(src[p.key()]);
+    BIOLM_REQUIRE_CLOSE(wide.forward(full).logits, plain.forward(full).logits, 0.0);
+  }
+}
+
 TEST_CASE("packed examples (segment_ids) equal running each example separately", "[models][invariant]") {
   torch::manual_seed(14);
   for (auto family : {Family::Encoder, Family::Decoder}) {
