@@ -236,6 +236,31 @@ TEST_CASE("a sequence gives the same outputs alone and padded inside a batch", "
   }
 }
 
+// Logits (B,T,V) of running `prefix` tokens at once and then the rest one token at a time through
+// the KV cache.
+torch::Tensor decode_with_cache(CausalLMModelImpl& m, const torch::Tensor& ids, const torch::Tensor& mask,
+                                int64_t prefix) {
+  ModelInputs step;
+  step.input_ids = ids.narrow(1, 0, prefix);
+  step.attention_mask = mask.narrow(1, 0, prefix);
+  step.use_cache = true;
+  auto out = m.forward(step);
+  std::vector<torch::Tensor> logits{out.logits};
+  KVCache cache = out.cache;
+  REQUIRE(cache.length() == prefix);
+  for (int64_t t = prefix; t < ids.size(1); ++t) {
+    ModelInputs in;
+    in.input_ids = ids.narrow(1, t, 1);
+    in.attention_mask = mask.narrow(1, 0, t + 1);
+    in.past = &cache;
+    in.use_cache = true;
+    auto o = m.forward(in);
+    logits.push_back(o.logits);
+    cache = o.cache;
+  }
+  return torch::cat(logits, 1);
+}
+
 TEST_CASE("KV-cache decoding gives the logits of recomputing the whole sequence", "[models][invariant]") {
   torch::manual_seed(13);
   auto c = with_moe(tiny(Family::Decoder));
@@ -249,26 +274,8 @@ TEST_CASE("KV-cache decoding gives the logits of recomputing the whole sequence"
   full.input_ids = ids;
   full.attention_mask = mask;
   const auto ref = m.forward(full).logits;
-  ModelInputs step;
-  step.input_ids = ids.narrow(1, 0, 5);
-  step.attention_mask = mask.narrow(1, 0, 5);
-  step.use_cache = true;
-  auto out = m.forward(step);
-  std::vector<torch::Tensor> logits{out.logits};
-  KVCache cache = out.cache;
-  REQUIRE(cache.length() == 5);
-  for (int64_t t = 5; t < 9; ++t) {
-    ModelInputs in;
-    in.input_ids = ids.narrow(1, t, 1);
-    in.attention_mask = mask.narrow(1, 0, t + 1);
-    in.past = &cache;
-    in.use_cache = true;
-    auto o = m.forward(in);
-    logits.push_back(o.logits);
-    cache = o.cache;
-  }
   // Row 1 position 0 is padding (its output is arbitrary but finite); compare every real position.
-  const auto got = torch::cat(logits, 1);
+  const auto got = decode_with_cache(m, ids, mask, /*prefix=*/5);
   BIOLM_REQUIRE_CLOSE(got[0], ref[0], 1e-5);
   BIOLM_REQUIRE_CLOSE(got[1].narrow(0, 1, 8), ref[1].narrow(0, 1, 8), 1e-5);
   REQUIRE(torch::isfinite(got).all().item<bool>());
@@ -302,24 +309,7 @@ TEST_CASE("sliding window: each query sees the last W keys, with and without a K
     REQUIRE((windowed.forward(in).logits[0][8] - ref[0][8]).abs().max().item<double>() > 1e-4);
   }
   SECTION("KV-cache decoding equals recomputing") {
-    ModelInputs step;
-    step.input_ids = ids.narrow(1, 0, 2);
-    step.attention_mask = mask.narrow(1, 0, 2);
-    step.use_cache = true;
-    auto out = windowed.forward(step);
-    std::vector<torch::Tensor> logits{out.logits};
-    KVCache cache = out.cache;
-    for (int64_t t = 2; t < 9; ++t) {
-      ModelInputs in;
-      in.input_ids = ids.narrow(1, t, 1);
-      in.attention_mask = mask.narrow(1, 0, t + 1);
-      in.past = &cache;
-      in.use_cache = true;
-      auto o = windowed.forward(in);
-      logits.push_back(o.logits);
-      cache = o.cache;
-    }
-    const auto got = torch::cat(logits, 1);
+    const auto got = decode_with_cache(windowed, ids, mask, /*prefix=*/2);
     BIOLM_REQUIRE_CLOSE(got[0], ref[0], 1e-5);
     BIOLM_REQUIRE_CLOSE(got[1].narrow(0, 1, 8), ref[1].narrow(0, 1, 8), 1e-5);
   }

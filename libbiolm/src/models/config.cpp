@@ -259,6 +259,15 @@ ModelConfig config_from_json(const nlohmann::json& j, const std::string& p) {
          for (size_t i = 0; i < v.size(); ++i) c.moe.layers.push_back(read_int(v[i], fmt::format("{}[{}]", k, i)));
        }},
   };
+  // A nested object: every key must be one of `fields` (errors name "<k>.<key>").
+  const auto read_object = [](const json& v, const std::string& k, const std::map<std::string, Setter>& fields) {
+    if (!v.is_object()) throw ConfigError(k, "expected an object, found " + type_name(v));
+    for (const auto& [key, value] : v.items()) {
+      const auto it = fields.find(key);
+      if (it == fields.end()) throw ConfigError(k + "." + key, "unknown key");
+      it->second(value, k + "." + key);
+    }
+  };
   const std::map<std::string, Setter> rope_fields = {
       {"kind", [&](const json& v, const std::string& k) { c.rope_scaling.kind = read_enum<RopeScalingKind>(v, k); }},
       {"factor", [&](const json& v, const std::string& k) { c.rope_scaling.factor = read_double(v, k); }},
@@ -287,14 +296,7 @@ ModelConfig config_from_json(const nlohmann::json& j, const std::string& p) {
       {"positions", [&](const json& v, const std::string& k) { c.positions = read_enum<PositionKind>(v, k); }},
       {"rope_theta", [&](const json& v, const std::string& k) { c.rope_theta = read_double(v, k); }},
       {"rope_scaling",
-       [&](const json& v, const std::string& k) {
-         if (!v.is_object()) throw ConfigError(k, "expected an object, found " + type_name(v));
-         for (const auto& [key, value] : v.items()) {
-           const auto it = rope_fields.find(key);
-           if (it == rope_fields.end()) throw ConfigError(k + "." + key, "unknown key");
-           it->second(value, k + "." + key);
-         }
-       }},
+       [&](const json& v, const std::string& k) { read_object(v, k, rope_fields); }},
       {"sliding_window", [&](const json& v, const std::string& k) { c.sliding_window = read_opt_int(v, k); }},
       {"max_positions", [&](const json& v, const std::string& k) { c.max_positions = read_int(v, k); }},
       {"type_vocab_size", [&](const json& v, const std::string& k) { c.type_vocab_size = read_int(v, k); }},
@@ -305,14 +307,7 @@ ModelConfig config_from_json(const nlohmann::json& j, const std::string& p) {
       {"tie_embeddings", [&](const json& v, const std::string& k) { c.tie_embeddings = read_bool(v, k); }},
       {"pooler", [&](const json& v, const std::string& k) { c.pooler = read_bool(v, k); }},
       {"moe",
-       [&](const json& v, const std::string& k) {
-         if (!v.is_object()) throw ConfigError(k, "expected an object, found " + type_name(v));
-         for (const auto& [key, value] : v.items()) {
-           const auto it = moe_fields.find(key);
-           if (it == moe_fields.end()) throw ConfigError(k + "." + key, "unknown key");
-           it->second(value, k + "." + key);
-         }
-       }},
+       [&](const json& v, const std::string& k) { read_object(v, k, moe_fields); }},
       {"pad_token_id", [&](const json& v, const std::string& k) { c.pad_token_id = read_opt_int(v, k); }},
       {"bos_token_id", [&](const json& v, const std::string& k) { c.bos_token_id = read_opt_int(v, k); }},
       {"eos_token_id", [&](const json& v, const std::string& k) { c.eos_token_id = read_opt_int(v, k); }},
