@@ -310,14 +310,32 @@ TEST_CASE("config.json maps onto ModelConfig per model type", "[hf][config]") {
     CHECK_FALSE(c.tie_embeddings);
     CHECK(c.max_positions == 64);
   }
-  SECTION("mistral: a sliding window shorter than the context caps max_positions") {
+  SECTION("mistral: a sliding window shorter than the context becomes the attention window") {
     json j = hf_config_json("mistral");
     j["sliding_window"] = 16;
     const auto info = io::hf_config_from_json(j);
     CHECK(info.sliding_window == 16);
-    CHECK(info.config.max_positions == 16);
-    j.erase("sliding_window");  // MistralConfig's default window is 4096 > 64: nothing to cap
-    CHECK(io::hf_config_from_json(j).config.max_positions == 64);
+    CHECK(info.config.sliding_window == 16);
+    CHECK(info.config.max_positions == 64);
+    j.erase("sliding_window");  // MistralConfig's default window is 4096 > 64: it hides nothing
+    CHECK_FALSE(io::hf_config_from_json(j).config.sliding_window.has_value());
+  }
+  SECTION("rope: transformers 5 rope_parameters and the older rope_theta + rope_scaling") {
+    json j = hf_config_json("llama");
+    j.erase("rope_theta");
+    j["rope_parameters"] = {{"rope_type", "llama3"}, {"rope_theta", 250.0}, {"factor", 8.0}, {"low_freq_factor", 1.0},
+                            {"high_freq_factor", 4.0}, {"original_max_position_embeddings", 16}};
+    auto c = io::hf_config_from_json(j).config;
+    CHECK(c.rope_theta == 250.0);
+    CHECK(c.rope_scaling.kind == models::RopeScalingKind::Llama3);
+    CHECK(c.rope_scaling.factor == 8.0);
+    CHECK(c.rope_scaling.original_max_positions == 16);
+    j = hf_config_json("llama");
+    j["rope_scaling"] = {{"type", "linear"}, {"factor", 2.0}};
+    c = io::hf_config_from_json(j).config;
+    CHECK(c.rope_theta == 500.0);
+    CHECK(c.rope_scaling.kind == models::RopeScalingKind::Linear);
+    CHECK(c.rope_scaling.factor == 2.0);
   }
   SECTION("gelu_new / gelu_pytorch_tanh are the tanh GELU") {
     json j = hf_config_json("bert");
@@ -331,8 +349,12 @@ TEST_CASE("config.json: what we cannot compute is refused by name", "[hf][config
   CHECK_THAT(error_of([&] { io::hf_config_from_json(t5, "x/config.json"); }),
              Catch::Contains("model_type 't5' is not supported (supported: bert, megatron-bert, gpt2, llama, mistral)"));
   json j = hf_config_json("llama");
-  j["rope_scaling"] = {{"type", "linear"}, {"factor", 2.0}};
-  CHECK_THAT(error_of([&] { io::hf_config_from_json(j, "x/config.json"); }), Catch::Contains("x/config.json: rope_scaling"));
+  j["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 2.0}};
+  CHECK_THAT(error_of([&] { io::hf_config_from_json(j, "x/config.json"); }),
+             Catch::Contains("x/config.json: rope_scaling: rope_type") && Catch::Contains("\"yarn\" is not supported"));
+  j.erase("rope_scaling");
+  j["rope_parameters"] = {{"rope_type", "dynamic"}, {"factor", 2.0}, {"rope_theta", 10000.0}};
+  CHECK_THAT(error_of([&] { io::hf_config_from_json(j, "x/config.json"); }), Catch::Contains("\"dynamic\" is not supported"));
   json b = hf_config_json("bert");
   b["position_embedding_type"] = "relative_key";
   CHECK_THAT(error_of([&] { io::hf_config_from_json(b); }), Catch::Contains("position_embedding_type"));
@@ -486,12 +508,28 @@ TEST_CASE("missing and unexpected keys are named; strict mode refuses", "[hf][we
     CHECK_THAT(error_of([&] { io::load_hf_directory(model, tmp / "m"); }),
                Catch::Contains("model.norm.weight") && Catch::Contains("(9)"));
   }
-  SECTION("pytorch_model.bin is refused with a way out") {
+  SECTION("a pytorch_model.bin that is not torch.save's zip format is refused with a way out") {
     fs::create_directories(tmp / "bin");
     test::write_text(tmp / "bin" / "config.json", hf_config_json("llama").dump());
-    test::write_text(tmp / "bin" / "pytorch_model.bin", "PK");
+    test::write_text(tmp / "bin" / "pytorch_model.bin", "\x80\x02legacy pickle");
     CHECK_THAT(error_of([&] { io::load_hf_directory(model, tmp / "bin"); }),
-               Catch::Contains("LibTorch cannot read") && Catch::Contains("safe_serialization=True"));
+               Catch::Contains("not a zip archive") && Catch::Contains("safe_serialization=True"));
+    test::write_text(tmp / "bin" / "pytorch_model.bin", "PK\x03\x04 broken");
+    CHECK_THAT(error_of([&] { io::load_hf_directory(model, tmp / "bin"); }),
+               Catch::Contains("cannot read the zip archive") && Catch::Contains("safe_serialization=True"));
+  }
+  SECTION("a pytorch_model.bin written by torch::pickle_save (torch.save's format) loads") {
+    // pickle_save writes the zip format torch.save writes (a plain dict); transformers' real .bin
+    // files, OrderedDict state dicts included, are checked in tests/parity/test_models.py.
+    fs::create_directories(tmp / "bin2");
+    test::write_text(tmp / "bin2" / "config.json", hf_config_json("llama").dump());
+    c10::Dict<std::string, at::Tensor> dict;
+    for (const auto& [name, t] : hf_tensors("llama")) dict.insert(name, t);
+    const auto bytes = torch::pickle_save(dict);
+    std::ofstream(tmp / "bin2" / "pytorch_model.bin", std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    const auto report = io::load_hf_directory(model, tmp / "bin2");
+    CHECK(report.missing.empty());
+    CHECK(report.unexpected.empty());
   }
 }
 

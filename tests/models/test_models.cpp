@@ -236,6 +236,31 @@ TEST_CASE("a sequence gives the same outputs alone and padded inside a batch", "
   }
 }
 
+// Logits (B,T,V) of running `prefix` tokens at once and then the rest one token at a time through
+// the KV cache.
+torch::Tensor decode_with_cache(CausalLMModelImpl& m, const torch::Tensor& ids, const torch::Tensor& mask,
+                                int64_t prefix) {
+  ModelInputs step;
+  step.input_ids = ids.narrow(1, 0, prefix);
+  step.attention_mask = mask.narrow(1, 0, prefix);
+  step.use_cache = true;
+  auto out = m.forward(step);
+  std::vector<torch::Tensor> logits{out.logits};
+  KVCache cache = out.cache;
+  REQUIRE(cache.length() == prefix);
+  for (int64_t t = prefix; t < ids.size(1); ++t) {
+    ModelInputs in;
+    in.input_ids = ids.narrow(1, t, 1);
+    in.attention_mask = mask.narrow(1, 0, t + 1);
+    in.past = &cache;
+    in.use_cache = true;
+    auto o = m.forward(in);
+    logits.push_back(o.logits);
+    cache = o.cache;
+  }
+  return torch::cat(logits, 1);
+}
+
 TEST_CASE("KV-cache decoding gives the logits of recomputing the whole sequence", "[models][invariant]") {
   torch::manual_seed(13);
   auto c = with_moe(tiny(Family::Decoder));
@@ -249,29 +274,57 @@ TEST_CASE("KV-cache decoding gives the logits of recomputing the whole sequence"
   full.input_ids = ids;
   full.attention_mask = mask;
   const auto ref = m.forward(full).logits;
-  ModelInputs step;
-  step.input_ids = ids.narrow(1, 0, 5);
-  step.attention_mask = mask.narrow(1, 0, 5);
-  step.use_cache = true;
-  auto out = m.forward(step);
-  std::vector<torch::Tensor> logits{out.logits};
-  KVCache cache = out.cache;
-  REQUIRE(cache.length() == 5);
-  for (int64_t t = 5; t < 9; ++t) {
-    ModelInputs in;
-    in.input_ids = ids.narrow(1, t, 1);
-    in.attention_mask = mask.narrow(1, 0, t + 1);
-    in.past = &cache;
-    in.use_cache = true;
-    auto o = m.forward(in);
-    logits.push_back(o.logits);
-    cache = o.cache;
-  }
   // Row 1 position 0 is padding (its output is arbitrary but finite); compare every real position.
-  const auto got = torch::cat(logits, 1);
+  const auto got = decode_with_cache(m, ids, mask, /*prefix=*/5);
   BIOLM_REQUIRE_CLOSE(got[0], ref[0], 1e-5);
   BIOLM_REQUIRE_CLOSE(got[1].narrow(0, 1, 8), ref[1].narrow(0, 1, 8), 1e-5);
   REQUIRE(torch::isfinite(got).all().item<bool>());
+}
+
+TEST_CASE("sliding window: each query sees the last W keys, with and without a KV cache", "[models][invariant]") {
+  torch::manual_seed(21);
+  auto c = tiny(Family::Decoder);
+  torch::NoGradGuard no_grad;
+  const auto ids = random_ids(2, 9);
+  auto mask = torch::ones({2, 9}, torch::kLong);
+  mask[1][0] = 0;  // row 1 left-padded by one
+  c.sliding_window = 3;
+  CausalLMModelImpl windowed(c);
+  windowed.eval();
+  ModelInputs full;
+  full.input_ids = ids;
+  full.attention_mask = mask;
+  const auto ref = windowed.forward(full).logits;
+  SECTION("the last token sees L * (W - 1) tokens back, no further") {
+    // Each layer looks W - 1 tokens back, so after L layers token 8 depends on 8 - L(W-1) .. 8.
+    const int64_t first = 8 - c.n_layers * (*c.sliding_window - 1);
+    REQUIRE(first > 0);
+    auto changed = ids.clone();
+    changed.narrow(1, 0, first).fill_(7);
+    ModelInputs in = full;
+    in.input_ids = changed;
+    BIOLM_REQUIRE_CLOSE(windowed.forward(in).logits.select(1, 8), ref.select(1, 8), 1e-5);
+    changed[0][first] = changed[0][first].item<int64_t>() == 8 ? 9 : 8;  // the furthest visible token matters
+    in.input_ids = changed;
+    REQUIRE((windowed.forward(in).logits[0][8] - ref[0][8]).abs().max().item<double>() > 1e-4);
+  }
+  SECTION("KV-cache decoding equals recomputing") {
+    const auto got = decode_with_cache(windowed, ids, mask, /*prefix=*/2);
+    BIOLM_REQUIRE_CLOSE(got[0], ref[0], 1e-5);
+    BIOLM_REQUIRE_CLOSE(got[1].narrow(0, 1, 8), ref[1].narrow(0, 1, 8), 1e-5);
+  }
+  SECTION("a window as long as the sequence hides nothing") {
+    c.sliding_window = 9;
+    CausalLMModelImpl wide(c);
+    wide.eval();
+    c.sliding_window.reset();
+    CausalLMModelImpl plain(c);
+    plain.eval();
+    // Same weights in both.
+    auto src = plain.named_parameters();
+    for (auto& p : wide.named_parameters()) p.value().copy_(src[p.key()]);
+    BIOLM_REQUIRE_CLOSE(wide.forward(full).logits, plain.forward(full).logits, 0.0);
+  }
 }
 
 TEST_CASE("packed examples (segment_ids) equal running each example separately", "[models][invariant]") {

@@ -1,16 +1,19 @@
 // biolm convert: Hugging Face directories <-> biolm model directories, PEFT adapters both ways, and
-// the logits of a model for given token ids (what tools/hf_parity.py and tools/hf_reference.py
-// compare against).
+// the logits of a model for given token ids or a padded batch (what tests/parity/test_models.py
+// and tools/hf_reference.py compare against).
 //   biolm convert from-hf HF_DIR OUT_DIR [--task KIND] [--labels a,b,c] [--n-labels N] [--strict]
 //   biolm convert to-hf MODEL_DIR OUT_DIR [--dtype bf16|f16|f32] [--merge] [--arch TYPE]
 //   biolm convert adapter MODEL_DIR OUT_DIR --base-hf NAME_OR_PATH [--arch TYPE]
 //   biolm convert from-peft HF_DIR PEFT_DIR OUT_DIR [--task KIND] [--labels a,b,c] [--n-labels N]
-//   biolm convert logits DIR --ids 2,7,11 [--task KIND] [--out FILE] [--adapter PEFT_DIR] [--lora-rank R ...]
+//   biolm convert logits DIR (--ids 2,7,11 | --batch FILE.json) [--task KIND] [--dtype f32|bf16] [--out FILE]
+//                        [--adapter PEFT_DIR] [--lora-rank R ...]
 // Each prints one JSON object on stdout; errors go to stderr with the exit codes of docs/cli.md.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -61,6 +64,65 @@ std::vector<int64_t> parse_ids(const std::string& s) {
   }
   if (ids.empty()) throw ConfigError("--ids", "give at least one token id");
   return ids;
+}
+
+/// A rectangular JSON array of integers (any depth) -> int64 tensor; errors name file, field and
+/// the first ragged or non-integer element.
+torch::Tensor int_tensor_from_json(const json& v, const std::string& where) {
+  std::vector<int64_t> shape, data;
+  std::function<void(const json&, size_t, const std::string&)> walk = [&](const json& x, size_t depth,
+                                                                         const std::string& at) {
+    if (x.is_array()) {
+      if (depth == shape.size()) {
+        BIOLM_CHECK(data.empty(), ConfigError, at, "ragged array: every row must have the same depth");
+        shape.push_back(static_cast<int64_t>(x.size()));
+      } else if (depth > shape.size() || shape[depth] != static_cast<int64_t>(x.size())) {
+        throw ConfigError(at, fmt::format("ragged array: expected {} elements, found {} (pad the rows and give "
+                                          "attention_mask)",
+                                          depth < shape.size() ? shape[depth] : 0, x.size()));
+      }
+      for (size_t i = 0; i < x.size(); ++i) walk(x[i], depth + 1, fmt::format("{}[{}]", at, i));
+      return;
+    }
+    BIOLM_CHECK(x.is_number_integer() && depth == shape.size(), ConfigError, at,
+                fmt::format("expected an integer at depth {}, found {}", shape.size(), x.dump()));
+    data.push_back(x.get<int64_t>());
+  };
+  walk(v, 0, where);
+  BIOLM_CHECK(!shape.empty() && !data.empty(), ConfigError, where, "expected a non-empty array of rows");
+  return torch::tensor(data, torch::kLong).reshape(shape);
+}
+
+/// The --batch file of `convert logits`: {"input_ids": rows, "attention_mask": rows,
+/// "token_type_ids": rows, "position_ids": rows} (only input_ids required; rows (B,T), or (B,K,T)
+/// for multiple choice), as a data::Batch.
+biolm::data::Batch read_batch_file(const std::string& path) {
+  std::ifstream in(path);
+  BIOLM_CHECK(in.good(), biolm::IoError, path, "cannot open the batch file");
+  json j;
+  try {
+    j = json::parse(in);
+  } catch (const json::parse_error& e) {
+    throw ConfigError(path, fmt::format("malformed JSON: {}", e.what()));
+  }
+  BIOLM_CHECK(j.is_object() && j.contains("input_ids"), ConfigError, path + ": input_ids",
+              "expected {\"input_ids\": [[...], ...], \"attention_mask\": ..., \"token_type_ids\": ...}");
+  biolm::data::Batch batch;
+  for (const auto& [key, value] : j.items()) {
+    if (key != "input_ids" && key != "attention_mask" && key != "token_type_ids" && key != "position_ids") {
+      throw ConfigError(path + ": " + key, "unknown field (expected input_ids, attention_mask, token_type_ids, position_ids)");
+    }
+    batch[key] = int_tensor_from_json(value, path + ": " + key);
+  }
+  const auto ids = batch.at("input_ids");
+  BIOLM_CHECK(ids.min().item<int64_t>() >= 0, ConfigError, path + ": input_ids", "token ids must be >= 0");
+  for (const char* key : {"attention_mask", "token_type_ids", "position_ids"}) {
+    if (!batch.has(key)) continue;
+    BIOLM_CHECK(batch.at(key).sizes() == ids.sizes(), ConfigError, fmt::format("{}: {}", path, key),
+                fmt::format("shape ({}) differs from input_ids ({})", fmt::join(batch.at(key).sizes(), ","),
+                            fmt::join(ids.sizes(), ",")));
+  }
+  return batch;
 }
 
 c10::ScalarType parse_dtype(const std::string& s) {
@@ -327,7 +389,7 @@ void from_peft(const FromPeftArgs& a) {
 // ---- logits --------------------------------------------------------------------------------------
 
 struct LogitsArgs {
-  std::string dir, ids, task, out;
+  std::string dir, ids, batch, task, out, dtype = "f32";
   int64_t n_labels = 0;
   int64_t lora_rank = 0;
   double lora_alpha = 16.0;
@@ -337,7 +399,13 @@ struct LogitsArgs {
 };
 
 void logits(const LogitsArgs& a) {
-  const auto ids = parse_ids(a.ids);
+  BIOLM_CHECK(a.ids.empty() != a.batch.empty(), ConfigError, "--ids", "give exactly one of --ids and --batch");
+  biolm::data::Batch batch;
+  if (!a.batch.empty()) {
+    batch = read_batch_file(a.batch);
+  } else {
+    batch["input_ids"] = torch::tensor(parse_ids(a.ids), torch::kLong).reshape({1, -1});  // (B=1,T)
+  }
   // The model: a biolm model directory as it is, or an HF directory into the class for --task
   // (default: the class config.json names; "base" is the bare body and gives hidden states).
   std::shared_ptr<torch::nn::Module> model;
@@ -398,20 +466,28 @@ void logits(const LogitsArgs& a) {
       if (p.key().find(".adapter.lora_b") != std::string::npos) p.value().normal_(0.0, 0.1);
     }
   }
+  const auto dtype = parse_dtype(a.dtype);
+  if (dtype != at::kFloat) model->to(dtype);
   torch::Tensor output;
   {
     torch::NoGradGuard no_grad;
     model->eval();
-    const auto input = torch::tensor(ids, torch::kLong).reshape({1, -1});  // (B=1,T)
+    // --ids gives one sequence; a multiple-choice model reads it as one question with one choice.
+    if (task == TaskKind::MultipleChoice && batch.at("input_ids").dim() == 2 && a.batch.empty()) {
+      batch["input_ids"] = batch.at("input_ids").unsqueeze(0);  // (1,K=1,T)
+    }
+    const int64_t want_dim = task == TaskKind::MultipleChoice ? 3 : 2;
+    BIOLM_CHECK(batch.at("input_ids").dim() == want_dim, ConfigError, "--batch: input_ids",
+                fmt::format("a {} model takes rows {}, found {} dimension(s)", biolm::models::to_string(task),
+                            want_dim == 3 ? "(B,K,T)" : "(B,T)", batch.at("input_ids").dim()));
     if (task == TaskKind::Base) {
-      biolm::models::ModelInputs in;
-      in.input_ids = input;
-      output = dynamic_cast<biolm::models::TransformerImpl&>(*model).forward(in).hidden;  // (1,T,C)
+      biolm::models::ModelInputs in = biolm::models::TaskModelImpl::inputs_from_batch(batch);
+      output = dynamic_cast<biolm::models::TransformerImpl&>(*model).forward(in).hidden;  // (B,T,C)
     } else {
-      biolm::data::Batch batch;
-      batch["input_ids"] = task == TaskKind::MultipleChoice ? input.unsqueeze(0) : input;  // MC: (1,K=1,T)
+      // The logits alone: without labels in the batch no loss is computed (a causal LM would
+      // otherwise derive labels from the ids; harmless, but not asked for).
       auto& task_model = dynamic_cast<biolm::models::TaskModelImpl&>(*model);
-      // A soft prompt (prompt tuning) comes first, as in TrainableModel::run: logits (1,P+T,...).
+      // A soft prompt (prompt tuning) comes first, as in TrainableModel::run: logits (B,P+T,...).
       if (const auto& prompt = task_model.soft_prompt()) {
         batch = prompt->prepend(batch, task_model.embed_tokens(batch.at("input_ids")));
       }
@@ -490,10 +566,15 @@ void setup(CLI::App& sub) {
   p->add_option("--n-labels", pa->n_labels, "classes of a classification head");
   p->callback([pa] { from_peft(*pa); });
 
-  auto* l = sub.add_subcommand("logits", "logits (hidden states for base) of a model for given token ids");
+  auto* l = sub.add_subcommand("logits", "logits (hidden states for base) of a model for token ids or a padded batch");
   auto la = std::make_shared<LogitsArgs>();
   l->add_option("dir", la->dir, "HF directory or biolm model directory")->required();
-  l->add_option("--ids", la->ids, "token ids, comma-separated")->required();
+  l->add_option("--ids", la->ids, "token ids of one sequence, comma-separated");
+  l->add_option("--batch", la->batch,
+                "JSON file {\"input_ids\": [[...], ...], \"attention_mask\", \"token_type_ids\", \"position_ids\"} "
+                "(rows (B,T); (B,K,T) for multiple_choice; only input_ids required)");
+  l->add_option("--dtype", la->dtype, "run the model in f32, bf16 or f16 (output written as float32)")
+      ->capture_default_str();
   l->add_option("--task", la->task, "HF directory: the head to build (default: config.json's class): " + tasks);
   l->add_option("--n-labels", la->n_labels, "classes of a classification head");
   l->add_option("--out", la->out, "write {\"shape\", \"data\"} JSON here instead of printing the data");

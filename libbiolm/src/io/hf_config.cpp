@@ -47,6 +47,7 @@ class Reader {
 
   std::string key(const std::string& k) const { return fmt::format("{}: {}", origin_, k); }
   bool has(const std::string& k) const { return j_.contains(k) && !j_.at(k).is_null(); }
+  const json& raw(const std::string& k) const { return j_.at(k); }
 
   int64_t integer(const std::string& k, int64_t fallback) const {
     if (!has(k)) return fallback;
@@ -183,6 +184,47 @@ void read_gpt2(const Reader& r, ModelConfig& c) {
   r.require("add_cross_attention", false, "cross-attention (encoder-decoder) is not supported by libbiolm models");
 }
 
+// Rotary parameters. transformers >= 5 writes `rope_parameters: {rope_type, rope_theta, factor,
+// ...}`; older files write `rope_theta` at the top and `rope_scaling: {type | rope_type, factor,
+// ...}` (or null). modeling_rope_utils.py ROPE_INIT_FUNCTIONS: "default", "linear" and "llama3"
+// are implemented (nn/rotary.h); "dynamic", "yarn", "longrope", ... are refused by name.
+void read_rope(const Reader& r, ModelConfig& c) {
+  c.rope_theta = r.number("rope_theta", 10000.0);
+  const char* key = r.has("rope_parameters") ? "rope_parameters" : (r.has("rope_scaling") ? "rope_scaling" : nullptr);
+  if (key == nullptr) return;
+  const json& rope = r.raw(key);
+  BIOLM_CHECK(rope.is_object(), ConfigError, r.key(key), fmt::format("expected an object or null, found {}", rope.dump()));
+  const Reader p(rope, r.key(key));
+  if (p.has("rope_theta")) c.rope_theta = p.number("rope_theta", c.rope_theta);
+  const std::string type = p.has("rope_type") ? p.string("rope_type", "default") : p.string("type", "default");
+  if (p.has("partial_rotary_factor") && p.number("partial_rotary_factor", 1.0) != 1.0) {
+    throw ConfigError(p.key("partial_rotary_factor"), "partial rotary embeddings are not supported; expected 1.0");
+  }
+  auto& s = c.rope_scaling;
+  if (type == "default") {
+    s = models::RopeScaling{};
+  } else if (type == "linear") {
+    s.kind = models::RopeScalingKind::Linear;
+    BIOLM_CHECK(p.has("factor"), ConfigError, p.key("factor"), "rope_type linear needs a factor");
+    s.factor = p.number("factor", 1.0);
+  } else if (type == "llama3") {
+    s.kind = models::RopeScalingKind::Llama3;
+    for (const char* k : {"factor", "low_freq_factor", "high_freq_factor"}) {
+      BIOLM_CHECK(p.has(k), ConfigError, p.key(k), "rope_type llama3 needs factor, low_freq_factor and high_freq_factor");
+    }
+    s.factor = p.number("factor", 8.0);
+    s.low_freq_factor = p.number("low_freq_factor", 1.0);
+    s.high_freq_factor = p.number("high_freq_factor", 4.0);
+    s.original_max_positions = p.integer("original_max_position_embeddings", r.integer("max_position_embeddings", 8192));
+  } else {
+    throw ConfigError(p.key("rope_type"), fmt::format("rope_type \"{}\" is not supported (supported: default, linear, "
+                                                      "llama3)",
+                                                      type));
+  }
+  // transformers scales cos/sin by attention_factor for yarn/longrope only; a stray one here would
+  // change nothing it computes for these types, so it is not read.
+}
+
 void read_llama_like(const Reader& r, HfArch arch, ModelConfig& c) {
   const bool mistral = arch == HfArch::Mistral;
   c.family = Family::Decoder;
@@ -202,7 +244,6 @@ void read_llama_like(const Reader& r, HfArch arch, ModelConfig& c) {
   c.embedding_norm = false;
   c.final_norm = true;
   c.positions = PositionKind::Rotary;
-  c.rope_theta = r.number("rope_theta", 10000.0);
   c.max_positions = r.integer("max_position_embeddings", mistral ? 4096 * 32 : 2048);
   c.type_vocab_size = 0;
   c.attention_bias = mistral ? false : r.boolean("attention_bias", false);
@@ -213,10 +254,7 @@ void read_llama_like(const Reader& r, HfArch arch, ModelConfig& c) {
   c.pooler = false;
   c.bos_token_id = 1;
   c.eos_token_id = 2;
-  if (r.has("rope_scaling")) {
-    throw ConfigError(r.key("rope_scaling"), "rope_scaling is not supported (only plain rotary embeddings with "
-                                             "rope_theta are implemented); expected null");
-  }
+  read_rope(r, c);
   if (r.has("head_dim") && c.n_heads > 0 && r.integer("head_dim", 0) != c.hidden_size / c.n_heads) {
     throw ConfigError(r.key("head_dim"), fmt::format("head_dim {} != hidden_size / num_attention_heads = {} is not "
                                                      "supported",
@@ -308,15 +346,14 @@ HfModelInfo hf_config_from_json(const json& j, const std::string& origin) {
 
   if (info.arch == HfArch::Mistral) {
     // MistralConfig's default window is 4096 when the key is absent; null turns it off.
+    // Each query sees the last `sliding_window` keys (ModelConfig::sliding_window, the mask of
+    // transformers' sliding_window_overlay); a window at least max_positions long hides nothing.
     const bool absent = !j.contains("sliding_window");
     if (absent || !j.at("sliding_window").is_null()) {
       info.sliding_window = absent ? 4096 : r.integer("sliding_window", 4096);
-      if (*info.sliding_window < c.max_positions) {
-        log::warn("{}: sliding_window {} < max_position_embeddings {}: we attend to every earlier token, which "
-                  "equals Mistral's windowed attention only up to {} tokens; max_positions is capped to {}",
-                  origin, *info.sliding_window, c.max_positions, *info.sliding_window, *info.sliding_window);
-        c.max_positions = *info.sliding_window;
-      }
+      BIOLM_CHECK(*info.sliding_window > 0, ConfigError, r.key("sliding_window"),
+                  fmt::format("must be > 0 or null, found {}", *info.sliding_window));
+      if (*info.sliding_window < c.max_positions) c.sliding_window = info.sliding_window;
     }
   }
 
@@ -393,6 +430,10 @@ void check_hf_compatible(const ModelConfig& c, HfArch arch) {
   check_field(c.final_norm == !post, "final_norm", arch, post ? "final_norm false" : "final_norm true");
   check_field(c.positions == (llama ? PositionKind::Rotary : PositionKind::Learned), "positions", arch,
               llama ? "positions rotary" : "positions learned");
+  check_field(!c.sliding_window || arch == HfArch::Mistral, "sliding_window", arch,
+              "no sliding window (only mistral has one)");
+  check_field(c.rope_scaling.kind == models::RopeScalingKind::None || llama, "rope_scaling", arch,
+              "no rope scaling (rotary positions only)");
   if (llama) {
     check_field(c.activation == Activation::SwiGLU, "activation", arch, "activation swiglu");
   } else {
@@ -491,14 +532,41 @@ json hf_config_to_json(const ModelConfig& c, const HfExportConfig& e) {
       j["max_position_embeddings"] = c.max_positions;
       j["rms_norm_eps"] = c.norm_eps;
       j["rope_theta"] = c.rope_theta;
-      j["rope_scaling"] = nullptr;
+      {
+        // transformers 5 reads rope_parameters; older versions rope_theta + rope_scaling. Both say
+        // the same thing.
+        json params = {{"rope_theta", c.rope_theta}};
+        const auto& rs = c.rope_scaling;
+        switch (rs.kind) {
+          case models::RopeScalingKind::None: params["rope_type"] = "default"; break;
+          case models::RopeScalingKind::Linear:
+            params["rope_type"] = "linear";
+            params["factor"] = rs.factor;
+            break;
+          case models::RopeScalingKind::Llama3:
+            params["rope_type"] = "llama3";
+            params["factor"] = rs.factor;
+            params["low_freq_factor"] = rs.low_freq_factor;
+            params["high_freq_factor"] = rs.high_freq_factor;
+            params["original_max_position_embeddings"] = rs.original_max_positions;
+            break;
+        }
+        j["rope_parameters"] = params;
+        if (rs.kind == models::RopeScalingKind::None) {
+          j["rope_scaling"] = nullptr;
+        } else {
+          json legacy = params;
+          legacy.erase("rope_theta");
+          j["rope_scaling"] = legacy;
+        }
+      }
       j["attention_dropout"] = c.attention_dropout;
       if (e.arch == HfArch::Llama) {
         j["attention_bias"] = c.attention_bias;
         j["mlp_bias"] = c.mlp_bias;
       } else {
-        // Our attention is full causal attention; null keeps transformers from windowing it.
-        j["sliding_window"] = nullptr;
+        // null: full causal attention (absent would mean MistralConfig's default window of 4096).
+        j["sliding_window"] = c.sliding_window ? json(*c.sliding_window) : json(nullptr);
       }
       break;
   }

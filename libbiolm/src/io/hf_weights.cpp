@@ -6,11 +6,14 @@
 
 #include <algorithm>
 #include <fstream>
+#include <iterator>
+#include <nlohmann/json.hpp>
 #include <set>
 
 #include "biolm/core/error.h"
 #include "biolm/core/log.h"
 #include "biolm/io/safetensors.h"
+#include "biolm/io/torch_pickle.h"
 #include "biolm/models/task_model.h"
 #include "biolm/nn/linear.h"
 
@@ -319,6 +322,40 @@ std::string HfLoadReport::to_string() const {
   return s;
 }
 
+HfTensorSource HfTensorSource::open_pytorch_bin(const std::vector<std::filesystem::path>& files,
+                                                const std::filesystem::path& origin) {
+  std::map<std::string, at::Tensor> all;
+  for (const auto& file : files) {
+    for (auto& [name, tensor] : read_torch_state_dict(file)) {
+      BIOLM_CHECK(!all.count(name), CheckpointError, file.string(), name, "tensor found in two shards");
+      all[name] = std::move(tensor);
+    }
+  }
+  log::info("{}: read {} tensors from PyTorch pickle(s)", origin.string(), all.size());
+  return from_map(all, origin.string());
+}
+
+HfTensorSource HfTensorSource::open_pytorch_bin_index(const std::filesystem::path& index) {
+  std::ifstream in(index);
+  BIOLM_CHECK(in.good(), CheckpointError, index.string(), "", "cannot open the index");
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::parse_error& e) {
+    throw CheckpointError(index.string(), "", fmt::format("malformed JSON: {}", e.what()));
+  }
+  BIOLM_CHECK(j.is_object() && j.contains("weight_map") && j["weight_map"].is_object(), CheckpointError, index.string(),
+              "weight_map", "expected {\"weight_map\": {tensor: shard file}}");
+  std::set<std::string> shards;
+  for (const auto& [name, shard] : j["weight_map"].items()) {
+    BIOLM_CHECK(shard.is_string(), CheckpointError, index.string(), name, "expected a shard file name");
+    shards.insert(shard.get<std::string>());
+  }
+  std::vector<std::filesystem::path> files;
+  for (const auto& shard : shards) files.push_back(index.parent_path() / shard);
+  return open_pytorch_bin(files, index);
+}
+
 HfTensorSource HfTensorSource::from_map(const std::map<std::string, at::Tensor>& tensors, std::string origin) {
   HfTensorSource s;
   s.origin = std::move(origin);
@@ -331,23 +368,14 @@ HfTensorSource HfTensorSource::from_map(const std::map<std::string, at::Tensor>&
 HfTensorSource HfTensorSource::open(const std::filesystem::path& path) {
   namespace fs = std::filesystem;
   if (fs::is_directory(path) && !fs::exists(path / kSafetensorsSingleName) && !fs::exists(path / kSafetensorsIndexName)) {
-    for (const char* bin : {"pytorch_model.bin", "pytorch_model.bin.index.json"}) {
-      if (fs::exists(path / bin)) {
-        throw CheckpointError(
-            (path / bin).string(), "",
-            "PyTorch .bin state dicts are Python pickles that LibTorch cannot read; convert the directory to "
-            "safetensors first, e.g. python3 -c \"import transformers as t; "
-            "t.AutoModel.from_pretrained('DIR').save_pretrained('DIR', safe_serialization=True)\" (or "
-            "AutoModelForCausalLM / the task class, to keep the head)");
-      }
-    }
-    throw CheckpointError(path.string(), "", "no model.safetensors or model.safetensors.index.json in the directory");
-  }
-  if (path.extension() == ".bin") {
+    if (fs::exists(path / kPytorchBinName)) return open_pytorch_bin({path / kPytorchBinName}, path / kPytorchBinName);
+    if (fs::exists(path / kPytorchBinIndexName)) return open_pytorch_bin_index(path / kPytorchBinIndexName);
     throw CheckpointError(path.string(), "",
-                          "PyTorch .bin state dicts are Python pickles that LibTorch cannot read; convert to "
-                          "safetensors first (save_pretrained(..., safe_serialization=True))");
+                          fmt::format("no {}, {}, {} or {} in the directory", kSafetensorsSingleName,
+                                      kSafetensorsIndexName, kPytorchBinName, kPytorchBinIndexName));
   }
+  if (path.extension() == ".bin") return open_pytorch_bin({path}, path);
+  if (path.filename() == kPytorchBinIndexName) return open_pytorch_bin_index(path);
   auto ckpt = std::make_shared<SafetensorsCheckpoint>(path);
   HfTensorSource s;
   s.origin = path.string();

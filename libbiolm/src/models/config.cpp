@@ -53,6 +53,12 @@ struct EnumTable<PositionKind> {
                                                                    {PositionKind::None, "none"}};
 };
 template <>
+struct EnumTable<RopeScalingKind> {
+  static constexpr std::pair<RopeScalingKind, const char*> items[] = {{RopeScalingKind::None, "none"},
+                                                                      {RopeScalingKind::Linear, "linear"},
+                                                                      {RopeScalingKind::Llama3, "llama3"}};
+};
+template <>
 struct EnumTable<TaskKind> {
   static constexpr std::pair<TaskKind, const char*> items[] = {
       {TaskKind::Base, "base"},
@@ -124,6 +130,7 @@ std::string to_string(Activation v) { return enum_name(v); }
 std::string to_string(NormKind v) { return enum_name(v); }
 std::string to_string(NormPlacement v) { return enum_name(v); }
 std::string to_string(PositionKind v) { return enum_name(v); }
+std::string to_string(RopeScalingKind v) { return enum_name(v); }
 std::string to_string(TaskKind v) { return enum_name(v); }
 TaskKind parse_task_kind(const std::string& name, const std::string& key) { return parse_enum<TaskKind>(name, key); }
 
@@ -148,6 +155,20 @@ void ModelConfig::validate(const std::string& p) const {
   check(max_positions > 0, k("max_positions"), fmt::format("must be > 0, got {}", max_positions));
   check(type_vocab_size >= 0, k("type_vocab_size"), fmt::format("must be >= 0, got {}", type_vocab_size));
   check(rope_theta > 0, k("rope_theta"), fmt::format("must be > 0, got {}", rope_theta));
+  if (rope_scaling.kind != RopeScalingKind::None) {
+    check(positions == PositionKind::Rotary, k("rope_scaling.kind"), "rope scaling needs positions rotary");
+    check(rope_scaling.factor > 0, k("rope_scaling.factor"), fmt::format("must be > 0, got {}", rope_scaling.factor));
+  }
+  if (rope_scaling.kind == RopeScalingKind::Llama3) {
+    check(rope_scaling.high_freq_factor > rope_scaling.low_freq_factor && rope_scaling.low_freq_factor > 0,
+          k("rope_scaling.high_freq_factor"),
+          fmt::format("needs high_freq_factor > low_freq_factor > 0, got {} and {}", rope_scaling.high_freq_factor,
+                      rope_scaling.low_freq_factor));
+    check(rope_scaling.original_max_positions > 0, k("rope_scaling.original_max_positions"),
+          fmt::format("must be > 0, got {}", rope_scaling.original_max_positions));
+  }
+  check(!sliding_window || (*sliding_window > 0 && family == Family::Decoder), k("sliding_window"),
+        fmt::format("must be > 0 and needs family decoder, got {}", sliding_window ? *sliding_window : 0));
   check(positions != PositionKind::Rotary || head_dim() % 2 == 0, k("positions"),
         fmt::format("rotary embeddings need an even head_dim, got {}", head_dim()));
   check(hidden_dropout >= 0 && hidden_dropout < 1, k("hidden_dropout"),
@@ -182,6 +203,11 @@ nlohmann::json to_json(const ModelConfig& c) {
               {"aux_loss_weight", c.moe.aux_loss_weight},
               {"normalize_top_k", c.moe.normalize_top_k},
               {"layers", c.moe.layers}};
+  json rope = {{"kind", to_string(c.rope_scaling.kind)},
+               {"factor", c.rope_scaling.factor},
+               {"low_freq_factor", c.rope_scaling.low_freq_factor},
+               {"high_freq_factor", c.rope_scaling.high_freq_factor},
+               {"original_max_positions", c.rope_scaling.original_max_positions}};
   return json{{"name", c.name},
               {"family", to_string(c.family)},
               {"vocab_size", c.vocab_size},
@@ -198,6 +224,8 @@ nlohmann::json to_json(const ModelConfig& c) {
               {"final_norm", c.final_norm},
               {"positions", to_string(c.positions)},
               {"rope_theta", c.rope_theta},
+              {"rope_scaling", rope},
+              {"sliding_window", opt_json(c.sliding_window)},
               {"max_positions", c.max_positions},
               {"type_vocab_size", c.type_vocab_size},
               {"attention_bias", c.attention_bias},
@@ -231,6 +259,24 @@ ModelConfig config_from_json(const nlohmann::json& j, const std::string& p) {
          for (size_t i = 0; i < v.size(); ++i) c.moe.layers.push_back(read_int(v[i], fmt::format("{}[{}]", k, i)));
        }},
   };
+  // A nested object: every key must be one of `fields` (errors name "<k>.<key>").
+  const auto read_object = [](const json& v, const std::string& k, const std::map<std::string, Setter>& fields) {
+    if (!v.is_object()) throw ConfigError(k, "expected an object, found " + type_name(v));
+    for (const auto& [key, value] : v.items()) {
+      const auto it = fields.find(key);
+      if (it == fields.end()) throw ConfigError(k + "." + key, "unknown key");
+      it->second(value, k + "." + key);
+    }
+  };
+  const std::map<std::string, Setter> rope_fields = {
+      {"kind", [&](const json& v, const std::string& k) { c.rope_scaling.kind = read_enum<RopeScalingKind>(v, k); }},
+      {"factor", [&](const json& v, const std::string& k) { c.rope_scaling.factor = read_double(v, k); }},
+      {"low_freq_factor", [&](const json& v, const std::string& k) { c.rope_scaling.low_freq_factor = read_double(v, k); }},
+      {"high_freq_factor",
+       [&](const json& v, const std::string& k) { c.rope_scaling.high_freq_factor = read_double(v, k); }},
+      {"original_max_positions",
+       [&](const json& v, const std::string& k) { c.rope_scaling.original_max_positions = read_int(v, k); }},
+  };
   const std::map<std::string, Setter> fields = {
       {"name", [&](const json& v, const std::string& k) { c.name = read_string(v, k); }},
       {"family", [&](const json& v, const std::string& k) { c.family = read_enum<Family>(v, k); }},
@@ -249,6 +295,9 @@ ModelConfig config_from_json(const nlohmann::json& j, const std::string& p) {
       {"final_norm", [&](const json& v, const std::string& k) { c.final_norm = read_bool(v, k); }},
       {"positions", [&](const json& v, const std::string& k) { c.positions = read_enum<PositionKind>(v, k); }},
       {"rope_theta", [&](const json& v, const std::string& k) { c.rope_theta = read_double(v, k); }},
+      {"rope_scaling",
+       [&](const json& v, const std::string& k) { read_object(v, k, rope_fields); }},
+      {"sliding_window", [&](const json& v, const std::string& k) { c.sliding_window = read_opt_int(v, k); }},
       {"max_positions", [&](const json& v, const std::string& k) { c.max_positions = read_int(v, k); }},
       {"type_vocab_size", [&](const json& v, const std::string& k) { c.type_vocab_size = read_int(v, k); }},
       {"attention_bias", [&](const json& v, const std::string& k) { c.attention_bias = read_bool(v, k); }},
@@ -258,14 +307,7 @@ ModelConfig config_from_json(const nlohmann::json& j, const std::string& p) {
       {"tie_embeddings", [&](const json& v, const std::string& k) { c.tie_embeddings = read_bool(v, k); }},
       {"pooler", [&](const json& v, const std::string& k) { c.pooler = read_bool(v, k); }},
       {"moe",
-       [&](const json& v, const std::string& k) {
-         if (!v.is_object()) throw ConfigError(k, "expected an object, found " + type_name(v));
-         for (const auto& [key, value] : v.items()) {
-           const auto it = moe_fields.find(key);
-           if (it == moe_fields.end()) throw ConfigError(k + "." + key, "unknown key");
-           it->second(value, k + "." + key);
-         }
-       }},
+       [&](const json& v, const std::string& k) { read_object(v, k, moe_fields); }},
       {"pad_token_id", [&](const json& v, const std::string& k) { c.pad_token_id = read_opt_int(v, k); }},
       {"bos_token_id", [&](const json& v, const std::string& k) { c.bos_token_id = read_opt_int(v, k); }},
       {"eos_token_id", [&](const json& v, const std::string& k) { c.eos_token_id = read_opt_int(v, k); }},

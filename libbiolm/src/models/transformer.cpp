@@ -67,7 +67,10 @@ torch::Tensor TransformerImpl::default_position_ids(const ModelInputs& in, int64
     return t - start;
   }
   const int64_t past = in.past != nullptr ? in.past->length() : 0;
-  if (in.attention_mask.defined()) {
+  // Decoders count real tokens, so a left-padded prompt keeps the positions it has alone (what
+  // transformers' generate() passes as position_ids). Encoders number every slot 0..T-1 as
+  // BertEmbeddings does whatever the mask: padded rows then equal transformers' too.
+  if (in.attention_mask.defined() && causal()) {
     const auto pos = (in.attention_mask.to(device).to(torch::kLong).cumsum(1) - 1).clamp_min(0);  // (B,past+T)
     return pos.narrow(1, pos.size(1) - T, T);
   }
@@ -136,7 +139,11 @@ BodyOutput TransformerImpl::forward(const ModelInputs& in) {
 
   auto h = embeddings(in.input_ids, position_ids, in.token_type_ids, in.inputs_embeds);  // (B,T,C)
   nn::AttentionContext ctx;
-  if (past == 0 && !in.attention_mask.defined() && !in.segment_ids.defined()) {
+  // Mistral's window hides keys only once the sequence (cache included) is longer than it.
+  const bool windowed = c.sliding_window && past + T > *c.sliding_window;
+  if (windowed) {
+    ctx.mask = nn::make_attention_mask(B, T, past, causal(), in.attention_mask, in.segment_ids, device, c.sliding_window);
+  } else if (past == 0 && !in.attention_mask.defined() && !in.segment_ids.defined()) {
     // Nothing to hide but the future: no mask tensor, the attention kernel applies causality itself.
     ctx.is_causal = causal();
   } else if (T == 1 && !in.attention_mask.defined() && !in.segment_ids.defined()) {
@@ -145,7 +152,7 @@ BodyOutput TransformerImpl::forward(const ModelInputs& in) {
     ctx.mask = nn::make_attention_mask(B, T, past, causal(), in.attention_mask, in.segment_ids, device);
   }
   if (c.positions == PositionKind::Rotary) {
-    std::tie(ctx.cos, ctx.sin) = nn::rotary_cos_sin(position_ids, c.head_dim(), c.rope_theta, h.scalar_type());
+    std::tie(ctx.cos, ctx.sin) = nn::rotary_cos_sin(position_ids, c.head_dim(), c.rope_theta, h.scalar_type(), c.rope_scaling);
   }
   ctx.use_cache = in.use_cache;
   // Padding is left out of the MoE balance statistics: the last T columns of the mask.

@@ -104,7 +104,7 @@ AttentionOutput AttentionImpl::forward(const torch::Tensor& x, const AttentionCo
 
 torch::Tensor make_attention_mask(int64_t batch, int64_t q_len, int64_t past_len, bool causal,
                                   const torch::Tensor& attention_mask, const torch::Tensor& segment_ids,
-                                  const torch::Device& device) {
+                                  const torch::Device& device, std::optional<int64_t> sliding_window) {
   const int64_t Tk = past_len + q_len;
   auto opts = torch::TensorOptions().device(device);
   auto mask = torch::ones({batch, 1, q_len, Tk}, opts.dtype(torch::kBool));
@@ -112,7 +112,9 @@ torch::Tensor make_attention_mask(int64_t batch, int64_t q_len, int64_t past_len
     const auto qpos = torch::arange(past_len, Tk, opts.dtype(torch::kLong)).view({q_len, 1});
     const auto kpos = torch::arange(0, Tk, opts.dtype(torch::kLong)).view({1, Tk});
     mask = mask & (kpos <= qpos).view({1, 1, q_len, Tk});
+    if (sliding_window) mask = mask & (kpos > qpos - *sliding_window).view({1, 1, q_len, Tk});
   }
+  BIOLM_CHECK(!sliding_window || causal, ShapeError, "Attention", "a sliding window needs causal attention");
   if (attention_mask.defined()) {
     BIOLM_CHECK(attention_mask.dim() == 2 && attention_mask.size(0) == batch && attention_mask.size(1) == Tk,
                 ShapeError, "Attention",

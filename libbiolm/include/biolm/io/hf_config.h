@@ -7,11 +7,11 @@
 //   bert           post-LN, LayerNorm after the embedding sum, learned positions, GELU (erf), biases
 //   megatron-bert  pre-LN, no embedding norm, final LayerNorm (MegatronBertEncoder.ln), else as bert
 //   gpt2           pre-LN, learned positions, final ln_f, tanh GELU ("gelu_new"), biases, tied lm_head
-//   llama/mistral  pre-RMSNorm, rotary (rope_theta), SwiGLU (hidden_act "silu"), grouped KV heads,
-//                  no biases, final norm; Mistral's sliding_window caps the usable length (we attend
-//                  to every earlier token, which equals the window only for sequences <= window).
+//   llama/mistral  pre-RMSNorm, rotary (rope_theta; rope_type default, linear or llama3 from
+//                  rope_parameters / rope_scaling), SwiGLU (hidden_act "silu"), grouped KV heads,
+//                  no biases, final norm; Mistral's sliding_window becomes ModelConfig::sliding_window.
 // Anything a model type allows that our modules do not compute (relative position embeddings,
-// rope_scaling, GPT-2's scale_attn_by_inverse_layer_idx, ...) is refused with a ConfigError naming
+// rope_type yarn/dynamic/longrope, GPT-2's scale_attn_by_inverse_layer_idx, ...) is refused with a ConfigError naming
 // the file and the key, never dropped silently.
 #pragma once
 
@@ -46,7 +46,8 @@ struct HfModelInfo {
   std::vector<std::string> labels;
   /// "regression" / "single_label_classification" / ... when the file says so.
   std::optional<std::string> problem_type;
-  /// Mistral's attention window when set; config.max_positions is capped to it.
+  /// Mistral's attention window as the file says it (config.sliding_window holds it when it is
+  /// shorter than max_positions, i.e. when it hides anything).
   std::optional<int64_t> sliding_window;
   /// The task the first architecture implies (BertForMaskedLM -> MaskedLM, ...), if recognised.
   std::optional<models::TaskKind> task;

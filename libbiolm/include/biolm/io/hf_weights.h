@@ -91,15 +91,25 @@ struct HfLoadReport {
 };
 
 /// Where HF tensors come from: their names and a way to read one (a safetensors checkpoint, a map).
+inline constexpr const char* kPytorchBinName = "pytorch_model.bin";
+inline constexpr const char* kPytorchBinIndexName = "pytorch_model.bin.index.json";
+
 struct HfTensorSource {
   std::string origin;  ///< path for error messages
   std::vector<std::string> names;
   std::function<at::Tensor(const std::string&)> get;
   static HfTensorSource from_map(const std::map<std::string, at::Tensor>& tensors, std::string origin = "<memory>");
-  /// A .safetensors file, an index file or a directory (model.safetensors[.index.json]).
-  /// A directory with only pytorch_model.bin is refused with a CheckpointError explaining how to
-  /// convert it (LibTorch cannot unpickle Python state dicts).
+  /// A .safetensors file, an index file, a .bin file or a directory: model.safetensors[.index.json]
+  /// first, else pytorch_model.bin[.index.json] (PyTorch state dicts in torch.save's zip format,
+  /// read by io/torch_pickle.h's restricted unpickler; tensors are read whole into memory). Legacy
+  /// (pre-1.6) pickles and dicts holding anything but tensors are refused with a CheckpointError
+  /// saying how to convert them.
   static HfTensorSource open(const std::filesystem::path& path);
+  /// PyTorch state-dict files (one per shard) as one source named `origin`.
+  static HfTensorSource open_pytorch_bin(const std::vector<std::filesystem::path>& files,
+                                         const std::filesystem::path& origin);
+  /// pytorch_model.bin.index.json: its weight_map's shards.
+  static HfTensorSource open_pytorch_bin_index(const std::filesystem::path& index);
 };
 
 /// Copies the HF tensors into `model`'s parameters (dtype converted to the parameter's), after

@@ -23,6 +23,8 @@ enum class Family { Encoder, Decoder };
 using Activation = nn::Activation;        // GeluErf, GeluTanh, Relu, Silu, SwiGLU
 using NormKind = nn::NormKind;            // LayerNorm, RMSNorm
 using NormPlacement = nn::NormPlacement;  // Post (BERT), Pre (Megatron-BERT, GPT-2, LLaMA)
+using RopeScalingKind = nn::RopeScalingKind;  // None, Linear, Llama3
+using RopeScaling = nn::RopeScaling;
 /// Learned absolute position table, rotary embeddings on q/k (Su et al. 2021), or none.
 enum class PositionKind { Learned, Rotary, None };
 
@@ -52,8 +54,12 @@ struct ModelConfig {
   bool final_norm = false;         ///< norm after the last block (pre-LN models)
   PositionKind positions = PositionKind::Learned;
   double rope_theta = 10000.0;     ///< rotary base
+  RopeScaling rope_scaling;        ///< rotary frequency scaling (HF rope_type linear / llama3); kind None = off
   int64_t max_positions = 512;     ///< rows of the learned table; the longest sequence otherwise
   int64_t type_vocab_size = 2;     ///< token-type (segment A/B) embeddings; 0 = none
+  /// Causal attention to the last W keys only (Mistral's sliding window: key j is visible from
+  /// query i when i - W < j <= i, on sequence indices); nullopt = every earlier key.
+  std::optional<int64_t> sliding_window;
   bool attention_bias = true;      ///< biases on q/k/v/o projections
   bool mlp_bias = true;            ///< biases on up/gate/down
   double hidden_dropout = 0.1;     ///< embeddings, residual branches, classifier input
@@ -83,6 +89,7 @@ std::string to_string(Activation v);
 std::string to_string(NormKind v);
 std::string to_string(NormPlacement v);
 std::string to_string(PositionKind v);
+std::string to_string(RopeScalingKind v);
 
 /// JSON with every field (keys = field names; enums as lower-case strings, e.g. "gelu_erf").
 nlohmann::json to_json(const ModelConfig& config);

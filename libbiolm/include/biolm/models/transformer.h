@@ -36,8 +36,9 @@ struct ModelInputs {
   torch::Tensor input_ids;       ///< (B,T) int64
   torch::Tensor attention_mask;  ///< (B,T), or (B,Tpast+T) with a cache; 1 = real token, 0 = padding
   torch::Tensor token_type_ids;  ///< (B,T); zeros when absent
-  /// (B,T); when absent: restarts at 0 in each segment when segment_ids are given, otherwise
-  /// counts real tokens (cumsum(attention_mask) - 1), so left padding does not shift positions.
+  /// (B,T); when absent: restarts at 0 in each segment when segment_ids are given; otherwise a
+  /// decoder counts real tokens (cumsum(attention_mask) - 1), so left padding does not shift
+  /// positions, and an encoder numbers the slots 0..T-1 (as transformers' BertEmbeddings).
   torch::Tensor position_ids;
   torch::Tensor segment_ids;     ///< (B,T) packed examples: attention stays within a segment
   torch::Tensor inputs_embeds;   ///< (B,T,C) instead of input_ids (prompt tuning)

@@ -14,6 +14,8 @@
 #include <torch/nn/pimpl.h>
 #include <torch/types.h>
 
+#include <optional>
+
 #include "biolm/nn/linear.h"
 
 namespace biolm::nn {
@@ -86,11 +88,13 @@ torch::Tensor explicit_attention(const torch::Tensor& q, const torch::Tensor& k,
 ///   causal: query at absolute position Tpast+i sees keys <= Tpast+i;
 ///   attention_mask (B,Tk) 1 = real token (undefined = all real): padded keys are hidden;
 ///   segment_ids (B,Tq) with Tpast == 0 (undefined = one segment): a token sees only its segment.
+///   sliding_window W (causal only): query i sees keys j with i - W < j <= i (sequence indices, as
+///   transformers' sliding_window_overlay for Mistral).
 /// A query row that would see no key at all (a left-padded position under a causal mask) is
 /// opened to every key instead: its output is finite and meaningless, never NaN. Callers ignore
 /// padded positions.
 torch::Tensor make_attention_mask(int64_t batch, int64_t q_len, int64_t past_len, bool causal,
                                   const torch::Tensor& attention_mask, const torch::Tensor& segment_ids,
-                                  const torch::Device& device);
+                                  const torch::Device& device, std::optional<int64_t> sliding_window = std::nullopt);
 
 }  // namespace biolm::nn
