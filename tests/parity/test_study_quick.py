@@ -4,6 +4,7 @@ NCBI-disease. Asserts what the study claims at this scale: every run beats chanc
 start beats from-scratch, and the report (markdown, HTML, JSON, PNG and SVG plots) is written."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -11,7 +12,10 @@ from conftest import SOURCE_DIR
 
 
 def test_quick_study(biolm_exe, shared_data, tmp_path):
-    out = tmp_path / "study"
+    # Kept after the run (build/tests/parity/work/study-quick) for a reader; a fresh one every time,
+    # since the study reuses the runs it finds in its directory.
+    out = (os.environ.get("BIOLM_PARITY_WORK") and __import__("pathlib").Path(os.environ["BIOLM_PARITY_WORK"]) / "study-quick") or tmp_path / "study"
+    shutil.rmtree(out, ignore_errors=True)
     env = dict(os.environ, BIOLM=biolm_exe)
     proc = subprocess.run([sys.executable, os.path.join(SOURCE_DIR, "examples", "gatortron", "real_study.py"),
                            "--quick", "--out", str(out)], capture_output=True, text=True, env=env, cwd=SOURCE_DIR)
