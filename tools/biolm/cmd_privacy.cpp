@@ -1,14 +1,16 @@
 // biolm privacy epsilon|sigma: the DP-SGD accountant (biolm/train/accountant.h) from the command
-// line, one JSON object on stdout (docs/privacy.md).
+// line, one JSON object per line on stdout (docs/privacy.md).
 //   biolm privacy epsilon --sigma 1.1 --q 0.01 --steps 1000 --delta 1e-5
-//     -> {"accountant":"rdp","epsilon":...,"best_order":...,"sigma":1.1,"q":0.01,"steps":1000,"delta":1e-05}
+//     -> {"accountant":"rdp","best_order":9.6,"delta":1e-05,"epsilon":1.71177009122...,"q":0.01,"sigma":1.1,"steps":1000}
 //   biolm privacy sigma --target-epsilon 3 --q 0.01 --steps 1000 --delta 1e-5
-//     -> {"accountant":"rdp","sigma":...,"epsilon":... (spent at that sigma),...}
-#include <iomanip>
+//     -> {..., "sigma":0.865478515625, "epsilon": (spent at that sigma), ...}
+// Every option takes one or more values; each combination prints one line (a grid in one call).
+#include <cmath>
 #include <iostream>
 #include <limits>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <vector>
 
 #include "biolm/core/error.h"
 #include "biolm/train/accountant.h"
@@ -17,46 +19,64 @@
 namespace {
 
 struct PrivacyArgs {
-  double sigma = 1.0;
-  double target_epsilon = 1.0;
-  double q = 0.01;
-  int64_t steps = 1;
-  double delta = 1e-5;
+  std::vector<double> sigma, target_epsilon, q, delta{1e-5};
+  std::vector<int64_t> steps;
   double tolerance = 0.01;
 };
 
 void check(const PrivacyArgs& a) {
-  if (!(a.q > 0 && a.q <= 1)) throw biolm::ConfigError("privacy.q", "must be in (0, 1]");
-  if (a.steps < 0) throw biolm::ConfigError("privacy.steps", "must be >= 0");
-  if (!(a.delta > 0 && a.delta < 1)) throw biolm::ConfigError("privacy.delta", "must be in (0, 1)");
+  for (double q : a.q)
+    if (!(q > 0 && q <= 1)) throw biolm::ConfigError("privacy.q", "must be in (0, 1], got " + std::to_string(q));
+  for (int64_t n : a.steps)
+    if (n < 0) throw biolm::ConfigError("privacy.steps", "must be >= 0, got " + std::to_string(n));
+  for (double d : a.delta)
+    if (!(d > 0 && d < 1)) throw biolm::ConfigError("privacy.delta", "must be in (0, 1), got " + std::to_string(d));
+  for (double s : a.sigma)
+    if (s < 0) throw biolm::ConfigError("privacy.sigma", "must be >= 0, got " + std::to_string(s));
+  for (double e : a.target_epsilon)
+    if (!(e > 0)) throw biolm::ConfigError("privacy.target_epsilon", "must be > 0, got " + std::to_string(e));
 }
 
-/// Full double precision in the JSON numbers (nlohmann prints the shortest round-trip form).
-void print(const nlohmann::json& j) { std::cout << j.dump() << "\n"; }
+/// nlohmann prints doubles in the shortest form that reads back exactly.
+nlohmann::json number(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json("inf"); }
 
+/// Every combination of the listed values, one JSON object per line (first option outermost).
 void run_epsilon(const PrivacyArgs& a) {
   check(a);
-  if (a.sigma < 0) throw biolm::ConfigError("privacy.sigma", "must be >= 0");
-  const auto spent = biolm::train::rdp_epsilon(a.sigma, a.q, a.steps, a.delta);
-  nlohmann::json j = {{"accountant", "rdp"}, {"sigma", a.sigma}, {"q", a.q}, {"steps", a.steps}, {"delta", a.delta}};
-  j["epsilon"] = std::isfinite(spent.epsilon) ? nlohmann::json(spent.epsilon) : nlohmann::json("inf");
-  j["best_order"] = std::isfinite(spent.best_order) ? nlohmann::json(spent.best_order) : nlohmann::json(nullptr);
-  print(j);
+  for (double sigma : a.sigma)
+    for (double q : a.q)
+      for (int64_t steps : a.steps)
+        for (double delta : a.delta) {
+          const auto spent = biolm::train::rdp_epsilon(sigma, q, steps, delta);
+          std::cout << nlohmann::json{{"accountant", "rdp"}, {"sigma", sigma}, {"q", q}, {"steps", steps},
+                                      {"delta", delta}, {"epsilon", number(spent.epsilon)},
+                                      {"best_order", std::isfinite(spent.best_order) ? nlohmann::json(spent.best_order)
+                                                                                     : nlohmann::json(nullptr)}}
+                           .dump()
+                    << "\n";
+        }
 }
 
 void run_sigma(const PrivacyArgs& a) {
   check(a);
-  const double sigma = biolm::train::rdp_noise_multiplier(a.target_epsilon, a.delta, a.q, a.steps, a.tolerance);
-  const auto spent = biolm::train::rdp_epsilon(sigma, a.q, a.steps, a.delta);
-  print({{"accountant", "rdp"}, {"sigma", sigma},           {"epsilon", spent.epsilon},
-         {"target_epsilon", a.target_epsilon}, {"q", a.q}, {"steps", a.steps},
-         {"delta", a.delta},  {"epsilon_tolerance", a.tolerance}});
+  for (double target : a.target_epsilon)
+    for (double q : a.q)
+      for (int64_t steps : a.steps)
+        for (double delta : a.delta) {
+          const double sigma = biolm::train::rdp_noise_multiplier(target, delta, q, steps, a.tolerance);
+          const auto spent = biolm::train::rdp_epsilon(sigma, q, steps, delta);
+          std::cout << nlohmann::json{{"accountant", "rdp"}, {"target_epsilon", target}, {"q", q},
+                                      {"steps", steps}, {"delta", delta}, {"sigma", sigma},
+                                      {"epsilon", number(spent.epsilon)}, {"epsilon_tolerance", a.tolerance}}
+                           .dump()
+                    << "\n";
+        }
 }
 
 void add_common(CLI::App& s, PrivacyArgs& a) {
-  s.add_option("--q", a.q, "sampling rate: expected batch size / dataset size")->required();
-  s.add_option("--steps", a.steps, "optimizer steps")->required();
-  s.add_option("--delta", a.delta, "delta of (epsilon, delta)-DP")->capture_default_str();
+  s.add_option("--q", a.q, "sampling rate(s): expected batch size / dataset size")->required();
+  s.add_option("--steps", a.steps, "optimizer step count(s)")->required();
+  s.add_option("--delta", a.delta, "delta(s) of (epsilon, delta)-DP")->capture_default_str();
 }
 
 const bool registered = biolm::cli::register_command(
@@ -65,11 +85,11 @@ const bool registered = biolm::cli::register_command(
        auto a = std::make_shared<PrivacyArgs>();
        sub.require_subcommand(1);
        auto* eps = sub.add_subcommand("epsilon", "epsilon spent by --steps steps at noise multiplier --sigma and rate --q");
-       eps->add_option("--sigma", a->sigma, "noise multiplier (noise std / max_grad_norm)")->required();
+       eps->add_option("--sigma", a->sigma, "noise multiplier(s) (noise std / max_grad_norm)")->required();
        add_common(*eps, *a);
        eps->callback([a] { run_epsilon(*a); });
-       auto* sig = sub.add_subcommand("sigma", "the smallest noise multiplier (Opacus' search) that spends at most --target-epsilon");
-       sig->add_option("--target-epsilon", a->target_epsilon, "privacy budget epsilon")->required();
+       auto* sig = sub.add_subcommand("sigma", "the noise multiplier (Opacus' search) that spends at most --target-epsilon");
+       sig->add_option("--target-epsilon", a->target_epsilon, "privacy budget(s) epsilon")->required();
        sig->add_option("--tolerance", a->tolerance, "search stops when target - epsilon <= tolerance (Opacus: 0.01)")
            ->capture_default_str();
        add_common(*sig, *a);
