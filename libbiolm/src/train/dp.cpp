@@ -144,11 +144,15 @@ DpEngine::DpEngine(torch::nn::Module& model, std::vector<torch::Tensor> trainabl
     covered.insert(it->second);
     return it->second;
   };
-  for (const auto& item : model.named_modules("", /*include_self=*/true)) {
-    auto* lin = dynamic_cast<nn::LinearImpl*>(item.value().get());
+  // The model itself (a bare Linear) and its submodules; include_self would need the model in a
+  // shared_ptr.
+  std::vector<std::pair<std::string, torch::nn::Module*>> modules{{"", &model}};
+  for (const auto& item : model.named_modules("", /*include_self=*/false)) modules.emplace_back(item.key(), item.value().get());
+  for (const auto& [module_name, module] : modules) {
+    auto* lin = dynamic_cast<nn::LinearImpl*>(module);
     if (!lin) continue;
     auto site = std::make_shared<Site>();
-    site->name = item.key();
+    site->name = module_name;
     site->linear = lin;
     site->weight = slot(lin->weight);
     site->bias = slot(lin->bias);
@@ -294,7 +298,12 @@ torch::Tensor DpEngine::clip_and_accumulate(double max_grad_norm) {
   }
   torch::Tensor norms;
   if (B > 0) {
-    auto sq = torch::zeros({B}, torch::TensorOptions().dtype(torch::kFloat32).device(trainable_.front().device()));
+    // Norms in the per-example gradients' dtype (float32 at least; float64 models keep float64).
+    auto dtype = torch::kFloat32;
+    for (const auto& gi : g) {
+      if (gi.defined()) dtype = torch::promote_types(dtype, gi.scalar_type());
+    }
+    auto sq = torch::zeros({B}, torch::TensorOptions().dtype(dtype).device(trainable_.front().device()));
     for (const auto& gi : g) {
       if (gi.defined()) sq = sq + gi.reshape({B, -1}).pow(2).sum(1).to(sq.scalar_type());
     }
