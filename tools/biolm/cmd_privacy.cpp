@@ -40,37 +40,35 @@ void check(const PrivacyArgs& a) {
 /// nlohmann prints doubles in the shortest form that reads back exactly.
 nlohmann::json number(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json("inf"); }
 
-/// Every combination of the listed values, one JSON object per line (first option outermost).
-void run_epsilon(const PrivacyArgs& a) {
-  check(a);
-  for (double sigma : a.sigma)
+/// Calls fn(first, q, steps, delta) for every combination of the listed values, first option outermost.
+template <typename Fn>
+void for_each_setting(const std::vector<double>& first, const PrivacyArgs& a, Fn fn) {
+  for (double f : first)
     for (double q : a.q)
       for (int64_t steps : a.steps)
-        for (double delta : a.delta) {
-          const auto spent = biolm::train::rdp_epsilon(sigma, q, steps, delta);
-          std::cout << nlohmann::json{{"accountant", "rdp"}, {"sigma", sigma}, {"q", q}, {"steps", steps},
-                                      {"delta", delta}, {"epsilon", number(spent.epsilon)},
-                                      {"best_order", std::isfinite(spent.best_order) ? nlohmann::json(spent.best_order)
-                                                                                     : nlohmann::json(nullptr)}}
-                           .dump()
-                    << "\n";
-        }
+        for (double delta : a.delta) std::cout << fn(f, q, steps, delta).dump() << "\n";
+}
+
+void run_epsilon(const PrivacyArgs& a) {
+  check(a);
+  for_each_setting(a.sigma, a, [](double sigma, double q, int64_t steps, double delta) {
+    const auto spent = biolm::train::rdp_epsilon(sigma, q, steps, delta);
+    return nlohmann::json{{"accountant", "rdp"}, {"sigma", sigma}, {"q", q}, {"steps", steps}, {"delta", delta},
+                          {"epsilon", number(spent.epsilon)},
+                          {"best_order", std::isfinite(spent.best_order) ? nlohmann::json(spent.best_order)
+                                                                         : nlohmann::json(nullptr)}};
+  });
 }
 
 void run_sigma(const PrivacyArgs& a) {
   check(a);
-  for (double target : a.target_epsilon)
-    for (double q : a.q)
-      for (int64_t steps : a.steps)
-        for (double delta : a.delta) {
-          const double sigma = biolm::train::rdp_noise_multiplier(target, delta, q, steps, a.tolerance);
-          const auto spent = biolm::train::rdp_epsilon(sigma, q, steps, delta);
-          std::cout << nlohmann::json{{"accountant", "rdp"}, {"target_epsilon", target}, {"q", q},
-                                      {"steps", steps}, {"delta", delta}, {"sigma", sigma},
-                                      {"epsilon", number(spent.epsilon)}, {"epsilon_tolerance", a.tolerance}}
-                           .dump()
-                    << "\n";
-        }
+  for_each_setting(a.target_epsilon, a, [&a](double target, double q, int64_t steps, double delta) {
+    const double sigma = biolm::train::rdp_noise_multiplier(target, delta, q, steps, a.tolerance);
+    return nlohmann::json{{"accountant", "rdp"}, {"target_epsilon", target}, {"q", q}, {"steps", steps},
+                          {"delta", delta}, {"sigma", sigma},
+                          {"epsilon", number(biolm::train::rdp_epsilon(sigma, q, steps, delta).epsilon)},
+                          {"epsilon_tolerance", a.tolerance}};
+  });
 }
 
 void add_common(CLI::App& s, PrivacyArgs& a) {

@@ -190,6 +190,19 @@ data::Batch Trainer::next_batch(data::BatchSource& source) {
   return b->to(state_->device);
 }
 
+int64_t Trainer::forward_backward(const data::Batch& batch, torch::Tensor& loss_sum) {
+  StepOutput out;
+  {
+    compat::AutocastGuard autocast(state_->device.type(), c10::kBFloat16, config_.bf16);
+    out = model_.run(batch);
+  }
+  BIOLM_CHECK(out.loss_sum.defined() && out.loss_sum.numel() == 1, Error,
+              model_.name() + "::forward_batch must return a scalar loss_sum");
+  loss_sum.add_(out.loss_sum.detach().reshape({}).to(torch::kFloat64));
+  if (out.n_target_tokens > 0) out.loss_sum.to(torch::kFloat32).backward();
+  return out.n_target_tokens;
+}
+
 StepInfo Trainer::train_step(data::BatchSource& source, torch::Tensor& grad_norm) {
   auto& s = *state_;
   for (auto& p : s.trainable) p.mutable_grad().reset();
@@ -202,16 +215,7 @@ StepInfo Trainer::train_step(data::BatchSource& source, torch::Tensor& grad_norm
   int64_t tokens = 0;
   for (int64_t m = 0; m < config_.grad_accum; ++m) {
     const data::Batch batch = next_batch(source);
-    StepOutput out;
-    {
-      compat::AutocastGuard autocast(s.device.type(), c10::kBFloat16, config_.bf16);
-      out = model_.run(batch);
-    }
-    BIOLM_CHECK(out.loss_sum.defined() && out.loss_sum.numel() == 1, Error,
-                model_.name() + "::forward_batch must return a scalar loss_sum");
-    loss_sum.add_(out.loss_sum.detach().reshape({}).to(torch::kFloat64));
-    if (out.n_target_tokens > 0) out.loss_sum.to(torch::kFloat32).backward();
-    tokens += out.n_target_tokens;  // counted on the host by the collator: no device read
+    tokens += forward_backward(batch, loss_sum);  // counted on the host by the collator: no device read
   }
   // The one device->host copy of the step. The skip decision must be known on the host before
   // the optimizer runs: LibTorch's optimizers keep their step counter on the host, and a step
@@ -312,16 +316,7 @@ StepInfo Trainer::dp_train_step(data::BatchSource& source) {
                 "packed rows (segment_ids: several examples in one row) cannot train with DP-SGD: one row's gradient "
                 "is not one example's; turn data.packing off");
     s.dp->begin_micro_batch(batch.n_examples);
-    StepOutput out;
-    {
-      compat::AutocastGuard autocast(s.device.type(), c10::kBFloat16, config_.bf16);
-      out = model_.run(batch);
-    }
-    BIOLM_CHECK(out.loss_sum.defined() && out.loss_sum.numel() == 1, Error,
-                model_.name() + "::forward_batch must return a scalar loss_sum");
-    loss_sum.add_(out.loss_sum.detach().reshape({}).to(torch::kFloat64));
-    if (out.n_target_tokens > 0) out.loss_sum.to(torch::kFloat32).backward();
-    tokens += out.n_target_tokens;
+    tokens += forward_backward(batch, loss_sum);
     s.dp->clip_and_accumulate(dp.max_grad_norm);
   }
   // The one host read of the step, as in train_step.

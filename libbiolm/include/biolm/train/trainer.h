@@ -128,6 +128,9 @@ class Trainer {
   data::Batch next_batch(data::BatchSource& source);
   /// One optimizer step; `grad_norm` receives the pre-clip norm (device tensor) when clipping.
   StepInfo train_step(data::BatchSource& source, torch::Tensor& grad_norm);
+  /// Forward and backward of one micro-batch (autocast per config); adds its loss to `loss_sum`
+  /// on the device and returns its target count.
+  int64_t forward_backward(const data::Batch& batch, torch::Tensor& loss_sum);
   /// The DP-SGD step (train/dp.h).
   StepInfo dp_train_step(data::BatchSource& source);
   void setup_dp(data::BatchSource& source);
