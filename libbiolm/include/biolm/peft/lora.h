@@ -13,7 +13,6 @@
 #include <torch/nn/module.h>
 #include <torch/types.h>
 
-#include <functional>
 #include <string>
 #include <vector>
 
