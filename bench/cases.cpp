@@ -2,6 +2,8 @@
 //
 //   clm_full   CausalLM step: forward, mean next-token cross entropy, backward, AdamW (lr 1e-4, wd 0)
 //   clm_lora   the same with the body frozen and LoRA r 8, alpha 16 on every q_proj and v_proj
+//   clm_dp_lora clm_lora as a DP-SGD step (train/dp.h): per-example gradients of the adapters
+//              from recorded activations, clipping to C = 1, noise σ = 1, AdamW
 //   clm_hybrid clm_lora plus every norm weight, every bias and the LM head trained in full
 //              (peft::Method::Hybrid, the adaptation study's hybrid setting)
 //   mlm        MaskedLM step on the encoder, 15 % of positions masked, logits only at those
@@ -28,6 +30,7 @@
 #include "biolm/core/error.h"
 #include "biolm/data/batch.h"
 #include "biolm/models/generate.h"
+#include "biolm/train/dp.h"
 #include "biolm/models/task_model.h"
 #include "biolm/peft/lora.h"
 #include "biolm/peft/method.h"
@@ -74,11 +77,13 @@ double ms_since(std::chrono::steady_clock::time_point t0) {
 
 CaseResult run_case(const BenchConfig& config, const std::string& case_name, const RunOptions& o) {
   const bool is_mlm = case_name == "mlm";
-  const bool is_lora = case_name == "clm_lora";
+  const bool is_dp = case_name == "clm_dp_lora";
+  const bool is_lora = case_name == "clm_lora" || is_dp;
   const bool is_hybrid = case_name == "clm_hybrid";
   const bool training = case_name == "clm_full" || is_lora || is_hybrid || is_mlm;
   if (!training && case_name != "forward" && case_name != "generate") {
-    throw ConfigError("case", "expected clm_full|clm_lora|clm_hybrid|mlm|forward|generate, found \"" + case_name + "\"");
+    throw ConfigError("case", "expected clm_full|clm_lora|clm_dp_lora|clm_hybrid|mlm|forward|generate, found \"" +
+                                  case_name + "\"");
   }
   if (is_mlm && config.model.is_decoder()) {
     throw ConfigError("case", "mlm needs an encoder config (bert, megatron-bert-345m), not \"" + config.name + "\"");
@@ -181,6 +186,30 @@ CaseResult run_case(const BenchConfig& config, const std::string& case_name, con
     compat::AutocastGuard guard(o.device.type(), o.dtype, autocast);
     return model->forward_task(batch).loss;
   };
+  if (is_dp) {
+    std::vector<torch::Tensor> trainable;
+    for (const auto& p : model->parameters()) {
+      if (p.requires_grad()) trainable.push_back(p);
+    }
+    train::DpEngine engine(*model, trainable);
+    r.times = time_steps(o.warmup, o.steps, [&] {
+      model->zero_grad(/*set_to_none=*/true);
+      engine.begin_micro_batch(B);
+      torch::Tensor loss;
+      {
+        compat::AutocastGuard guard(o.device.type(), o.dtype, autocast);
+        loss = model->run(batch).loss_sum;
+      }
+      loss.backward();
+      engine.clip_and_accumulate(/*max_grad_norm=*/1.0);
+      engine.finish_step(/*noise_multiplier=*/1.0, /*max_grad_norm=*/1.0, static_cast<double>(B));
+      opt.step();
+      last_loss = loss.detach() / static_cast<double>(batch.n_target_tokens);
+    }, o.device);
+    r.final_loss = last_loss.item<double>();
+    r.notes.push_back("DP-SGD step: per-example LoRA gradients, clip C = 1, noise sigma = 1, AdamW");
+    return r;
+  }
   r.times = time_steps(o.warmup, o.steps, [&] {
     torch::Tensor loss = forward();
     model->zero_grad(/*set_to_none=*/true);

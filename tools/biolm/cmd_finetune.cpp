@@ -3,6 +3,8 @@
 //   reader -> features -> loader -> model (preset/config or a biolm model directory + task head)
 //   -> peft method -> trainer (eval on dev every N steps, best checkpoint) -> test metrics with
 //   bootstrap 95 % intervals -> results.json and <output>/model/ (io::save_model_dir).
+// With train.dp (DP-SGD, docs/privacy.md) the loader samples Poisson batches and results.json
+// and the model directory's info carry "privacy" (epsilon spent, delta, noise, q, steps).
 // Tasks (biolm/tasks/finetune_tasks.h, docs/cli.md): ner, re, nli, sts, qa-span, mcqa, pubmedqa,
 // instruct. The task glue lives in the library; this file reads the config and wires it up.
 #include <torch/torch.h>
@@ -24,6 +26,7 @@
 #include "biolm/peft/method.h"
 #include "biolm/tasks/finetune_tasks.h"
 #include "biolm/tokenize/wordpiece.h"
+#include "biolm/train/dp.h"
 #include "biolm/train/progress.h"
 #include "biolm/train/trainer.h"
 #include "command.h"
@@ -245,16 +248,31 @@ int run_finetune(const std::string& config_path, const std::vector<std::string>&
   tcfg.seed = seed;
   if (!tcfg.best_metric) tcfg.best_metric = tasks::primary_metric(spec.task);
 
-  data::LoaderOptions lo;
-  lo.batch_size = batch_size;
-  lo.seed = seed;
-  data::Loader loader(std::make_shared<data::VectorDataset>(train_d.rows),
-                      [pad_id](std::vector<data::Features>&& rows, uint64_t) {
-                        data::CollateOptions co;
-                        co.pad_id = pad_id;
-                        return data::collate(rows, co);
-                      },
-                      lo);
+  const auto train_set = std::make_shared<data::VectorDataset>(train_d.rows);
+  const data::Collator collator = [pad_id](std::vector<data::Features>&& rows, uint64_t) {
+    data::CollateOptions co;
+    co.pad_id = pad_id;
+    return data::collate(rows, co);
+  };
+  std::unique_ptr<data::BatchSource> loader;
+  if (tcfg.dp) {
+    // DP-SGD samples each example with probability q per step (train/dp.h): the expected logical
+    // batch is train.batch_size x train.grad_accum examples, cut into grad_accum micro-batches.
+    if (spec.packing) throw ConfigError("data.packing", "packed rows cannot train with DP-SGD (train.dp)");
+    train::PoissonOptions po;
+    po.sample_rate = std::min(1.0, static_cast<double>(batch_size * tcfg.grad_accum) /
+                                       static_cast<double>(std::max<int64_t>(1, train_set->size())));
+    po.micro_batches = tcfg.grad_accum;
+    po.seed = seed;
+    log::info("DP-SGD: Poisson sampling, q = {:.6g} (train.batch_size {} x grad_accum {} of {} rows)", po.sample_rate,
+              batch_size, tcfg.grad_accum, train_set->size());
+    loader = std::make_unique<train::PoissonLoader>(train_set, collator, po);
+  } else {
+    data::LoaderOptions lo;
+    lo.batch_size = batch_size;
+    lo.seed = seed;
+    loader = std::make_unique<data::Loader>(train_set, collator, lo);
+  }
   train::Trainer trainer(*model, tcfg);
   trainer.set_lr_scales(summary.lr_scales);
   json run_info = {{"task", task_name}, {"model", models::to_json(mcfg)}, {"peft", peft::to_json(method)}};
@@ -270,7 +288,7 @@ int run_finetune(const std::string& config_path, const std::vector<std::string>&
   trainer.set_progress([tty](const train::ProgressEvent& e) {
     std::cerr << (tty ? "\r" : "") << train::format_progress(e, tty) << (tty ? "" : "\n") << std::flush;
   });
-  const auto result = trainer.fit(loader);
+  const auto result = trainer.fit(*loader);
   if (tty) std::cerr << "\n";
 
   json results;
@@ -280,6 +298,7 @@ int run_finetune(const std::string& config_path, const std::vector<std::string>&
   results["trainable_parameters"] = summary.trainable_parameters;
   results["steps"] = result.step;
   results["tasks"][task_name] = tasks::score(spec, test_d, tasks::predict(*model, spec, *tok, test_d), n_boot, seed);
+  if (!result.privacy.is_null()) results["privacy"] = result.privacy;  // DP-SGD: epsilon spent, delta, sigma, q
 
   // The fine-tuned model as a biolm model directory (adapters kept unmerged, with their config).
   io::ModelDirInfo mi;
@@ -293,6 +312,7 @@ int run_finetune(const std::string& config_path, const std::vector<std::string>&
              {"eval_batch_size", spec.batch_size}};
   if (spec.task == tasks::Task::Instruct) mi.info["prompt_format"] = prompt_format_name;
   if (init) mi.info["init"] = init->string();
+  if (!result.privacy.is_null()) mi.info["privacy"] = result.privacy;
   io::ModelDirSaveOptions so;
   so.tokenizer = tok.get();
   io::save_model_dir(*model, mi, out_dir / "model", so);

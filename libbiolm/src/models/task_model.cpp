@@ -38,6 +38,21 @@ TaskModelImpl::TaskModelImpl(const ModelConfig& config, TaskKind task, int64_t n
   for (const auto& child : body_->named_children()) register_module(child.key(), child.value());
 }
 
+std::optional<std::string> TaskModelImpl::dp_refusal() const {
+  if (config().moe.n_experts > 0)
+    return "a mixture-of-experts body (model.moe.n_experts > 0) routes tokens with capacity limits and a "
+           "load-balancing loss computed over the whole batch, so one example changes the others' gradients";
+  return std::nullopt;
+}
+
+std::optional<std::string> MaskedLMModelImpl::dp_refusal() const {
+  if (auto r = TaskModelImpl::dp_refusal()) return r;
+  if (sparse_logits)
+    return "the masked-LM head with sparse_logits gathers the target rows of all examples into one (N,C) "
+           "tensor; set sparse_logits = false";
+  return std::nullopt;
+}
+
 void TaskModelImpl::train(bool on) {
   torch::nn::Module::train(on);
   body_->train(on);

@@ -43,6 +43,7 @@ torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
   // inputs of more than 2 dims, at::linear folds a contiguous (B,T,C) input into one addmm.
   auto y = at::linear(x, weight, bias);
   if (adapter_ && !merged_) y = adapter_->adapt(x, y, *this);
+  if (forward_tap) forward_tap(x, y);
   return y;
 }
 

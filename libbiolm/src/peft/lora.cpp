@@ -59,8 +59,9 @@ LoraAdapterImpl::LoraAdapterImpl(int64_t in_features, int64_t out_features, cons
 torch::Tensor LoraAdapterImpl::adapt(const torch::Tensor& x, const torch::Tensor& base_out, const nn::LinearImpl&) {
   auto h = dropout_ > 0 ? torch::dropout(x, dropout_, is_training()) : x;
   // (..., in) -> (..., r) -> (..., out)
-  h = torch::matmul(torch::matmul(h, lora_a.t()), lora_b.t());
-  return torch::add(base_out, h, scaling_);  // base + scaling * h in one pass
+  const auto u = torch::matmul(h, lora_a.t());
+  if (forward_tap) forward_tap(h, u);
+  return torch::add(base_out, torch::matmul(u, lora_b.t()), scaling_);  // base + scaling * h in one pass
 }
 
 torch::Tensor LoraAdapterImpl::delta_weight() const { return torch::matmul(lora_b, lora_a) * scaling_; }

@@ -43,6 +43,18 @@ void TrainConfig::validate() const {
   check(keep_last > 0, "keep_last", "must be > 0");
   check(!run_dir.empty(), "run_dir", "must not be empty");
   check(bucket_mb > 0, "bucket_mb", "must be > 0");
+  if (dp) {
+    check(dp->noise_multiplier.has_value() != dp->target_epsilon.has_value(), "dp",
+          "give exactly one of noise_multiplier and target_epsilon");
+    check(!dp->noise_multiplier || *dp->noise_multiplier >= 0, "dp.noise_multiplier", "must be >= 0");
+    check(!dp->target_epsilon || *dp->target_epsilon > 0, "dp.target_epsilon", "must be > 0");
+    check(dp->max_grad_norm > 0, "dp.max_grad_norm", "must be > 0");
+    check(dp->delta > 0 && dp->delta < 1, "dp.delta", "must be in (0, 1)");
+    check(!clip_grad_norm, "clip_grad_norm",
+          "cannot be combined with train.dp: DP-SGD clips every example's gradient to train.dp.max_grad_norm");
+    check(!activation_checkpointing, "activation_checkpointing",
+          "cannot be combined with train.dp: the recomputed forward would record each layer's activations twice");
+  }
 }
 
 nlohmann::json to_json(const TrainConfig& c) {
@@ -78,6 +90,14 @@ nlohmann::json to_json(const TrainConfig& c) {
   j["seed"] = c.seed ? nlohmann::json(*c.seed) : nlohmann::json(nullptr);
   j["bucket_mb"] = c.bucket_mb;
   j["handle_signals"] = c.handle_signals;
+  if (c.dp) {  // written only when set, so a non-private run's config.json is unchanged
+    const auto& d = *c.dp;
+    j["dp"] = {{"noise_multiplier", d.noise_multiplier ? nlohmann::json(*d.noise_multiplier) : nlohmann::json(nullptr)},
+               {"target_epsilon", d.target_epsilon ? nlohmann::json(*d.target_epsilon) : nlohmann::json(nullptr)},
+               {"max_grad_norm", d.max_grad_norm},
+               {"delta", d.delta},
+               {"sampling", "poisson"}};
+  }
   return j;
 }
 
@@ -121,6 +141,20 @@ TrainConfig train_config_from_json(const nlohmann::json& j, const std::string& k
   c.seed = r.optional<std::uint64_t>("seed");
   c.bucket_mb = r.get("bucket_mb", c.bucket_mb);
   c.handle_signals = r.get("handle_signals", c.handle_signals);
+  if (r.has("dp")) {
+    auto& d = r.child("dp");
+    DpConfig dp;
+    dp.noise_multiplier = d.optional<double>("noise_multiplier");
+    dp.target_epsilon = d.optional<double>("target_epsilon");
+    dp.max_grad_norm = d.get("max_grad_norm", dp.max_grad_norm);
+    dp.delta = d.get("delta", dp.delta);
+    // Fixed-size (shuffled) batches are refused rather than accounted as if Poisson: the RDP
+    // bound assumes independent inclusion, and shuffling can spend more (Chua et al. 2024).
+    d.choice("sampling", {"poisson"}, "poisson");
+    c.dp = dp;
+  } else {
+    r.raw("dp");  // "dp: null" is accepted as "off"
+  }
   r.finish();
   c.validate();
   return c;

@@ -20,6 +20,7 @@
 #include "biolm/peft/tensor_file.h"
 #include "biolm/train/checkpoint.h"
 #include "biolm/train/distributed.h"
+#include "biolm/train/dp.h"
 #include "biolm/train/optim.h"
 #include "biolm/train/signals.h"
 
@@ -41,6 +42,11 @@ struct Trainer::State {
   bool set_up = false;
   std::optional<fs::path> last_checkpoint;
   int64_t last_checkpoint_step = -1;
+  // DP-SGD (config.dp)
+  std::unique_ptr<DpEngine> dp;
+  RdpAccountant accountant;
+  double dp_sigma = 0.0;
+  PoissonLoader* dp_source = nullptr;
 };
 
 namespace {
@@ -159,6 +165,10 @@ void Trainer::write_run_files() {
   cfg["train"]["seed"] = state_->seed;  // the seed actually used, drawn or given
   cfg["run"] = run_info_;
   cfg["world_size"] = group_ ? group_->world_size() : 1;
+  if (state_->dp) {
+    cfg["privacy"] = {{"noise_multiplier", state_->dp_sigma}, {"sample_rate", state_->dp_source->sample_rate()},
+                      {"dataset_size", state_->dp_source->dataset_size()}, {"accountant", "rdp"}};
+  }
   write_json_atomic(fs::path(config_.run_dir) / "config.json", cfg);
   write_json_atomic(fs::path(config_.run_dir) / "versions.json", build_info());
 }
@@ -182,6 +192,19 @@ data::Batch Trainer::next_batch(data::BatchSource& source) {
   return b->to(state_->device);
 }
 
+int64_t Trainer::forward_backward(const data::Batch& batch, torch::Tensor& loss_sum) {
+  StepOutput out;
+  {
+    compat::AutocastGuard autocast(state_->device.type(), c10::kBFloat16, config_.bf16);
+    out = model_.run(batch);
+  }
+  BIOLM_CHECK(out.loss_sum.defined() && out.loss_sum.numel() == 1, Error,
+              model_.name() + "::forward_batch must return a scalar loss_sum");
+  loss_sum.add_(out.loss_sum.detach().reshape({}).to(torch::kFloat64));
+  if (out.n_target_tokens > 0) out.loss_sum.to(torch::kFloat32).backward();
+  return out.n_target_tokens;
+}
+
 StepInfo Trainer::train_step(data::BatchSource& source, torch::Tensor& grad_norm) {
   auto& s = *state_;
   for (auto& p : s.trainable) p.mutable_grad().reset();
@@ -194,16 +217,7 @@ StepInfo Trainer::train_step(data::BatchSource& source, torch::Tensor& grad_norm
   int64_t tokens = 0;
   for (int64_t m = 0; m < config_.grad_accum; ++m) {
     const data::Batch batch = next_batch(source);
-    StepOutput out;
-    {
-      compat::AutocastGuard autocast(s.device.type(), c10::kBFloat16, config_.bf16);
-      out = model_.run(batch);
-    }
-    BIOLM_CHECK(out.loss_sum.defined() && out.loss_sum.numel() == 1, Error,
-                model_.name() + "::forward_batch must return a scalar loss_sum");
-    loss_sum.add_(out.loss_sum.detach().reshape({}).to(torch::kFloat64));
-    if (out.n_target_tokens > 0) out.loss_sum.to(torch::kFloat32).backward();
-    tokens += out.n_target_tokens;  // counted on the host by the collator: no device read
+    tokens += forward_backward(batch, loss_sum);  // counted on the host by the collator: no device read
   }
   // The one device->host copy of the step. The skip decision must be known on the host before
   // the optimizer runs: LibTorch's optimizers keep their step counter on the host, and a step
@@ -229,16 +243,9 @@ StepInfo Trainer::train_step(data::BatchSource& source, torch::Tensor& grad_norm
   info.n_target_tokens = global_tokens;
   if (skip) {
     for (auto& p : s.trainable) p.mutable_grad().reset();
-    s.nonfinite_steps += 1;
     info.skipped = true;
     info.loss = std::numeric_limits<double>::quiet_NaN();
-    log::warn("step {}: non-finite loss, update skipped ({} of at most {})", step_ + 1, s.nonfinite_steps,
-              config_.max_nonfinite_steps);
-    if (s.nonfinite_steps > config_.max_nonfinite_steps) {
-      throw Error("training stopped: " + std::to_string(s.nonfinite_steps) +
-                  " steps had a non-finite (NaN/Inf) loss, more than train.max_nonfinite_steps = " +
-                  std::to_string(config_.max_nonfinite_steps) + "; lower the lr, enable clip_grad_norm or check the data");
-    }
+    note_nonfinite_step();
   } else if (global_tokens > 0) {
     if (group_) allreduce_gradients(*group_, s.trainable, config_.bucket_mb * 1024 * 1024);
     {
@@ -259,9 +266,90 @@ StepInfo Trainer::train_step(data::BatchSource& source, torch::Tensor& grad_norm
   return info;
 }
 
+void Trainer::note_nonfinite_step() {
+  auto& s = *state_;
+  s.nonfinite_steps += 1;
+  log::warn("step {}: non-finite loss, update skipped ({} of at most {})", step_ + 1, s.nonfinite_steps,
+            config_.max_nonfinite_steps);
+  if (s.nonfinite_steps > config_.max_nonfinite_steps) {
+    throw Error("training stopped: " + std::to_string(s.nonfinite_steps) +
+                " steps had a non-finite (NaN/Inf) loss, more than train.max_nonfinite_steps = " +
+                std::to_string(config_.max_nonfinite_steps) + "; lower the lr, enable clip_grad_norm or check the data");
+  }
+}
+
+void Trainer::setup_dp(data::BatchSource& source) {
+  auto& s = *state_;
+  if (!config_.dp || s.dp) return;
+  const auto& dp = *config_.dp;
+  BIOLM_CHECK(!group_ || group_->world_size() == 1, ConfigError, "train.dp",
+              "DP-SGD with data parallelism is not supported (the noise must be drawn once per logical batch)");
+  s.dp_source = dynamic_cast<PoissonLoader*>(&source);
+  BIOLM_CHECK(s.dp_source != nullptr, ConfigError, "train.dp.sampling",
+              "DP-SGD needs Poisson sampling: train from a train::PoissonLoader (the accountant's bound assumes each "
+              "example joins each logical batch independently with probability q)");
+  BIOLM_CHECK(s.dp_source->micro_batches() == config_.grad_accum, ConfigError, "train.grad_accum",
+              fmt::format("the PoissonLoader cuts each logical batch into {} micro-batches, train.grad_accum is {}",
+                          s.dp_source->micro_batches(), config_.grad_accum));
+  const double q = s.dp_source->sample_rate();
+  s.dp_sigma = dp.noise_multiplier ? *dp.noise_multiplier
+                                   : rdp_noise_multiplier(*dp.target_epsilon, dp.delta, q, config_.max_steps);
+  BIOLM_CHECK(s.dp_sigma == 0 || std::isfinite(dp.max_grad_norm), ConfigError, "train.dp.max_grad_norm",
+              "must be finite when noise is added");
+  s.dp = std::make_unique<DpEngine>(model_, s.trainable);
+  log::info("DP-SGD: noise multiplier {:.6g}, max_grad_norm {}, q = {:.6g} (expected batch {:.1f} of {}), delta {}; "
+            "{} steps spend epsilon {:.4g}",
+            s.dp_sigma, dp.max_grad_norm, q, s.dp_source->expected_batch_size(), s.dp_source->dataset_size(), dp.delta,
+            config_.max_steps, rdp_epsilon(s.dp_sigma, q, config_.max_steps, dp.delta).epsilon);
+}
+
+StepInfo Trainer::dp_train_step(data::BatchSource& source) {
+  auto& s = *state_;
+  const auto& dp = *config_.dp;
+  for (auto& p : s.trainable) p.mutable_grad().reset();
+  s.dp->reset_step();
+  apply_lr(s.opt, config_, step_);
+  auto loss_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat64).device(s.device));
+  int64_t tokens = 0;
+  for (int64_t m = 0; m < config_.grad_accum; ++m) {
+    const data::Batch batch = next_batch(source);
+    if (batch.n_examples == 0) continue;  // an empty Poisson micro-batch
+    BIOLM_CHECK(!batch.has("segment_ids"), ConfigError, "train.dp",
+                "packed rows (segment_ids: several examples in one row) cannot train with DP-SGD: one row's gradient "
+                "is not one example's; turn data.packing off");
+    s.dp->begin_micro_batch(batch.n_examples);
+    tokens += forward_backward(batch, loss_sum);
+    s.dp->clip_and_accumulate(dp.max_grad_norm);
+  }
+  // The one host read of the step, as in train_step.
+  const auto flags = torch::stack({loss_sum, torch::isfinite(loss_sum).logical_not().to(torch::kFloat64)}).cpu();
+  const double loss = flags[0].item<double>();
+  const bool skip = flags[1].item<double>() > 0 || !std::isfinite(loss);
+  StepInfo info;
+  info.lr = s.opt.base_lrs.front() * lr_factor(config_, step_);
+  info.n_target_tokens = tokens;
+  if (skip) {
+    // The sampled batch was used (its loss was seen): the step is accounted although nothing moves.
+    s.dp->reset_step();
+    for (auto& p : s.trainable) p.mutable_grad().reset();
+    info.skipped = true;
+    info.loss = std::numeric_limits<double>::quiet_NaN();
+    note_nonfinite_step();
+  } else {
+    s.dp->finish_step(s.dp_sigma, dp.max_grad_norm, s.dp_source->expected_batch_size());
+    s.opt.optimizer->step();
+    info.loss = tokens > 0 ? loss / static_cast<double>(tokens) : 0.0;
+  }
+  s.accountant.step(s.dp_sigma, s.dp_source->sample_rate());
+  step_ += 1;
+  info.step = step_;
+  return info;
+}
+
 TrainResult Trainer::fit(data::BatchSource& train) {
   auto& s = *state_;
   setup();
+  setup_dp(train);
   s.source = &train;
   std::optional<SignalGuard> signals;
   if (config_.handle_signals) signals.emplace();
@@ -308,7 +396,7 @@ TrainResult Trainer::fit(data::BatchSource& train) {
   model_.train();
   while (step_ < config_.max_steps) {
     torch::Tensor grad_norm;
-    result.history.push_back(train_step(train, grad_norm));
+    result.history.push_back(s.dp ? dp_train_step(train) : train_step(train, grad_norm));
     if (grad_norm.defined()) {
       pending_rows.push_back(result.history.size() - 1);
       pending_norms.push_back(grad_norm.detach().reshape({}));
@@ -336,6 +424,7 @@ TrainResult Trainer::fit(data::BatchSource& train) {
                             {"lr", info.lr},         {"tokens", info.n_target_tokens},
                             {"tokens_per_s", ev.tokens_per_s}, {"skipped_steps", s.nonfinite_steps}};
       if (info.grad_norm) rec["grad_norm"] = *info.grad_norm;
+      if (s.dp) rec["epsilon"] = s.accountant.epsilon(config_.dp->delta);
       append_metrics(rec);
       if (progress_ && is_rank0()) progress_(ev);
     }
@@ -404,6 +493,12 @@ TrainResult Trainer::fit(data::BatchSource& train) {
   result.best_step = s.best_step;
   result.nonfinite_steps = s.nonfinite_steps;
   result.last_checkpoint = s.last_checkpoint.value_or(fs::path());
+  if (s.dp) {
+    result.privacy = privacy_report(*config_.dp, s.dp_sigma, s.dp_source->sample_rate(), s.dp_source->dataset_size(),
+                                    s.accountant);
+    log::info("DP-SGD: {} steps spent epsilon {} at delta {}", s.accountant.steps(), result.privacy["epsilon"].dump(),
+              config_.dp->delta);
+  }
   s.source = nullptr;
   return result;
 }
@@ -437,6 +532,11 @@ fs::path Trainer::save_checkpoint() {
   ts["adapter_only"] = config_.save_adapter_only;
   ts["config"] = to_json(config_);
   ts["run"] = run_info_;
+  if (s.dp) {
+    nlohmann::json hist = nlohmann::json::array();
+    for (const auto& h : s.accountant.history()) hist.push_back({h.noise_multiplier, h.q, h.steps});
+    ts["dp"] = {{"accountant_history", hist}, {"noise_multiplier", s.dp_sigma}};
+  }
   const fs::path dir = commit_checkpoint(checkpoint_root(), step_, [&](const fs::path& tmp) {
     peft::TensorMap weights;
     if (config_.save_adapter_only) {
@@ -526,6 +626,15 @@ void Trainer::load_checkpoint(const fs::path& dir, data::BatchSource& train) {
     s.evals_without_improvement = ts.at("evals_without_improvement").get<int64_t>();
     s.nonfinite_steps = ts.at("nonfinite_steps").get<int64_t>();
     s.seed = ts.at("seed").get<std::uint64_t>();
+    if (config_.dp) {
+      BIOLM_CHECK(ts.contains("dp"), CheckpointError, (dir / "trainer_state.json").string(), "dp",
+                  "this run uses DP-SGD but the checkpoint was written without it: its steps are not accounted");
+      std::vector<RdpAccountant::Segment> hist;
+      for (const auto& h : ts.at("dp").at("accountant_history")) {
+        hist.push_back({h.at(0).get<double>(), h.at(1).get<double>(), h.at(2).get<int64_t>()});
+      }
+      s.accountant.set_history(std::move(hist));
+    }
     train.restore(loader);
   } catch (const nlohmann::json::exception& e) {
     throw CheckpointError((dir / "trainer_state.json").string(), "", e.what());

@@ -60,6 +60,9 @@ class TaskModelImpl : public train::TrainableModel {
   TransformerImpl& body() { return *body_; }
   const std::shared_ptr<TransformerImpl>& body_ptr() const { return body_; }
   void train(bool on = true) override;
+  /// MoE bodies are refused: top-k routing with capacity and the load-balancing loss depend on
+  /// every example of the batch.
+  std::optional<std::string> dp_refusal() const override;
 
   /// input_ids, attention_mask, token_type_ids, position_ids, segment_ids, inputs_embeds from a batch.
   static ModelInputs inputs_from_batch(const data::Batch& batch);
@@ -87,6 +90,8 @@ class MaskedLMModelImpl : public TaskModelImpl {
   /// target positions only (extra["target_index"] (N,2) holds their (b,t)); otherwise (B,T,V).
   TaskOutput forward(const ModelInputs& inputs, const torch::Tensor& labels = {});
   TaskOutput forward_task(const data::Batch& batch) override;
+  /// sparse_logits gathers the target rows of all examples into one (N,C) tensor: refused.
+  std::optional<std::string> dp_refusal() const override;
   bool sparse_logits = true;
   /// With sparse_logits: the body's last block runs at the target positions only
   /// (ModelInputs.output_positions); false computes every position and picks the rows after.

@@ -12,6 +12,7 @@
 #include <torch/nn/pimpl.h>
 #include <torch/types.h>
 
+#include <functional>
 #include <memory>
 
 namespace biolm::nn {
@@ -59,6 +60,11 @@ class LinearImpl : public torch::nn::Cloneable<LinearImpl> {
   void merge_adapter();
   void unmerge_adapter();
   bool merged() const { return merged_; }
+
+  /// Per-example gradients (DP-SGD, train/dp.h): when set, forward calls tap(x, y) with its input
+  /// x (..., in) and its final output y (..., out), adapter included. Unset: no cost.
+  using ForwardTap = std::function<void(const torch::Tensor& x, const torch::Tensor& y)>;
+  ForwardTap forward_tap;
 
   LinearOptions options;
   torch::Tensor weight;  // (out, in)

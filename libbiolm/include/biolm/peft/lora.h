@@ -67,6 +67,10 @@ class LoraAdapterImpl : public nn::LinearAdapter {
   torch::Tensor delta_weight() const;
   double scaling() const { return scaling_; }
 
+  /// Per-example gradients (DP-SGD, train/dp.h): when set, adapt calls tap(h, u) with the
+  /// adapter's input after dropout h (..., in) and u = h A^T (..., r).
+  std::function<void(const torch::Tensor& h, const torch::Tensor& u)> forward_tap;
+
   torch::Tensor lora_a;  // (r, in)
   torch::Tensor lora_b;  // (out, r)
 

@@ -12,6 +12,19 @@ namespace biolm::train {
 enum class OptimizerKind { AdamW, Sgd };
 enum class ScheduleKind { Constant, Linear, Cosine };
 enum class MetricMode { Max, Min };
+/// How DP-SGD draws a logical batch. Only Poisson sampling (each example independently with
+/// probability q, as Opacus' DPDataLoader) has the accounting the RDP accountant computes.
+enum class DpSampling { Poisson };
+
+/// train.dp: differentially private SGD (train/dp.h, docs/privacy.md). Exactly one of
+/// noise_multiplier and target_epsilon.
+struct DpConfig {
+  std::optional<double> noise_multiplier;  ///< σ: noise std = σ · max_grad_norm on the summed gradient
+  std::optional<double> target_epsilon;    ///< σ found so that max_steps steps spend at most this ε at delta
+  double max_grad_norm = 1.0;              ///< C: every example's gradient is clipped to this L2 norm
+  double delta = 1e-5;                     ///< δ of (ε, δ)-DP; choose below 1 / dataset size
+  DpSampling sampling = DpSampling::Poisson;
+};
 
 struct TrainConfig {
   // --- steps and batches
@@ -52,6 +65,8 @@ struct TrainConfig {
   std::optional<std::uint64_t> seed;  ///< null: drawn, then recorded in config.json
   int64_t bucket_mb = 25;             ///< data-parallel gradient bucket size
   bool handle_signals = true;         ///< SIGINT/SIGTERM: finish the step, checkpoint, return Interrupted
+  // --- differential privacy
+  std::optional<DpConfig> dp;  ///< unset: ordinary training; set: DP-SGD (needs a train::PoissonLoader)
 
   /// Throws ConfigError("train.<field>") for out-of-range values.
   void validate() const;

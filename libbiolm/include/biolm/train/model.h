@@ -9,6 +9,8 @@
 #include <torch/types.h>
 
 #include <memory>
+#include <optional>
+#include <string>
 
 #include "biolm/data/batch.h"
 
@@ -44,6 +46,11 @@ class TrainableModel : public torch::nn::Module {
   /// Activation checkpointing (recompute block activations in backward). The default accepts
   /// false and throws ConfigError("train.activation_checkpointing") for true.
   virtual void set_activation_checkpointing(bool enabled);
+
+  /// Why DP-SGD cannot run on this model, if it cannot (train/dp.h): a forward pass that mixes
+  /// examples (statistics over the batch, a loss term over all examples, rows of several examples
+  /// gathered into one tensor). nullopt (the default): every example's loss depends on its row only.
+  virtual std::optional<std::string> dp_refusal() const { return std::nullopt; }
 
   /// forward_batch, after prepending the soft prompt when one is attached. Call this, not
   /// forward_batch, from outside the model.

@@ -24,7 +24,7 @@
 //                     method, model config) and world_size, written before step 0
 //   versions.json     biolm::build_info() (biolm, LibTorch, CUDA, compiler, git)
 //   metrics.jsonl     {"step", "loss", "lr", "tokens", "tokens_per_s", "skipped_steps",
-//                     "grad_norm"?} per log step, {"step", "eval": {...}, "best"?} per evaluation,
+//                     "grad_norm"?, "epsilon"? (DP-SGD: spent so far at train.dp.delta)} per log step, {"step", "eval": {...}, "best"?} per evaluation,
 //                     {"resumed_from": step} when a run resumes
 //   checkpoints/step-N/ model.safetensors (all parameters and buffers, or adapter_state with
 //                     save_adapter_only), optimizer.pt (LibTorch archive of the optimizer state),
@@ -32,6 +32,11 @@
 //                     rank-<r>.safetensors for every other rank r of a data-parallel run (its RNG
 //                     state plus "state_json": its loader position and epoch as UTF-8 bytes),
 //                     trainer_state.json, manifest.json
+//
+// DP-SGD (config.dp set, train/dp.h): the source must be a train::PoissonLoader with
+// micro_batches == grad_accum; each step clips per-example gradients, adds noise once, divides
+// by the expected batch size and always steps (an empty or target-less logical batch too); the
+// accountant's steps go into every checkpoint and TrainResult::privacy.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -76,6 +81,8 @@ struct TrainResult {
   std::optional<int64_t> best_step;
   int64_t nonfinite_steps = 0;
   std::filesystem::path last_checkpoint;
+  /// DP-SGD only (null otherwise): train::privacy_report() after the last step.
+  nlohmann::json privacy;
 };
 
 using Metrics = std::map<std::string, double>;
@@ -121,6 +128,14 @@ class Trainer {
   data::Batch next_batch(data::BatchSource& source);
   /// One optimizer step; `grad_norm` receives the pre-clip norm (device tensor) when clipping.
   StepInfo train_step(data::BatchSource& source, torch::Tensor& grad_norm);
+  /// Forward and backward of one micro-batch (autocast per config); adds its loss to `loss_sum`
+  /// on the device and returns its target count.
+  int64_t forward_backward(const data::Batch& batch, torch::Tensor& loss_sum);
+  /// The DP-SGD step (train/dp.h).
+  StepInfo dp_train_step(data::BatchSource& source);
+  void setup_dp(data::BatchSource& source);
+  /// Counts a non-finite step; throws past max_nonfinite_steps.
+  void note_nonfinite_step();
   void write_run_files();
   void append_metrics(const nlohmann::json& record);
 
