@@ -195,48 +195,42 @@ def overrides(d, prefix=""):
     return out
 
 
+def pretrain(cfg, out, env, name, config, lr, extra, what):
+    """Runs `biolm pretrain` for a starting point (once: an existing model directory is reused)."""
+    pre = cfg["pretrain"]
+    run = os.path.join(out, f"pretrain-{name}")
+    if not os.path.exists(os.path.join(run, "model", "model.json")):
+        cmd = [cfg["biolm"], "--log-level", "warn", "pretrain", "--config", os.path.join(HERE, config),
+               f"output={run}", f"corpus.paths=[\"{cfg['corpus']}\"]", *extra,
+               f"train.max_steps={pre['steps']}", f"train.batch_size={pre['batch_size']}", f"seq_len={pre['seq_len']}",
+               f"train.lr={lr}", f"train.warmup_steps={max(1, pre['steps'] // 10)}",
+               f"train.eval_every={max(1, pre['steps'] // 3)}"]
+        rc, secs, rss = run_cmd(cmd, run + ".log", env)
+        if rc != 0:
+            raise SystemExit(f"{what} failed:\n{tail(run + '.log')}")
+        log(f"{name}: {what} {pre['steps']} steps in {secs:.0f} s, {rss:.0f} MB")
+    return os.path.join(run, "model"), json.load(open(os.path.join(run, "results.json")))
+
+
 def build_starts(cfg, out, data_report, env):
-    """Returns {start name: {'init': dir or None, 'model': {...}, 'tokenizer': path or None, ...}}."""
+    """Returns {start name: {'init': model directory, 'label': ..., 'pretrain': results.json}}."""
     import reference_env
 
-    biolm = cfg["biolm"]
     minilm = reference_env.minilm_dir()
+    cfg["corpus"] = data_report["corpus"]
     starts = {}
-    pre = cfg["pretrain"]
     for name in cfg["starts"]:
         if name == "minilm":
             starts[name] = {"init": minilm, "label": "all-MiniLM-L6-v2 (general, real)"}
         elif name == "minilm-dapt":
-            run = os.path.join(out, "pretrain-minilm-dapt")
-            if not os.path.exists(os.path.join(run, "model", "model.json")):
-                cmd = [biolm, "--log-level", "warn", "pretrain", "--config", os.path.join(HERE, "pretrain_dapt.yaml"),
-                       f"output={run}", f"corpus.paths=[\"{data_report['corpus']}\"]", f"model.init={minilm}",
-                       f"train.max_steps={pre['steps']}", f"train.batch_size={pre['batch_size']}",
-                       f"seq_len={pre['seq_len']}", f"train.lr={pre['lr']}",
-                       f"train.warmup_steps={max(1, pre['steps'] // 10)}", f"train.eval_every={max(1, pre['steps'] // 3)}"]
-                rc, secs, rss = run_cmd(cmd, run + ".log", env)
-                if rc != 0:
-                    raise SystemExit(f"continued pretraining failed:\n{tail(run + '.log')}")
-                log(f"minilm-dapt: continued MLM pretraining {pre['steps']} steps in {secs:.0f} s, {rss:.0f} MB")
-            res = json.load(open(os.path.join(run, "results.json")))
-            starts[name] = {"init": os.path.join(run, "model"), "label": "MiniLM + domain MLM (ours)",
-                            "pretrain": res}
+            init, res = pretrain(cfg, out, env, name, "pretrain_dapt.yaml", cfg["pretrain"]["lr"],
+                                 [f"model.init={minilm}"], "continued MLM pretraining")
+            starts[name] = {"init": init, "label": "MiniLM + domain MLM (ours)", "pretrain": res}
         elif name == "scratch":
-            run = os.path.join(out, "pretrain-scratch")
-            if not os.path.exists(os.path.join(run, "model", "model.json")):
-                cmd = [biolm, "--log-level", "warn", "pretrain", "--config", os.path.join(HERE, "pretrain_scratch.yaml"),
-                       f"output={run}", f"corpus.paths=[\"{data_report['corpus']}\"]",
-                       f"tokenizer.train.vocab_size={cfg['scratch_vocab_size']}",
-                       f"train.max_steps={pre['steps']}", f"train.batch_size={pre['batch_size']}",
-                       f"seq_len={pre['seq_len']}", f"train.lr={pre['scratch_lr']}",
-                       f"train.warmup_steps={max(1, pre['steps'] // 10)}", f"train.eval_every={max(1, pre['steps'] // 3)}"]
-                rc, secs, rss = run_cmd(cmd, run + ".log", env)
-                if rc != 0:
-                    raise SystemExit(f"from-scratch pretraining failed:\n{tail(run + '.log')}")
-                log(f"scratch: MLM pretraining from random weights {pre['steps']} steps in {secs:.0f} s, {rss:.0f} MB")
-            res = json.load(open(os.path.join(run, "results.json")))
-            starts[name] = {"init": os.path.join(run, "model"), "label": "same shape, biomedical vocab, from scratch (ours)",
-                            "pretrain": res}
+            init, res = pretrain(cfg, out, env, name, "pretrain_scratch.yaml", cfg["pretrain"]["scratch_lr"],
+                                 [f"tokenizer.train.vocab_size={cfg['scratch_vocab_size']}"],
+                                 "MLM pretraining from random weights")
+            starts[name] = {"init": init, "label": "same shape, biomedical vocab, from scratch (ours)", "pretrain": res}
         else:
             raise SystemExit(f"starts: unknown starting point '{name}' (minilm, minilm-dapt, scratch)")
     return starts
