@@ -37,11 +37,6 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-/// model.* keys that may override a model.init directory's config (they change training, not
-/// the architecture or the weights' shapes).
-const std::set<std::string> kInitOverridable = {"hidden_dropout", "attention_dropout", "gradient_checkpointing",
-                                                "fused_attention"};
-
 int run_finetune(const std::string& config_path, const std::vector<std::string>& overrides, bool print_config) {
   json tree = core::load_config_file(config_path);
   core::apply_overrides(tree, overrides);
@@ -84,15 +79,24 @@ int run_finetune(const std::string& config_path, const std::vector<std::string>&
   // The train and peft sections are checked here too, before any vocabulary is trained or model
   // built (their model-dependent parts — default targets, the prompt's width — come later).
   (void)train::train_config_from_json(train_json, "train");
+  // Default adapter targets, as PEFT's for BERT/LLaMA-style models: LoRA on the query and value
+  // projections; IA3 scales keys, values and the FFN's input to its down projection (Liu et al. 2022).
+  json pj = peft_json;
+  const std::string method_name = pj.value("method", std::string("full"));
+  if ((method_name == "lora" || method_name == "hybrid") && !(pj.contains("lora") && pj["lora"].contains("targets"))) {
+    pj["lora"]["targets"] = std::vector<std::string>{"**.q_proj", "**.v_proj"};
+    log::info("peft: LoRA on **.q_proj, **.v_proj (peft.lora.targets to choose)");
+  }
+  if (method_name == "ia3" && !(pj.contains("ia3") && (pj["ia3"].contains("targets") || pj["ia3"].contains("input_targets")))) {
+    pj["ia3"]["targets"] = std::vector<std::string>{"**.k_proj", "**.v_proj"};
+    pj["ia3"]["input_targets"] = std::vector<std::string>{"**.mlp.down"};
+    log::info("peft: IA3 on **.k_proj, **.v_proj and the input of **.mlp.down (peft.ia3.targets / input_targets to choose)");
+  }
   {
-    // Model-dependent slots filled later get placeholders here, so only the user's keys are judged.
-    json check = peft_json;
-    const std::string m = check.value("method", std::string("full"));
-    if ((m == "lora" || m == "hybrid") && !(check.contains("lora") && check["lora"].contains("targets")))
-      check["lora"]["targets"] = std::vector<std::string>{"**.q_proj"};
-    if (m == "ia3" && !(check.contains("ia3") && (check["ia3"].contains("targets") || check["ia3"].contains("input_targets"))))
-      check["ia3"]["targets"] = std::vector<std::string>{"**.k_proj"};
-    if (m == "prompt" && !(check.contains("prompt") && check["prompt"].contains("hidden"))) check["prompt"]["hidden"] = 1;
+    // Checked now, before any work; a soft prompt's width (the model's) is only known later.
+    json check = pj;
+    if (method_name == "prompt" && !(check.contains("prompt") && check["prompt"].contains("hidden")))
+      check["prompt"]["hidden"] = 1;
     (void)peft::method_config_from_json(check, "peft");
   }
   core::check_range(spec.max_length > 1, "data.max_length", "> 1", std::to_string(spec.max_length));
@@ -108,31 +112,15 @@ int run_finetune(const std::string& config_path, const std::vector<std::string>&
     throw ConfigError("data.packing", "only the instruct task packs examples");
 
   // Architecture: a biolm model directory (model.init) or a preset/explicit config.
-  std::optional<fs::path> init;
-  std::optional<io::ModelDirInfo> init_info;
-  std::optional<io::InitSource> init_src;
-  if (model_json.contains("init")) {
-    if (!model_json["init"].is_string()) throw ConfigError("model.init", "expected a directory path");
-    init = model_json["init"].get<std::string>();
-    model_json.erase("init");
-    init_src = io::read_init_source(*init, "model.init", /*need_tokenizer=*/!tok_path);
-    io::ModelDirInfo ii;
-    ii.config = init_src->config;
-    init_info = ii;
-    for (const auto& [key, value] : model_json.items()) {
-      if (!kInitOverridable.count(key))
-        throw ConfigError("model." + key, "cannot be combined with model.init: the architecture comes from " +
-                                              init->string() + " (" + init_src->format() + ")" +
-                                              " (only hidden_dropout, attention_dropout, gradient_checkpointing "
-                                              "and fused_attention may override it)");
-    }
+  const auto init = io::take_init_source(model_json, /*need_tokenizer=*/!tok_path);
+  if (init) {
     if (!tok_train.empty())
       throw ConfigError("tokenizer.train_on", "a model.init directory brings its vocabulary; give tokenizer.path or nothing");
   }
   const bool decoder_default = spec.task == tasks::Task::Instruct;
   json mj = model_json;
-  if (init_info) {
-    json cj = models::to_json(init_info->config);
+  if (init) {
+    json cj = models::to_json(init->config);
     for (const auto& [key, value] : model_json.items()) cj[key] = value;
     mj = cj;
   } else if (!mj.contains("preset")) {
@@ -161,7 +149,7 @@ int run_finetune(const std::string& config_path, const std::vector<std::string>&
   if (tok_path) {
     tok = tokenize::load_tokenizer(*tok_path);
   } else if (init) {
-    tok = tokenize::load_tokenizer(init_src->tokenizer_path);
+    tok = tokenize::load_tokenizer(init->tokenizer_path);
   } else {
     BIOLM_CHECK(!tok_train.empty(), ConfigError, "tokenizer", "give tokenizer.path or tokenizer.train_on");
     tokenize::WordPieceTrainOptions wo;
@@ -186,11 +174,11 @@ int run_finetune(const std::string& config_path, const std::vector<std::string>&
 
   // Model: vocabulary and special ids from the tokenizer (a model.init directory keeps its own
   // and must match the tokenizer).
-  if (init_info) {
-    if (tok->vocab_size() != init_info->config.vocab_size)
+  if (init) {
+    if (tok->vocab_size() != init->config.vocab_size)
       throw ConfigError("tokenizer.path", "the tokenizer has " + std::to_string(tok->vocab_size()) +
                                               " tokens but model.init's vocab_size is " +
-                                              std::to_string(init_info->config.vocab_size));
+                                              std::to_string(init->config.vocab_size));
   } else {
     mj["vocab_size"] = tok->vocab_size();
     mj["pad_token_id"] = pad_id;
@@ -204,28 +192,15 @@ int run_finetune(const std::string& config_path, const std::vector<std::string>&
   const auto kind = tasks::head_kind(spec.task);
   auto model = models::make_task_model(mcfg, kind, tasks::n_labels(spec));
   if (init) {
-    const auto report = io::load_init_weights(*model, *init_src);
-    log::info("model.init {} ({}): {}", init->string(), init_src->format(), report.summary);
+    const auto report = io::load_init_weights(*model, *init);
+    log::info("model.init {} ({}): {}", init->dir.string(), init->format(), report.summary);
   }
   const auto device = core::parse_device(device_name);
   model->to(device);
 
-  json pj = peft_json;  // a soft prompt's width is the model's: filled in unless given
-  const std::string method_name = pj.value("method", std::string("full"));
+  // A soft prompt's width is the model's: filled in unless given.
   if (method_name == "prompt" && !(pj.contains("prompt") && pj["prompt"].contains("hidden")))
     pj["prompt"]["hidden"] = mcfg.hidden_size;
-  // Default adapter targets, as PEFT's for BERT/LLaMA-style models: LoRA on the query and value
-  // projections; IA3 scales keys, values and the FFN's input to its down projection (Liu et al. 2022).
-  if ((method_name == "lora" || method_name == "hybrid") &&
-      !(pj.contains("lora") && pj["lora"].contains("targets"))) {
-    pj["lora"]["targets"] = std::vector<std::string>{"**.q_proj", "**.v_proj"};
-    log::info("peft: LoRA on **.q_proj, **.v_proj (peft.lora.targets to choose)");
-  }
-  if (method_name == "ia3" && !(pj.contains("ia3") && (pj["ia3"].contains("targets") || pj["ia3"].contains("input_targets")))) {
-    pj["ia3"]["targets"] = std::vector<std::string>{"**.k_proj", "**.v_proj"};
-    pj["ia3"]["input_targets"] = std::vector<std::string>{"**.mlp.down"};
-    log::info("peft: IA3 on **.k_proj, **.v_proj and the input of **.mlp.down (peft.ia3.targets / input_targets to choose)");
-  }
   // Every adapter method trains the task's head in full unless told otherwise (PEFT's
   // modules_to_save): a frozen, freshly initialised classifier cannot learn the labels.
   if (method_name != "full" && !pj.contains("train_patterns")) {
@@ -276,7 +251,7 @@ int run_finetune(const std::string& config_path, const std::vector<std::string>&
   train::Trainer trainer(*model, tcfg);
   trainer.set_lr_scales(summary.lr_scales);
   json run_info = {{"task", task_name}, {"model", models::to_json(mcfg)}, {"peft", peft::to_json(method)}};
-  if (init) run_info["init"] = init->string();
+  if (init) run_info["init"] = init->dir.string();
   trainer.set_run_info(run_info);
   trainer.set_eval([&](train::TrainableModel&, int64_t) {
     const auto m = tasks::score(spec, dev_d, tasks::predict(*model, spec, *tok, dev_d), 0, seed);
@@ -311,7 +286,7 @@ int run_finetune(const std::string& config_path, const std::vector<std::string>&
              {"max_length", spec.max_length}, {"doc_stride", spec.doc_stride}, {"format", spec.format},
              {"eval_batch_size", spec.batch_size}};
   if (spec.task == tasks::Task::Instruct) mi.info["prompt_format"] = prompt_format_name;
-  if (init) mi.info["init"] = init->string();
+  if (init) mi.info["init"] = init->dir.string();
   if (!result.privacy.is_null()) mi.info["privacy"] = result.privacy;
   io::ModelDirSaveOptions so;
   so.tokenizer = tok.get();

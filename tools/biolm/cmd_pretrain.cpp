@@ -189,16 +189,8 @@ int run_pretrain(const std::string& config_path, const std::vector<std::string>&
   json model_json = r.raw("model") ? *r.raw("model") : json::object();
   // Continued (domain-adaptive) pretraining: model.init names a biolm or Hugging Face directory;
   // its architecture, weights and vocabulary are kept (only dropout and checkpointing may change).
-  std::optional<io::InitSource> init;
-  if (model_json.contains("init")) {
-    if (!model_json["init"].is_string()) throw ConfigError("model.init", "expected a directory path");
-    init = io::read_init_source(model_json["init"].get<std::string>(), "model.init", /*need_tokenizer=*/!tok_path);
-    model_json.erase("init");
-    for (const auto& [key, value] : model_json.items())
-      if (key != "hidden_dropout" && key != "attention_dropout" && key != "gradient_checkpointing" &&
-          key != "fused_attention")
-        throw ConfigError("model." + key, "cannot be combined with model.init: the architecture comes from " +
-                                              init->dir.string() + " (" + init->format() + ")");
+  const auto init = io::take_init_source(model_json, /*need_tokenizer=*/!tok_path);
+  if (init) {
     BIOLM_CHECK(!tok_train, ConfigError, "tokenizer.train",
                 "model.init brings its vocabulary: continued pretraining keeps it (give tokenizer.path or nothing)");
   }

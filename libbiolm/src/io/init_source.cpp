@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include <set>
+
 #include "biolm/core/error.h"
 #include "biolm/io/hf_config.h"
 #include "biolm/io/hf_weights.h"
@@ -34,6 +36,23 @@ InitSource read_init_source(const fs::path& dir, const std::string& key, bool ne
                                  ": tokenizer.json, vocab.txt, tokenizer.model or vocab.json); give tokenizer.path");
   }
   return s;
+}
+
+std::optional<InitSource> take_init_source(nlohmann::json& model_section, bool need_tokenizer, const std::string& key) {
+  if (!model_section.contains("init")) return std::nullopt;
+  const std::string init_key = key + ".init";
+  if (!model_section["init"].is_string()) throw ConfigError(init_key, "expected a directory path");
+  auto init = read_init_source(model_section["init"].get<std::string>(), init_key, need_tokenizer);
+  model_section.erase("init");
+  static const std::set<std::string> kOverridable = {"hidden_dropout", "attention_dropout", "gradient_checkpointing",
+                                                     "fused_attention"};
+  for (const auto& [name, value] : model_section.items())
+    if (!kOverridable.count(name))
+      throw ConfigError(key + "." + name, "cannot be combined with " + init_key + ": the architecture comes from " +
+                                              init.dir.string() + " (" + init.format() +
+                                              "; only hidden_dropout, attention_dropout, gradient_checkpointing and "
+                                              "fused_attention may override it)");
+  return init;
 }
 
 InitLoadReport load_init_weights(torch::nn::Module& model, const InitSource& init, const std::string& key) {

@@ -9,8 +9,11 @@
 ///   auto report = io::load_init_weights(*model, init);  // the body; a new head stays as built
 ///   auto tok = tokenize::load_tokenizer(init.tokenizer_path);
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "biolm/models/config.h"
 
@@ -32,6 +35,12 @@ struct InitSource {
 /// has no tokenizer files (`need_tokenizer`).
 InitSource read_init_source(const std::filesystem::path& dir, const std::string& key = "model.init",
                             bool need_tokenizer = true);
+
+/// Takes `init` out of a model section: nullopt when absent, else the directory read as above.
+/// Every other key must be one that changes training only (hidden_dropout, attention_dropout,
+/// gradient_checkpointing, fused_attention); a shape key is a ConfigError naming it.
+std::optional<InitSource> take_init_source(nlohmann::json& model_section, bool need_tokenizer,
+                                           const std::string& key = "model");
 
 struct InitLoadReport {
   std::vector<std::string> loaded, missing, unexpected;
