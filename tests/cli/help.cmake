@@ -17,3 +17,11 @@ add_test(NAME cli::peft_typo_before_work
   WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 set_tests_properties(cli::peft_typo_before_work PROPERTIES PASS_REGULAR_EXPRESSION "peft.lora.rnk"
   FAIL_REGULAR_EXPRESSION "train rows|peft: method")
+# Every problem of the whole config in one message, exit 2, before any work: a typo under train.
+# and a wrong type under model. (the vocabulary is not trained, no features are made).
+add_test(NAME cli::config_all_errors_before_work
+  COMMAND ${CMAKE_COMMAND} -DBIOLM=${BIOLM_EXE} -DWORKDIR=${PROJECT_SOURCE_DIR} -DEXPECT_EXIT=2
+          "-DEXPECT_STDERR=config: 2 errors\n  config 'train.no_such_key': unknown key[^\n]*\n  config 'model.hidden_size': expected an integer, found \"abc\""
+          "-DREJECT_STDERR=train rows|peft: method|vocab"
+          "-DARGS=finetune;--config;examples/configs/ner_demo.yaml;output=${cli_out}/all_errors;train.no_such_key=3;model.hidden_size=abc"
+          -P ${CMAKE_CURRENT_SOURCE_DIR}/cli/scripts/eval_check.cmake)

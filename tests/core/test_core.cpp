@@ -182,11 +182,29 @@ TEST_CASE("configs: YAML, overrides, typed reads, unknown keys", "[core][config]
     r2.child("train").get<double>("lr", 1.0);
     REQUIRE_THROWS_WITH(r2.finish(), Catch::StartsWith("config 'train.lrr': unknown key"));
   }
-  SECTION("wrong type and bad choice name their path") {
+  SECTION("wrong type and bad choice name their path, are collected, and throw together at finish()") {
     core::ConfigReader r3(core::parse_yaml("train:\n  steps: many\n  method: lorax\n"));
-    REQUIRE_THROWS_WITH(r3.child("train").get<int64_t>("steps", 1), Catch::StartsWith("config 'train.steps': expected an integer"));
-    REQUIRE_THROWS_WITH(r3.child("train").choice("method", {"full", "lora"}, "full"),
-                        Catch::Contains("train.method") && Catch::Contains("full|lora"));
+    REQUIRE(r3.child("train").get<int64_t>("steps", 1) == 1);  // recorded; the fallback comes back
+    REQUIRE(r3.child("train").choice("method", {"full", "lora"}, "full") == "full");
+    REQUIRE(r3.errors().size() == 2);
+    REQUIRE(r3.errors()[0].key == "train.steps");
+    REQUIRE_THAT(r3.errors()[0].message, Catch::StartsWith("expected an integer"));
+    REQUIRE(r3.errors()[1].key == "train.method");
+    REQUIRE_THAT(r3.errors()[1].message, Catch::Contains("full|lora"));
+    REQUIRE_THROWS_WITH(r3.finish(), Catch::StartsWith("config: 2 errors\n  config 'train.steps': expected an integer") &&
+                                         Catch::Contains("\n  config 'train.method': expected full|lora"));
+  }
+  SECTION("one problem keeps the one-line form; capture() folds a thrown ConfigError in") {
+    core::ConfigReader r4(core::parse_yaml("train:\n  lr: 1\n"));
+    r4.child("train").get<double>("lr", 0.0);
+    r4.capture([] { throw ConfigError("peft.lora.rank", "must be > 0, got 0"); });
+    REQUIRE_THROWS_WITH(r4.finish(), "config 'peft.lora.rank': must be > 0, got 0");
+  }
+  SECTION("a section that is not a mapping is recorded, not thrown at once") {
+    core::ConfigReader r5(core::parse_yaml("train: 3\nmodel:\n  x: 1\n"));
+    REQUIRE(r5.child("train").get<int64_t>("max_steps", 5) == 5);
+    REQUIRE_THROWS_WITH(r5.finish(), Catch::Contains("'train': expected a mapping, found 3") &&
+                                         Catch::Contains("'model': unknown key"));
   }
   SECTION("bad override and YAML syntax errors") {
     nlohmann::json t;
@@ -269,4 +287,80 @@ TEST_CASE("tune_host_allocator keeps freed tensor memory resident for reuse", "[
     REQUIRE(after < 16384);
   }
 #endif
+}
+
+#include "biolm/models/config.h"
+#include "biolm/peft/method.h"
+#include "biolm/train/config.h"
+
+// The readers of the model, peft and train sections record into one ConfigReader; a single
+// finish() at the top reports every problem at once, each with its full key path.
+TEST_CASE("configs: a typo, a wrong type and a bad value in three sections, one message", "[core][config]") {
+  const auto tree = core::parse_yaml(
+      "model:\n  preset: tiny-encoder\n  hidden_size: abc\n"
+      "peft:\n  method: lora\n  lora:\n    rank: 0\n    targets: ['**.q_proj']\n"
+      "train:\n  lr: 1.0e-4\n  max_stepz: 10\n");
+  core::ConfigReader r(tree);
+  const auto model = models::read_model_config(r.child("model"));
+  (void)peft::read_method_config(r.child("peft"));
+  const auto train = train::read_train_config(r.child("train"));
+  REQUIRE(model.hidden_size == 32);  // the preset's value stays where the override was bad
+  REQUIRE(train.lr == Approx(1e-4));
+  REQUIRE(r.errors().size() == 2);   // the typo is found by finish(), which knows every key read
+  try {
+    r.finish();
+    FAIL("finish() did not throw");
+  } catch (const core::ConfigErrors& e) {
+    std::vector<std::string> keys;
+    for (const auto& i : e.issues()) keys.push_back(i.key);
+    REQUIRE(keys == std::vector<std::string>{"model.hidden_size", "peft.lora.rank", "train.max_stepz"});
+    const std::string what = e.what();
+    REQUIRE_THAT(what, Catch::StartsWith("config: 3 errors\n"));
+    REQUIRE_THAT(what, Catch::Contains("config 'model.hidden_size': expected an integer, found \"abc\""));
+    REQUIRE_THAT(what, Catch::Contains("config 'peft.lora.rank': must be > 0, got 0"));
+    REQUIRE_THAT(what, Catch::Contains("config 'train.max_stepz': unknown key"));
+    REQUIRE(e.key() == "model.hidden_size");  // a ConfigError like any other: the first problem
+  }
+}
+
+TEST_CASE("configs: each section's from_json reports all of its problems at once", "[core][config]") {
+  const auto issues_of = [](const auto& fn) {
+    try {
+      fn();
+    } catch (const core::ConfigErrors& e) {
+      std::vector<std::string> keys;
+      for (const auto& i : e.issues()) keys.push_back(i.key);
+      return keys;
+    }
+    return std::vector<std::string>{};
+  };
+  SECTION("train: a bad range, a bad choice and a typo") {
+    const auto keys = issues_of([] {
+      train::train_config_from_json(nlohmann::json{{"lr", 0.1}, {"max_steps", 0}, {"schedule", "cosin"}, {"lrr", 1}});
+    });
+    REQUIRE(keys == std::vector<std::string>{"train.schedule", "train.lrr"});  // ranges wait for clean reads
+    const auto ranges = issues_of([] {
+      train::train_config_from_json(nlohmann::json{{"max_steps", 0}, {"lr", -1.0}, {"keep_last", 0}});
+    });
+    REQUIRE(ranges == std::vector<std::string>{"train.max_steps", "train.lr", "train.keep_last"});
+  }
+  SECTION("model: two wrong types, a bad enum, an unknown nested key") {
+    const auto keys = issues_of([] {
+      models::config_from_json(nlohmann::json{{"preset", "tiny-encoder"}, {"n_layers", 1.5}, {"norm", "batch"},
+                                              {"moe", {{"top_k", "two"}, {"n_expert", 2}}}});
+    });
+    REQUIRE(keys == std::vector<std::string>{"model.n_layers", "model.norm", "model.moe.top_k", "model.moe.n_expert"});
+  }
+  SECTION("model: every inconsistency of validate() at once") {
+    const auto keys = issues_of([] {
+      models::config_from_json(nlohmann::json{{"preset", "tiny-encoder"}, {"n_heads", 5}, {"hidden_dropout", 1.5}});
+    });
+    REQUIRE(keys == std::vector<std::string>{"model.n_heads", "model.n_kv_heads", "model.hidden_dropout"});
+  }
+  SECTION("peft: a bad method and a wrong type") {
+    const auto keys = issues_of([] {
+      peft::method_config_from_json(nlohmann::json{{"method", "lorax"}, {"train_top_layers", "two"}});
+    });
+    REQUIRE(keys == std::vector<std::string>{"peft.method", "peft.train_top_layers"});
+  }
 }

@@ -75,10 +75,10 @@ int run_finetune(const std::string& config_path, const std::vector<std::string>&
   json train_json = r.raw("train") ? *r.raw("train") : json::object();
   const int64_t batch_size = train_json.value("batch_size", 16);
   train_json.erase("batch_size");
-  r.finish();
-  // The train and peft sections are checked here too, before any vocabulary is trained or model
-  // built (their model-dependent parts — default targets, the prompt's width — come later).
-  (void)train::train_config_from_json(train_json, "train");
+  // Every section is checked here, before any vocabulary is trained or model built, and every
+  // problem is reported in one ConfigError by r.finish() (the model-dependent parts of peft —
+  // default targets, the prompt's width — come later).
+  r.capture([&] { (void)train::train_config_from_json(train_json, "train"); });
   // Default adapter targets, as PEFT's for BERT/LLaMA-style models: LoRA on the query and value
   // projections; IA3 scales keys, values and the FFN's input to its down projection (Liu et al. 2022).
   json pj = peft_json;
@@ -92,31 +92,29 @@ int run_finetune(const std::string& config_path, const std::vector<std::string>&
     pj["ia3"]["input_targets"] = std::vector<std::string>{"**.mlp.down"};
     log::info("peft: IA3 on **.k_proj, **.v_proj and the input of **.mlp.down (peft.ia3.targets / input_targets to choose)");
   }
-  {
-    // Checked now, before any work; a soft prompt's width (the model's) is only known later.
+  r.capture([&] {
+    // A soft prompt's width (the model's) is only known later.
     json check = pj;
     if (method_name == "prompt" && !(check.contains("prompt") && check["prompt"].contains("hidden")))
       check["prompt"]["hidden"] = 1;
     (void)peft::method_config_from_json(check, "peft");
-  }
-  core::check_range(spec.max_length > 1, "data.max_length", "> 1", std::to_string(spec.max_length));
-  core::check_range(spec.doc_stride < spec.max_length, "data.doc_stride", "< data.max_length",
-                    std::to_string(spec.doc_stride));
-  core::check_range(spec.max_answer_tokens > 0, "eval.max_answer_tokens", "> 0",
-                    std::to_string(spec.max_answer_tokens));
-  core::check_range(spec.max_new_tokens > 0, "eval.max_new_tokens", "> 0", std::to_string(spec.max_new_tokens));
-  core::check_range(spec.batch_size > 0, "eval.batch_size", "> 0", std::to_string(spec.batch_size));
-  if (!spec.format.empty() && spec.task != tasks::Task::Mcqa && spec.task != tasks::Task::Instruct)
-    throw ConfigError("data.format", "only mcqa (medqa|medmcqa) and instruct (alpaca|sharegpt) read a format");
-  if (spec.packing && spec.task != tasks::Task::Instruct)
-    throw ConfigError("data.packing", "only the instruct task packs examples");
+  });
+  r.check(spec.max_length > 1, "data.max_length", "must be > 1, got " + std::to_string(spec.max_length));
+  r.check(spec.doc_stride < spec.max_length, "data.doc_stride",
+          "must be < data.max_length, got " + std::to_string(spec.doc_stride));
+  r.check(spec.max_answer_tokens > 0, "eval.max_answer_tokens",
+          "must be > 0, got " + std::to_string(spec.max_answer_tokens));
+  r.check(spec.max_new_tokens > 0, "eval.max_new_tokens", "must be > 0, got " + std::to_string(spec.max_new_tokens));
+  r.check(spec.batch_size > 0, "eval.batch_size", "must be > 0, got " + std::to_string(spec.batch_size));
+  r.check(spec.format.empty() || spec.task == tasks::Task::Mcqa || spec.task == tasks::Task::Instruct, "data.format",
+          "only mcqa (medqa|medmcqa) and instruct (alpaca|sharegpt) read a format");
+  r.check(!spec.packing || spec.task == tasks::Task::Instruct, "data.packing", "only the instruct task packs examples");
 
   // Architecture: a biolm model directory (model.init) or a preset/explicit config.
-  const auto init = io::take_init_source(model_json, /*need_tokenizer=*/!tok_path);
-  if (init) {
-    if (!tok_train.empty())
-      throw ConfigError("tokenizer.train_on", "a model.init directory brings its vocabulary; give tokenizer.path or nothing");
-  }
+  std::optional<io::InitSource> init;
+  r.capture([&] { init = io::take_init_source(model_json, /*need_tokenizer=*/!tok_path); });
+  r.check(!init || tok_train.empty(), "tokenizer.train_on",
+          "a model.init directory brings its vocabulary; give tokenizer.path or nothing");
   const bool decoder_default = spec.task == tasks::Task::Instruct;
   json mj = model_json;
   if (init) {
@@ -126,7 +124,9 @@ int run_finetune(const std::string& config_path, const std::vector<std::string>&
   } else if (!mj.contains("preset")) {
     mj["preset"] = decoder_default ? "tiny-decoder" : "tiny-encoder";
   }
-  const bool is_decoder = models::config_from_json(mj, "model").is_decoder();
+  bool is_decoder = false;
+  r.capture([&] { is_decoder = models::config_from_json(mj, "model").is_decoder(); });
+  r.finish();
   if (spec.task == tasks::Task::Instruct && !is_decoder)
     throw ConfigError("model", "instruct trains a causal LM: use a decoder (model.preset: tiny-decoder, or family: decoder)");
   if (spec.task == tasks::Task::QaSpan || spec.task == tasks::Task::Mcqa || spec.task == tasks::Task::Instruct) {

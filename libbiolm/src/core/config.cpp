@@ -154,9 +154,23 @@ void apply_overrides(nlohmann::json& tree, const std::vector<std::string>& specs
   for (const auto& s : specs) apply_override(tree, s);
 }
 
-ConfigReader::ConfigReader(const nlohmann::json& tree, std::string path) : tree_(tree), path_(std::move(path)) {
+ConfigErrors::ConfigErrors(std::vector<ConfigIssue> issues)
+    : ConfigError(issues.empty() ? std::string() : issues.front().key,
+                  issues.empty() ? std::string() : issues.front().message),
+      issues_(std::move(issues)) {
+  text_ = "config: " + std::to_string(issues_.size()) + " errors";
+  for (const auto& i : issues_) text_ += "\n  config '" + i.key + "': " + i.message;
+}
+
+ConfigReader::ConfigReader(const nlohmann::json& tree, std::string path)
+    : ConfigReader(tree, std::move(path), std::make_shared<std::vector<ConfigIssue>>()) {}
+
+ConfigReader::ConfigReader(const nlohmann::json& tree, std::string path,
+                           std::shared_ptr<std::vector<ConfigIssue>> errors)
+    : tree_(tree), path_(std::move(path)), errors_(std::move(errors)) {
   if (!tree_.is_null() && !tree_.is_object()) {
-    throw ConfigError(path_.empty() ? "<root>" : path_, "expected a mapping, found " + tree_.dump());
+    errors_->push_back({path_.empty() ? "<root>" : path_, "expected a mapping, found " + tree_.dump()});
+    tree_ = nlohmann::json::object();
   }
 }
 
@@ -164,7 +178,17 @@ bool ConfigReader::has(const std::string& key) const {
   return tree_.is_object() && tree_.contains(key) && !tree_.at(key).is_null();
 }
 
+bool ConfigReader::present(const std::string& key) const { return tree_.is_object() && tree_.contains(key); }
+
 std::string ConfigReader::key_path(const std::string& key) const { return path_.empty() ? key : path_ + "." + key; }
+
+void ConfigReader::error(const std::string& key, const std::string& message) {
+  errors_->push_back({key_path(key), message});
+}
+
+void ConfigReader::check(bool ok, const std::string& key, const std::string& message) {
+  if (!ok) error(key, message);
+}
 
 std::string ConfigReader::choice(const std::string& key, const std::vector<std::string>& choices,
                                  const std::string& fallback) {
@@ -173,16 +197,17 @@ std::string ConfigReader::choice(const std::string& key, const std::vector<std::
     if (c == v) return v;
   std::string list;
   for (const auto& c : choices) list += (list.empty() ? "" : "|") + c;
-  throw ConfigError(key_path(key), "expected " + list + ", found \"" + v + "\"");
+  error(key, "expected " + list + ", found \"" + v + "\"");
+  return fallback;
 }
 
 ConfigReader& ConfigReader::child(const std::string& key) {
   used_.insert(key);
   for (auto& c : children_)
     if (c.first == key) return *c.second;
+  // A non-mapping value is recorded by the child's constructor (and read as empty).
   const nlohmann::json sub = has(key) ? tree_.at(key) : nlohmann::json::object();
-  if (!sub.is_object()) throw ConfigError(key_path(key), "expected a section (mapping), found " + sub.dump());
-  children_.emplace_back(key, std::make_unique<ConfigReader>(sub, key_path(key)));
+  children_.emplace_back(key, std::unique_ptr<ConfigReader>(new ConfigReader(sub, key_path(key), errors_)));
   return *children_.back().second;
 }
 
@@ -191,17 +216,26 @@ const nlohmann::json* ConfigReader::raw(const std::string& key) {
   return has(key) ? &tree_.at(key) : nullptr;
 }
 
-void ConfigReader::finish() const {
-  if (tree_.is_object()) {
-    for (auto it = tree_.begin(); it != tree_.end(); ++it) {
-      if (!used_.count(it.key())) {
-        std::string known;
-        for (const auto& k : used_) known += (known.empty() ? "" : ", ") + k;
-        throw ConfigError(key_path(it.key()), "unknown key (known here: " + known + ")");
-      }
+void ConfigReader::record_unknown_keys() {
+  for (auto it = tree_.begin(); it != tree_.end(); ++it) {
+    if (!used_.count(it.key())) {
+      std::string known;
+      for (const auto& k : used_) known += (known.empty() ? "" : ", ") + k;
+      error(it.key(), "unknown key (known here: " + known + ")");
     }
   }
-  for (const auto& c : children_) c.second->finish();
+  for (const auto& c : children_) c.second->record_unknown_keys();
+}
+
+void ConfigReader::finish() {
+  record_unknown_keys();
+  throw_if_errors();
+}
+
+void ConfigReader::throw_if_errors() const {
+  if (errors_->empty()) return;
+  if (errors_->size() == 1) throw ConfigError(errors_->front().key, errors_->front().message);
+  throw ConfigErrors(*errors_);
 }
 
 void check_range(bool ok, const std::string& key_path, const std::string& what, const std::string& got) {

@@ -13,6 +13,7 @@
 #include <set>
 #include <sstream>
 
+#include "biolm/core/config.h"
 #include "biolm/core/error.h"
 
 namespace biolm::models {
@@ -89,39 +90,7 @@ E parse_enum(const std::string& s, const std::string& key) {
   throw ConfigError(key, fmt::format("expected one of {}, found \"{}\"", valid, s));
 }
 
-std::string type_name(const json& v) { return v.type_name(); }
-
-// Strict readers: the JSON type must match the field type.
-int64_t read_int(const json& v, const std::string& key) {
-  if (!v.is_number_integer()) throw ConfigError(key, "expected an integer, found " + type_name(v) + " " + v.dump());
-  return v.get<int64_t>();
-}
-double read_double(const json& v, const std::string& key) {
-  if (!v.is_number()) throw ConfigError(key, "expected a number, found " + type_name(v) + " " + v.dump());
-  return v.get<double>();
-}
-bool read_bool(const json& v, const std::string& key) {
-  if (!v.is_boolean()) throw ConfigError(key, "expected true or false, found " + type_name(v) + " " + v.dump());
-  return v.get<bool>();
-}
-std::string read_string(const json& v, const std::string& key) {
-  if (!v.is_string()) throw ConfigError(key, "expected a string, found " + type_name(v) + " " + v.dump());
-  return v.get<std::string>();
-}
-std::optional<int64_t> read_opt_int(const json& v, const std::string& key) {
-  if (v.is_null()) return std::nullopt;
-  return read_int(v, key);
-}
-template <typename E>
-E read_enum(const json& v, const std::string& key) {
-  return parse_enum<E>(read_string(v, key), key);
-}
-
 json opt_json(const std::optional<int64_t>& v) { return v ? json(*v) : json(nullptr); }
-
-void check(bool cond, const std::string& key, const std::string& message) {
-  if (!cond) throw ConfigError(key, message);
-}
 
 }  // namespace
 
@@ -141,7 +110,14 @@ bool ModelConfig::is_moe_layer(int64_t layer) const {
 }
 
 void ModelConfig::validate(const std::string& p) const {
-  auto k = [&](const std::string& field) { return p + "." + field; };
+  core::ConfigReader r(json::object(), p);
+  validate(r);
+  r.throw_if_errors();
+}
+
+void ModelConfig::validate(core::ConfigReader& r) const {
+  const auto k = [](const std::string& field) { return field; };
+  const auto check = [&](bool ok, const std::string& key, const std::string& message) { r.check(ok, key, message); };
   check(vocab_size > 0, k("vocab_size"), fmt::format("must be > 0, got {}", vocab_size));
   check(hidden_size > 0, k("hidden_size"), fmt::format("must be > 0, got {}", hidden_size));
   check(n_layers > 0, k("n_layers"), fmt::format("must be > 0, got {}", n_layers));
@@ -184,9 +160,9 @@ void ModelConfig::validate(const std::string& p) const {
     std::set<int64_t> seen;
     for (size_t i = 0; i < moe.layers.size(); ++i) {
       const auto l = moe.layers[i];
-      check(l >= 0 && l < n_layers, fmt::format("{}.moe.layers[{}]", p, i),
+      check(l >= 0 && l < n_layers, fmt::format("moe.layers[{}]", i),
             fmt::format("must be in [0, n_layers={}), got {}", n_layers, l));
-      check(seen.insert(l).second, fmt::format("{}.moe.layers[{}]", p, i), fmt::format("layer {} listed twice", l));
+      check(seen.insert(l).second, fmt::format("moe.layers[{}]", i), fmt::format("layer {} listed twice", l));
     }
   }
   for (const auto& [name, id] : {std::pair<const char*, std::optional<int64_t>>{"pad_token_id", pad_token_id},
@@ -243,88 +219,92 @@ nlohmann::json to_json(const ModelConfig& c) {
               {"fused_attention", c.fused_attention}};
 }
 
-ModelConfig config_from_json(const nlohmann::json& j, const std::string& p) {
-  if (!j.is_object()) throw ConfigError(p, "expected a JSON object, found " + type_name(j));
+ModelConfig read_model_config(core::ConfigReader& r) {
+  const size_t n_errors = r.errors().size();
   ModelConfig c;
-  using Setter = std::function<void(const json&, const std::string&)>;
-  const std::map<std::string, Setter> moe_fields = {
-      {"n_experts", [&](const json& v, const std::string& k) { c.moe.n_experts = read_int(v, k); }},
-      {"top_k", [&](const json& v, const std::string& k) { c.moe.top_k = read_int(v, k); }},
-      {"aux_loss_weight", [&](const json& v, const std::string& k) { c.moe.aux_loss_weight = read_double(v, k); }},
-      {"normalize_top_k", [&](const json& v, const std::string& k) { c.moe.normalize_top_k = read_bool(v, k); }},
-      {"layers",
-       [&](const json& v, const std::string& k) {
-         if (!v.is_array()) throw ConfigError(k, "expected an array of layer indices, found " + type_name(v));
-         c.moe.layers.clear();
-         for (size_t i = 0; i < v.size(); ++i) c.moe.layers.push_back(read_int(v[i], fmt::format("{}[{}]", k, i)));
-       }},
-  };
-  // A nested object: every key must be one of `fields` (errors name "<k>.<key>").
-  const auto read_object = [](const json& v, const std::string& k, const std::map<std::string, Setter>& fields) {
-    if (!v.is_object()) throw ConfigError(k, "expected an object, found " + type_name(v));
-    for (const auto& [key, value] : v.items()) {
-      const auto it = fields.find(key);
-      if (it == fields.end()) throw ConfigError(k + "." + key, "unknown key");
-      it->second(value, k + "." + key);
-    }
-  };
-  const std::map<std::string, Setter> rope_fields = {
-      {"kind", [&](const json& v, const std::string& k) { c.rope_scaling.kind = read_enum<RopeScalingKind>(v, k); }},
-      {"factor", [&](const json& v, const std::string& k) { c.rope_scaling.factor = read_double(v, k); }},
-      {"low_freq_factor", [&](const json& v, const std::string& k) { c.rope_scaling.low_freq_factor = read_double(v, k); }},
-      {"high_freq_factor",
-       [&](const json& v, const std::string& k) { c.rope_scaling.high_freq_factor = read_double(v, k); }},
-      {"original_max_positions",
-       [&](const json& v, const std::string& k) { c.rope_scaling.original_max_positions = read_int(v, k); }},
-  };
-  const std::map<std::string, Setter> fields = {
-      {"name", [&](const json& v, const std::string& k) { c.name = read_string(v, k); }},
-      {"family", [&](const json& v, const std::string& k) { c.family = read_enum<Family>(v, k); }},
-      {"vocab_size", [&](const json& v, const std::string& k) { c.vocab_size = read_int(v, k); }},
-      {"hidden_size", [&](const json& v, const std::string& k) { c.hidden_size = read_int(v, k); }},
-      {"n_layers", [&](const json& v, const std::string& k) { c.n_layers = read_int(v, k); }},
-      {"n_heads", [&](const json& v, const std::string& k) { c.n_heads = read_int(v, k); }},
-      {"n_kv_heads", [&](const json& v, const std::string& k) { c.n_kv_heads = read_int(v, k); }},
-      {"ffn_size", [&](const json& v, const std::string& k) { c.ffn_size = read_int(v, k); }},
-      {"activation", [&](const json& v, const std::string& k) { c.activation = read_enum<Activation>(v, k); }},
-      {"norm", [&](const json& v, const std::string& k) { c.norm = read_enum<NormKind>(v, k); }},
-      {"norm_placement",
-       [&](const json& v, const std::string& k) { c.norm_placement = read_enum<NormPlacement>(v, k); }},
-      {"norm_eps", [&](const json& v, const std::string& k) { c.norm_eps = read_double(v, k); }},
-      {"embedding_norm", [&](const json& v, const std::string& k) { c.embedding_norm = read_bool(v, k); }},
-      {"final_norm", [&](const json& v, const std::string& k) { c.final_norm = read_bool(v, k); }},
-      {"positions", [&](const json& v, const std::string& k) { c.positions = read_enum<PositionKind>(v, k); }},
-      {"rope_theta", [&](const json& v, const std::string& k) { c.rope_theta = read_double(v, k); }},
-      {"rope_scaling",
-       [&](const json& v, const std::string& k) { read_object(v, k, rope_fields); }},
-      {"sliding_window", [&](const json& v, const std::string& k) { c.sliding_window = read_opt_int(v, k); }},
-      {"max_positions", [&](const json& v, const std::string& k) { c.max_positions = read_int(v, k); }},
-      {"type_vocab_size", [&](const json& v, const std::string& k) { c.type_vocab_size = read_int(v, k); }},
-      {"attention_bias", [&](const json& v, const std::string& k) { c.attention_bias = read_bool(v, k); }},
-      {"mlp_bias", [&](const json& v, const std::string& k) { c.mlp_bias = read_bool(v, k); }},
-      {"hidden_dropout", [&](const json& v, const std::string& k) { c.hidden_dropout = read_double(v, k); }},
-      {"attention_dropout", [&](const json& v, const std::string& k) { c.attention_dropout = read_double(v, k); }},
-      {"tie_embeddings", [&](const json& v, const std::string& k) { c.tie_embeddings = read_bool(v, k); }},
-      {"pooler", [&](const json& v, const std::string& k) { c.pooler = read_bool(v, k); }},
-      {"moe",
-       [&](const json& v, const std::string& k) { read_object(v, k, moe_fields); }},
-      {"pad_token_id", [&](const json& v, const std::string& k) { c.pad_token_id = read_opt_int(v, k); }},
-      {"bos_token_id", [&](const json& v, const std::string& k) { c.bos_token_id = read_opt_int(v, k); }},
-      {"eos_token_id", [&](const json& v, const std::string& k) { c.eos_token_id = read_opt_int(v, k); }},
-      {"init_std", [&](const json& v, const std::string& k) { c.init_std = read_double(v, k); }},
-      {"gradient_checkpointing",
-       [&](const json& v, const std::string& k) { c.gradient_checkpointing = read_bool(v, k); }},
-      {"fused_attention", [&](const json& v, const std::string& k) { c.fused_attention = read_bool(v, k); }},
-  };
   // A preset as the starting point ("preset": "gpt2" + overrides) keeps configs short.
-  if (j.contains("preset")) c = preset(read_string(j.at("preset"), p + ".preset"));
-  for (const auto& [key, value] : j.items()) {
-    if (key == "preset") continue;
-    const auto it = fields.find(key);
-    if (it == fields.end()) throw ConfigError(p + "." + key, "unknown key");
-    it->second(value, p + "." + key);
+  if (const auto name = r.optional<std::string>("preset")) {
+    const auto names = preset_names();
+    if (std::find(names.begin(), names.end(), *name) != names.end()) {
+      c = preset(*name);
+    } else {
+      r.error("preset", fmt::format("unknown preset \"{}\" (valid: {})", *name, fmt::join(names, ", ")));
+    }
   }
-  c.validate(p);
+  c.name = r.get("name", c.name);
+  c.family = r.choice("family", EnumTable<Family>::items, c.family);
+  c.vocab_size = r.get("vocab_size", c.vocab_size);
+  c.hidden_size = r.get("hidden_size", c.hidden_size);
+  c.n_layers = r.get("n_layers", c.n_layers);
+  c.n_heads = r.get("n_heads", c.n_heads);
+  c.n_kv_heads = r.get("n_kv_heads", c.n_kv_heads);
+  c.ffn_size = r.get("ffn_size", c.ffn_size);
+  c.activation = r.choice("activation", EnumTable<Activation>::items, c.activation);
+  c.norm = r.choice("norm", EnumTable<NormKind>::items, c.norm);
+  c.norm_placement = r.choice("norm_placement", EnumTable<NormPlacement>::items, c.norm_placement);
+  c.norm_eps = r.get("norm_eps", c.norm_eps);
+  c.embedding_norm = r.get("embedding_norm", c.embedding_norm);
+  c.final_norm = r.get("final_norm", c.final_norm);
+  c.positions = r.choice("positions", EnumTable<PositionKind>::items, c.positions);
+  c.rope_theta = r.get("rope_theta", c.rope_theta);
+  if (r.present("rope_scaling")) {
+    auto& rs = r.child("rope_scaling");
+    c.rope_scaling.kind = rs.choice("kind", EnumTable<RopeScalingKind>::items, c.rope_scaling.kind);
+    c.rope_scaling.factor = rs.get("factor", c.rope_scaling.factor);
+    c.rope_scaling.low_freq_factor = rs.get("low_freq_factor", c.rope_scaling.low_freq_factor);
+    c.rope_scaling.high_freq_factor = rs.get("high_freq_factor", c.rope_scaling.high_freq_factor);
+    c.rope_scaling.original_max_positions = rs.get("original_max_positions", c.rope_scaling.original_max_positions);
+  }
+  // Optional ids: an absent key keeps the preset's value, null clears it.
+  const auto opt_int = [&](const char* key, std::optional<int64_t>& field) {
+    if (r.present(key)) field = r.optional<int64_t>(key);
+  };
+  opt_int("sliding_window", c.sliding_window);
+  c.max_positions = r.get("max_positions", c.max_positions);
+  c.type_vocab_size = r.get("type_vocab_size", c.type_vocab_size);
+  c.attention_bias = r.get("attention_bias", c.attention_bias);
+  c.mlp_bias = r.get("mlp_bias", c.mlp_bias);
+  c.hidden_dropout = r.get("hidden_dropout", c.hidden_dropout);
+  c.attention_dropout = r.get("attention_dropout", c.attention_dropout);
+  c.tie_embeddings = r.get("tie_embeddings", c.tie_embeddings);
+  c.pooler = r.get("pooler", c.pooler);
+  if (r.present("moe")) {
+    auto& m = r.child("moe");
+    c.moe.n_experts = m.get("n_experts", c.moe.n_experts);
+    c.moe.top_k = m.get("top_k", c.moe.top_k);
+    c.moe.aux_loss_weight = m.get("aux_loss_weight", c.moe.aux_loss_weight);
+    c.moe.normalize_top_k = m.get("normalize_top_k", c.moe.normalize_top_k);
+    if (const auto* layers = m.raw("layers")) {
+      if (!layers->is_array()) {
+        m.error("layers", "expected an array of layer indices, found " + layers->dump());
+      } else {
+        c.moe.layers.clear();
+        for (size_t i = 0; i < layers->size(); ++i) {
+          const auto& v = (*layers)[i];
+          if (v.is_number_integer()) {
+            c.moe.layers.push_back(v.get<int64_t>());
+          } else {
+            m.error(fmt::format("layers[{}]", i), "expected an integer, found " + v.dump());
+          }
+        }
+      }
+    }
+  }
+  opt_int("pad_token_id", c.pad_token_id);
+  opt_int("bos_token_id", c.bos_token_id);
+  opt_int("eos_token_id", c.eos_token_id);
+  c.init_std = r.get("init_std", c.init_std);
+  c.gradient_checkpointing = r.get("gradient_checkpointing", c.gradient_checkpointing);
+  c.fused_attention = r.get("fused_attention", c.fused_attention);
+  // Cross-field checks only on values that were read cleanly (a wrong type would report twice).
+  if (r.errors().size() == n_errors) c.validate(r);
+  return c;
+}
+
+ModelConfig config_from_json(const nlohmann::json& j, const std::string& p) {
+  core::ConfigReader r(j, p);
+  ModelConfig c = read_model_config(r);
+  r.finish();
   return c;
 }
 

@@ -6,28 +6,19 @@
 #include <cmath>
 #include <set>
 
+#include "biolm/core/config.h"
 #include "biolm/core/error.h"
 #include "biolm/peft/pattern.h"
 
 namespace biolm::peft {
 namespace {
 
-void check_keys(const nlohmann::json& j, const std::string& key, const std::set<std::string>& allowed) {
-  BIOLM_CHECK(j.is_object(), ConfigError, key, "expected an object");
-  for (const auto& item : j.items()) {
-    BIOLM_CHECK(allowed.count(item.key()), ConfigError, key + "." + item.key(), "unknown key");
-  }
-}
-
-template <typename T>
-T get(const nlohmann::json& j, const std::string& field, const std::string& key, T fallback) {
-  if (!j.contains(field)) return fallback;
-  try {
-    return j.at(field).get<T>();
-  } catch (const nlohmann::json::exception& e) {
-    throw ConfigError(key + "." + field, std::string("wrong type: ") + e.what());
-  }
-}
+// The JSON spellings of Method (read by ConfigReader::choice, written by to_json).
+constexpr std::pair<Method, const char*> kMethods[] = {{Method::Full, "full"},
+                                                       {Method::Lora, "lora"},
+                                                       {Method::Ia3, "ia3"},
+                                                       {Method::PromptTuning, "prompt"},
+                                                       {Method::Hybrid, "hybrid"}};
 
 void for_each_adapter(torch::nn::Module& model, const std::function<void(nn::LinearImpl&)>& fn) {
   for (const auto& m : model.modules(/*include_self=*/true)) {
@@ -47,39 +38,41 @@ std::string with_commas(int64_t n) {
 }  // namespace
 
 Method parse_method(const std::string& name, const std::string& key) {
-  if (name == "full") return Method::Full;
-  if (name == "lora") return Method::Lora;
-  if (name == "ia3") return Method::Ia3;
-  if (name == "prompt") return Method::PromptTuning;
-  if (name == "hybrid") return Method::Hybrid;
-  throw ConfigError(key, "expected full|lora|ia3|prompt|hybrid, found '" + name + "'");
+  std::string list;
+  for (const auto& [value, spelling] : kMethods) {
+    if (name == spelling) return value;
+    list += (list.empty() ? "" : "|") + std::string(spelling);
+  }
+  throw ConfigError(key, "expected " + list + ", found '" + name + "'");
 }
 
 std::string to_string(Method method) {
-  switch (method) {
-    case Method::Full: return "full";
-    case Method::Lora: return "lora";
-    case Method::Ia3: return "ia3";
-    case Method::PromptTuning: return "prompt";
-    case Method::Hybrid: return "hybrid";
-  }
+  for (const auto& [value, spelling] : kMethods)
+    if (value == method) return spelling;
   return "full";
 }
 
 void MethodConfig::validate() const {
-  if (method == Method::Lora || method == Method::Hybrid) lora.validate();
-  if (method == Method::Ia3) ia3.validate();
-  if (method == Method::PromptTuning) prompt.validate();
-  BIOLM_CHECK(train_top_layers >= 0, ConfigError, "peft.train_top_layers", "must be >= 0");
-  BIOLM_CHECK(layer_lr_decay > 0 && layer_lr_decay <= 1, ConfigError, "peft.layer_lr_decay",
-              "must be in (0, 1], got " + std::to_string(layer_lr_decay));
-  BIOLM_CHECK(layer_lr_decay == 1.0 || method == Method::Full, ConfigError, "peft.layer_lr_decay",
-              "discriminative learning rates apply to method 'full' only");
-  BIOLM_CHECK(freeze_patterns.empty() || method == Method::Full, ConfigError, "peft.freeze_patterns",
-              "only method 'full' freezes by pattern (the other methods freeze everything but the adapter)");
-  BIOLM_CHECK(train_patterns.empty() || method != Method::Full, ConfigError, "peft.train_patterns",
-              "method 'full' trains everything already (use freeze_patterns to hold parts fixed)");
-  BIOLM_CHECK(!layers.container.empty(), ConfigError, "peft.layers.container", "must not be empty");
+  core::ConfigReader r(nlohmann::json::object(), "peft");
+  validate(r);
+  r.throw_if_errors();
+}
+
+void MethodConfig::validate(core::ConfigReader& r) const {
+  // The options' own checks throw at their first problem (keys "peft.lora.*", ...); collected here.
+  if (method == Method::Lora || method == Method::Hybrid) r.capture([&] { lora.validate(); });
+  if (method == Method::Ia3) r.capture([&] { ia3.validate(); });
+  if (method == Method::PromptTuning) r.capture([&] { prompt.validate(); });
+  r.check(train_top_layers >= 0, "train_top_layers", "must be >= 0");
+  r.check(layer_lr_decay > 0 && layer_lr_decay <= 1, "layer_lr_decay",
+          "must be in (0, 1], got " + std::to_string(layer_lr_decay));
+  r.check(layer_lr_decay == 1.0 || method == Method::Full, "layer_lr_decay",
+          "discriminative learning rates apply to method 'full' only");
+  r.check(freeze_patterns.empty() || method == Method::Full, "freeze_patterns",
+          "only method 'full' freezes by pattern (the other methods freeze everything but the adapter)");
+  r.check(train_patterns.empty() || method != Method::Full, "train_patterns",
+          "method 'full' trains everything already (use freeze_patterns to hold parts fixed)");
+  r.check(!layers.container.empty(), "layers.container", "must not be empty");
 }
 
 nlohmann::json to_json(const MethodConfig& c) {
@@ -100,50 +93,49 @@ nlohmann::json to_json(const MethodConfig& c) {
   return j;
 }
 
-MethodConfig method_config_from_json(const nlohmann::json& j, const std::string& key) {
-  check_keys(j, key, {"method", "lora", "ia3", "prompt", "train_patterns", "freeze_patterns", "train_top_layers",
-                      "layer_lr_decay", "layers"});
+MethodConfig read_method_config(core::ConfigReader& r) {
+  const size_t n_errors = r.errors().size();
   MethodConfig c;
-  c.method = parse_method(get<std::string>(j, "method", key, "full"), key + ".method");
-  if (j.contains("lora")) {
-    const auto& l = j["lora"];
-    const std::string k = key + ".lora";
-    check_keys(l, k, {"rank", "alpha", "dropout", "targets", "rank_stabilized", "rank_pattern", "alpha_pattern"});
-    c.lora.rank_pattern(get<std::map<std::string, int64_t>>(l, "rank_pattern", k, {}))
-        .alpha_pattern(get<std::map<std::string, double>>(l, "alpha_pattern", k, {}));
-    c.lora.rank(get<int64_t>(l, "rank", k, c.lora.rank()))
-        .alpha(get<double>(l, "alpha", k, c.lora.alpha()))
-        .dropout(get<double>(l, "dropout", k, c.lora.dropout()))
-        .targets(get<std::vector<std::string>>(l, "targets", k, {}))
-        .rank_stabilized(get<bool>(l, "rank_stabilized", k, false));
+  c.method = r.choice("method", kMethods, c.method);
+  if (r.present("lora")) {
+    auto& l = r.child("lora");
+    c.lora.rank_pattern(l.get<std::map<std::string, int64_t>>("rank_pattern", {}))
+        .alpha_pattern(l.get<std::map<std::string, double>>("alpha_pattern", {}));
+    c.lora.rank(l.get<int64_t>("rank", c.lora.rank()))
+        .alpha(l.get<double>("alpha", c.lora.alpha()))
+        .dropout(l.get<double>("dropout", c.lora.dropout()))
+        .targets(l.get<std::vector<std::string>>("targets", {}))
+        .rank_stabilized(l.get<bool>("rank_stabilized", false));
   }
-  if (j.contains("ia3")) {
-    const auto& l = j["ia3"];
-    const std::string k = key + ".ia3";
-    check_keys(l, k, {"targets", "input_targets"});
-    c.ia3.targets(get<std::vector<std::string>>(l, "targets", k, {}))
-        .input_targets(get<std::vector<std::string>>(l, "input_targets", k, {}));
+  if (r.present("ia3")) {
+    auto& l = r.child("ia3");
+    c.ia3.targets(l.get<std::vector<std::string>>("targets", {}))
+        .input_targets(l.get<std::vector<std::string>>("input_targets", {}));
   }
-  if (j.contains("prompt")) {
-    const auto& l = j["prompt"];
-    const std::string k = key + ".prompt";
-    check_keys(l, k, {"n_virtual_tokens", "hidden", "init_std"});
-    c.prompt.n_virtual_tokens(get<int64_t>(l, "n_virtual_tokens", k, c.prompt.n_virtual_tokens()))
-        .hidden(get<int64_t>(l, "hidden", k, 0))
-        .init_std(get<double>(l, "init_std", k, c.prompt.init_std()));
+  if (r.present("prompt")) {
+    auto& l = r.child("prompt");
+    c.prompt.n_virtual_tokens(l.get<int64_t>("n_virtual_tokens", c.prompt.n_virtual_tokens()))
+        .hidden(l.get<int64_t>("hidden", 0))
+        .init_std(l.get<double>("init_std", c.prompt.init_std()));
   }
-  c.train_patterns = get<std::vector<std::string>>(j, "train_patterns", key, {});
-  c.freeze_patterns = get<std::vector<std::string>>(j, "freeze_patterns", key, {});
-  c.train_top_layers = get<int64_t>(j, "train_top_layers", key, 0);
-  c.layer_lr_decay = get<double>(j, "layer_lr_decay", key, 1.0);
-  if (j.contains("layers")) {
-    const auto& l = j["layers"];
-    const std::string k = key + ".layers";
-    check_keys(l, k, {"container", "embedding_patterns"});
-    c.layers.container = get<std::string>(l, "container", k, c.layers.container);
-    c.layers.embedding_patterns = get<std::vector<std::string>>(l, "embedding_patterns", k, c.layers.embedding_patterns);
+  c.train_patterns = r.get<std::vector<std::string>>("train_patterns", {});
+  c.freeze_patterns = r.get<std::vector<std::string>>("freeze_patterns", {});
+  c.train_top_layers = r.get<int64_t>("train_top_layers", 0);
+  c.layer_lr_decay = r.get<double>("layer_lr_decay", 1.0);
+  if (r.present("layers")) {
+    auto& l = r.child("layers");
+    c.layers.container = l.get<std::string>("container", c.layers.container);
+    c.layers.embedding_patterns = l.get<std::vector<std::string>>("embedding_patterns", c.layers.embedding_patterns);
   }
-  c.validate();
+  // Consistency checks only on values that were read cleanly (a wrong type would report twice).
+  if (r.errors().size() == n_errors) c.validate(r);
+  return c;
+}
+
+MethodConfig method_config_from_json(const nlohmann::json& j, const std::string& key) {
+  core::ConfigReader r(j, key);
+  MethodConfig c = read_method_config(r);
+  r.finish();
   return c;
 }
 

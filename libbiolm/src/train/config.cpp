@@ -10,18 +10,34 @@
 namespace biolm::train {
 namespace {
 
-std::string kind_name(OptimizerKind k) { return k == OptimizerKind::AdamW ? "adamw" : "sgd"; }
-std::string kind_name(ScheduleKind k) {
-  return k == ScheduleKind::Constant ? "constant" : k == ScheduleKind::Linear ? "linear" : "cosine";
+// The JSON spellings, read by ConfigReader::choice and written by to_json.
+constexpr std::pair<OptimizerKind, const char*> kOptimizers[] = {{OptimizerKind::AdamW, "adamw"},
+                                                                 {OptimizerKind::Sgd, "sgd"}};
+constexpr std::pair<ScheduleKind, const char*> kSchedules[] = {
+    {ScheduleKind::Constant, "constant"}, {ScheduleKind::Linear, "linear"}, {ScheduleKind::Cosine, "cosine"}};
+constexpr std::pair<MetricMode, const char*> kMetricModes[] = {{MetricMode::Max, "max"}, {MetricMode::Min, "min"}};
+constexpr std::pair<DpSampling, const char*> kDpSamplings[] = {{DpSampling::Poisson, "poisson"}};
+
+template <typename E, size_t N>
+std::string spelling(const std::pair<E, const char*> (&table)[N], E v) {
+  for (const auto& [value, name] : table)
+    if (value == v) return name;
+  return "?";
 }
-std::string kind_name(MetricMode m) { return m == MetricMode::Max ? "max" : "min"; }
+std::string kind_name(OptimizerKind k) { return spelling(kOptimizers, k); }
+std::string kind_name(ScheduleKind k) { return spelling(kSchedules, k); }
+std::string kind_name(MetricMode m) { return spelling(kMetricModes, m); }
 
 }  // namespace
 
 void TrainConfig::validate() const {
-  auto check = [](bool ok, const char* field, const std::string& msg) {
-    BIOLM_CHECK(ok, ConfigError, std::string("train.") + field, msg);
-  };
+  core::ConfigReader r(nlohmann::json::object(), "train");
+  validate(r);
+  r.throw_if_errors();
+}
+
+void TrainConfig::validate(core::ConfigReader& r) const {
+  const auto check = [&](bool ok, const char* field, const std::string& msg) { r.check(ok, field, msg); };
   check(max_steps > 0, "max_steps", "must be > 0");
   check(grad_accum > 0, "grad_accum", "must be > 0");
   check(lr > 0, "lr", "must be > 0");
@@ -101,26 +117,21 @@ nlohmann::json to_json(const TrainConfig& c) {
   return j;
 }
 
-TrainConfig train_config_from_json(const nlohmann::json& j, const std::string& key) {
-  BIOLM_CHECK(j.is_object(), ConfigError, key, "expected an object");
-  // One typed reader (core::ConfigReader): wrong types and unknown keys are ConfigErrors naming
-  // "<key>.<field>"; absent keys keep TrainConfig's defaults (every optional defaults to unset).
-  core::ConfigReader r(j, key);
+TrainConfig read_train_config(core::ConfigReader& r) {
+  // Wrong types, bad choices and bad ranges are recorded in `r` with their key path
+  // ("train.lr"); absent keys keep TrainConfig's defaults (every optional defaults to unset).
+  const size_t n_errors = r.errors().size();
   TrainConfig c;
   c.max_steps = r.get("max_steps", c.max_steps);
   c.grad_accum = r.get("grad_accum", c.grad_accum);
-  c.optimizer = r.choice("optimizer", {"adamw", "sgd"}, kind_name(c.optimizer)) == "adamw" ? OptimizerKind::AdamW
-                                                                                            : OptimizerKind::Sgd;
+  c.optimizer = r.choice("optimizer", kOptimizers, c.optimizer);
   c.lr = r.get("lr", c.lr);
   c.weight_decay = r.get("weight_decay", c.weight_decay);
   c.beta1 = r.get("beta1", c.beta1);
   c.beta2 = r.get("beta2", c.beta2);
   c.eps = r.get("eps", c.eps);
   c.momentum = r.get("momentum", c.momentum);
-  const std::string schedule = r.choice("schedule", {"constant", "linear", "cosine"}, kind_name(c.schedule));
-  c.schedule = schedule == "constant" ? ScheduleKind::Constant
-               : schedule == "linear" ? ScheduleKind::Linear
-                                      : ScheduleKind::Cosine;
+  c.schedule = r.choice("schedule", kSchedules, c.schedule);
   c.warmup_steps = r.get("warmup_steps", c.warmup_steps);
   c.min_lr_ratio = r.get("min_lr_ratio", c.min_lr_ratio);
   c.clip_grad_norm = r.optional<double>("clip_grad_norm");
@@ -129,7 +140,7 @@ TrainConfig train_config_from_json(const nlohmann::json& j, const std::string& k
   c.max_nonfinite_steps = r.get("max_nonfinite_steps", c.max_nonfinite_steps);
   c.eval_every = r.get("eval_every", c.eval_every);
   c.best_metric = r.optional<std::string>("best_metric");
-  c.best_mode = r.choice("best_mode", {"max", "min"}, kind_name(c.best_mode)) == "max" ? MetricMode::Max : MetricMode::Min;
+  c.best_mode = r.choice("best_mode", kMetricModes, c.best_mode);
   c.early_stopping_patience = r.optional<int64_t>("early_stopping_patience");
   c.log_every = r.get("log_every", c.log_every);
   c.checkpoint_every = r.get("checkpoint_every", c.checkpoint_every);
@@ -150,13 +161,20 @@ TrainConfig train_config_from_json(const nlohmann::json& j, const std::string& k
     dp.delta = d.get("delta", dp.delta);
     // Fixed-size (shuffled) batches are refused rather than accounted as if Poisson: the RDP
     // bound assumes independent inclusion, and shuffling can spend more (Chua et al. 2024).
-    d.choice("sampling", {"poisson"}, "poisson");
+    dp.sampling = d.choice("sampling", kDpSamplings, dp.sampling);
     c.dp = dp;
   } else {
     r.raw("dp");  // "dp: null" is accepted as "off"
   }
+  // Range checks only on values that were read cleanly (a wrong type would report twice).
+  if (r.errors().size() == n_errors) c.validate(r);
+  return c;
+}
+
+TrainConfig train_config_from_json(const nlohmann::json& j, const std::string& key) {
+  core::ConfigReader r(j, key);
+  TrainConfig c = read_train_config(r);
   r.finish();
-  c.validate();
   return c;
 }
 

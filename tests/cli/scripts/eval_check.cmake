@@ -2,7 +2,7 @@
 # (kept out of tests/cli/*.cmake, which tests/CMakeLists.txt includes).
 #   cmake -DBIOLM=<exe> -DARGS="a;b;c" [-DEXPECT_EXIT=N] [-DEXPECT_STDERR=regex]
 #         [-DEXPECT_METRICS="acc;acc_norm"] [-DEXPECT_FIELDS="task=pubmedqa;mode=loglik;n=20"]
-#         [-DSAME_AS=<json file>] [-DWORKDIR=dir] -P eval_check.cmake
+#         [-DSAME_AS=<json file>] [-DWORKDIR=dir] [-DREJECT_STDERR=regex] -P eval_check.cmake
 # With EXPECT_METRICS, stdout must be one JSON object whose metrics.<m> has a value in [0, 1]
 # and a ci [lo, hi] with lo <= value <= hi. SAME_AS: every expected metric value equals the
 # one in that file (same model weights in two formats give the same numbers).
@@ -19,6 +19,9 @@ if(NOT rc EQUAL EXPECT_EXIT)
 endif()
 if(DEFINED EXPECT_STDERR AND NOT err MATCHES "${EXPECT_STDERR}")
   message(FATAL_ERROR "stderr does not match '${EXPECT_STDERR}':\n${err}")
+endif()
+if(DEFINED REJECT_STDERR AND err MATCHES "${REJECT_STDERR}")
+  message(FATAL_ERROR "stderr matches '${REJECT_STDERR}':\n${err}")
 endif()
 foreach(kv IN LISTS EXPECT_FIELDS)
   string(REPLACE "=" ";" kv_list "${kv}")

@@ -16,6 +16,10 @@
 
 #include "biolm/nn/kinds.h"
 
+namespace biolm::core {
+class ConfigReader;
+}
+
 namespace biolm::models {
 
 /// Bidirectional encoder (BERT family) or causal decoder (GPT/LLaMA family).
@@ -79,8 +83,10 @@ struct ModelConfig {
   bool gated_mlp() const { return activation == Activation::SwiGLU; }
   /// True when layer `layer` uses the MoE FFN.
   bool is_moe_layer(int64_t layer) const;
-  /// Throws ConfigError naming the offending key (prefix "model.") for any inconsistency.
+  /// Throws ConfigError naming the offending keys (prefix "model.") for every inconsistency.
   void validate(const std::string& key_prefix = "model") const;
+  /// Records every inconsistency in `r` (keys relative to r: "model.n_heads" under child "model").
+  void validate(core::ConfigReader& r) const;
 };
 
 // ---- enum names (the JSON spelling) ---------------------------------------------------------
@@ -93,8 +99,12 @@ std::string to_string(RopeScalingKind v);
 
 /// JSON with every field (keys = field names; enums as lower-case strings, e.g. "gelu_erf").
 nlohmann::json to_json(const ModelConfig& config);
-/// Reads a JSON object: absent keys keep their defaults, unknown keys and wrong types or ranges
-/// throw ConfigError naming the key path ("model.moe.top_k"). The result is validated.
+/// Reads the model section from `r` (the caller's child "model"; "preset" names a starting point):
+/// absent keys keep their defaults, wrong types, bad choices and inconsistencies are recorded in
+/// `r` with their key path ("model.moe.top_k"); unknown keys are left to the caller's finish().
+ModelConfig read_model_config(core::ConfigReader& r);
+/// read_model_config on its own reader: throws ONE ConfigError listing every unknown key, wrong
+/// type and bad value of the object. The result is validated.
 ModelConfig config_from_json(const nlohmann::json& j, const std::string& key_prefix = "model");
 /// Reads a JSON file (ConfigError on unreadable or malformed files, naming the path).
 ModelConfig load_config(const std::string& path);

@@ -26,6 +26,10 @@
 #include "biolm/peft/tensor_file.h"
 #include "biolm/train/model.h"
 
+namespace biolm::core {
+class ConfigReader;
+}
+
 namespace biolm::peft {
 
 enum class Method { Full, Lora, Ia3, PromptTuning, Hybrid };
@@ -60,12 +64,19 @@ struct MethodConfig {
   double layer_lr_decay = 1.0;
   LayerSelector layers;
 
-  /// Throws ConfigError("peft.<field>") for inconsistent settings.
+  /// Throws ConfigError("peft.<field>") for inconsistent settings (all of them at once).
   void validate() const;
+  /// Records every inconsistency in `r` (keys relative to r: "peft.lora.rank" under child "peft").
+  void validate(core::ConfigReader& r) const;
 };
-/// JSON <-> MethodConfig ({"method": "lora", "lora": {"rank": 8, ...}, ...}); unknown keys are
-/// ConfigErrors naming the path.
+/// JSON <-> MethodConfig ({"method": "lora", "lora": {"rank": 8, ...}, ...}).
 nlohmann::json to_json(const MethodConfig& config);
+/// Reads the peft section from `r` (the caller's child "peft"): wrong types, bad choices and
+/// inconsistent settings are recorded there with their key path; unknown keys are left to the
+/// caller's finish().
+MethodConfig read_method_config(core::ConfigReader& r);
+/// read_method_config on its own reader: throws ONE ConfigError listing every unknown key, wrong
+/// type and bad value, each naming its path ("peft.lora.rank").
 MethodConfig method_config_from_json(const nlohmann::json& j, const std::string& key = "peft");
 
 struct PeftSummary {

@@ -7,6 +7,10 @@
 #include <optional>
 #include <string>
 
+namespace biolm::core {
+class ConfigReader;
+}
+
 namespace biolm::train {
 
 enum class OptimizerKind { AdamW, Sgd };
@@ -68,12 +72,18 @@ struct TrainConfig {
   // --- differential privacy
   std::optional<DpConfig> dp;  ///< unset: ordinary training; set: DP-SGD (needs a train::PoissonLoader)
 
-  /// Throws ConfigError("train.<field>") for out-of-range values.
+  /// Throws ConfigError("train.<field>") for out-of-range values (all of them at once).
   void validate() const;
+  /// Records every out-of-range value in `r` (keys relative to r: "train.lr" under child "train").
+  void validate(core::ConfigReader& r) const;
 };
 
 nlohmann::json to_json(const TrainConfig& config);
-/// Unknown keys, wrong types and bad ranges are ConfigErrors naming "<key>.<field>".
+/// Reads the train section from `r` (the caller's child "train"): wrong types, bad choices and bad
+/// ranges are recorded there with their key path; unknown keys are left to the caller's finish().
+TrainConfig read_train_config(core::ConfigReader& r);
+/// read_train_config on its own reader: throws ONE ConfigError listing every unknown key, wrong
+/// type and bad range, each naming "<key>.<field>".
 TrainConfig train_config_from_json(const nlohmann::json& j, const std::string& key = "train");
 
 }  // namespace biolm::train
