@@ -184,7 +184,9 @@ CaseResult run_case(const BenchConfig& config, const std::string& case_name, con
   // buffers instead of adding into zeroed ones), backward, AdamW.
   auto forward = [&] {
     compat::AutocastGuard guard(o.device.type(), o.dtype, autocast);
-    return model->forward_task(batch).loss;
+    // The mean loss, as the reference's (transformers' loss): the summed loss over its targets.
+    const auto out = model->run(batch);
+    return out.loss_sum / static_cast<double>(std::max<int64_t>(1, out.n_target_tokens));
   };
   if (is_dp) {
     std::vector<torch::Tensor> trainable;

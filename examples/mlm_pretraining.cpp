@@ -61,8 +61,8 @@ double mean_loss(models::TaskModelImpl& model, const std::vector<data::Batch>& b
   double sum = 0.0;
   int64_t n = 0;
   for (const auto& b : batches) {
-    const auto out = model.forward_task(b);
-    sum += out.loss.item<double>() * static_cast<double>(out.n_target_tokens);
+    const auto out = model.run(b);
+    sum += out.loss_sum.item<double>();
     n += out.n_target_tokens;
   }
   model.train(was_training);

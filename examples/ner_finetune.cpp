@@ -115,7 +115,7 @@ int run(const example::Args& args) {
   for (size_t i = 0; i < test_rows.size(); i += 64) {
     std::vector<data::Features> rows(test_rows.begin() + static_cast<long>(i),
                                      test_rows.begin() + static_cast<long>(std::min(test_rows.size(), i + 64)));
-    const auto argmax = model->forward_task(collate(std::vector<data::Features>(rows), 0)).logits.argmax(-1);  // (B,T)
+    const auto argmax = model->run(collate(std::vector<data::Features>(rows), 0)).logits.argmax(-1);  // (B,T)
     for (size_t r = 0; r < rows.size(); ++r) {
       const auto row = argmax[static_cast<int64_t>(r)].contiguous();
       const auto e = static_cast<size_t>(rows[r].example_index);

@@ -112,7 +112,7 @@ int run(const example::Args& args) {
   for (size_t i = 0; i < test_rows.size(); i += 64) {
     std::vector<data::Features> rows(test_rows.begin() + static_cast<long>(i),
                                      test_rows.begin() + static_cast<long>(std::min(test_rows.size(), i + 64)));
-    const auto classes = model->forward_task(collate(std::move(rows), 0)).logits.argmax(-1);  // (B)
+    const auto classes = model->run(collate(std::move(rows), 0)).logits.argmax(-1);  // (B)
     for (int64_t r = 0; r < classes.size(0); ++r) pred.push_back(labels.name(classes[r].item<int64_t>()));
   }
   for (const auto& ex : test_examples) gold.push_back(ex.label);

@@ -106,7 +106,7 @@ int run(const example::Args& args) {
   for (size_t i = 0; i < test_rows.size(); i += 64) {
     std::vector<data::Features> rows(test_rows.begin() + static_cast<long>(i),
                                      test_rows.begin() + static_cast<long>(std::min(test_rows.size(), i + 64)));
-    const auto scores = model->forward_task(collate(std::move(rows), 0)).logits.reshape({-1}).to(torch::kDouble);
+    const auto scores = model->run(collate(std::move(rows), 0)).logits.reshape({-1}).to(torch::kDouble);
     for (int64_t r = 0; r < scores.size(0); ++r) predicted.push_back(scale * scores[r].item<double>());
   }
   for (const auto& p : test_pairs) gold.push_back(p.score);

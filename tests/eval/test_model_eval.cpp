@@ -431,7 +431,7 @@ TEST_CASE("Encoder heads on PubMedQA and MedQA equal one-example forward passes"
     std::vector<int64_t> gold, pred;
     for (size_t i = 0; i < pq.size(); ++i) {
       const auto f = data::pair_features(pq[i].question, pq[i].context, *tok, 96);
-      const auto logits = model->forward_task(data::collate({f}, {pad})).logits[0];
+      const auto logits = model->run(data::collate({f}, {pad})).logits[0];
       const std::vector<double> s = {logits[1].item<double>(), logits[2].item<double>(), logits[0].item<double>()};
       for (size_t k = 0; k < 3; ++k) REQUIRE(std::abs(r.scores[i][k] - s[k]) < 1e-5);
       pred.push_back(std::max_element(s.begin(), s.end()) - s.begin());
@@ -462,7 +462,7 @@ TEST_CASE("Encoder heads on PubMedQA and MedQA equal one-example forward passes"
       ce.question = mq[i].question;
       ce.options = mq[i].choices;
       ce.answer = mq[i].answer;
-      const auto logits = model->forward_task(data::collate({data::choice_features(ce, *tok, 96)}, {pad})).logits[0];
+      const auto logits = model->run(data::collate({data::choice_features(ce, *tok, 96)}, {pad})).logits[0];
       REQUIRE(r.scores[i].size() == mq[i].choices.size());
       for (size_t k = 0; k < mq[i].choices.size(); ++k) {
         REQUIRE(std::abs(r.scores[i][k] - logits[static_cast<int64_t>(k)].item<double>()) < 1e-5);

@@ -1,7 +1,7 @@
 // libFuzzer target for the safetensors reader. Not part of the normal build; build by hand with
 // clang (see docs/formats.md, "Fuzzing the reader"):
 //   clang++ -std=c++17 -g -O1 -fsanitize=fuzzer,address tests/fuzz/fuzz_safetensors.cpp \
-//     libbiolm/src/io/safetensors.cpp libbiolm/src/io/file_util.cpp libbiolm/src/core/error.cpp ...
+//     libbiolm/src/io/safetensors.cpp libbiolm/src/io/files.cpp libbiolm/src/core/error.cpp ...
 // Every input must either parse into a header whose tensors lie inside the data section, or be
 // refused with a biolm::CheckpointError; anything else (a crash, an ASan report, another
 // exception type) is a bug.

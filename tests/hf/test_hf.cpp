@@ -901,7 +901,7 @@ torch::Tensor logits_of(torch::nn::Module& model, TaskKind task, int64_t vocab) 
   data::Batch b;
   // Multiple choice: K=2 choices (B,K,T).
   b["input_ids"] = task == TaskKind::MultipleChoice ? torch::stack({ids, ids.flip(1)}, 1) : ids;
-  return tm.forward_task(b).logits;
+  return tm.run(b).logits;
 }
 
 std::vector<TaskKind> hf_tasks(const std::string& type) {

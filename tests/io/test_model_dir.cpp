@@ -41,7 +41,7 @@ data::Batch batch_of(int64_t vocab) {
 torch::Tensor logits_of(models::TaskModelImpl& m, const data::Batch& b) {
   torch::NoGradGuard ng;
   m.eval();
-  return m.forward_task(b).logits;
+  return m.run(b).logits;
 }
 
 }  // namespace
@@ -147,4 +147,32 @@ TEST_CASE("model directory: a pretrained body loads into a new head; strictness 
   write_text(tmp.path() / "pre" / "model.json", R"({"format": "something-else"})");
   CHECK_THROWS_WITH(io::read_model_dir_info(tmp.path() / "pre"), Catch::Contains("format"));
   CHECK_THROWS_AS(io::load_model_dir(tmp.path() / "nowhere"), CheckpointError);
+}
+
+// ---- io/files.h: the one atomic write ----------------------------------------------------------
+
+#include "biolm/io/files.h"
+
+TEST_CASE("io::write_file_atomic replaces a file whole and leaves no temporary behind", "[io][files]") {
+  test::TempDir tmp("files");
+  const auto path = tmp / "sub" / "out.json";  // the directory is created
+  io::write_file_atomic(path, "{\"a\": 1}\n");
+  CHECK(test::read_text(path) == "{\"a\": 1}\n");
+  io::write_file_atomic(path, "{\"a\": 2}\n");
+  CHECK(io::read_json_file(path) == nlohmann::json{{"a", 2}});
+  // A producer that fails half-way leaves the previous file as it was, and no temp file.
+  CHECK_THROWS_AS(io::write_file_atomic_stream(path,
+                                               [](const auto& sink) {
+                                                 sink("{\"a\": 3", 7);
+                                                 throw IoError("x", "producer failed");
+                                               }),
+                  IoError);
+  CHECK(test::read_text(path) == "{\"a\": 2}\n");
+  int entries = 0;
+  for (const auto& e : std::filesystem::directory_iterator(path.parent_path())) entries += e.is_regular_file();
+  CHECK(entries == 1);
+  io::fsync_path(path);
+  CHECK_THROWS_AS(io::fsync_path(tmp / "absent"), IoError);
+  test::write_text(tmp / "bad.json", "{\n  \"a\": ,\n}\n");
+  CHECK_THROWS_WITH(io::read_json_file(tmp / "bad.json"), Catch::Contains("bad.json:2"));
 }

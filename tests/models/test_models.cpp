@@ -373,7 +373,7 @@ TEST_CASE("float64 gradients match central finite differences", "[models][grad]"
       batch["attention_mask"] = torch::tensor({{1, 1, 1, 1, 1}, {1, 1, 1, 0, 0}});
       if (family == Family::Encoder) batch["labels"] = torch::tensor({2, 0});
       m->zero_grad();
-      m->forward_task(batch).loss.backward();
+      m->run(batch).loss_sum.backward();  // the summed loss: the entry point the trainer uses
       const double eps = 1e-6;
       int64_t checked = 0;
       for (const auto& p : m->named_parameters()) {
@@ -385,9 +385,9 @@ TEST_CASE("float64 gradients match central finite differences", "[models][grad]"
           torch::NoGradGuard g;
           const double orig = flat[i].item<double>();
           flat[i] = orig + eps;
-          const double up = m->forward_task(batch).loss.item<double>();
+          const double up = m->run(batch).loss_sum.item<double>();
           flat[i] = orig - eps;
-          const double down = m->forward_task(batch).loss.item<double>();
+          const double down = m->run(batch).loss_sum.item<double>();
           flat[i] = orig;
           const double numeric = (up - down) / (2 * eps);
           const double analytic = grad.view({-1})[i].item<double>();
@@ -413,7 +413,7 @@ TEST_CASE("gradient checkpointing in the body gives the same gradients", "[model
     torch::manual_seed(18);
     b["input_ids"] = random_ids(2, 7);
     torch::manual_seed(19);
-    m.forward_task(b).loss.backward();
+    m.run(b).loss_sum.backward();
     std::vector<torch::Tensor> grads;
     for (auto& p : m.parameters()) grads.push_back(p.grad().clone());
     return grads;
@@ -448,10 +448,11 @@ TEST_CASE("a tiny model of each family memorises a small batch", "[models][train
       int step = 0;
       for (; step < 300 && loss >= 0.05; ++step) {
         opt.zero_grad();
-        auto out = m->forward_task(b);
-        out.loss.backward();
+        const auto out = m->run(b);
+        const auto mean = out.loss_sum / static_cast<double>(out.n_target_tokens);
+        mean.backward();
         opt.step();
-        loss = out.loss.item<double>();
+        loss = mean.item<double>();
       }
       INFO("steps " << step << " loss " << loss);
       REQUIRE(loss < 0.05);
@@ -473,8 +474,8 @@ MlmRun mlm_run(MaskedLMModelImpl& m, const ModelInputs& in, const torch::Tensor&
   m.sparse_last_layer = rows_only;
   m.zero_grad(true);
   auto out = m.forward(in, labels);
-  out.loss.backward();
-  MlmRun r{out.loss.detach(), out.logits.detach(), {}};
+  out.loss_sum.backward();
+  MlmRun r{out.loss_sum.detach(), out.logits.detach(), {}};
   for (const auto& p : m.parameters()) r.grads.push_back(p.grad().defined() ? p.grad().clone() : torch::Tensor());
   return r;
 }
@@ -589,8 +590,10 @@ TEST_CASE("every head's loss ignores -100 targets and equals a manual cross entr
     REQUIRE(dense.n_target_tokens == 3);
     REQUIRE(sparse.n_target_tokens == 3);
     REQUIRE(sparse.logits.sizes() == torch::IntArrayRef({3, 100}));
-    REQUIRE(dense.loss.item<double>() == Approx(manual_ce(dense.logits, labels)).epsilon(1e-5));
-    REQUIRE(sparse.loss.item<double>() == Approx(dense.loss.item<double>()).epsilon(1e-5));
+    // Heads sum their loss (reduction "sum"); mean_loss() is the mean over the 3 targets.
+    REQUIRE(dense.loss_sum.item<double>() == Approx(3 * manual_ce(dense.logits, labels)).epsilon(1e-5));
+    REQUIRE(dense.mean_loss().item<double>() == Approx(manual_ce(dense.logits, labels)).epsilon(1e-5));
+    REQUIRE(sparse.loss_sum.item<double>() == Approx(dense.loss_sum.item<double>()).epsilon(1e-5));
     BIOLM_REQUIRE_CLOSE(sparse.logits[1], dense.logits[1][4], 1e-5);
   }
   SECTION("causal LM shifts: logits at t predict token t+1; padding and segment starts are ignored") {
@@ -599,12 +602,12 @@ TEST_CASE("every head's loss ignores -100 targets and equals a manual cross entr
     data::Batch b;
     b["input_ids"] = ids;
     b["attention_mask"] = torch::tensor({{1, 1, 1, 1, 1, 1}, {1, 1, 1, 1, 0, 0}, {1, 1, 1, 1, 1, 1}});
-    const auto out = m.forward_task(b);
+    const auto out = m.run(b);
     auto expect_labels = ids.clone();
     expect_labels[1][4] = -100, expect_labels[1][5] = -100;
     REQUIRE(out.n_target_tokens == 3 * 5 - 2);
-    REQUIRE(out.loss.item<double>() ==
-            Approx(manual_ce(out.logits.narrow(1, 0, 5), expect_labels.narrow(1, 1, 5))).epsilon(1e-5));
+    REQUIRE(out.loss_sum.item<double>() ==
+            Approx(13 * manual_ce(out.logits.narrow(1, 0, 5), expect_labels.narrow(1, 1, 5))).epsilon(1e-5));
     ModelInputs packed;
     packed.input_ids = ids;
     packed.segment_ids = torch::tensor({{0, 0, 0, 1, 1, 1}, {0, 0, 0, 0, 0, 0}, {0, 1, 1, 1, 1, 1}});
@@ -620,7 +623,7 @@ TEST_CASE("every head's loss ignores -100 targets and equals a manual cross entr
     in.input_ids = ids;
     const auto out = m.forward(in, labels);
     REQUIRE(out.n_target_tokens == 15);
-    REQUIRE(out.loss.item<double>() == Approx(manual_ce(out.logits, labels)).epsilon(1e-5));
+    REQUIRE(out.loss_sum.item<double>() == Approx(15 * manual_ce(out.logits, labels)).epsilon(1e-5));
   }
   SECTION("sequence classification (encoder pair and decoder), regression") {
     for (auto family : {Family::Encoder, Family::Decoder}) {
@@ -630,18 +633,19 @@ TEST_CASE("every head's loss ignores -100 targets and equals a manual cross entr
       b["input_ids"] = ids;
       if (family == Family::Encoder) b["token_type_ids"] = torch::tensor({{0, 0, 0, 1, 1, 1}}).expand({3, 6});
       b["labels"] = torch::tensor({2, -100, 0});
-      const auto out = m.forward_task(b);
+      const auto out = m.run(b);
       REQUIRE(out.n_target_tokens == 2);
-      REQUIRE(out.loss.item<double>() == Approx(manual_ce(out.logits, b["labels"])).epsilon(1e-5));
+      REQUIRE(out.loss_sum.item<double>() == Approx(2 * manual_ce(out.logits, b["labels"])).epsilon(1e-5));
     }
     SequenceClassificationModelImpl r(tiny(Family::Encoder), 1, true);
     r.eval();
     data::Batch b;
     b["input_ids"] = ids;
     b["scores"] = torch::tensor({0.5f, 1.5f, -2.0f});
-    const auto out = r.forward_task(b);
+    const auto out = r.run(b);
     REQUIRE(out.logits.sizes() == torch::IntArrayRef({3}));
-    REQUIRE(out.loss.item<double>() == Approx((out.logits - b["scores"]).pow(2).mean().item<double>()).epsilon(1e-6));
+    REQUIRE(out.n_target_tokens == 3);
+    REQUIRE(out.loss_sum.item<double>() == Approx((out.logits - b["scores"]).pow(2).sum().item<double>()).epsilon(1e-6));
   }
   SECTION("span QA") {
     SpanQAModelImpl m(tiny(Family::Encoder));
@@ -650,11 +654,12 @@ TEST_CASE("every head's loss ignores -100 targets and equals a manual cross entr
     b["input_ids"] = ids;
     b["start_positions"] = torch::tensor({1, -100, 3});
     b["end_positions"] = torch::tensor({2, -100, 5});
-    const auto out = m.forward_task(b);
+    const auto out = m.forward(TaskModelImpl::inputs_from_batch(b), b["start_positions"], b["end_positions"]);
     const double expect = (manual_ce(out.extra.at("start_logits"), b["start_positions"]) +
                            manual_ce(out.extra.at("end_logits"), b["end_positions"])) / 2;
     REQUIRE(out.n_target_tokens == 2);
-    REQUIRE(out.loss.item<double>() == Approx(expect).epsilon(1e-5));
+    REQUIRE(out.mean_loss().item<double>() == Approx(expect).epsilon(1e-5));  // transformers' span loss
+    REQUIRE(m.run(b).loss_sum.item<double>() == Approx(2 * expect).epsilon(1e-5));
   }
   SECTION("multiple choice (B,K,T)") {
     MultipleChoiceModelImpl m(tiny(Family::Encoder));
@@ -662,10 +667,10 @@ TEST_CASE("every head's loss ignores -100 targets and equals a manual cross entr
     data::Batch b;
     b["choice_ids"] = torch::randint(3, 100, {2, 4, 5}, torch::kLong);
     b["labels"] = torch::tensor({3, -100});
-    const auto out = m.forward_task(b);
+    const auto out = m.run(b);
     REQUIRE(out.logits.sizes() == torch::IntArrayRef({2, 4}));
     REQUIRE(out.n_target_tokens == 1);
-    REQUIRE(out.loss.item<double>() == Approx(manual_ce(out.logits, b["labels"])).epsilon(1e-5));
+    REQUIRE(out.loss_sum.item<double>() == Approx(manual_ce(out.logits, b["labels"])).epsilon(1e-5));
     // choice k of example b is scored alone exactly as inside the batch
     ModelInputs one;
     one.input_ids = b["choice_ids"].narrow(0, 1, 1).narrow(1, 2, 1);
@@ -678,11 +683,14 @@ TEST_CASE("every head's loss ignores -100 targets and equals a manual cross entr
     m.eval();
     data::Batch b;
     b["input_ids"] = ids;
-    const auto out = m.forward_task(b);
+    const auto out = m.forward(TaskModelImpl::inputs_from_batch(b), ids);
     const double aux = out.extra.at("aux_loss").item<double>();
     REQUIRE(aux > 0);
-    REQUIRE(out.loss.item<double>() ==
+    // transformers adds the weighted aux loss to the mean: mean = CE + aux, so the sum adds it per target.
+    REQUIRE(out.n_target_tokens == 15);
+    REQUIRE(out.mean_loss().item<double>() ==
             Approx(manual_ce(out.logits.narrow(1, 0, 5), ids.narrow(1, 1, 5)) + aux).epsilon(1e-5));
+    REQUIRE(m.run(b).loss_sum.item<double>() == Approx(out.loss_sum.item<double>()).epsilon(1e-6));
   }
 }
 
@@ -779,17 +787,17 @@ TEST_CASE("CUDA and CPU give the same outputs (fp32 and bf16)", "[cuda][.]") {
         b["labels"][1][6] = 7;
       }
       torch::NoGradGuard no_grad;
-      const auto cpu = m->forward_task(b);
+      const auto cpu = m->run(b);
       m->to(torch::kCUDA);
-      const auto gpu = m->forward_task(b.to(torch::kCUDA));
+      const auto gpu = m->run(b.to(torch::kCUDA));
       // fp32: TF32 may be on for matmuls; 1e-3 covers it at these sizes (logits ~ 1).
       BIOLM_REQUIRE_CLOSE(cpu.logits, gpu.logits.cpu(), 1e-3);
-      REQUIRE(cpu.loss.item<double>() == Approx(gpu.loss.item<double>()).epsilon(1e-3));
+      REQUIRE(cpu.loss_sum.item<double>() == Approx(gpu.loss_sum.item<double>()).epsilon(1e-3));
       m->to(torch::kBFloat16);
-      const auto bf = m->forward_task(b.to(torch::kCUDA));
+      const auto bf = m->run(b.to(torch::kCUDA));
       // bf16 keeps 8 mantissa bits (relative 4e-3 per op): 5e-2 absolute on logits of a 2-layer model.
       BIOLM_REQUIRE_CLOSE(cpu.logits, bf.logits.to(torch::kFloat).cpu(), 5e-2);
-      REQUIRE(cpu.loss.item<double>() == Approx(bf.loss.item<double>()).epsilon(2e-2));
+      REQUIRE(cpu.loss_sum.item<double>() == Approx(bf.loss_sum.item<double>()).epsilon(2e-2));
     }
   }
   SECTION("generation with a seed gives the same tokens on CUDA as on CPU (greedy)") {

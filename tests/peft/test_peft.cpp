@@ -204,7 +204,7 @@ TEST_CASE("LoRA: a saved adapter reloads to identical outputs; mismatches are Ch
 
 TEST_CASE("tensor files keep dtype and values exactly (float, bf16, int64, uint8, bool)", "[peft]") {
   test::TempDir dir("tensor_file");
-  peft::TensorMap in;
+  io::TensorMap in;
   in["f32"] = torch::tensor({1.5f, -0.0f, 3.25e-8f, std::numeric_limits<float>::infinity()});
   in["bf16"] = torch::tensor({1.0f, -2.5f, 0.0078125f}).to(torch::kBFloat16);
   in["i64"] = torch::tensor({std::numeric_limits<int64_t>::min(), int64_t{-1}, int64_t{1} << 53, int64_t{7}});
@@ -212,8 +212,8 @@ TEST_CASE("tensor files keep dtype and values exactly (float, bf16, int64, uint8
   in["bool"] = torch::tensor({true, false, true});
   in["empty"] = torch::zeros({0, 3});
   in["m"] = torch::arange(6, torch::kFloat64).view({2, 3}).t();  // non-contiguous on the way in
-  peft::write_tensor_file(dir / "t.safetensors", in);
-  const auto out = peft::read_tensor_file(dir / "t.safetensors");
+  io::write_tensor_file(dir / "t.safetensors", in);
+  const auto out = io::read_tensor_file(dir / "t.safetensors");
   REQUIRE(out.size() == in.size());
   for (const auto& [name, t] : in) {
     INFO(name);
@@ -222,9 +222,9 @@ TEST_CASE("tensor files keep dtype and values exactly (float, bf16, int64, uint8
     CHECK(torch::equal(out.at(name), t));
   }
   CHECK(out.at("i64")[0].item<int64_t>() == std::numeric_limits<int64_t>::min());
-  CHECK_THROWS_AS(peft::read_tensor_file(dir / "absent.safetensors"), CheckpointError);
+  CHECK_THROWS_AS(io::read_tensor_file(dir / "absent.safetensors"), CheckpointError);
   biolm::test::write_text(dir / "junk.safetensors", "not a tensor file");
-  CHECK_THROWS_AS(peft::read_tensor_file(dir / "junk.safetensors"), CheckpointError);
+  CHECK_THROWS_AS(io::read_tensor_file(dir / "junk.safetensors"), CheckpointError);
 }
 
 TEST_CASE("IA3: ones at init, output and input scaling by hand, merge == unmerged", "[peft][ia3]") {

@@ -13,7 +13,7 @@
 #include "biolm/data/batch.h"
 #include "biolm/nn/linear.h"
 #include "biolm/train/instruction.h"
-#include "biolm/train/model.h"
+#include "biolm/models/trainable.h"
 
 namespace biolm::test {
 
@@ -47,7 +47,7 @@ struct TinyBlockImpl : torch::nn::Module {
 };
 TORCH_MODULE(TinyBlock);
 
-class TinyModel : public train::TrainableModel {
+class TinyModel : public models::TrainableModel {
  public:
   TinyModel(int64_t V, int64_t C, int64_t K, int64_t n_layers, double dropout = 0.0) : C_(C), K_(K), dropout_(dropout) {
     embed = register_module("embed", torch::nn::Embedding(V, C));
@@ -85,10 +85,10 @@ class TinyModel : public train::TrainableModel {
     return head(x);
   }
 
-  train::StepOutput forward_batch(const data::Batch& batch) override {
+  models::StepOutput forward_batch(const data::Batch& batch) override {
     auto lg = logits(batch);
     const auto labels = batch.at("labels");
-    train::StepOutput out;
+    models::StepOutput out;
     out.loss_sum = torch::nn::functional::cross_entropy(
         lg.reshape({-1, K_}), labels.reshape({-1}),
         torch::nn::functional::CrossEntropyFuncOptions().ignore_index(data::kIgnoreIndex).reduction(torch::kSum));

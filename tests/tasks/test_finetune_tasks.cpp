@@ -295,7 +295,8 @@ TEST_CASE("predict on real models: span answers are context slices, losses count
   data::CollateOptions co;
   auto batch = data::collate({id.loss_rows[0]}, co);
   torch::NoGradGuard ng;
-  const double mean = lm->forward_task(batch).loss.item<double>();
+  const auto step = lm->run(batch);
+  const double mean = step.loss_sum.item<double>() / static_cast<double>(step.n_target_tokens);
   CHECK(ip.loss_sum[0] / 5.0 == Approx(mean).epsilon(1e-4));
   // A SpanQA model cannot generate.
   CHECK_THROWS_AS(tasks::predict(*qa, is, *tok, id), ConfigError);
@@ -349,7 +350,7 @@ TEST_CASE("evaluate_file on a model directory with unmerged LoRA adapters gives 
   loaded.model->eval();
   torch::NoGradGuard ng;
   const auto batch = data::collate(d.rows, data::CollateOptions{});
-  BIOLM_REQUIRE_CLOSE(loaded.model->forward_task(batch).logits, model->forward_task(batch).logits, 1e-5);
+  BIOLM_REQUIRE_CLOSE(loaded.model->run(batch).logits, model->run(batch).logits, 1e-5);
   CHECK(tasks::evaluate_file(*loaded.model, *loaded.tokenizer, spec, (dir / "p.json").string(), 0, 1) == m_before);
 }
 

@@ -14,7 +14,7 @@
 #include "biolm/io/safetensors.h"
 #include "biolm/models/task_model.h"
 #include "biolm/peft/method.h"
-#include "biolm/peft/tensor_file.h"
+#include "biolm/io/tensor_file.h"
 #include "biolm/train/checkpoint.h"
 #include "biolm/train/distributed.h"
 #include "biolm/train/optim.h"
@@ -438,7 +438,7 @@ TEST_CASE("evaluation: best checkpoint on a max metric survives pruning; early s
   size_t calls = 0;
   test::VectorSource src(test::make_batches(4, 2, 16, 3, 6, label_fn, 9));
   train::Trainer t(*model, cfg);
-  t.set_eval([&](train::TrainableModel& m, int64_t) {
+  t.set_eval([&](models::TrainableModel& m, int64_t) {
     CHECK_FALSE(m.is_training());
     return train::Metrics{{"acc", script.at(calls++)}};
   });
@@ -468,7 +468,7 @@ TEST_CASE("adapter-only checkpoints hold trainable tensors and resume", "[train]
   cfg.save_adapter_only = true;
   test::VectorSource src(test::make_batches(4, 2, 16, 3, 6, label_fn, 10));
   const auto r = train::Trainer(*model, cfg).fit(src);
-  const auto saved = peft::read_tensor_file(r.last_checkpoint / "model.safetensors");
+  const auto saved = io::read_tensor_file(r.last_checkpoint / "model.safetensors");
   CHECK(saved.size() == s.trainable_names.size());
   auto again = tiny();
   peft::apply(*again, mc);
@@ -569,9 +569,9 @@ TEST_CASE("gloo worker", "[.gloo_worker]") {
   train::Trainer t(*model, dp_cfg(std::string(out) + "/run" + std::to_string(env.rank)));
   t.set_process_group(group);
   t.fit(src);
-  peft::TensorMap w;
+  io::TensorMap w;
   for (const auto& p : model->named_parameters(true)) w[p.key()] = p.value();
-  peft::write_tensor_file(std::string(out) + "/rank" + std::to_string(env.rank) + ".safetensors", w);
+  io::write_tensor_file(std::string(out) + "/rank" + std::to_string(env.rank) + ".safetensors", w);
 }
 
 TEST_CASE("two Gloo processes with half the batch each == one process with the whole batch", "[train][dist]") {
@@ -580,8 +580,8 @@ TEST_CASE("two Gloo processes with half the batch each == one process with the w
   auto single = tiny();
   test::VectorSource src(dp_batches(0, 1), false);
   train::Trainer(*single, dp_cfg((dir / "single").string())).fit(src);
-  const auto r0 = peft::read_tensor_file(dir / "rank0.safetensors");
-  const auto r1 = peft::read_tensor_file(dir / "rank1.safetensors");
+  const auto r0 = io::read_tensor_file(dir / "rank0.safetensors");
+  const auto r1 = io::read_tensor_file(dir / "rank1.safetensors");
   for (const auto& p : single->named_parameters(true)) {
     INFO(p.key());
     BIOLM_REQUIRE_CLOSE(r0.at(p.key()), r1.at(p.key()), 0.0);      // ranks stay identical
@@ -632,10 +632,10 @@ TEST_CASE("gloo resume worker", "[.gloo_resume_worker]") {
   t3.set_process_group(group);
   const auto rb = t3.fit(s3);
   REQUIRE(rb.history.size() == 4);
-  peft::TensorMap w;
+  io::TensorMap w;
   for (const auto& p : straight->named_parameters(true)) w["straight." + p.key()] = p.value();
   for (const auto& p : second->named_parameters(true)) w["resumed." + p.key()] = p.value();
-  peft::write_tensor_file(out / ("resume_rank" + std::to_string(env.rank) + ".safetensors"), w);
+  io::write_tensor_file(out / ("resume_rank" + std::to_string(env.rank) + ".safetensors"), w);
 }
 
 TEST_CASE("data parallel: 4 steps + checkpoint + resume 4 == 8 straight, each rank at its own position",
@@ -647,7 +647,7 @@ TEST_CASE("data parallel: 4 steps + checkpoint + resume 4 == 8 straight, each ra
   CHECK(fs::exists(ck / "rank-00001.safetensors"));
   CHECK_FALSE(fs::exists(ck / "rank-00000.safetensors"));  // rank 0's state is rng.safetensors
   // Rank 1's stored position is its own (epoch 1, position 2), not rank 0's (epoch 1, position 1).
-  const auto r1 = peft::read_tensor_file(ck / "rank-00001.safetensors");
+  const auto r1 = io::read_tensor_file(ck / "rank-00001.safetensors");
   const auto bytes = r1.at("state_json");
   const auto mine = nlohmann::json::parse(std::string(reinterpret_cast<const char*>(bytes.data_ptr()),
                                                       static_cast<size_t>(bytes.numel())));
@@ -657,7 +657,7 @@ TEST_CASE("data parallel: 4 steps + checkpoint + resume 4 == 8 straight, each ra
   CHECK(ts["loader"]["pos"] == 1);
   CHECK(ts["world_size"] == 2);
   for (int rank = 0; rank < 2; ++rank) {
-    const auto w = peft::read_tensor_file(dir / ("resume_rank" + std::to_string(rank) + ".safetensors"));
+    const auto w = io::read_tensor_file(dir / ("resume_rank" + std::to_string(rank) + ".safetensors"));
     int compared = 0;
     for (const auto& [name, t] : w) {
       if (name.rfind("straight.", 0) != 0) continue;

@@ -487,11 +487,8 @@ void logits(const LogitsArgs& a) {
       // The logits alone: without labels in the batch no loss is computed (a causal LM would
       // otherwise derive labels from the ids; harmless, but not asked for).
       auto& task_model = dynamic_cast<biolm::models::TaskModelImpl&>(*model);
-      // A soft prompt (prompt tuning) comes first, as in TrainableModel::run: logits (B,P+T,...).
-      if (const auto& prompt = task_model.soft_prompt()) {
-        batch = prompt->prepend(batch, task_model.embed_tokens(batch.at("input_ids")));
-      }
-      output = task_model.forward_task(batch).logits;
+      // A soft prompt (prompt tuning) comes first (TrainableModel::run): logits (B,P+T,...).
+      output = task_model.run(batch).logits;
     }
   }
   output = output.to(torch::kFloat).contiguous();

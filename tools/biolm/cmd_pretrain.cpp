@@ -344,7 +344,7 @@ int run_pretrain(const std::string& config_path, const std::vector<std::string>&
     for (int64_t b = 0; b * batch_size < val_set->size(); ++b) {
       std::vector<data::Features> rows;
       for (int64_t i = b * batch_size; i < std::min(val_set->size(), (b + 1) * batch_size); ++i) rows.push_back(val_set->get(i));
-      const auto out = model->forward_batch(collate(std::move(rows), data::mix_seed(seed ^ 0x5eedULL, static_cast<uint64_t>(b))).to(device));
+      const auto out = model->run(collate(std::move(rows), data::mix_seed(seed ^ 0x5eedULL, static_cast<uint64_t>(b))).to(device));
       sum += out.loss_sum.to(torch::kCPU).item<double>();
       n += out.n_target_tokens;
     }

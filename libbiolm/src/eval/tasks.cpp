@@ -207,7 +207,7 @@ HeadEvalResult evaluate_pair_classifier(models::SequenceClassificationModelImpl&
     for (size_t i = start; i < end; ++i) {
       rows.push_back(data::pair_features(examples[i].question, examples[i].context, tokenizer, options.max_length));
     }
-    const auto logits = model.forward_task(data::collate(rows, {pad}).to(device)).logits.to(torch::kCPU, torch::kDouble);
+    const auto logits = model.run(data::collate(rows, {pad}).to(device)).logits.to(torch::kCPU, torch::kDouble);
     const auto a = logits.accessor<double, 2>();  // (B, n_labels)
     for (size_t i = start; i < end; ++i) {
       std::vector<double> s;
@@ -244,7 +244,7 @@ HeadEvalResult evaluate_choice_model(models::MultipleChoiceModelImpl& model, con
       rows.push_back(data::choice_features(ce, tokenizer, options.max_length));
       ++end;
     }
-    const auto logits = model.forward_task(data::collate(rows, {pad}).to(device)).logits.to(torch::kCPU, torch::kDouble);
+    const auto logits = model.run(data::collate(rows, {pad}).to(device)).logits.to(torch::kCPU, torch::kDouble);
     const auto a = logits.accessor<double, 2>();  // (B, K)
     for (size_t i = start; i < end; ++i) {
       std::vector<double> s;

@@ -9,7 +9,7 @@
 #include "biolm/core/error.h"
 #include "biolm/core/version.h"
 #include "biolm/io/safetensors.h"
-#include "file_util.h"
+#include "biolm/io/files.h"
 
 namespace biolm::io {
 namespace fs = std::filesystem;
@@ -45,7 +45,7 @@ bool is_model_dir(const fs::path& dir) {
   const auto path = dir / "model.json";
   if (!fs::is_regular_file(path)) return false;
   try {
-    const json j = detail::read_json_file(path);
+    const json j = read_json_file(path);
     return j.is_object() && j.value("format", std::string()) == kModelDirFormat;
   } catch (const std::exception&) {
     return false;
@@ -89,7 +89,7 @@ void save_model_dir(models::TaskModelImpl& model, const ModelDirInfo& info, cons
     save_safetensors(dir / "model.safetensors", tensors, {{"format", "pt"}, {"biolm", version()}});
     if (options.tokenizer) options.tokenizer->save(dir / "tokenizer");
     // model.json last: a directory whose model.json exists has its weights.
-    detail::write_file_atomic(dir / "model.json", j.dump(2) + "\n");
+    write_file_atomic(dir / "model.json", j.dump(2) + "\n");
   } catch (...) {
     if (options.merge_adapters) peft::unmerge_adapters(model);
     throw;
@@ -102,7 +102,7 @@ ModelDirInfo read_model_dir_info(const fs::path& dir) {
   if (!fs::is_regular_file(path)) {
     throw CheckpointError(path.string(), "", "not a biolm model directory (no model.json)");
   }
-  const json j = detail::read_json_file(path);
+  const json j = read_json_file(path);
   auto field = [&](const char* name) -> const json& {
     if (!j.is_object() || !j.contains(name)) throw CheckpointError(path.string(), name, "missing");
     return j.at(name);

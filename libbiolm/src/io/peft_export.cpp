@@ -15,7 +15,7 @@
 #include "biolm/peft/ia3.h"
 #include "biolm/peft/lora.h"
 #include "biolm/peft/prompt_tuning.h"
-#include "biolm/train/model.h"
+#include "biolm/models/trainable.h"
 
 namespace biolm::io {
 namespace {
@@ -107,8 +107,8 @@ PeftAdapter make_peft_adapter(torch::nn::Module& model, const models::ModelConfi
   };
 
   // Which kind of adapter the model carries: LoRA, IA3 (in Linear slots) or a soft prompt.
-  const auto* trainable = dynamic_cast<const train::TrainableModel*>(&model);
-  const auto* prompt = trainable ? trainable->soft_prompt().get() : nullptr;
+  const auto* trainable = dynamic_cast<const models::TrainableModel*>(&model);
+  const auto* prompt = trainable ? dynamic_cast<const peft::SoftPromptImpl*>(trainable->soft_prompt().get()) : nullptr;
   std::map<std::string, HfLora> loras;  // HF module -> adapter
   std::map<std::string, std::array<const peft::LoraAdapterImpl*, 3>> fused;
   std::map<std::string, at::Tensor> ia3s;  // HF module -> ia3_l in PEFT's shape

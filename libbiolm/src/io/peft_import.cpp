@@ -19,7 +19,7 @@
 #include "biolm/peft/ia3.h"
 #include "biolm/peft/lora.h"
 #include "biolm/peft/prompt_tuning.h"
-#include "biolm/train/model.h"
+#include "biolm/models/trainable.h"
 
 namespace biolm::io {
 namespace {
@@ -156,7 +156,7 @@ PeftImportReport load_peft_adapter(torch::nn::Module& model, const models::Model
       BIOLM_CHECK(value.dim() == 2 && value.size(0) == P && value.size(1) == config.hidden_size, CheckpointError,
                   weights_path.string(), key,
                   fmt::format("shape {}, expected ({}, {})", c10::str(value.sizes()), P, config.hidden_size));
-      auto* trainable = dynamic_cast<train::TrainableModel*>(&model);
+      auto* trainable = dynamic_cast<models::TrainableModel*>(&model);
       BIOLM_CHECK(trainable != nullptr, ConfigError, "peft",
                   "prompt tuning needs a task model (the soft prompt is prepended by TrainableModel::run)");
       BIOLM_CHECK(!trainable->soft_prompt(), ConfigError, "peft", "the model already carries a soft prompt");

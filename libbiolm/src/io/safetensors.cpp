@@ -17,7 +17,7 @@
 #include <set>
 
 #include "biolm/core/error.h"
-#include "io/file_util.h"
+#include "biolm/io/files.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "safetensors stores little-endian data; this reader assumes a little-endian host"
@@ -405,7 +405,7 @@ std::string serialize_safetensors(const std::map<std::string, at::Tensor>& tenso
 void save_safetensors(const std::filesystem::path& path, const std::map<std::string, at::Tensor>& tensors,
                       const std::map<std::string, std::string>& metadata) {
   header_bytes(tensors, metadata, path.string());  // refuse bad input before creating any file
-  detail::write_file_atomic_stream(path, [&](const Sink& sink) { emit(tensors, metadata, path.string(), sink); });
+  write_file_atomic_stream(path, [&](const Sink& sink) { emit(tensors, metadata, path.string(), sink); });
 }
 
 // --- sharded ------------------------------------------------------------------------------------
@@ -445,7 +445,7 @@ std::vector<std::filesystem::path> save_sharded(const std::filesystem::path& dir
   }
   nlohmann::json index = {{"metadata", {{"total_size", total}}}, {"weight_map", weight_map}};
   written.push_back(dir / (options.stem + ".safetensors.index.json"));
-  detail::write_file_atomic(written.back(), index.dump(2) + "\n");
+  write_file_atomic(written.back(), index.dump(2) + "\n");
   return written;
 }
 
@@ -468,7 +468,7 @@ SafetensorsCheckpoint::SafetensorsCheckpoint(const std::filesystem::path& path) 
     files_.emplace_back(path);
   }
   if (!index_path.empty()) {
-    const nlohmann::json index = detail::read_json_file(index_path);
+    const nlohmann::json index = read_json_file(index_path);
     if (!index.is_object() || !index.contains("weight_map") || !index["weight_map"].is_object())
       throw CheckpointError(index_path.string(), "", "index must be an object with a 'weight_map' object");
     std::map<std::string, std::size_t> file_index;
@@ -557,7 +557,7 @@ nlohmann::json inspect_path(const std::filesystem::path& path) {
   out["bytes"] = bytes;
   const fs::path dir = fs::is_directory(path) ? path : path.parent_path();
   if (fs::exists(dir / "config.json")) {
-    const auto cfg = detail::read_json_file(dir / "config.json");
+    const auto cfg = read_json_file(dir / "config.json");
     nlohmann::json c = nlohmann::json::object();
     if (cfg.is_object()) {
       for (const char* k : {"model_type", "architectures", "hidden_size", "num_hidden_layers", "vocab_size"})

@@ -302,10 +302,7 @@ ModelConfig read_model_config(core::ConfigReader& r) {
 }
 
 ModelConfig config_from_json(const nlohmann::json& j, const std::string& p) {
-  core::ConfigReader r(j, p);
-  ModelConfig c = read_model_config(r);
-  r.finish();
-  return c;
+  return core::read_section(j, p, read_model_config);
 }
 
 ModelConfig load_config(const std::string& path) {

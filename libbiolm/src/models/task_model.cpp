@@ -8,7 +8,7 @@ namespace biolm::models {
 
 using data::kIgnoreIndex;
 
-std::pair<torch::Tensor, int64_t> masked_cross_entropy(const torch::Tensor& logits, const torch::Tensor& labels) {
+std::pair<torch::Tensor, int64_t> masked_cross_entropy_sum(const torch::Tensor& logits, const torch::Tensor& labels) {
   const int64_t K = logits.size(-1);
   const auto flat_logits = logits.reshape({-1, K});  // a view when logits are contiguous: no copy
   const auto flat_labels = labels.reshape({-1}).to(logits.device(), torch::kLong);
@@ -27,7 +27,12 @@ std::pair<torch::Tensor, int64_t> masked_cross_entropy(const torch::Tensor& logi
   // Ignored rows are skipped by the loss itself (ignore_index), so the logits are never gathered
   // into a copy: that copy and its scatter in backward cost as much as the log-softmax.
   const auto x = flat_logits.scalar_type() == torch::kDouble ? flat_logits : flat_logits.to(torch::kFloat);
-  return {torch::nll_loss(torch::log_softmax(x, -1), flat_labels, {}, at::Reduction::Mean, kIgnoreIndex), n};
+  return {torch::nll_loss(torch::log_softmax(x, -1), flat_labels, {}, at::Reduction::Sum, kIgnoreIndex), n};
+}
+
+torch::Tensor TaskOutput::mean_loss() const {
+  if (!loss_sum.defined()) return loss_sum;
+  return n_target_tokens > 0 ? loss_sum / static_cast<double>(n_target_tokens) : loss_sum;
 }
 
 // ---- base ---------------------------------------------------------------------------------------
@@ -93,7 +98,9 @@ torch::Tensor TaskModelImpl::pool(const torch::Tensor& hidden, const torch::Tens
 
 void TaskModelImpl::add_aux(TaskOutput& out, const BodyOutput& body_out) const {
   out.extra["aux_loss"] = body_out.aux_loss;
-  if (out.loss.defined() && config().moe.n_experts > 0) out.loss = out.loss + body_out.aux_loss.to(out.loss.scalar_type());
+  // Once per target: the mean loss is then task mean + aux, as transformers adds it.
+  if (out.loss_sum.defined() && config().moe.n_experts > 0)
+    out.loss_sum = out.loss_sum + body_out.aux_loss.to(out.loss_sum.scalar_type()) * static_cast<double>(out.n_target_tokens);
 }
 
 namespace {
@@ -160,12 +167,12 @@ TaskOutput MaskedLMModelImpl::forward(const ModelInputs& inputs, const torch::Te
     }
   }
   out.logits = lm_head(mlm_norm(nn::activate(mlm_dense(h), config().activation)));  // (..., V)
-  if (labels.defined()) std::tie(out.loss, out.n_target_tokens) = masked_cross_entropy(out.logits, target_labels);
+  if (labels.defined()) std::tie(out.loss_sum, out.n_target_tokens) = masked_cross_entropy_sum(out.logits, target_labels);
   add_aux(out, body_out);
   return out;
 }
 
-TaskOutput MaskedLMModelImpl::forward_task(const data::Batch& b) {
+StepOutput MaskedLMModelImpl::forward_batch(const data::Batch& b) {
   return forward(inputs_from_batch(b), batch_tensor(b, "labels"));
 }
 
@@ -195,13 +202,13 @@ TaskOutput CausalLMModelImpl::forward(const ModelInputs& inputs, const torch::Te
       const auto s = inputs.segment_ids.to(targets.device());
       shifted.masked_fill_(s.narrow(1, 1, T - 1) != s.narrow(1, 0, T - 1), kIgnoreIndex);
     }
-    std::tie(out.loss, out.n_target_tokens) = masked_cross_entropy(out.logits, targets);
+    std::tie(out.loss_sum, out.n_target_tokens) = masked_cross_entropy_sum(out.logits, targets);
   }
   add_aux(out, body_out);
   return out;
 }
 
-TaskOutput CausalLMModelImpl::forward_task(const data::Batch& b) {
+StepOutput CausalLMModelImpl::forward_batch(const data::Batch& b) {
   auto inputs = inputs_from_batch(b);
   torch::Tensor labels = batch_tensor(b, "labels");
   if (!labels.defined() && inputs.input_ids.defined()) {
@@ -226,13 +233,13 @@ TaskOutput TokenClassificationModelImpl::forward(const ModelInputs& inputs, cons
   if (labels.defined()) {
     BIOLM_CHECK(labels.sizes() == out.logits.sizes().slice(0, 2), ShapeError, "TokenClassification",
                 "labels must be (B,T)");
-    std::tie(out.loss, out.n_target_tokens) = masked_cross_entropy(out.logits, labels);
+    std::tie(out.loss_sum, out.n_target_tokens) = masked_cross_entropy_sum(out.logits, labels);
   }
   add_aux(out, body_out);
   return out;
 }
 
-TaskOutput TokenClassificationModelImpl::forward_task(const data::Batch& b) {
+StepOutput TokenClassificationModelImpl::forward_batch(const data::Batch& b) {
   return forward(inputs_from_batch(b), batch_tensor(b, "labels"));
 }
 
@@ -260,17 +267,17 @@ TaskOutput SequenceClassificationModelImpl::forward(const ModelInputs& inputs, c
     BIOLM_CHECK(labels.dim() == 1 && labels.size(0) == B, ShapeError, "SequenceClassification", "labels must be (B)");
     if (regression_) {
       const auto y = labels.to(out.logits.device(), out.logits.scalar_type());
-      out.loss = torch::mse_loss(out.logits, y);
+      out.loss_sum = torch::mse_loss(out.logits, y, at::Reduction::Sum);
       out.n_target_tokens = B;
     } else {
-      std::tie(out.loss, out.n_target_tokens) = masked_cross_entropy(out.logits, labels);
+      std::tie(out.loss_sum, out.n_target_tokens) = masked_cross_entropy_sum(out.logits, labels);
     }
   }
   add_aux(out, body_out);
   return out;
 }
 
-TaskOutput SequenceClassificationModelImpl::forward_task(const data::Batch& b) {
+StepOutput SequenceClassificationModelImpl::forward_batch(const data::Batch& b) {
   auto labels = regression_ && b.has("scores") ? b.at("scores") : batch_tensor(b, "labels");
   return forward(inputs_from_batch(b), labels);
 }
@@ -292,16 +299,17 @@ TaskOutput SpanQAModelImpl::forward(const ModelInputs& inputs, const torch::Tens
     const int64_t B = out.logits.size(0);
     BIOLM_CHECK(start_positions.numel() == B && end_positions.numel() == B, ShapeError, "SpanQA",
                 "start_positions and end_positions must be (B)");
-    auto [ls, ns] = masked_cross_entropy(out.extra["start_logits"], start_positions.reshape({B}));
-    auto [le, ne] = masked_cross_entropy(out.extra["end_logits"], end_positions.reshape({B}));
-    out.loss = (ls + le) / 2.0;
+    // transformers: (start CE + end CE) / 2 per example; start and end are -100 together.
+    auto [ls, ns] = masked_cross_entropy_sum(out.extra["start_logits"], start_positions.reshape({B}));
+    auto [le, ne] = masked_cross_entropy_sum(out.extra["end_logits"], end_positions.reshape({B}));
+    out.loss_sum = (ls + le) / 2.0;
     out.n_target_tokens = std::max(ns, ne);
   }
   add_aux(out, body_out);
   return out;
 }
 
-TaskOutput SpanQAModelImpl::forward_task(const data::Batch& b) {
+StepOutput SpanQAModelImpl::forward_batch(const data::Batch& b) {
   return forward(inputs_from_batch(b), batch_tensor(b, "start_positions"), batch_tensor(b, "end_positions"));
 }
 
@@ -338,13 +346,13 @@ TaskOutput MultipleChoiceModelImpl::forward(const ModelInputs& inputs, const tor
   out.logits = classifier(dropout(pool(body_out.hidden, flat.attention_mask))).view({B, K});  // (B,K)
   if (labels.defined()) {
     BIOLM_CHECK(labels.numel() == B, ShapeError, "MultipleChoice", "labels must be (B)");
-    std::tie(out.loss, out.n_target_tokens) = masked_cross_entropy(out.logits, labels.reshape({B}));
+    std::tie(out.loss_sum, out.n_target_tokens) = masked_cross_entropy_sum(out.logits, labels.reshape({B}));
   }
   add_aux(out, body_out);
   return out;
 }
 
-TaskOutput MultipleChoiceModelImpl::forward_task(const data::Batch& b) {
+StepOutput MultipleChoiceModelImpl::forward_batch(const data::Batch& b) {
   auto inputs = inputs_from_batch(b);
   if (b.has("choice_ids")) inputs.input_ids = b.at("choice_ids");
   return forward(inputs, batch_tensor(b, "labels"));
@@ -387,19 +395,6 @@ std::shared_ptr<TaskModelImpl> make_task_model(const ModelConfig& config, TaskKi
 }  // namespace biolm::models
 
 namespace biolm::models {
-
-train::StepOutput TaskModelImpl::forward_batch(const data::Batch& batch) {
-  TaskOutput out = forward_task(batch);
-  train::StepOutput step;
-  step.n_target_tokens = out.n_target_tokens;
-  step.logits = out.logits;
-  if (out.loss.defined()) {
-    // Heads return the mean over targets; the trainer wants the sum (it divides by the step's
-    // total target count across micro-batches and ranks).
-    step.loss_sum = out.loss.to(torch::kFloat) * static_cast<double>(out.n_target_tokens);
-  }
-  return step;
-}
 
 torch::Tensor TaskModelImpl::embed_tokens(const torch::Tensor& input_ids) {
   return body_->embeddings->tok->forward(input_ids);

@@ -133,10 +133,7 @@ MethodConfig read_method_config(core::ConfigReader& r) {
 }
 
 MethodConfig method_config_from_json(const nlohmann::json& j, const std::string& key) {
-  core::ConfigReader r(j, key);
-  MethodConfig c = read_method_config(r);
-  r.finish();
-  return c;
+  return core::read_section(j, key, read_method_config);
 }
 
 std::string PeftSummary::to_string() const {
@@ -205,7 +202,7 @@ PeftSummary summarize(torch::nn::Module& model) {
   return s;
 }
 
-PeftSummary apply(train::TrainableModel& model, const MethodConfig& config) {
+PeftSummary apply(models::TrainableModel& model, const MethodConfig& config) {
   config.validate();
   for_each_adapter(model, [](nn::LinearImpl&) {
     throw ConfigError("peft.method", "the model already carries adapters; apply a method to a plain model");
@@ -308,12 +305,11 @@ TensorMap adapter_state(torch::nn::Module& model) {
 void save_adapter(torch::nn::Module& model, const std::filesystem::path& path) {
   const auto state = adapter_state(model);
   BIOLM_CHECK(!state.empty(), ConfigError, "peft.method", "the model has no trainable parameters to save");
-  write_tensor_file(path, state);  // atomic: temp file, fsync, rename
-  fsync_path(path.parent_path().empty() ? std::filesystem::path(".") : path.parent_path());
+  io::write_tensor_file(path, state);  // atomic (io/files.h): temp file, fsync, rename, directory fsync
 }
 
 void load_adapter(torch::nn::Module& model, const std::filesystem::path& path) {
-  const auto saved = read_tensor_file(path);
+  const auto saved = io::read_tensor_file(path);
   auto params = model.named_parameters(true);
   for (const auto& [name, t] : saved) {
     const auto* p = params.find(name);

@@ -70,21 +70,19 @@ std::string pubmedqa_text(const data::PubmedQaExample& ex) {
   return ctx;
 }
 
-/// The model's outputs on a batch with the soft prompt (when attached) prepended and its P
-/// positions removed again from token-level outputs, so callers see (B,T,...) as without one.
-models::TaskOutput run_task(models::TaskModelImpl& model, const data::Batch& batch) {
+/// The model's outputs on a batch through run() (which prepends the soft prompt when one is
+/// attached), its P positions removed again from token-level logits, so callers see (B,T,...).
+models::StepOutput run_task(models::TaskModelImpl& model, const data::Batch& batch) {
   const auto& prompt = model.soft_prompt();
-  if (!prompt) return model.forward_task(batch);
   const auto& ids = batch.at("input_ids");
-  BIOLM_CHECK(ids.dim() == 2, ConfigError, "peft.method",
+  BIOLM_CHECK(!prompt || ids.dim() == 2, ConfigError, "peft.method",
               "prompt tuning needs (B,T) inputs; multiple-choice batches are (B,K,T)");
-  const int64_t P = prompt->options.n_virtual_tokens(), T = ids.size(1);
-  auto out = model.forward_task(prompt->prepend(batch, model.embed_tokens(ids)));
-  const auto strip = [&](torch::Tensor& t) {
+  auto out = model.run(batch);
+  if (prompt) {
+    const int64_t P = prompt->n_prefix_tokens(), T = ids.size(1);
+    auto& t = out.logits;
     if (t.defined() && t.dim() >= 2 && t.size(1) == P + T) t = t.narrow(1, P, T);
-  };
-  strip(out.logits);
-  for (auto& [name, t] : out.extra) strip(t);
+  }
   return out;
 }
 
@@ -473,7 +471,7 @@ Predictions predict(models::TaskModelImpl& model, const TaskSpec& spec, const to
         break;
       }
       case Task::QaSpan: {
-        const auto st = out.extra.at("start_logits").to(torch::kCPU), en = out.extra.at("end_logits").to(torch::kCPU);
+        const auto st = logits.select(2, 0), en = logits.select(2, 1);  // (B,T) each
         for (int64_t r = 0; r < st.size(0); ++r) {
           starts.push_back(row_floats(st[r]));
           ends.push_back(row_floats(en[r]));

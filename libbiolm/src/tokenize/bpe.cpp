@@ -8,7 +8,7 @@
 #include <limits>
 
 #include "biolm/core/error.h"
-#include "io/file_util.h"
+#include "biolm/io/files.h"
 #include "tokenize/common.h"
 #include "tokenize/unicode.h"
 
@@ -234,7 +234,7 @@ void BpeTokenizer::set_affixes(std::vector<std::string> prefix, std::vector<std:
 }
 
 std::unique_ptr<BpeTokenizer> BpeTokenizer::from_tokenizer_json(const std::filesystem::path& path) {
-  return from_json(io::detail::read_json_file(path), path.string());
+  return from_json(io::read_json_file(path), path.string());
 }
 
 std::unique_ptr<BpeTokenizer> BpeTokenizer::from_json(const nlohmann::json& j, const std::string& source) {
@@ -323,7 +323,7 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::from_json(const nlohmann::json& j, c
 std::unique_ptr<BpeTokenizer> BpeTokenizer::from_vocab_merges(const std::filesystem::path& vocab_json,
                                                               const std::filesystem::path& merges_txt,
                                                               bool add_prefix_space, std::vector<AddedToken> added) {
-  const auto text = io::detail::read_file(merges_txt);
+  const auto text = io::read_file(merges_txt);
   nlohmann::json merges = nlohmann::json::array();
   size_t start = 0;
   int64_t line = 0;
@@ -340,7 +340,7 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::from_vocab_merges(const std::filesys
       throw DataError(merges_txt.string(), line, "merge", fmt::format("expected two symbols separated by one space, found \"{}\"", l));
     merges.push_back(l);
   }
-  const nlohmann::json vocab = io::detail::read_json_file(vocab_json);
+  const nlohmann::json vocab = io::read_json_file(vocab_json);
   nlohmann::json added_json = nlohmann::json::array();
   for (const auto& a : added) {
     if (!vocab.is_object() || !vocab.contains(a.content)) continue;
@@ -603,7 +603,7 @@ nlohmann::json BpeTokenizer::to_json() const {
 
 void BpeTokenizer::save(const std::filesystem::path& dir) const {
   std::filesystem::create_directories(dir);
-  io::detail::write_file_atomic(dir / "tokenizer.json", to_json().dump(2) + "\n");
+  io::write_file_atomic(dir / "tokenizer.json", to_json().dump(2) + "\n");
   nlohmann::json cfg = {{"tokenizer_class", "PreTrainedTokenizerFast"},
                         {"add_prefix_space", options_.add_prefix_space}};
   detail::write_hf_config(dir, options_.specials, cfg);

@@ -15,7 +15,7 @@
 #include "biolm/core/error.h"
 #include "biolm/core/log.h"
 #include "biolm/tokenize/bpe.h"
-#include "io/file_util.h"
+#include "biolm/io/files.h"
 #include "tokenize/unicode.h"
 
 namespace biolm::tokenize {
@@ -78,7 +78,7 @@ std::unique_ptr<BpeTokenizer> train_bpe(const std::vector<std::filesystem::path>
   std::unordered_map<std::string, int64_t> word_counts;
   int64_t n_words = 0;
   for (const auto& f : files) {
-    const std::string text = io::detail::read_file(f);
+    const std::string text = io::read_file(f);
     size_t start = 0;
     while (start < text.size()) {
       size_t nl = text.find('\n', start);
@@ -203,10 +203,10 @@ void BpeTokenizer::save_vocab_merges(const std::filesystem::path& dir) const {
   std::filesystem::create_directories(dir);
   nlohmann::ordered_json vocab = nlohmann::ordered_json::object();
   for (size_t i = 0; i < id_to_token_.size(); ++i) vocab[id_to_token_[i]] = i;
-  io::detail::write_file_atomic(dir / "vocab.json", vocab.dump() + "\n");
+  io::write_file_atomic(dir / "vocab.json", vocab.dump() + "\n");
   std::string merges = "#version: 0.2\n";
   for (const auto& [a, b] : merges_) merges += a + " " + b + "\n";
-  io::detail::write_file_atomic(dir / "merges.txt", merges);
+  io::write_file_atomic(dir / "merges.txt", merges);
 }
 
 }  // namespace biolm::tokenize

@@ -3,7 +3,7 @@
 #include <fmt/format.h>
 
 #include "biolm/core/error.h"
-#include "io/file_util.h"
+#include "biolm/io/files.h"
 
 namespace biolm::tokenize::detail {
 namespace {
@@ -48,12 +48,12 @@ HfTokenizerConfig read_hf_config(const std::filesystem::path& dir) {
   HfTokenizerConfig out;
   const auto cfg = dir / "tokenizer_config.json";
   if (std::filesystem::exists(cfg)) {
-    out.config = io::detail::read_json_file(cfg);
+    out.config = io::read_json_file(cfg);
     out.config_path = cfg;
     read_names(out.config, cfg, out.names);
   }
   const auto map = dir / "special_tokens_map.json";
-  if (std::filesystem::exists(map)) read_names(io::detail::read_json_file(map), map, out.names);
+  if (std::filesystem::exists(map)) read_names(io::read_json_file(map), map, out.names);
   return out;
 }
 
@@ -88,8 +88,8 @@ void write_hf_config(const std::filesystem::path& dir, const SpecialTokenNames& 
     map[f.key] = *(names.*(f.field));
     config[f.key] = *(names.*(f.field));
   }
-  io::detail::write_file_atomic(dir / "special_tokens_map.json", map.dump(2) + "\n");
-  io::detail::write_file_atomic(dir / "tokenizer_config.json", config.dump(2) + "\n");
+  io::write_file_atomic(dir / "special_tokens_map.json", map.dump(2) + "\n");
+  io::write_file_atomic(dir / "tokenizer_config.json", config.dump(2) + "\n");
 }
 
 bool is_skippable_special(const SpecialTokens& s, int64_t id) {

@@ -10,7 +10,7 @@
 #include "biolm/tokenize/spm_bpe.h"
 #include "biolm/tokenize/tokenizer.h"
 #include "biolm/tokenize/wordpiece.h"
-#include "io/file_util.h"
+#include "biolm/io/files.h"
 #include "tokenize/common.h"
 #include "tokenize/unicode.h"
 #if BIOLM_HAS_SENTENCEPIECE
@@ -225,7 +225,7 @@ std::unique_ptr<Tokenizer> load_tokenizer(const fs::path& path, const LoadOption
   if (!fs::is_directory(path)) {
     const auto ext = path.extension().string();
     if (ext == ".json") {
-      const auto j = io::detail::read_json_file(path);
+      const auto j = io::read_json_file(path);
       if (is_byte_level_bpe(j)) return bpe_from(j, path, hf);
       if (SpmBpeTokenizer::accepts(j)) return spm_bpe_from(j, path, hf);
       if (j.is_object() && j.contains("model") && j["model"].value("type", "") == "WordPiece")
@@ -246,7 +246,7 @@ std::unique_ptr<Tokenizer> load_tokenizer(const fs::path& path, const LoadOption
 
   std::optional<nlohmann::json> tj;
   if (fs::exists(dir / "tokenizer.json")) {
-    tj = io::detail::read_json_file(dir / "tokenizer.json");
+    tj = io::read_json_file(dir / "tokenizer.json");
     if (is_byte_level_bpe(*tj)) return bpe_from(*tj, dir / "tokenizer.json", hf);
   }
   if (fs::exists(dir / "tokenizer.model")) {

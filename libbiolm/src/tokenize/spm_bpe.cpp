@@ -8,7 +8,7 @@
 #include <queue>
 
 #include "biolm/core/error.h"
-#include "io/file_util.h"
+#include "biolm/io/files.h"
 #include "tokenize/common.h"
 #include "tokenize/unicode.h"
 
@@ -404,7 +404,7 @@ std::string SpmBpeTokenizer::fingerprint() const {
 
 void SpmBpeTokenizer::save(const std::filesystem::path& dir) const {
   std::filesystem::create_directories(dir);
-  io::detail::write_file_atomic(dir / "tokenizer.json", json_.dump(2) + "\n");
+  io::write_file_atomic(dir / "tokenizer.json", json_.dump(2) + "\n");
   detail::write_hf_config(dir, names_, {{"tokenizer_class", "LlamaTokenizer"}});
 }
 

@@ -12,7 +12,7 @@
 #include "biolm/core/error.h"
 #include "biolm/core/log.h"
 #include "biolm/tokenize/sentencepiece.h"
-#include "io/file_util.h"
+#include "biolm/io/files.h"
 #include "tokenize/common.h"
 #include "tokenize/unicode.h"
 
@@ -40,7 +40,7 @@ SentencePieceTokenizer::~SentencePieceTokenizer() = default;
 
 std::unique_ptr<SentencePieceTokenizer> SentencePieceTokenizer::from_file(const std::filesystem::path& path,
                                                                           SentencePieceOptions options) {
-  return from_serialized(io::detail::read_file(path), std::move(options), path.string());
+  return from_serialized(io::read_file(path), std::move(options), path.string());
 }
 
 std::unique_ptr<SentencePieceTokenizer> SentencePieceTokenizer::from_serialized(std::string model_bytes,
@@ -220,7 +220,7 @@ std::string SentencePieceTokenizer::fingerprint() const {
 
 void SentencePieceTokenizer::save(const std::filesystem::path& dir) const {
   std::filesystem::create_directories(dir);
-  io::detail::write_file_atomic(dir / "tokenizer.model", impl_->bytes);
+  io::write_file_atomic(dir / "tokenizer.model", impl_->bytes);
   SpecialTokenNames names = impl_->options.specials;
   const auto& s = impl_->special;
   if (!names.unk && s.unk) names.unk = id_to_token(*s.unk);

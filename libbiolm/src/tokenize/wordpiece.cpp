@@ -13,7 +13,7 @@
 
 #include "biolm/core/error.h"
 #include "biolm/core/log.h"
-#include "io/file_util.h"
+#include "biolm/io/files.h"
 #include "tokenize/common.h"
 #include "tokenize/unicode.h"
 
@@ -131,7 +131,7 @@ WordPieceTokenizer::WordPieceTokenizer(std::vector<std::string> vocab, WordPiece
 
 std::unique_ptr<WordPieceTokenizer> WordPieceTokenizer::from_vocab_file(const std::filesystem::path& path,
                                                                          WordPieceOptions options) {
-  const std::string text = io::detail::read_file(path);
+  const std::string text = io::read_file(path);
   std::vector<std::string> vocab;
   size_t start = 0;
   int64_t line = 0;
@@ -314,7 +314,7 @@ std::string WordPieceTokenizer::fingerprint() const {
 void WordPieceTokenizer::save_vocab(const std::filesystem::path& path) const {
   std::string text;
   for (const auto& t : vocab_) text += t + "\n";
-  io::detail::write_file_atomic(path, text);
+  io::write_file_atomic(path, text);
 }
 
 void WordPieceTokenizer::save(const std::filesystem::path& dir) const {
@@ -481,7 +481,7 @@ void train_wordpiece(const std::vector<std::filesystem::path>& files, const Word
   const auto vocab = train_wordpiece(files, options);
   std::string text;
   for (const auto& t : vocab) text += t + "\n";
-  io::detail::write_file_atomic(out_vocab, text);
+  io::write_file_atomic(out_vocab, text);
 }
 
 }  // namespace biolm::tokenize

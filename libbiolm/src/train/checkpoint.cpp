@@ -1,15 +1,21 @@
 #include "biolm/train/checkpoint.h"
 
+#include <torch/torch.h>
+
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <fstream>
 
 #include "biolm/core/error.h"
 #include "biolm/core/log.h"
-#include "biolm/peft/tensor_file.h"
+#include "biolm/io/files.h"
+#include "biolm/io/tensor_file.h"
+#include "biolm/peft/method.h"
+#include "checkpoint_format.h"
 
 namespace fs = std::filesystem;
 
@@ -50,7 +56,7 @@ fs::path commit_checkpoint(const fs::path& root, int64_t step, const std::functi
   }
   std::sort(files.begin(), files.end());
   for (const auto& f : files) {
-    peft::fsync_path(f);
+    io::fsync_path(f);
     manifest["files"][f.filename().string()] = {{"bytes", fs::file_size(f)}, {"sha256", sha256_file(f)}};
   }
   const fs::path mpath = tmp / "manifest.json";
@@ -59,13 +65,13 @@ fs::path commit_checkpoint(const fs::path& root, int64_t step, const std::functi
     out << manifest.dump(2) << "\n";
     if (!out.good()) throw IoError(mpath.string(), "cannot write manifest");
   }
-  peft::fsync_path(mpath);
-  peft::fsync_path(tmp);
+  io::fsync_path(mpath);
+  io::fsync_path(tmp);
   // rename() cannot replace a non-empty directory: move an old checkpoint of this step aside first.
   const fs::path old = root / fmt::format(".old-{}{:08d}-{}", kPrefix, step, ::getpid());
   if (fs::exists(final_dir)) fs::rename(final_dir, old);
   fs::rename(tmp, final_dir);
-  peft::fsync_path(root);
+  io::fsync_path(root);
   fs::remove_all(old);
   return final_dir;
 }
@@ -145,4 +151,96 @@ void prune_checkpoints(const fs::path& root, int64_t keep_last, std::optional<in
   }
 }
 
+// ---- the contents of a trainer checkpoint (checkpoint_format.h) --------------------------------
+
+namespace detail {
+
+std::string rank_file(int rank) { return fmt::format("rank-{:05d}.safetensors", rank); }
+
+torch::Tensor bytes_tensor(const std::vector<std::uint8_t>& bytes) {
+  auto t = torch::empty({static_cast<int64_t>(bytes.size())}, torch::kUInt8);
+  if (!bytes.empty()) std::memcpy(t.data_ptr(), bytes.data(), bytes.size());
+  return t;
+}
+
+std::vector<std::uint8_t> tensor_bytes(const torch::Tensor& t) {
+  const auto c = t.contiguous().to(torch::kCPU);
+  std::vector<std::uint8_t> out(static_cast<size_t>(c.numel()));
+  if (!out.empty()) std::memcpy(out.data(), c.data_ptr(), out.size());
+  return out;
+}
+
+io::TensorMap rng_tensors(const core::RngState& rng) {
+  io::TensorMap out{{"cpu", bytes_tensor(rng.cpu)}};
+  for (size_t i = 0; i < rng.cuda.size(); ++i) out["cuda." + std::to_string(i)] = bytes_tensor(rng.cuda[i]);
+  return out;
+}
+
+core::RngState rng_from_tensors(const io::TensorMap& map, const fs::path& file) {
+  BIOLM_CHECK(map.count("cpu"), CheckpointError, file.string(), "cpu", "missing");
+  core::RngState rng;
+  rng.cpu = tensor_bytes(map.at("cpu"));
+  for (size_t i = 0; map.count("cuda." + std::to_string(i)); ++i) {
+    rng.cuda.push_back(tensor_bytes(map.at("cuda." + std::to_string(i))));
+  }
+  return rng;
+}
+
+void write_model_state(const fs::path& file, torch::nn::Module& model, bool adapter_only) {
+  io::TensorMap weights;
+  if (adapter_only) {
+    weights = peft::adapter_state(model);
+  } else {
+    for (const auto& item : model.named_parameters(true)) weights[item.key()] = item.value();
+    for (const auto& item : model.named_buffers(true)) {
+      if (item.value().defined()) weights[item.key()] = item.value();
+    }
+  }
+  io::write_tensor_file(file, weights);
+}
+
+void read_model_state(const fs::path& file, torch::nn::Module& model, bool adapter_only) {
+  if (adapter_only) {
+    peft::load_adapter(model, file);
+    return;
+  }
+  const auto saved = io::read_tensor_file(file);
+  torch::NoGradGuard no_grad;
+  auto assign = [&](const std::string& name, torch::Tensor& dst) {
+    const auto it = saved.find(name);
+    BIOLM_CHECK(it != saved.end(), CheckpointError, file.string(), name, "missing from the checkpoint");
+    BIOLM_CHECK(it->second.sizes() == dst.sizes(), CheckpointError, file.string(), name,
+                "shape " + c10::str(it->second.sizes()) + " in the checkpoint, " + c10::str(dst.sizes()) +
+                    " in the model");
+    dst.copy_(it->second);
+  };
+  for (auto& item : model.named_parameters(true)) assign(item.key(), item.value());
+  for (auto& item : model.named_buffers(true)) {
+    if (item.value().defined()) assign(item.key(), item.value());
+  }
+}
+
+void write_optimizer_state(const fs::path& file, torch::optim::Optimizer& optimizer) {
+  torch::serialize::OutputArchive archive;
+  optimizer.save(archive);
+  archive.save_to(file.string());
+}
+
+void read_optimizer_state(const fs::path& file, torch::optim::Optimizer& optimizer, c10::Device device) {
+  torch::serialize::InputArchive archive;
+  archive.load_from(file.string(), device);
+  optimizer.load(archive);
+}
+
+nlohmann::json read_checkpoint_json(const fs::path& path) {
+  std::ifstream in(path);
+  BIOLM_CHECK(in.good(), CheckpointError, path.string(), "", "cannot open");
+  try {
+    return nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    throw CheckpointError(path.string(), "", std::string("unreadable JSON: ") + e.what());
+  }
+}
+
+}  // namespace detail
 }  // namespace biolm::train

@@ -172,10 +172,7 @@ TrainConfig read_train_config(core::ConfigReader& r) {
 }
 
 TrainConfig train_config_from_json(const nlohmann::json& j, const std::string& key) {
-  core::ConfigReader r(j, key);
-  TrainConfig c = read_train_config(r);
-  r.finish();
-  return c;
+  return core::read_section(j, key, read_train_config);
 }
 
 }  // namespace biolm::train

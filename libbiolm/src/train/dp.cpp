@@ -13,7 +13,7 @@
 #include "biolm/data/collate.h"
 #include "biolm/nn/linear.h"
 #include "biolm/peft/lora.h"
-#include "biolm/train/model.h"
+#include "biolm/models/trainable.h"
 
 namespace biolm::train {
 
@@ -126,7 +126,7 @@ void add_into(torch::Tensor& acc, const torch::Tensor& g) { acc = acc.defined() 
 
 DpEngine::DpEngine(torch::nn::Module& model, std::vector<torch::Tensor> trainable) : trainable_(std::move(trainable)) {
   BIOLM_CHECK(!trainable_.empty(), ConfigError, "train.dp", "the model has no trainable tensor");
-  if (const auto* tm = dynamic_cast<const TrainableModel*>(&model)) {
+  if (const auto* tm = dynamic_cast<const models::TrainableModel*>(&model)) {
     if (auto why = tm->dp_refusal()) throw ConfigError("train.dp", "this model cannot train with DP-SGD: " + *why);
   }
   std::map<const torch::TensorImpl*, int> index;

@@ -16,9 +16,10 @@
 #include "biolm/core/seed.h"
 #include "biolm/core/version.h"
 #include "biolm/io/safetensors.h"
-#include "biolm/peft/method.h"
-#include "biolm/peft/tensor_file.h"
+#include "biolm/io/tensor_file.h"
+#include "biolm/io/files.h"
 #include "biolm/train/checkpoint.h"
+#include "checkpoint_format.h"
 #include "biolm/train/distributed.h"
 #include "biolm/train/dp.h"
 #include "biolm/train/optim.h"
@@ -27,6 +28,8 @@
 namespace fs = std::filesystem;
 
 namespace biolm::train {
+
+using namespace detail;  // the checkpoint format (checkpoint_format.h)
 
 struct Trainer::State {
   c10::Device device = c10::Device(c10::kCPU);
@@ -51,61 +54,7 @@ struct Trainer::State {
 
 namespace {
 
-void write_json_atomic(const fs::path& path, const nlohmann::json& j) {
-  const fs::path tmp = path.string() + ".tmp-" + std::to_string(::getpid());
-  {
-    std::ofstream out(tmp);
-    out << j.dump(2) << "\n";
-    if (!out.good()) throw IoError(tmp.string(), "cannot write");
-  }
-  peft::fsync_path(tmp);
-  fs::rename(tmp, path);
-}
-
-nlohmann::json read_json(const fs::path& path) {
-  std::ifstream in(path);
-  BIOLM_CHECK(in.good(), CheckpointError, path.string(), "", "cannot open");
-  try {
-    return nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    throw CheckpointError(path.string(), "", std::string("unreadable JSON: ") + e.what());
-  }
-}
-
-torch::Tensor bytes_tensor(const std::vector<std::uint8_t>& bytes) {
-  auto t = torch::empty({static_cast<int64_t>(bytes.size())}, torch::kUInt8);
-  if (!bytes.empty()) std::memcpy(t.data_ptr(), bytes.data(), bytes.size());
-  return t;
-}
-
-std::vector<std::uint8_t> tensor_bytes(const torch::Tensor& t) {
-  const auto c = t.contiguous().to(torch::kCPU);
-  std::vector<std::uint8_t> out(static_cast<size_t>(c.numel()));
-  if (!out.empty()) std::memcpy(out.data(), c.data_ptr(), out.size());
-  return out;
-}
-
-constexpr const char* kModelFile = "model.safetensors";
-constexpr const char* kOptimizerFile = "optimizer.pt";
-constexpr const char* kRngFile = "rng.safetensors";
-
-std::string rank_file(int rank) { return fmt::format("rank-{:05d}.safetensors", rank); }
-
-peft::TensorMap rng_tensors(const core::RngState& rng) {
-  peft::TensorMap out{{"cpu", bytes_tensor(rng.cpu)}};
-  for (size_t i = 0; i < rng.cuda.size(); ++i) out["cuda." + std::to_string(i)] = bytes_tensor(rng.cuda[i]);
-  return out;
-}
-
-core::RngState rng_from_tensors(const peft::TensorMap& map, const fs::path& file) {
-  BIOLM_CHECK(map.count("cpu"), CheckpointError, file.string(), "cpu", "missing");
-  core::RngState rng;
-  rng.cpu = tensor_bytes(map.at("cpu"));
-  for (size_t i = 0; map.count("cuda." + std::to_string(i)); ++i) {
-    rng.cuda.push_back(tensor_bytes(map.at("cuda." + std::to_string(i))));
-  }
-  return rng;
-}
+void write_json_atomic(const fs::path& path, const nlohmann::json& j) { io::write_file_atomic(path, j.dump(2) + "\n"); }
 
 /// Every rank's `bytes`, on rank 0 (other ranks get an empty vector). Built from two sum
 /// all-reduces (lengths, then zero-padded rows), the only collective ProcessGroup needs.
@@ -129,7 +78,7 @@ std::vector<std::string> gather_to_rank0(ProcessGroup& group, const std::string&
 
 }  // namespace
 
-Trainer::Trainer(TrainableModel& model, TrainConfig config)
+Trainer::Trainer(models::TrainableModel& model, TrainConfig config)
     : model_(model), config_(std::move(config)), state_(std::make_unique<State>()) {
   config_.validate();
 }
@@ -193,13 +142,13 @@ data::Batch Trainer::next_batch(data::BatchSource& source) {
 }
 
 int64_t Trainer::forward_backward(const data::Batch& batch, torch::Tensor& loss_sum) {
-  StepOutput out;
+  models::StepOutput out;
   {
     compat::AutocastGuard autocast(state_->device.type(), c10::kBFloat16, config_.bf16);
     out = model_.run(batch);
   }
   BIOLM_CHECK(out.loss_sum.defined() && out.loss_sum.numel() == 1, Error,
-              model_.name() + "::forward_batch must return a scalar loss_sum");
+              model_.name() + "::run must return a scalar loss_sum (the summed loss of the batch)");
   loss_sum.add_(out.loss_sum.detach().reshape({}).to(torch::kFloat64));
   if (out.n_target_tokens > 0) out.loss_sum.to(torch::kFloat32).backward();
   return out.n_target_tokens;
@@ -538,27 +487,16 @@ fs::path Trainer::save_checkpoint() {
     ts["dp"] = {{"accountant_history", hist}, {"noise_multiplier", s.dp_sigma}};
   }
   const fs::path dir = commit_checkpoint(checkpoint_root(), step_, [&](const fs::path& tmp) {
-    peft::TensorMap weights;
-    if (config_.save_adapter_only) {
-      weights = peft::adapter_state(model_);
-    } else {
-      for (const auto& item : model_.named_parameters(true)) weights[item.key()] = item.value();
-      for (const auto& item : model_.named_buffers(true)) {
-        if (item.value().defined()) weights[item.key()] = item.value();
-      }
-    }
-    peft::write_tensor_file(tmp / kModelFile, weights);
-    torch::serialize::OutputArchive archive;
-    s.opt.optimizer->save(archive);
-    archive.save_to((tmp / kOptimizerFile).string());
-    peft::write_tensor_file(tmp / kRngFile, rng_tensors(rng));
+    write_model_state(tmp / kModelFile, model_, config_.save_adapter_only);
+    write_optimizer_state(tmp / kOptimizerFile, *s.opt.optimizer);
+    io::write_tensor_file(tmp / kRngFile, rng_tensors(rng));
     for (size_t r = 1; r < rank_blobs.size(); ++r) {
       const fs::path f = tmp / rank_file(static_cast<int>(r));
       std::ofstream out(f, std::ios::binary);
       out.write(rank_blobs[r].data(), static_cast<std::streamsize>(rank_blobs[r].size()));
       if (!out.good()) throw IoError(f.string(), "cannot write");
     }
-    std::ofstream(tmp / "trainer_state.json") << ts.dump(2) << "\n";
+    std::ofstream(tmp / kTrainerStateFile) << ts.dump(2) << "\n";
   });
   s.last_checkpoint = dir;
   prune_checkpoints(checkpoint_root(), config_.keep_last, s.best_step);
@@ -570,30 +508,10 @@ void Trainer::load_checkpoint(const fs::path& dir, data::BatchSource& train) {
   auto& s = *state_;
   setup();
   verify_checkpoint(dir);
-  const auto ts = read_json(dir / "trainer_state.json");
-  const fs::path model_path = dir / kModelFile;
+  const auto ts = read_checkpoint_json(dir / kTrainerStateFile);
   try {
-    if (ts.at("adapter_only").get<bool>()) {
-      peft::load_adapter(model_, model_path);
-    } else {
-      const auto saved = peft::read_tensor_file(model_path);
-      torch::NoGradGuard no_grad;
-      auto assign = [&](const std::string& name, torch::Tensor& dst) {
-        const auto it = saved.find(name);
-        BIOLM_CHECK(it != saved.end(), CheckpointError, model_path.string(), name, "missing from the checkpoint");
-        BIOLM_CHECK(it->second.sizes() == dst.sizes(), CheckpointError, model_path.string(), name,
-                    "shape " + c10::str(it->second.sizes()) + " in the checkpoint, " + c10::str(dst.sizes()) +
-                        " in the model");
-        dst.copy_(it->second);
-      };
-      for (auto& item : model_.named_parameters(true)) assign(item.key(), item.value());
-      for (auto& item : model_.named_buffers(true)) {
-        if (item.value().defined()) assign(item.key(), item.value());
-      }
-    }
-    torch::serialize::InputArchive archive;
-    archive.load_from((dir / kOptimizerFile).string(), s.device);
-    s.opt.optimizer->load(archive);
+    read_model_state(dir / kModelFile, model_, ts.at("adapter_only").get<bool>());
+    read_optimizer_state(dir / kOptimizerFile, *s.opt.optimizer, s.device);
   } catch (const c10::Error& e) {
     throw CheckpointError(dir.string(), "", std::string("does not fit this model/optimizer: ") +
                                                 e.what_without_backtrace());
@@ -603,7 +521,7 @@ void Trainer::load_checkpoint(const fs::path& dir, data::BatchSource& train) {
   const int world = group_ ? group_->world_size() : 1;
   const int rank = group_ ? group_->rank() : 0;
   const fs::path rng_path = rank == 0 ? dir / kRngFile : dir / rank_file(rank);
-  const auto rng_map = peft::read_tensor_file(rng_path);
+  const auto rng_map = io::read_tensor_file(rng_path);
   const core::RngState rng = rng_from_tensors(rng_map, rng_path);
   try {
     const int saved_world = ts.value("world_size", 1);

@@ -118,6 +118,17 @@ class ConfigReader {
   std::shared_ptr<std::vector<ConfigIssue>> errors_;
 };
 
+/// A whole section read on its own: `read` (a read_X(ConfigReader&), e.g.
+/// train::read_train_config) runs on a reader over `tree` named `key`, then finish() throws every
+/// unknown key, wrong type and bad value of the section at once. The X_from_json functions.
+template <typename Read>
+auto read_section(const nlohmann::json& tree, const std::string& key, Read&& read) {
+  ConfigReader r(tree, key);
+  auto value = read(r);
+  r.finish();
+  return value;
+}
+
 /// Range check helper: throws ConfigError(path, "must be <what>, got <v>") when !ok.
 void check_range(bool ok, const std::string& key_path, const std::string& what, const std::string& got);
 

@@ -48,7 +48,7 @@ struct PeftImportReport {
 
 /// Attaches the adapter of `dir` to `model` (a plain model: no adapter attached yet) and copies
 /// its tensors; then only the adapter, the soft prompt and the modules_to_save parameters are
-/// trainable, as after peft::apply. Prompt tuning needs a train::TrainableModel (a task model).
+/// trainable, as after peft::apply. Prompt tuning needs a models::TrainableModel (a task model).
 /// CheckpointError naming the file and tensor for a tensor with no place in the model or a shape
 /// mismatch; ConfigError for unsupported PEFT features.
 PeftImportReport load_peft_adapter(torch::nn::Module& model, const models::ModelConfig& config,

@@ -1,15 +1,17 @@
 // biolm/models/task_model.h: task heads on a body, with their losses, behind one interface a
-// trainer can call uniformly: `model->forward_task(batch).loss`.
+// trainer can call uniformly: `model->run(batch).loss_sum` (models/trainable.h).
 //
 // A task model registers the body's children at its top level, so parameter names are
 //   embeddings.*, layers.N.*, final_norm.*   (the body)
 //   lm_head, mlm_head.{dense,norm}, classifier, qa_outputs, pooler.dense   (the heads)
-// Losses are means over the counted targets (labels != data::kIgnoreIndex); TaskOutput carries
-// that count so gradient accumulation can re-weight micro-batches. MoE bodies add their weighted
-// load-balancing loss to every head's loss.
+// Losses are SUMS over the counted targets (labels != data::kIgnoreIndex), computed with
+// reduction "sum", with the count beside them: the trainer divides the step's sum by the step's
+// count once (gradient accumulation, data parallelism); mean_loss() is the batch's mean, as
+// transformers reports it. MoE bodies add their weighted load-balancing loss, once per target,
+// so that mean_loss() = task mean + aux as in transformers.
 #pragma once
 
-#include "biolm/train/model.h"
+#include "biolm/models/trainable.h"
 
 #include <torch/nn/module.h>
 #include <torch/nn/pimpl.h>
@@ -27,32 +29,26 @@
 
 namespace biolm::models {
 
-struct TaskOutput {
-  torch::Tensor loss;           ///< scalar; undefined when no labels were given
-  torch::Tensor logits;         ///< shape per head (see each class)
-  int64_t n_target_tokens = 0;  ///< targets that carried a loss (tokens, or examples for sequence tasks)
+/// A head's typed output: StepOutput's loss_sum / n_target_tokens / logits (shape per head, see
+/// each class) and what only some heads have.
+struct TaskOutput : StepOutput {
   std::map<std::string, torch::Tensor> extra;  ///< e.g. "start_logits", "end_logits", "aux_loss", "target_index"
   KVCache cache;                ///< causal LM with use_cache
+  /// loss_sum / n_target_tokens (0 when nothing counted); undefined without labels.
+  torch::Tensor mean_loss() const;
 };
 
 /// Base of every task model.
-/// Every task model is a train::TrainableModel: the trainer, peft and evaluation call run(batch)
-/// (which prepends a soft prompt when one is attached) and get the summed loss back.
-class TaskModelImpl : public train::TrainableModel {
+/// Every task model is a TrainableModel: the trainer, peft and evaluation call run(batch)
+/// (which prepends a soft prompt when one is attached) and get the summed loss back; a caller
+/// that has the tensors at hand calls the head's typed forward(inputs, labels).
+class TaskModelImpl : public TrainableModel {
  public:
   TaskModelImpl(const ModelConfig& config, TaskKind task, int64_t n_labels);
-  /// train::TrainableModel: loss_sum = mean loss x n_target_tokens (the MoE aux loss, already in
-  /// the mean, is scaled alike), logits as forward_task.
-  train::StepOutput forward_batch(const data::Batch& batch) override;
   /// Token embedding lookup for prompt tuning, (B,T) -> (B,T,C).
   torch::Tensor embed_tokens(const torch::Tensor& input_ids) override;
   /// Recompute every block in backward (config.gradient_checkpointing at run time).
   void set_activation_checkpointing(bool enabled) override;
-  /// Reads the tensors a head needs from `batch` (names in data/batch.h) and computes outputs and,
-  /// when the batch has labels, the loss.
-  virtual TaskOutput forward_task(const data::Batch& batch) = 0;
-  /// forward_task(batch).loss.
-  torch::Tensor loss(const data::Batch& batch) { return forward_task(batch).loss; }
 
   TaskKind task() const { return task_; }
   int64_t n_labels() const { return n_labels_; }
@@ -71,7 +67,7 @@ class TaskModelImpl : public train::TrainableModel {
   /// One vector per sequence (B,C): [CLS] through the pooler for encoders (when config.pooler),
   /// the last real token for decoders (works with left and right padding).
   torch::Tensor pool(const torch::Tensor& hidden, const torch::Tensor& attention_mask);
-  /// Adds the body's aux loss to `loss` (and records it in out.extra["aux_loss"]).
+  /// Adds the body's aux loss, once per target, to out.loss_sum (and records it in out.extra["aux_loss"]).
   void add_aux(TaskOutput& out, const BodyOutput& body_out) const;
   torch::Tensor dropout(const torch::Tensor& x) const;
 
@@ -89,7 +85,12 @@ class MaskedLMModelImpl : public TaskModelImpl {
   /// labels (B,T), -100 = not masked. With labels and sparse_logits, logits are (N,V) for the N
   /// target positions only (extra["target_index"] (N,2) holds their (b,t)); otherwise (B,T,V).
   TaskOutput forward(const ModelInputs& inputs, const torch::Tensor& labels = {});
-  TaskOutput forward_task(const data::Batch& batch) override;
+
+ protected:
+  /// Reads the tensors this head needs from `batch` (names in data/batch.h) and calls forward.
+  StepOutput forward_batch(const data::Batch& batch) override;
+
+ public:
   /// sparse_logits gathers the target rows of all examples into one (N,C) tensor: refused.
   std::optional<std::string> dp_refusal() const override;
   bool sparse_logits = true;
@@ -109,7 +110,12 @@ class CausalLMModelImpl : public TaskModelImpl {
  public:
   explicit CausalLMModelImpl(const ModelConfig& config);
   TaskOutput forward(const ModelInputs& inputs, const torch::Tensor& labels = {});
-  TaskOutput forward_task(const data::Batch& batch) override;
+
+ protected:
+  /// Reads the tensors this head needs from `batch` (names in data/batch.h) and calls forward.
+  StepOutput forward_batch(const data::Batch& batch) override;
+
+ public:
 
   nn::Linear lm_head{nullptr};
 };
@@ -119,7 +125,12 @@ class TokenClassificationModelImpl : public TaskModelImpl {
  public:
   TokenClassificationModelImpl(const ModelConfig& config, int64_t n_labels);
   TaskOutput forward(const ModelInputs& inputs, const torch::Tensor& labels = {});
-  TaskOutput forward_task(const data::Batch& batch) override;
+
+ protected:
+  /// Reads the tensors this head needs from `batch` (names in data/batch.h) and calls forward.
+  StepOutput forward_batch(const data::Batch& batch) override;
+
+ public:
 
   nn::Linear classifier{nullptr};
 };
@@ -131,7 +142,12 @@ class SequenceClassificationModelImpl : public TaskModelImpl {
  public:
   SequenceClassificationModelImpl(const ModelConfig& config, int64_t n_labels, bool regression = false);
   TaskOutput forward(const ModelInputs& inputs, const torch::Tensor& labels = {});
-  TaskOutput forward_task(const data::Batch& batch) override;
+
+ protected:
+  /// Reads the tensors this head needs from `batch` (names in data/batch.h) and calls forward.
+  StepOutput forward_batch(const data::Batch& batch) override;
+
+ public:
   bool regression() const { return regression_; }
 
   nn::Linear classifier{nullptr};
@@ -147,7 +163,12 @@ class SpanQAModelImpl : public TaskModelImpl {
   explicit SpanQAModelImpl(const ModelConfig& config);
   TaskOutput forward(const ModelInputs& inputs, const torch::Tensor& start_positions = {},
                      const torch::Tensor& end_positions = {});
-  TaskOutput forward_task(const data::Batch& batch) override;
+
+ protected:
+  /// Reads the tensors this head needs from `batch` (names in data/batch.h) and calls forward.
+  StepOutput forward_batch(const data::Batch& batch) override;
+
+ public:
 
   nn::Linear qa_outputs{nullptr};
 };
@@ -158,7 +179,12 @@ class MultipleChoiceModelImpl : public TaskModelImpl {
  public:
   explicit MultipleChoiceModelImpl(const ModelConfig& config);
   TaskOutput forward(const ModelInputs& inputs, const torch::Tensor& labels = {});
-  TaskOutput forward_task(const data::Batch& batch) override;
+
+ protected:
+  /// Reads the tensors this head needs from `batch` (names in data/batch.h) and calls forward.
+  StepOutput forward_batch(const data::Batch& batch) override;
+
+ public:
 
   nn::Linear classifier{nullptr};
 };
@@ -181,8 +207,9 @@ std::shared_ptr<TaskModelImpl> make_task_model(const ModelConfig& config, TaskKi
 /// adapter (peft::MethodConfig::train_patterns, PEFT's modules_to_save).
 std::vector<std::string> task_head_patterns(const TaskModelImpl& model);
 
-/// Mean cross entropy over rows whose label is not -100: logits (N,K), labels (N). Returns the
-/// loss (0, still attached to the graph, when nothing counts) and the number counted.
-std::pair<torch::Tensor, int64_t> masked_cross_entropy(const torch::Tensor& logits, const torch::Tensor& labels);
+/// Summed cross entropy (reduction "sum", in float32 at least) over rows whose label is not -100:
+/// logits (N,K), labels (N). Returns the sum (0, still attached to the graph, when nothing counts)
+/// and the number of rows counted.
+std::pair<torch::Tensor, int64_t> masked_cross_entropy_sum(const torch::Tensor& logits, const torch::Tensor& labels);
 
 }  // namespace biolm::models

@@ -23,14 +23,16 @@
 #include "biolm/peft/ia3.h"
 #include "biolm/peft/lora.h"
 #include "biolm/peft/prompt_tuning.h"
-#include "biolm/peft/tensor_file.h"
-#include "biolm/train/model.h"
+#include "biolm/io/tensor_file.h"
+#include "biolm/models/trainable.h"
 
 namespace biolm::core {
 class ConfigReader;
 }
 
 namespace biolm::peft {
+
+using io::TensorMap;  ///< name -> tensor (adapter_state); files in io/tensor_file.h
 
 enum class Method { Full, Lora, Ia3, PromptTuning, Hybrid };
 Method parse_method(const std::string& name, const std::string& key = "peft.method");
@@ -92,7 +94,7 @@ struct PeftSummary {
 };
 
 /// Applies `config` to `model` in one call: attaches adapters / soft prompt, sets requires_grad.
-PeftSummary apply(train::TrainableModel& model, const MethodConfig& config);
+PeftSummary apply(models::TrainableModel& model, const MethodConfig& config);
 
 /// Counts and names of the trainable parameters of any module.
 PeftSummary summarize(torch::nn::Module& model);

@@ -14,6 +14,7 @@
 #include <torch/types.h>
 
 #include "biolm/data/batch.h"
+#include "biolm/models/trainable.h"
 
 namespace biolm::peft {
 
@@ -31,7 +32,8 @@ struct PromptTuningOptions {
   void validate() const;
 };
 
-class SoftPromptImpl : public torch::nn::Cloneable<SoftPromptImpl> {
+/// A models::InputPrefix, so TrainableModel::run prepends it without models/ knowing peft/.
+class SoftPromptImpl : public torch::nn::Cloneable<SoftPromptImpl>, public models::InputPrefix {
  public:
   explicit SoftPromptImpl(const PromptTuningOptions& options);
   void reset() override;
@@ -45,7 +47,8 @@ class SoftPromptImpl : public torch::nn::Cloneable<SoftPromptImpl> {
   /// batch with inputs_embeds = cat(prompt, token_embeds) (B, P+T, C) and extended masks/labels;
   /// input_ids is removed. token_embeds: (B, T, C), the model's embedding of batch.input_ids.
   /// Throws ConfigError for packed batches (segment_ids): a prompt per packed example is not defined.
-  data::Batch prepend(const data::Batch& batch, const torch::Tensor& token_embeds) const;
+  data::Batch prepend(const data::Batch& batch, const torch::Tensor& token_embeds) const override;
+  int64_t n_prefix_tokens() const override { return options.n_virtual_tokens(); }
 
   PromptTuningOptions options;
   torch::Tensor embeddings;  // (P, C)

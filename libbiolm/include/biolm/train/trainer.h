@@ -3,7 +3,7 @@
 //   train::TrainConfig cfg;  cfg.max_steps = 1000; cfg.lr = 2e-4; cfg.run_dir = "runs/lora";
 //   train::Trainer trainer(model, cfg);
 //   trainer.set_lr_scales(summary.lr_scales);                  // from peft::apply (optional)
-//   trainer.set_eval([&](train::TrainableModel& m, int64_t step) { return evaluate(m); });
+//   trainer.set_eval([&](models::TrainableModel& m, int64_t step) { return evaluate(m); });
 //   train::TrainResult r = trainer.fit(train_loader);
 //   return r.status == train::Status::Interrupted ? 130 : 0;
 //
@@ -51,7 +51,8 @@
 
 #include "biolm/data/batch.h"
 #include "biolm/train/config.h"
-#include "biolm/train/model.h"
+#include "biolm/models/trainable.h"
+#include "biolm/train/model.h"  // the deprecated train::TrainableModel / train::StepOutput spellings, one release
 #include "biolm/train/progress.h"
 
 namespace biolm::train {
@@ -87,11 +88,11 @@ struct TrainResult {
 
 using Metrics = std::map<std::string, double>;
 /// Called every eval_every steps with the model in eval mode and gradients off.
-using EvalFn = std::function<Metrics(TrainableModel& model, int64_t step)>;
+using EvalFn = std::function<Metrics(models::TrainableModel& model, int64_t step)>;
 
 class Trainer {
  public:
-  Trainer(TrainableModel& model, TrainConfig config);
+  Trainer(models::TrainableModel& model, TrainConfig config);
   ~Trainer();
 
   /// lr multipliers by parameter name (peft::PeftSummary::lr_scales).
@@ -139,7 +140,7 @@ class Trainer {
   void write_run_files();
   void append_metrics(const nlohmann::json& record);
 
-  TrainableModel& model_;
+  models::TrainableModel& model_;
   TrainConfig config_;
   std::map<std::string, double> lr_scales_;
   EvalFn eval_;

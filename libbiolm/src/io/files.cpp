@@ -1,4 +1,4 @@
-#include "io/file_util.h"
+#include "biolm/io/files.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -12,7 +12,7 @@
 
 #include "biolm/core/error.h"
 
-namespace biolm::io::detail {
+namespace biolm::io {
 
 void write_file_atomic(const std::filesystem::path& path, const std::string& bytes) {
   write_file_atomic_stream(path, [&bytes](const auto& sink) { sink(bytes.data(), bytes.size()); });
@@ -82,4 +82,12 @@ nlohmann::json read_json_file(const std::filesystem::path& path) {
   }
 }
 
-}  // namespace biolm::io::detail
+void fsync_path(const std::filesystem::path& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw IoError::from_errno(path.string(), "cannot open for fsync");
+  const int rc = ::fsync(fd);
+  ::close(fd);
+  if (rc != 0) throw IoError::from_errno(path.string(), "fsync failed");
+}
+
+}  // namespace biolm::io

@@ -1,5 +1,6 @@
-// Internal file helpers shared by io/ and tokenize/: atomic writes and JSON/text reads that
-// throw biolm errors naming the file.
+// biolm/io/files.h: the one implementation of atomic file writes, fsync, and whole-file text/JSON
+// reads that throw biolm errors naming the file. Used by io/, tokenize/, peft/ and train/ (and
+// by a user's program that writes results a crash must not tear).
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -9,7 +10,7 @@
 #include <functional>
 #include <string>
 
-namespace biolm::io::detail {
+namespace biolm::io {
 
 /// Writes `bytes` to a temp file next to `path`, fsyncs it, renames it over `path` and fsyncs
 /// the directory, so readers see the old file or the new one, never a torn one.
@@ -22,5 +23,7 @@ void write_file_atomic_stream(const std::filesystem::path& path,
 std::string read_file(const std::filesystem::path& path);
 /// Parses a JSON file; DataError(path, line, "", ...) on a syntax error.
 nlohmann::json read_json_file(const std::filesystem::path& path);
+/// fsync(path) (a file or a directory). Throws IoError.
+void fsync_path(const std::filesystem::path& path);
 
-}  // namespace biolm::io::detail
+}  // namespace biolm::io

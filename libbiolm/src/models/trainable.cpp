@@ -1,9 +1,8 @@
-#include "biolm/train/model.h"
+#include "biolm/models/trainable.h"
 
 #include "biolm/core/error.h"
-#include "biolm/peft/prompt_tuning.h"
 
-namespace biolm::train {
+namespace biolm::models {
 
 torch::Tensor TrainableModel::embed_tokens(const torch::Tensor&) {
   throw ConfigError("peft.method", name() + " does not implement embed_tokens, which prompt tuning needs");
@@ -18,9 +17,9 @@ StepOutput TrainableModel::run(const data::Batch& batch) {
   return forward_batch(soft_prompt_->prepend(batch, embed_tokens(batch.at("input_ids"))));
 }
 
-void TrainableModel::attach_soft_prompt(std::shared_ptr<peft::SoftPromptImpl> prompt) {
+void TrainableModel::attach_soft_prompt(std::shared_ptr<InputPrefix> prompt) {
   if (soft_prompt_) unregister_module("soft_prompt");
   soft_prompt_ = register_module("soft_prompt", std::move(prompt));
 }
 
-}  // namespace biolm::train
+}  // namespace biolm::models
