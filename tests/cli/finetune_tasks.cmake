@@ -1,4 +1,4 @@
-# `biolm finetune` on the question-answering and instruction task families (tasks/finetune_tasks.h),
+# `biolm finetune` on the question-answering and instruction task families (tasks/task.h, one file per family in src/tasks/),
 # model.init from a fine-tuned model directory, and the refusals. Each run is a few hundred steps
 # at most on the synthetic data (data/, tools/scripts/make_synthetic_data.py); the regexes read the
 # printed results.json line and demand above-chance test metrics.

@@ -5,7 +5,7 @@
 //   bootstrap 95 % intervals -> results.json and <output>/model/ (io::save_model_dir).
 // With train.dp (DP-SGD, docs/privacy.md) the loader samples Poisson batches and results.json
 // and the model directory's info carry "privacy" (epsilon spent, delta, noise, q, steps).
-// Tasks (biolm/tasks/finetune_tasks.h, docs/cli.md): ner, re, nli, sts, qa-span, mcqa, pubmedqa,
+// Tasks (biolm/tasks/task.h, docs/cli.md): ner, re, nli, sts, qa-span, mcqa, pubmedqa,
 // instruct. The task glue lives in the library; this file reads the config and wires it up.
 #include <torch/torch.h>
 #include <unistd.h>
@@ -24,7 +24,7 @@
 #include "biolm/io/model_dir.h"
 #include "biolm/models/task_model.h"
 #include "biolm/peft/method.h"
-#include "biolm/tasks/finetune_tasks.h"
+#include "biolm/tasks/task.h"
 #include "biolm/tokenize/wordpiece.h"
 #include "biolm/train/dp.h"
 #include "biolm/train/progress.h"
@@ -45,9 +45,8 @@ int run_finetune(const std::string& config_path, const std::vector<std::string>&
     return kOk;
   }
   core::ConfigReader r(tree);
-  tasks::TaskSpec spec;
-  spec.task = tasks::parse_task(r.choice("task", tasks::task_names(), "ner"));
-  const std::string task_name = tasks::to_string(spec.task);
+  tasks::TaskOptions spec;
+  const std::string task_name = r.choice("task", tasks::task_names(), "ner");
   const auto seed = static_cast<uint64_t>(r.get<int64_t>("seed", 13));
   const fs::path out_dir = r.get<std::string>("output", "runs/finetune");
   const std::string device_name = r.get<std::string>("device", "cpu");
@@ -106,9 +105,10 @@ int run_finetune(const std::string& config_path, const std::vector<std::string>&
                     std::to_string(spec.max_answer_tokens));
   core::check_range(spec.max_new_tokens > 0, "eval.max_new_tokens", "> 0", std::to_string(spec.max_new_tokens));
   core::check_range(spec.batch_size > 0, "eval.batch_size", "> 0", std::to_string(spec.batch_size));
-  if (!spec.format.empty() && spec.task != tasks::Task::Mcqa && spec.task != tasks::Task::Instruct)
+  const auto task = tasks::make_task(task_name, spec);
+  if (!spec.format.empty() && task->formats().empty())
     throw ConfigError("data.format", "only mcqa (medqa|medmcqa) and instruct (alpaca|sharegpt) read a format");
-  if (spec.packing && spec.task != tasks::Task::Instruct)
+  if (spec.packing && !task->needs_decoder())
     throw ConfigError("data.packing", "only the instruct task packs examples");
 
   // Architecture: a biolm model directory (model.init) or a preset/explicit config.
@@ -117,7 +117,7 @@ int run_finetune(const std::string& config_path, const std::vector<std::string>&
     if (!tok_train.empty())
       throw ConfigError("tokenizer.train_on", "a model.init directory brings its vocabulary; give tokenizer.path or nothing");
   }
-  const bool decoder_default = spec.task == tasks::Task::Instruct;
+  const bool decoder_default = task->needs_decoder();
   json mj = model_json;
   if (init) {
     json cj = models::to_json(init->config);
@@ -127,9 +127,9 @@ int run_finetune(const std::string& config_path, const std::vector<std::string>&
     mj["preset"] = decoder_default ? "tiny-decoder" : "tiny-encoder";
   }
   const bool is_decoder = models::config_from_json(mj, "model").is_decoder();
-  if (spec.task == tasks::Task::Instruct && !is_decoder)
+  if (task->needs_decoder() && !is_decoder)
     throw ConfigError("model", "instruct trains a causal LM: use a decoder (model.preset: tiny-decoder, or family: decoder)");
-  if (spec.task == tasks::Task::QaSpan || spec.task == tasks::Task::Mcqa || spec.task == tasks::Task::Instruct) {
+  if (!task->supports_prompt_tuning()) {
     // qa-span: training and prediction shift the span targets past the soft prompt, but `biolm
     // eval` does not yet reproduce finetune's test metrics for such a model, so it stays refused.
     if (peft_json.value("method", std::string("full")) == "prompt")
@@ -163,14 +163,12 @@ int run_finetune(const std::string& config_path, const std::vector<std::string>&
     }
     tok = tokenize::WordPieceTokenizer::from_vocab_file(out_dir / "vocab.txt", po);
   }
-  const auto names = tasks::label_names(spec, train_path);
-  spec.labels = spec.task == tasks::Task::Ner ? data::LabelMap::from_types(names) : data::LabelMap::from_names(names);
   const int64_t pad_id = tok->special().pad.value_or(0);
 
-  const auto train_d = tasks::featurize(spec, *tok, train_path), dev_d = tasks::featurize(spec, *tok, dev_path),
-             test_d = tasks::featurize(spec, *tok, test_path);
-  log::info("{}: {} train rows / {} dev / {} test examples, {} labels", task_name, train_d.rows.size(),
-            dev_d.n_examples(), test_d.n_examples(), spec.labels.size());
+  const auto train_d = task->featurize_train(*tok, train_path);
+  const auto dev_d = task->featurize(*tok, dev_path), test_d = task->featurize(*tok, test_path);
+  log::info("{}: {} train rows / {} dev / {} test examples, {} labels", task_name, train_d->rows.size(),
+            dev_d->n_examples(), test_d->n_examples(), task->labels().size());
 
   // Model: vocabulary and special ids from the tokenizer (a model.init directory keeps its own
   // and must match the tokenizer).
@@ -189,8 +187,8 @@ int run_finetune(const std::string& config_path, const std::vector<std::string>&
     if (!mj.contains("max_positions")) mj["max_positions"] = std::max<int64_t>(512, spec.max_length);
   }
   const auto mcfg = models::config_from_json(mj, "model");
-  const auto kind = tasks::head_kind(spec.task);
-  auto model = models::make_task_model(mcfg, kind, tasks::n_labels(spec));
+  const auto kind = task->head_kind();
+  auto model = models::make_task_model(mcfg, kind, task->n_labels());
   if (init) {
     const auto report = io::load_init_weights(*model, *init);
     log::info("model.init {} ({}): {}", init->dir.string(), init->format(), report.summary);
@@ -221,9 +219,9 @@ int run_finetune(const std::string& config_path, const std::vector<std::string>&
   tcfg.run_dir = out_dir.string();
   tcfg.device = device.str();
   tcfg.seed = seed;
-  if (!tcfg.best_metric) tcfg.best_metric = tasks::primary_metric(spec.task);
+  if (!tcfg.best_metric) tcfg.best_metric = task->primary_metric();
 
-  const auto train_set = std::make_shared<data::VectorDataset>(train_d.rows);
+  const auto train_set = std::make_shared<data::VectorDataset>(train_d->rows);
   const data::Collator collator = [pad_id](std::vector<data::Features>&& rows, uint64_t) {
     data::CollateOptions co;
     co.pad_id = pad_id;
@@ -254,7 +252,7 @@ int run_finetune(const std::string& config_path, const std::vector<std::string>&
   if (init) run_info["init"] = init->dir.string();
   trainer.set_run_info(run_info);
   trainer.set_eval([&](train::TrainableModel&, int64_t) {
-    const auto m = tasks::score(spec, dev_d, tasks::predict(*model, spec, *tok, dev_d), 0, seed);
+    const auto m = task->score(*dev_d, *task->predict(*model, *tok, *dev_d), 0, seed);
     train::Metrics out;
     for (auto it = m.begin(); it != m.end(); ++it) out[it.key()] = tasks::metric_value(it.value());
     return out;
@@ -272,7 +270,10 @@ int run_finetune(const std::string& config_path, const std::vector<std::string>&
   results["method"] = peft::to_string(method.method);
   results["trainable_parameters"] = summary.trainable_parameters;
   results["steps"] = result.step;
-  results["tasks"][task_name] = tasks::score(spec, test_d, tasks::predict(*model, spec, *tok, test_d), n_boot, seed);
+  const auto test_p = task->predict(*model, *tok, *test_d);
+  results["tasks"][task_name] = task->score(*test_d, *test_p, n_boot, seed);
+  task->write_predictions(*test_d, *test_p, (out_dir / task->predictions_file()).string());
+  results["predictions"] = (out_dir / task->predictions_file()).string();
   if (!result.privacy.is_null()) results["privacy"] = result.privacy;  // DP-SGD: epsilon spent, delta, sigma, q
 
   // The fine-tuned model as a biolm model directory (adapters kept unmerged, with their config).
@@ -280,12 +281,12 @@ int run_finetune(const std::string& config_path, const std::vector<std::string>&
   mi.config = mcfg;
   mi.task = kind;
   mi.n_labels = model->n_labels();
-  mi.labels = spec.labels.names();
+  mi.labels = task->labels().names();
   if (method.method != peft::Method::Full) mi.peft = method;
   mi.info = {{"task", task_name}, {"steps", result.step}, {"metrics", results["tasks"][task_name]},
              {"max_length", spec.max_length}, {"doc_stride", spec.doc_stride}, {"format", spec.format},
              {"eval_batch_size", spec.batch_size}};
-  if (spec.task == tasks::Task::Instruct) mi.info["prompt_format"] = prompt_format_name;
+  if (task->needs_decoder()) mi.info["prompt_format"] = prompt_format_name;
   if (init) mi.info["init"] = init->dir.string();
   if (!result.privacy.is_null()) mi.info["privacy"] = result.privacy;
   io::ModelDirSaveOptions so;
