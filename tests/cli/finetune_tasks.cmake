@@ -18,6 +18,15 @@ add_test(NAME cli::finetune_mcqa
 set_tests_properties(cli::finetune_mcqa PROPERTIES
   PASS_REGULAR_EXPRESSION "\"accuracy\":\\{\"ci\":\\[[0-9.e-]+,[0-9.e-]+\\],\"value\":(0\\.[4-9]|1)")
 
+# Multi-label document classification (hoc, added as one file src/tasks/hoc.cpp + a registry
+# line), with the demo's 600 steps: micro-F1 >= 0.6 on the synthetic HoC-style set (predicting no label scores 0), and the
+# predictions file written beside results.json.
+add_test(NAME cli::finetune_hoc
+  COMMAND ${BIOLM_EXE} --log-level warn finetune --config examples/configs/hoc_demo.yaml output=${cli_out}/hoc
+          ${ft_common})
+set_tests_properties(cli::finetune_hoc PROPERTIES
+  PASS_REGULAR_EXPRESSION "\"predictions\":\"[^\"]*predictions.jsonl\".*\"micro_f1\":\\{\"ci\":\\[[0-9.e-]+,[0-9.e-]+\\],\"value\":(0\\.[6-9]|1)")
+
 # PubMedQA yes/no/maybe on an encoder: accuracy >= 0.8 (majority class 0.5). Its model/ directory
 # is the starting point of cli::finetune_model_init.
 add_test(NAME cli::finetune_pubmedqa
@@ -63,4 +72,4 @@ set_tests_properties(cli::finetune_model_init_shape_key PROPERTIES FIXTURES_REQU
 add_test(NAME cli::finetune_bad_task_name
   COMMAND ${BIOLM_EXE} finetune --config examples/configs/qa_demo.yaml task=squad WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 set_tests_properties(cli::finetune_bad_task_name PROPERTIES
-  PASS_REGULAR_EXPRESSION "config 'task': expected ner\\|re\\|nli\\|sts\\|qa-span\\|mcqa\\|pubmedqa\\|instruct, found \"squad\"")
+  PASS_REGULAR_EXPRESSION "config 'task': expected ner\\|re\\|nli\\|sts\\|qa-span\\|mcqa\\|pubmedqa\\|instruct\\|hoc, found \"squad\"")

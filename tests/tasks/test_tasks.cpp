@@ -4,6 +4,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <map>
+
 #include "biolm/core/error.h"
 #include "biolm/core/seed.h"
 #include "biolm/data/collate.h"
@@ -414,4 +416,154 @@ TEST_CASE("instruct featurization of ShareGPT: system prompt kept, the last resp
   CHECK(std::count(d.prompts[0].begin(), d.prompts[0].end(), 8) == 1);  // "yes", the first response
   spec.format = "vicuna";
   CHECK_THROWS_AS(tasks::make_task("instruct", spec)->featurize(*tok, (dir / "s.json").string()), ConfigError);
+}
+
+TEST_CASE("hoc (multi-label): reader, multi-hot targets, BCE loss and F1 by hand", "[tasks][hoc]") {
+  test::TempDir dir("hoc");
+  // Labels in the training file: a, b, c (sorted). Gold: {a}, {a, c}, {}, {b}.
+  test::write_text(dir / "t.jsonl", "{\"id\": \"d1\", \"text\": \"drug help\", \"labels\": [\"a\"]}\n"
+                                    "{\"id\": \"d2\", \"text\": \"it did not\", \"labels\": [\"c\", \"a\"]}\n"
+                                    "\n"
+                                    "{\"id\": \"d3\", \"text\": \"yes\", \"labels\": []}\n"
+                                    "{\"id\": \"d4\", \"text\": \"does it\", \"labels\": [\"b\"]}\n");
+  auto tok = tiny_tokenizer();
+  tasks::TaskOptions o;
+  o.max_length = 16;
+  auto task = tasks::make_task("hoc", o);
+  CHECK(task->primary_metric() == "micro_f1");
+  const auto d = task->featurize_train(*tok, (dir / "t.jsonl").string());
+  CHECK(task->labels().names() == std::vector<std::string>{"a", "b", "c"});
+  REQUIRE(d->rows.size() == 4);
+  CHECK(d->rows[1].targets == std::vector<float>{1, 0, 1});
+  CHECK(d->rows[2].targets == std::vector<float>{0, 0, 0});
+
+  // A classifier that ignores the text: logits (+2, -2, +2) -> every document gets {a, c}.
+  auto cfg = models::preset("tiny-encoder");
+  cfg.vocab_size = tok->vocab_size();
+  auto model = models::make_task_model(cfg, task->head_kind(), task->n_labels());
+  auto& head = dynamic_cast<models::SequenceClassificationModelImpl&>(*model);
+  {
+    torch::NoGradGuard ng;
+    head.classifier->weight.zero_();
+    head.classifier->bias.copy_(torch::tensor({2.0f, -2.0f, 2.0f}));
+  }
+  // BCE with logits by hand: per label -log(sigmoid(z)) if gold else -log(1 - sigmoid(z)).
+  // z = +2: 0.126928 (gold) / 2.126928 (not); z = -2: 2.126928 (gold) / 0.126928 (not).
+  const double lo = std::log1p(std::exp(-2.0)), hi = std::log1p(std::exp(2.0));
+  const double per_doc[4] = {lo + lo + hi, lo + lo + lo, hi + lo + hi, hi + hi + hi};
+  const double mean = (per_doc[0] + per_doc[1] + per_doc[2] + per_doc[3]) / 12.0;  // over B x L
+  model->eval();
+  const auto step = model->run(data::collate(d->rows, data::CollateOptions{}));
+  CHECK(step.n_target_tokens == 4);
+  CHECK(step.loss_sum.item<double>() / 4.0 == Approx(mean).epsilon(1e-6));
+
+  // Predicted {a, c} x 4 vs gold: a tp 2 fp 2 fn 0; b tp 0 fp 0 fn 1; c tp 1 fp 3 fn 0.
+  // micro: tp 3, pred 8, gold 4 -> F1 = 6 / 12 = 0.5; per label F1 a = 4/6, b = 0, c = 2/5.
+  const auto p = task->predict(*model, *tok, *d);
+  const auto m = task->score(*d, *p, 0, 1);
+  CHECK(m.at("micro_f1").get<double>() == Approx(0.5));
+  CHECK(m.at("f1_a").get<double>() == Approx(4.0 / 6.0));
+  CHECK(m.at("f1_b").get<double>() == Approx(0.0));
+  CHECK(m.at("f1_c").get<double>() == Approx(2.0 / 5.0));
+  CHECK(m.at("macro_f1").get<double>() == Approx((4.0 / 6.0 + 0.4) / 3.0));
+  task->write_predictions(*d, *p, (dir / "p.jsonl").string());
+  CHECK(test::read_text(dir / "p.jsonl").substr(0, 34) == "{\"id\":\"d1\",\"labels\":[\"a\",\"c\"]}\n{\"i");
+
+  // A bad record names file, line and field.
+  test::write_text(dir / "bad.jsonl", "{\"text\": \"x\", \"labels\": [\"a\"]}\n{\"text\": \"y\", \"labels\": \"a\"}\n");
+  try {
+    task->featurize(*tok, (dir / "bad.jsonl").string());
+    FAIL("expected DataError");
+  } catch (const DataError& e) {
+    CHECK(e.line() == 2);
+    CHECK(e.field() == "labels");
+  }
+  // A label the model was not trained on.
+  test::write_text(dir / "new.jsonl", "{\"text\": \"x\", \"labels\": [\"z\"]}\n");
+  CHECK_THROWS_AS(task->featurize(*tok, (dir / "new.jsonl").string()), DataError);
+}
+
+namespace {
+
+// Entities (B- tags) per type over a ner task's featurized file.
+std::map<std::string, int64_t> entity_counts(const tasks::TaskData& d) {
+  std::map<std::string, int64_t> out;
+  for (const auto& s : tasks::as<tasks::NerData>(d, "ner").sentences)
+    for (const auto& t : s.tags)
+      if (t.rfind("B-", 0) == 0) ++out[t.substr(2)];
+  return out;
+}
+
+int64_t total(const std::map<std::string, int64_t>& m) {
+  int64_t n = 0;
+  for (const auto& [k, v] : m) n += v;
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("ner reads BRAT and PubTator: the entity counts of the CoNLL view of the same corpus",
+          "[tasks][ner][real]") {
+  auto tok = tiny_tokenizer();
+  tasks::TaskOptions o;
+  o.max_length = 64;
+  SECTION("NCBI-disease test: BRAT standoff vs CoNLL (960 mentions)") {
+    BIOLM_SHARED_DATA_OR_SKIP(brat, "brat_ncbi_disease/test");
+    BIOLM_SHARED_DATA_OR_SKIP(conll, "ncbi_disease_conll/test.tsv");
+    o.format = "brat";
+    auto bt = tasks::make_task("ner", o);
+    const auto bd = bt->featurize_train(*tok, brat.string());
+    // BRAT keeps the fine types (SpecificDisease, Modifier, DiseaseClass, CompositeMention).
+    CHECK(bt->labels().size() == 1 + 2 * 4);
+    o.format = "conll";
+    const auto cd = tasks::make_task("ner", o)->featurize_train(*tok, conll.string());
+    CHECK(total(entity_counts(*cd)) == 960);
+    CHECK(total(entity_counts(*bd)) == total(entity_counts(*cd)));
+    CHECK(entity_counts(*bd).at("SpecificDisease") == 555);
+  }
+  SECTION("BC5CDR test: PubTator vs CoNLL (5,385 Chemical, 4,424 Disease)") {
+    BIOLM_SHARED_DATA_OR_SKIP(pt, "bc5cdr_pubtator/CDR_TestSet.PubTator.txt");
+    BIOLM_SHARED_DATA_OR_SKIP(conll, "bc5cdr_conll/test.tsv");
+    o.format = "pubtator";
+    const auto pd = tasks::make_task("ner", o)->featurize_train(*tok, pt.string());
+    o.format = "conll";
+    const auto cd = tasks::make_task("ner", o)->featurize_train(*tok, conll.string());
+    const auto pc = entity_counts(*pd), cc = entity_counts(*cd);
+    CHECK(pc.at("Chemical") == 5385);
+    CHECK(pc.at("Disease") == 4424);
+    CHECK(pc == cc);
+  }
+  o.format = "bioc";
+  CHECK_THROWS_AS(tasks::make_task("ner", o)->featurize(*tok, "x"), ConfigError);
+}
+
+TEST_CASE("qa-span reads BioASQ: factoid/list answers located in the joined snippets", "[tasks][qa]") {
+  test::TempDir dir("bioasq");
+  test::write_text(dir / "b.json", R"({"questions": [
+    {"id": "f1", "body": "does it help ?", "type": "factoid", "exact_answer": [["Drug"]],
+     "ideal_answer": ["x"], "snippets": [{"text": "it did not ."}, {"text": "the drug did help ."}]},
+    {"id": "y1", "body": "yes ?", "type": "yesno", "exact_answer": "yes", "ideal_answer": ["x"], "snippets": []},
+    {"id": "f2", "body": "what ?", "type": "factoid", "exact_answer": [["absent"]], "ideal_answer": ["x"],
+     "snippets": [{"text": "it did ."}]}]})");
+  auto tok = tiny_tokenizer();
+  tasks::TaskOptions o;
+  o.format = "bioasq";
+  o.max_length = 32;
+  auto task = tasks::make_task("qa-span", o);
+  const auto dp = task->featurize(*tok, (dir / "b.json").string());
+  const auto& d = tasks::as<tasks::SpanQaData>(*dp, "qa-span");
+  // The yesno question and the one whose answer is in no snippet are left out (and logged).
+  REQUIRE(d.examples.size() == 1);
+  const auto& ex = d.examples[0];
+  CHECK(ex.id == "f1");
+  CHECK(ex.context == "it did not . the drug did help .");
+  REQUIRE(ex.answers.size() == 1);
+  CHECK(ex.answers[0].text == "drug");  // the context's own spelling
+  CHECK(ex.answers[0].begin == 17);
+  // The answer's tokens are the training target: "drug" is token 6 of the tiny vocabulary.
+  REQUIRE(d.rows.size() == 1);
+  const auto& f = d.rows[0];
+  REQUIRE(f.start_position >= 0);
+  CHECK(f.start_position == f.end_position);
+  CHECK(f.input_ids[static_cast<size_t>(f.start_position)] == 6);
 }

@@ -265,7 +265,7 @@ int run_eval(const EvalArgs& a) {
                                                           *l.tokenizer, l.labels, examples, ho)
                          : eval::evaluate_choice_model(dynamic_cast<models::MultipleChoiceModelImpl&>(*l.model),
                                                        *l.tokenizer, examples, ho);
-      metrics["acc"] = metric(r.acc);
+      metrics["accuracy"] = metric(r.acc);
       metrics["macro_f1"] = metric(r.macro_f1);
       for (size_t i = 0; i < examples.size(); ++i) {
         preds.push_back({{"index", i}, {"gold", examples[i].answer}, {"pred", r.pred[i]}, {"scores", r.scores[i]}});
@@ -279,8 +279,8 @@ int run_eval(const EvalArgs& a) {
                  : a.bos == "never" ? eval::BosPolicy::Never
                                     : eval::BosPolicy::Tokenizer;
         const auto r = eval::evaluate_mcqa_loglik(scorer, *l.tokenizer, examples, pool, prompt, lo, boot);
-        metrics["acc"] = metric(r.acc);
-        metrics["acc_norm"] = metric(r.acc_norm);
+        metrics["accuracy"] = metric(r.acc);
+        metrics["accuracy_norm"] = metric(r.acc_norm);
         metrics["macro_f1"] = metric(r.macro_f1);
         for (size_t i = 0; i < examples.size(); ++i) {
           const auto& s = r.scores[i];
@@ -291,7 +291,7 @@ int run_eval(const EvalArgs& a) {
         if (a.cot && a.max_new_tokens < 64) log::warn("eval: --cot with --max-new-tokens {} leaves little room for reasoning", a.max_new_tokens);
         const auto r = eval::evaluate_mcqa_generate(eval::make_generate_fn(lm, l.tokenizer, gen), examples, pool,
                                                     prompt, boot);
-        metrics["acc"] = metric(r.acc);
+        metrics["accuracy"] = metric(r.acc);
         extra["n_unparsed"] = r.n_unparsed;
         for (size_t i = 0; i < examples.size(); ++i) {
           preds.push_back({{"index", i}, {"gold", examples[i].answer}, {"pred", r.pred[i]},

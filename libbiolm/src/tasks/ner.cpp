@@ -1,4 +1,7 @@
-// The ner family: CoNLL/BIO sentences -> windows of word pieces (first piece labelled) ->
+// The ner family: CoNLL/BIO sentences (data.format conll, the default), BRAT standoff (brat: a
+// directory of .ann/.txt or one .ann) or PubTator (pubtator) documents cut into IOB2 sentences
+// one per text line (data::document_to_sentences; overlapping mentions keep the longer and are
+// logged as warnings) -> windows of word pieces (first piece labelled) ->
 // TokenClassification head -> word tags -> entity-level micro F1 as seqeval (default mode and
 // mode="strict" IOB2), per-type F1 when the corpus has several types (BC5CDR: Chemical,
 // Disease). Predictions file: CoNLL columns "token gold pred", a blank line between sentences
@@ -7,6 +10,7 @@
 
 #include <set>
 
+#include "biolm/core/log.h"
 #include "biolm/data/tasks.h"
 #include "biolm/eval/ner.h"
 #include "common.h"
@@ -22,13 +26,14 @@ class NerTask : public Task {
   std::string predictions_file() const override { return "predictions.conll"; }
   std::string primary_metric() const override { return "f1"; }
   std::vector<std::string> secondary_metrics() const override { return {"f1_strict"}; }
+  std::vector<std::string> formats() const override { return {"conll", "brat", "pubtator"}; }
 
   std::unique_ptr<TaskData> featurize(const tokenize::Tokenizer& tok, const std::string& path) const override {
-    return featurize_sentences(tok, data::read_conll(path));
+    return featurize_sentences(tok, read(path));
   }
 
   std::unique_ptr<TaskData> featurize_train(const tokenize::Tokenizer& tok, const std::string& path) override {
-    auto sentences = data::read_conll(path);
+    auto sentences = read(path);
     std::set<std::string> types;
     for (const auto& s : sentences)
       for (const auto& t : s.tags)
@@ -100,6 +105,22 @@ class NerTask : public Task {
   }
 
  private:
+  std::vector<data::NerSentence> read(const std::string& path) const {
+    const auto& f = options_.format;
+    if (f.empty() || f == "conll") return data::read_conll(path);
+    if (f != "brat" && f != "pubtator")
+      throw ConfigError("data.format", "ner reads conll | brat | pubtator, got \"" + f + "\"");
+    data::ReadReport report;
+    const auto docs = f == "brat" ? data::read_brat(path, {}, &report) : data::read_pubtator(path, {}, &report);
+    std::vector<data::NerSentence> out;
+    for (const auto& d : docs)
+      for (auto& s : data::document_to_sentences(d, {}, &report)) out.push_back(std::move(s));
+    if (report.warnings > 0)
+      log::warn("{}: {} mention(s) changed or dropped on the way to IOB2 (overlaps, discontinuous spans)", path,
+                report.warnings);
+    return out;
+  }
+
   std::unique_ptr<NerData> featurize_sentences(const tokenize::Tokenizer& tok,
                                                std::vector<data::NerSentence> sentences) const {
     auto d = std::make_unique<NerData>();

@@ -3,11 +3,18 @@
 // start, end) -> the best span over all windows -> SQuAD v1.1 exact match and F1 (max over the
 // gold answers, the empty answer for unanswerable questions). Predictions file: SQuAD's
 // {"id": "answer", ...} JSON, which the official evaluate-v1.1.py reads.
+//
+// data.format: squad (default; SQuAD 1.1/2.0, emrQA) or bioasq (BioASQ task B JSON, as BioBERT
+// turned it into SQuAD: factoid and list questions, context = the snippets joined by " ", the
+// answers = each exact answer's first occurrence in it, found case-insensitively; questions of
+// another type, or whose answers occur in no snippet, are left out and counted in a warning).
 #include "biolm/tasks/qa_span.h"
 
 #include <algorithm>
+#include <cctype>
 #include <limits>
 
+#include "biolm/core/log.h"
 #include "biolm/data/tasks.h"
 #include "biolm/eval/text.h"
 #include "common.h"
@@ -30,10 +37,11 @@ class QaSpanTask : public Task {
   std::vector<std::string> secondary_metrics() const override { return {"exact_match"}; }
   bool supports_prompt_tuning() const override { return false; }
   int64_t n_labels() const override { return 2; }
+  std::vector<std::string> formats() const override { return {"squad", "bioasq"}; }
 
   std::unique_ptr<TaskData> featurize(const tokenize::Tokenizer& tok, const std::string& path) const override {
     auto d = std::make_unique<SpanQaData>();
-    d->examples = data::read_squad(path);
+    d->examples = read(path);
     for (size_t i = 0; i < d->examples.size(); ++i)
       for (auto& f : data::span_qa_features(d->examples[i], static_cast<int64_t>(i), tok, options_.max_length,
                                             detail::doc_stride(options_)))
@@ -98,6 +106,45 @@ class QaSpanTask : public Task {
       out[id.empty() ? std::to_string(e) : id] = texts[e];
     }
     detail::open_output(path) << out.dump(2) << '\n';
+  }
+
+ private:
+  std::vector<data::SpanQaExample> read(const std::string& path) const {
+    const auto& f = options_.format;
+    if (f.empty() || f == "squad") return data::read_squad(path);
+    if (f != "bioasq") throw ConfigError("data.format", "qa-span reads squad | bioasq, got \"" + f + "\"");
+    std::vector<data::SpanQaExample> out;
+    int64_t other_type = 0, not_found = 0;
+    for (const auto& q : data::read_bioasq(path)) {
+      if (q.type != "factoid" && q.type != "list") {
+        ++other_type;
+        continue;
+      }
+      data::SpanQaExample ex;
+      ex.id = q.id;
+      ex.question = q.body;
+      ex.origin = q.origin;
+      for (const auto& s : q.snippets) ex.context += (ex.context.empty() ? "" : " ") + s;
+      const auto lower = [](std::string s) {
+        for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        return s;
+      };
+      const auto hay = lower(ex.context);
+      for (const auto& a : q.exact_answer) {
+        const auto at = a.empty() ? std::string::npos : hay.find(lower(a));
+        if (at != std::string::npos)
+          ex.answers.push_back({ex.context.substr(at, a.size()), static_cast<int64_t>(at)});
+      }
+      if (ex.answers.empty()) {
+        ++not_found;
+        continue;
+      }
+      out.push_back(std::move(ex));
+    }
+    if (other_type + not_found > 0)
+      log::warn("{}: {} BioASQ question(s) kept; left out: {} yesno/summary, {} whose exact answer is in no snippet",
+                path, out.size(), other_type, not_found);
+    return out;
   }
 };
 

@@ -13,6 +13,7 @@ std::unique_ptr<Task> make_qa_span(const TaskOptions&);
 std::unique_ptr<Task> make_mcqa(const TaskOptions&);
 std::unique_ptr<Task> make_pubmedqa(const TaskOptions&);
 std::unique_ptr<Task> make_instruct(const TaskOptions&);
+std::unique_ptr<Task> make_hoc(const TaskOptions&);
 
 namespace {
 
@@ -28,6 +29,7 @@ const std::vector<std::pair<std::string, Factory>>& registry() {
       {"mcqa", make_mcqa},
       {"pubmedqa", make_pubmedqa},
       {"instruct", make_instruct},
+      {"hoc", make_hoc},
   };
   return table;
 }

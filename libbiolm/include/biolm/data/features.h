@@ -30,6 +30,7 @@ struct Features {
   int64_t label = -100;                 ///< sequence label; -100 when none
   bool has_score = false;
   double score = 0.0;
+  std::vector<float> targets;  ///< multi-label (hoc): one 0/1 per label; empty otherwise -> batch "targets" (B,L)
   int64_t start_position = -1, end_position = -1;  ///< span QA, token indices; 0/0 = no answer here
   std::vector<std::vector<int64_t>> choices;        ///< multiple choice: one id list per option
   std::vector<std::vector<int64_t>> choice_type_ids;
