@@ -20,31 +20,31 @@ function(biolm_eval_test name fields metrics)
 endfunction()
 
 biolm_eval_test(pubmedqa_zero_shot "task=pubmedqa;mode=loglik;shots=0;n=20;model_kind=causal_lm"
-  "acc;acc_norm;macro_f1"
+  "accuracy;accuracy_norm;macro_f1"
   --model ${eval_models}/decoder --task pubmedqa --data data/pubmedqa/test.json --limit 20 --bootstrap 200
   --out ${eval_out}/pubmedqa_zero_shot.json --predictions ${eval_out}/pubmedqa_zero_shot.jsonl)
 biolm_eval_test(medqa_few_shot "task=medqa;mode=loglik;shots=2;n=10"
-  "acc;acc_norm"
+  "accuracy;accuracy_norm"
   --model ${eval_models}/decoder --task medqa --data data/mcqa/test.jsonl --shots 2
   --shots-from data/mcqa/train.jsonl --seed 3 --limit 10 --bootstrap 200)
-biolm_eval_test(medqa_generate "task=medqa;mode=generate;n=5" "acc"
+biolm_eval_test(medqa_generate "task=medqa;mode=generate;n=5" "accuracy"
   --model ${eval_models}/decoder --task medqa --data data/mcqa/test.jsonl --mode generate --limit 5
   --max-new-tokens 4 --bootstrap 100)
-biolm_eval_test(pubmedqa_cot "task=pubmedqa;mode=generate;n=3" "acc"
+biolm_eval_test(pubmedqa_cot "task=pubmedqa;mode=generate;n=3" "accuracy"
   --model ${eval_models}/decoder --task pubmedqa --data data/pubmedqa/test.json --cot --shots 1 --limit 3
   --max-new-tokens 8 --bootstrap 100)
 biolm_eval_test(qa_gen "task=qa-gen;mode=generate;n=5" "exact_match;f1;bleu1;rouge_l"
   --model ${eval_models}/decoder --task qa-gen --data data/instruct/train.jsonl --limit 5 --max-new-tokens 4
   --bootstrap 100)
-biolm_eval_test(pubmedqa_head "task=pubmedqa;mode=head;model_kind=sequence_classification;n=100" "acc;macro_f1"
+biolm_eval_test(pubmedqa_head "task=pubmedqa;mode=head;model_kind=sequence_classification;n=100" "accuracy;macro_f1"
   --model ${eval_models}/pubmedqa-cls --task pubmedqa --data data/pubmedqa/test.json --bootstrap 200
   --out ${eval_out}/pubmedqa_head.json)
-biolm_eval_test(medqa_head "task=medqa;mode=head;model_kind=multiple_choice;n=100" "acc;macro_f1"
+biolm_eval_test(medqa_head "task=medqa;mode=head;model_kind=multiple_choice;n=100" "accuracy;macro_f1"
   --model ${eval_models}/mcqa-mc --task medqa --data data/mcqa/test.jsonl --bootstrap 200)
 
 # The same decoder as a Hugging Face directory gives the same numbers.
 add_test(NAME cli::eval_hf_decoder
-  COMMAND ${eval_check} "-DEXPECT_FIELDS=source=huggingface;n=20" "-DEXPECT_METRICS=acc;acc_norm"
+  COMMAND ${eval_check} "-DEXPECT_FIELDS=source=huggingface;n=20" "-DEXPECT_METRICS=accuracy;accuracy_norm"
           -DSAME_AS=${eval_out}/pubmedqa_zero_shot.json
           "-DARGS=eval;--model;${eval_models}/hf-decoder;--task;pubmedqa;--data;data/pubmedqa/test.json;--limit;20;--bootstrap;200"
           ${eval_script})
@@ -52,7 +52,7 @@ set_tests_properties(cli::eval_hf_decoder PROPERTIES FIXTURES_REQUIRED eval_mode
 
 add_test(NAME cli::eval_hf_head
   COMMAND ${eval_check} "-DEXPECT_FIELDS=source=huggingface;mode=head;model_kind=sequence_classification;n=100"
-          "-DEXPECT_METRICS=acc;macro_f1" -DSAME_AS=${eval_out}/pubmedqa_head.json
+          "-DEXPECT_METRICS=accuracy;macro_f1" -DSAME_AS=${eval_out}/pubmedqa_head.json
           "-DARGS=eval;--model;${eval_models}/hf-pubmedqa-cls;--task;pubmedqa;--data;data/pubmedqa/test.json;--bootstrap;200"
           ${eval_script})
 set_tests_properties(cli::eval_hf_head PROPERTIES FIXTURES_REQUIRED eval_models DEPENDS cli::eval_pubmedqa_head)
@@ -63,7 +63,7 @@ add_test(NAME cli::eval_report
           --out ${eval_out}/report)
 set_tests_properties(cli::eval_report PROPERTIES
   DEPENDS "cli::eval_pubmedqa_zero_shot;cli::eval_pubmedqa_head"
-  PASS_REGULAR_EXPRESSION "pubmedqa/acc \\| pubmedqa/acc_norm \\| pubmedqa/macro_f1 \\|.*\n\\| decoder 0-shot loglik \\| 0\\.[0-9]+ \\[0\\.[0-9]+, [01]\\.[0-9]+\\] .*\n\\| pubmedqa-cls fine-tuned \\| 0\\.[0-9]+ \\[[0-9.]+, [0-9.]+\\] \\| – \\|")
+  PASS_REGULAR_EXPRESSION "pubmedqa/accuracy \\| pubmedqa/accuracy_norm \\| pubmedqa/macro_f1 \\|.*\n\\| decoder 0-shot loglik \\| 0\\.[0-9]+ \\[0\\.[0-9]+, [01]\\.[0-9]+\\] .*\n\\| pubmedqa-cls fine-tuned \\| 0\\.[0-9]+ \\[[0-9.]+, [0-9.]+\\] \\| – \\|")
 
 # Refusals: wrong model kind (exit 2), a missing file (exit 2), a bad record (exit 3, file:line).
 add_test(NAME cli::eval_wrong_kind

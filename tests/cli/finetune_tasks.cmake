@@ -1,4 +1,4 @@
-# `biolm finetune` on the question-answering and instruction task families (tasks/finetune_tasks.h),
+# `biolm finetune` on the question-answering and instruction task families (tasks/task.h, one file per family in src/tasks/),
 # model.init from a fine-tuned model directory, and the refusals. Each run is a few hundred steps
 # at most on the synthetic data (data/, tools/scripts/make_synthetic_data.py); the regexes read the
 # printed results.json line and demand above-chance test metrics.
@@ -17,6 +17,15 @@ add_test(NAME cli::finetune_mcqa
           train.max_steps=200 train.eval_every=200 train.batch_size=8 ${ft_common})
 set_tests_properties(cli::finetune_mcqa PROPERTIES
   PASS_REGULAR_EXPRESSION "\"accuracy\":\\{\"ci\":\\[[0-9.e-]+,[0-9.e-]+\\],\"value\":(0\\.[4-9]|1)")
+
+# Multi-label document classification (hoc, added as one file src/tasks/hoc.cpp + a registry
+# line), with the demo's 600 steps: micro-F1 >= 0.6 on the synthetic HoC-style set (predicting no label scores 0), and the
+# predictions file written beside results.json.
+add_test(NAME cli::finetune_hoc
+  COMMAND ${BIOLM_EXE} --log-level warn finetune --config examples/configs/hoc_demo.yaml output=${cli_out}/hoc
+          ${ft_common})
+set_tests_properties(cli::finetune_hoc PROPERTIES
+  PASS_REGULAR_EXPRESSION "\"predictions\":\"[^\"]*predictions.jsonl\".*\"micro_f1\":\\{\"ci\":\\[[0-9.e-]+,[0-9.e-]+\\],\"value\":(0\\.[6-9]|1)")
 
 # PubMedQA yes/no/maybe on an encoder: accuracy >= 0.8 (majority class 0.5). Its model/ directory
 # is the starting point of cli::finetune_model_init.
@@ -63,4 +72,4 @@ set_tests_properties(cli::finetune_model_init_shape_key PROPERTIES FIXTURES_REQU
 add_test(NAME cli::finetune_bad_task_name
   COMMAND ${BIOLM_EXE} finetune --config examples/configs/qa_demo.yaml task=squad WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 set_tests_properties(cli::finetune_bad_task_name PROPERTIES
-  PASS_REGULAR_EXPRESSION "config 'task': expected ner\\|re\\|nli\\|sts\\|qa-span\\|mcqa\\|pubmedqa\\|instruct, found \"squad\"")
+  PASS_REGULAR_EXPRESSION "config 'task': expected ner\\|re\\|nli\\|sts\\|qa-span\\|mcqa\\|pubmedqa\\|instruct\\|hoc, found \"squad\"")

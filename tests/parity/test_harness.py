@@ -242,14 +242,14 @@ def compare(case, lm, rows, result):
         assert r["gold"] == s["target"], (case, i)
         assert float(r["pred"] == r["gold"]) == s["acc"] and float(r["pred_norm"] == r["gold"]) == s["acc_norm"]
     max_agg = 0.0
-    for m in ("acc", "acc_norm"):
-        d = abs(result["metrics"][m]["value"] - lm["results"][f"{m},none"])
+    for m, ours in (("acc", "accuracy"), ("acc_norm", "accuracy_norm")):  # lm-eval's names, ours
+        d = abs(result["metrics"][ours]["value"] - lm["results"][f"{m},none"])
         max_agg = max(max_agg, d)
-        assert d < AGG_TOL, (case, m, result["metrics"][m]["value"], lm["results"][f"{m},none"])
+        assert d < AGG_TOL, (case, m, result["metrics"][ours]["value"], lm["results"][f"{m},none"])
     record_max("harness", f"{case}: per-choice log-likelihood", max_ll)
     record_max("harness", f"{case}: acc, acc_norm", max_agg)
     print(f"{case}: max |loglik diff| = {max_ll:.3g}, max |aggregate diff| = {max_agg:.3g}, "
-          f"acc = {result['metrics']['acc']['value']:.3f}, acc_norm = {result['metrics']['acc_norm']['value']:.3f}")
+          f"acc = {result['metrics']['accuracy']['value']:.3f}, acc_norm = {result['metrics']['accuracy_norm']['value']:.3f}")
     return max_ll
 
 

@@ -1,6 +1,7 @@
 #include "support/test_util.h"
 
 #include <atomic>
+#include <cstdlib>
 #include <fstream>
 #include <random>
 #include <sstream>
@@ -62,7 +63,9 @@ TempDir::~TempDir() {
 std::filesystem::path source_dir() { return BIOLM_SOURCE_DIR; }
 
 std::optional<std::filesystem::path> shared_data(const std::string& rel) {
-  const std::filesystem::path p = std::filesystem::path(BIOLM_SHARED_DATA_DIR) / rel;
+  // BIOLM_SHARED_DATA (as the parity suite's) points elsewhere, e.g. from a git worktree.
+  const char* env = std::getenv("BIOLM_SHARED_DATA");
+  const std::filesystem::path p = std::filesystem::path(env && *env ? env : BIOLM_SHARED_DATA_DIR) / rel;
   if (std::filesystem::exists(p)) return p;
   return std::nullopt;
 }

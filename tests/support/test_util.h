@@ -33,7 +33,7 @@ class TempDir {
 };
 
 std::filesystem::path source_dir();  ///< repository root
-/// ../shared/data/<rel> when present, else nullopt (callers WARN and skip visibly).
+/// ../shared/data/<rel> (or $BIOLM_SHARED_DATA/<rel>) when present, else nullopt (callers WARN and skip visibly).
 std::optional<std::filesystem::path> shared_data(const std::string& rel);
 void write_text(const std::filesystem::path& p, const std::string& text);
 std::string read_text(const std::filesystem::path& p);

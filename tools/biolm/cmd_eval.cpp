@@ -23,7 +23,7 @@
 #include "biolm/io/hf_config.h"
 #include "biolm/io/hf_weights.h"
 #include "biolm/io/model_dir.h"
-#include "biolm/tasks/finetune_tasks.h"
+#include "biolm/tasks/task.h"
 #include "biolm/train/instruction.h"
 #include "command.h"
 
@@ -127,11 +127,14 @@ void check_kind(TaskKind kind, const std::string& task, const std::vector<std::s
 }
 
 
-// The fine-tuning tasks (ner, re, nli, sts, qa-span, instruct): a model directory written by
-// `biolm finetune` scored on a file of its task through its own head, with the same featurizer,
-// decoding and metrics as finetune's test split (tasks::featurize / predict / score).
+// The fine-tuning tasks (the registry's: ner, re, nli, sts, qa-span, instruct, ...): a model
+// directory written by `biolm finetune` scored on a file of its task through its own head, with
+// the same featurizer, decoding and metrics as finetune's test split (tasks::Task). pubmedqa and
+// mcqa names are the harness's here (pubmedqa / medqa / medmcqa below).
 bool is_finetune_task(const std::string& task) {
-  return task == "ner" || task == "re" || task == "nli" || task == "sts" || task == "qa-span" || task == "instruct";
+  if (is_choice_task(task) || task == "qa-gen" || task == "mcqa") return false;
+  const auto names = tasks::task_names();
+  return std::find(names.begin(), names.end(), task) != names.end();
 }
 
 int run_task_eval(const EvalArgs& a) {
@@ -144,15 +147,7 @@ int run_task_eval(const EvalArgs& a) {
                                  "(its output's model/ folder); " + a.model + " is not one");
   }
   auto m = io::load_model_dir(a.model);
-  tasks::TaskSpec spec;
-  spec.task = tasks::parse_task(a.task, "--task");
-  const TaskKind want = tasks::head_kind(spec.task);
-  if (m.info.task != want) {
-    throw ConfigError("--model", fmt::format("{} holds a {} model; task {} needs a {} model", a.model,
-                                             models::to_string(m.info.task), a.task, models::to_string(want)));
-  }
-  if (!m.tokenizer) throw ConfigError("--model", a.model + " has no tokenizer/ directory");
-  spec.labels = data::LabelMap::from_names(m.info.labels);
+  tasks::TaskOptions spec;
   const json& info = m.info.info;  // what finetune recorded about its features
   spec.max_length = a.max_length > 0 ? a.max_length : info.value("max_length", int64_t{128});
   spec.doc_stride = info.value("doc_stride", int64_t{-1});
@@ -161,11 +156,21 @@ int run_task_eval(const EvalArgs& a) {
   spec.max_new_tokens = a.max_new_tokens;
   // finetune's batch size, so the numbers reproduce its test metrics to the last digit.
   spec.batch_size = info.value("eval_batch_size", spec.batch_size);
+  const auto task = tasks::make_task(a.task, spec, "--task");
+  const TaskKind want = task->head_kind();
+  if (m.info.task != want) {
+    throw ConfigError("--model", fmt::format("{} holds a {} model; task {} needs a {} model", a.model,
+                                             models::to_string(m.info.task), a.task, models::to_string(want)));
+  }
+  if (!m.tokenizer) throw ConfigError("--model", a.model + " has no tokenizer/ directory");
+  task->set_labels(data::LabelMap::from_names(m.info.labels));
   m.model->to(core::parse_device(a.device, "--device"));
 
-  const auto data = tasks::featurize(spec, *m.tokenizer, a.data);
-  const auto preds = tasks::predict(*m.model, spec, *m.tokenizer, data);
-  const json metrics = tasks::score(spec, data, preds, a.bootstrap, a.seed);
+  const auto data = task->featurize(*m.tokenizer, a.data);
+  const auto preds = task->predict(*m.model, *m.tokenizer, *data);
+  const json metrics = task->score(*data, *preds, a.bootstrap, a.seed);
+  // The task's own format (CoNLL columns, SQuAD JSON, one label per line, ...).
+  if (!a.predictions.empty()) task->write_predictions(*data, *preds, a.predictions);
   const std::string dir_name = fs::absolute(fs::path(a.model)).lexically_normal().filename().string();
   json result = {{"name", a.name.empty() ? dir_name + " fine-tuned" : a.name},
                  {"model", a.model},
@@ -175,7 +180,7 @@ int run_task_eval(const EvalArgs& a) {
                  {"mode", "head"},
                  {"seed", a.seed},
                  {"bootstrap", a.bootstrap},
-                 {"n", data.n_examples()},
+                 {"n", data->n_examples()},
                  {"metrics", metrics}};
   if (!a.out.empty()) {
     const fs::path out(a.out);
@@ -260,7 +265,7 @@ int run_eval(const EvalArgs& a) {
                                                           *l.tokenizer, l.labels, examples, ho)
                          : eval::evaluate_choice_model(dynamic_cast<models::MultipleChoiceModelImpl&>(*l.model),
                                                        *l.tokenizer, examples, ho);
-      metrics["acc"] = metric(r.acc);
+      metrics["accuracy"] = metric(r.acc);
       metrics["macro_f1"] = metric(r.macro_f1);
       for (size_t i = 0; i < examples.size(); ++i) {
         preds.push_back({{"index", i}, {"gold", examples[i].answer}, {"pred", r.pred[i]}, {"scores", r.scores[i]}});
@@ -274,8 +279,8 @@ int run_eval(const EvalArgs& a) {
                  : a.bos == "never" ? eval::BosPolicy::Never
                                     : eval::BosPolicy::Tokenizer;
         const auto r = eval::evaluate_mcqa_loglik(scorer, *l.tokenizer, examples, pool, prompt, lo, boot);
-        metrics["acc"] = metric(r.acc);
-        metrics["acc_norm"] = metric(r.acc_norm);
+        metrics["accuracy"] = metric(r.acc);
+        metrics["accuracy_norm"] = metric(r.acc_norm);
         metrics["macro_f1"] = metric(r.macro_f1);
         for (size_t i = 0; i < examples.size(); ++i) {
           const auto& s = r.scores[i];
@@ -286,7 +291,7 @@ int run_eval(const EvalArgs& a) {
         if (a.cot && a.max_new_tokens < 64) log::warn("eval: --cot with --max-new-tokens {} leaves little room for reasoning", a.max_new_tokens);
         const auto r = eval::evaluate_mcqa_generate(eval::make_generate_fn(lm, l.tokenizer, gen), examples, pool,
                                                     prompt, boot);
-        metrics["acc"] = metric(r.acc);
+        metrics["accuracy"] = metric(r.acc);
         extra["n_unparsed"] = r.n_unparsed;
         for (size_t i = 0; i < examples.size(); ++i) {
           preds.push_back({{"index", i}, {"gold", examples[i].answer}, {"pred", r.pred[i]},
@@ -390,7 +395,7 @@ const bool registered = cli::register_command(
        sub.add_option("--device", a->device, "cpu | cuda | cuda:N")->capture_default_str();
        sub.add_option("--name", a->name, "row name in reports (default: model directory + setting)");
        sub.add_option("--out", a->out, "write the result JSON here (readable by biolm report)");
-       sub.add_option("--predictions", a->predictions, "write one JSON line per example here");
+       sub.add_option("--predictions", a->predictions, "write the predictions here: one JSON line per example (harness tasks) or the fine-tuning task's own format (CoNLL columns for ner, SQuAD JSON for qa-span, one label or score per line, JSONL for instruct)");
        sub.callback([a] {
          const int code = run_eval(*a);
          if (code != cli::kOk) throw cli::ExitRequest{code};

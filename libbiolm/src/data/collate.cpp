@@ -115,6 +115,19 @@ Batch collate(const std::vector<Features>& rows, const CollateOptions& opts) {
     batch["scores"] = s;
     batch.n_target_tokens = B;
   }
+  if (!rows.empty() && !rows.front().targets.empty()) {
+    // Multi-hot labels (multi-label classification), (B,L) float32; every row has L of them.
+    const auto L = static_cast<int64_t>(rows.front().targets.size());
+    auto t = torch::empty({B, L}, torch::kFloat32);
+    for (int64_t b = 0; b < B; ++b) {
+      const auto& r = rows[static_cast<size_t>(b)].targets;
+      BIOLM_CHECK(static_cast<int64_t>(r.size()) == L, Error,
+                  "collate: rows with " + std::to_string(r.size()) + " and " + std::to_string(L) + " targets");
+      for (int64_t l = 0; l < L; ++l) t[b][l] = r[static_cast<size_t>(l)];
+    }
+    batch["targets"] = t;
+    batch.n_target_tokens = B;
+  }
   if (spans) {
     auto s = torch::empty({B}, torch::kInt64), e = torch::empty({B}, torch::kInt64);
     for (int64_t b = 0; b < B; ++b) {

@@ -208,4 +208,29 @@ Features instruction_features(const InstructionExample& ex, const tokenize::Toke
   return f;
 }
 
+std::vector<Features> pack_rows(const std::vector<Features>& rows, int64_t max_length) {
+  std::vector<Features> out;
+  Features cur;
+  int64_t seg = 0;
+  for (const auto& r : rows) {
+    BIOLM_CHECK(static_cast<int64_t>(r.input_ids.size()) <= max_length, Error,
+                "pack_rows: example " + std::to_string(r.example_index) + " has " + std::to_string(r.input_ids.size()) +
+                    " tokens, more than max_length " + std::to_string(max_length));
+    if (static_cast<int64_t>(cur.input_ids.size() + r.input_ids.size()) > max_length) {
+      out.push_back(std::move(cur));
+      cur = Features{};
+      seg = 0;
+    }
+    ++seg;
+    const size_t at = cur.input_ids.size();
+    cur.input_ids.insert(cur.input_ids.end(), r.input_ids.begin(), r.input_ids.end());
+    cur.labels.insert(cur.labels.end(), r.labels.begin(), r.labels.end());
+    cur.segment_ids.insert(cur.segment_ids.end(), r.input_ids.size(), seg);
+    if (at < cur.labels.size()) cur.labels[at] = kIgnoreIndex;
+    if (cur.example_index < 0) cur.example_index = r.example_index;
+  }
+  if (!cur.input_ids.empty()) out.push_back(std::move(cur));
+  return out;
+}
+
 }  // namespace biolm::data

@@ -264,8 +264,22 @@ TaskOutput SequenceClassificationModelImpl::forward(const ModelInputs& inputs, c
   if (regression_) out.logits = out.logits.squeeze(-1);                           // (B)
   if (labels.defined()) {
     const int64_t B = out.logits.size(0);
-    BIOLM_CHECK(labels.dim() == 1 && labels.size(0) == B, ShapeError, "SequenceClassification", "labels must be (B)");
-    if (regression_) {
+    const bool multi_label = !regression_ && labels.dim() == 2;
+    BIOLM_CHECK((labels.dim() == 1 || multi_label) && labels.size(0) == B, ShapeError, "SequenceClassification",
+                "labels must be (B), or (B,n_labels) multi-hot targets");
+    if (multi_label) {
+      // Multi-label (hoc): a sigmoid per label, binary cross entropy averaged over B x n_labels
+      // as transformers' problem_type="multi_label_classification" (BCEWithLogitsLoss).
+      BIOLM_CHECK(labels.size(1) == out.logits.size(1), ShapeError, "SequenceClassification",
+                  "multi-hot targets must be (B," + std::to_string(out.logits.size(1)) + ")");
+      // Summed over examples (the trainer divides by B): per example, the mean over its labels.
+      const int64_t L = out.logits.size(1);
+      out.loss_sum = torch::binary_cross_entropy_with_logits(
+                         out.logits, labels.to(out.logits.device(), out.logits.scalar_type()), {}, {},
+                         at::Reduction::Sum) /
+                     static_cast<double>(L);
+      out.n_target_tokens = B;
+    } else if (regression_) {
       const auto y = labels.to(out.logits.device(), out.logits.scalar_type());
       out.loss_sum = torch::mse_loss(out.logits, y, at::Reduction::Sum);
       out.n_target_tokens = B;
@@ -278,7 +292,9 @@ TaskOutput SequenceClassificationModelImpl::forward(const ModelInputs& inputs, c
 }
 
 StepOutput SequenceClassificationModelImpl::forward_batch(const data::Batch& b) {
-  auto labels = regression_ && b.has("scores") ? b.at("scores") : batch_tensor(b, "labels");
+  auto labels = regression_ && b.has("scores") ? b.at("scores")
+                : b.has("targets")              ? b.at("targets")
+                                                : batch_tensor(b, "labels");
   return forward(inputs_from_batch(b), labels);
 }
 

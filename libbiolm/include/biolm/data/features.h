@@ -30,6 +30,7 @@ struct Features {
   int64_t label = -100;                 ///< sequence label; -100 when none
   bool has_score = false;
   double score = 0.0;
+  std::vector<float> targets;  ///< multi-label (hoc): one 0/1 per label; empty otherwise -> batch "targets" (B,L)
   int64_t start_position = -1, end_position = -1;  ///< span QA, token indices; 0/0 = no answer here
   std::vector<std::vector<int64_t>> choices;        ///< multiple choice: one id list per option
   std::vector<std::vector<int64_t>> choice_type_ids;
@@ -75,5 +76,11 @@ struct ChatFormat {
 /// (their content and turn_end), -100 elsewhere; truncated to max_length.
 Features instruction_features(const InstructionExample& ex, const tokenize::Tokenizer& tok, int64_t max_length,
                               const ChatFormat& format = {});
+
+/// Packs rows (input_ids + labels) in order, greedily, into rows of at most max_length tokens
+/// with segment_ids 1, 2, ... per packed example; the first label of every example is ignored
+/// (-100) so no loss crosses a boundary. Error naming the example when one row alone is longer.
+/// The one packing function: instruction tuning packs with it (tasks/instruct).
+std::vector<Features> pack_rows(const std::vector<Features>& rows, int64_t max_length);
 
 }  // namespace biolm::data

@@ -1,0 +1,332 @@
+// The fine-tuning recipe (see biolm/recipes/finetune.h), moved out of tools/biolm/cmd_finetune.cpp.
+#include "biolm/recipes/finetune.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+
+#include "biolm/core/config.h"
+#include "biolm/core/device.h"
+#include "biolm/core/log.h"
+#include "biolm/core/seed.h"
+#include "biolm/data/collate.h"
+#include "biolm/data/loader.h"
+#include "biolm/io/init_source.h"
+#include "biolm/io/model_dir.h"
+#include "biolm/models/task_model.h"
+#include "biolm/peft/method.h"
+#include "biolm/tokenize/wordpiece.h"
+#include "biolm/train/dp.h"
+
+namespace biolm::recipes {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+/// The task's default adapter targets filled into the peft section where the config names none.
+json with_default_targets(json pj, const tasks::AdapterDefaults& d, bool announce) {
+  const std::string method = pj.value("method", std::string("full"));
+  const auto join = [](const std::vector<std::string>& v) {
+    std::string s;
+    for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
+    return s;
+  };
+  if ((method == "lora" || method == "hybrid") && !(pj.contains("lora") && pj["lora"].contains("targets"))) {
+    pj["lora"]["targets"] = d.lora_targets;
+    if (announce) log::info("peft: LoRA on {} (peft.lora.targets to choose)", join(d.lora_targets));
+  }
+  if (method == "ia3" && !(pj.contains("ia3") && (pj["ia3"].contains("targets") || pj["ia3"].contains("input_targets")))) {
+    pj["ia3"]["targets"] = d.ia3_targets;
+    pj["ia3"]["input_targets"] = d.ia3_input_targets;
+    if (announce)
+      log::info("peft: IA3 on {} and the input of {} (peft.ia3.targets / input_targets to choose)",
+                join(d.ia3_targets), join(d.ia3_input_targets));
+  }
+  return pj;
+}
+
+std::string method_name(const json& pj) { return pj.value("method", std::string("full")); }
+
+/// Tokenizer: given, the model directory's, or a WordPiece vocabulary trained on the listed
+/// corpora (GatorTron trained its own clinical vocabulary the same way). Decoders use [CLS] /
+/// [SEP] of a trained vocabulary as BOS / EOS.
+std::shared_ptr<tokenize::Tokenizer> make_tokenizer(const FinetuneConfig& c, const std::optional<io::InitSource>& init,
+                                                    bool is_decoder, const fs::path& out_dir) {
+  if (c.tokenizer_path) return tokenize::load_tokenizer(*c.tokenizer_path);
+  if (init) return tokenize::load_tokenizer(init->tokenizer_path);
+  BIOLM_CHECK(!c.tokenizer_train_on.empty(), ConfigError, "tokenizer", "give tokenizer.path or tokenizer.train_on");
+  tokenize::WordPieceTrainOptions wo;
+  wo.vocab_size = c.vocab_size;
+  std::vector<fs::path> files(c.tokenizer_train_on.begin(), c.tokenizer_train_on.end());
+  tokenize::train_wordpiece(files, wo, out_dir / "vocab.txt");
+  tokenize::WordPieceOptions po;
+  if (is_decoder) {
+    po.specials.bos = "[CLS]";
+    po.specials.eos = "[SEP]";
+  }
+  return tokenize::WordPieceTokenizer::from_vocab_file(out_dir / "vocab.txt", po);
+}
+
+/// The loader over the training rows with the default collate (pad with the tokenizer's pad id).
+/// DP-SGD samples each example with probability q per step (train/dp.h): the expected logical
+/// batch is train.batch_size x train.grad_accum examples, cut into grad_accum micro-batches.
+std::unique_ptr<data::BatchSource> make_loader(const FinetuneConfig& c, const train::TrainConfig& tcfg,
+                                               std::vector<data::Features> rows, int64_t pad_id) {
+  const auto train_set = std::make_shared<data::VectorDataset>(std::move(rows));
+  const data::Collator collator = [pad_id](std::vector<data::Features>&& batch_rows, uint64_t) {
+    data::CollateOptions co;
+    co.pad_id = pad_id;
+    return data::collate(batch_rows, co);
+  };
+  if (tcfg.dp) {
+    if (c.task_options.packing) throw ConfigError("data.packing", "packed rows cannot train with DP-SGD (train.dp)");
+    train::PoissonOptions po;
+    po.sample_rate = std::min(1.0, static_cast<double>(c.batch_size * tcfg.grad_accum) /
+                                       static_cast<double>(std::max<int64_t>(1, train_set->size())));
+    po.micro_batches = tcfg.grad_accum;
+    po.seed = c.seed;
+    log::info("DP-SGD: Poisson sampling, q = {:.6g} (train.batch_size {} x grad_accum {} of {} rows)", po.sample_rate,
+              c.batch_size, tcfg.grad_accum, train_set->size());
+    return std::make_unique<train::PoissonLoader>(train_set, collator, po);
+  }
+  data::LoaderOptions lo;
+  lo.batch_size = c.batch_size;
+  lo.seed = c.seed;
+  return std::make_unique<data::Loader>(train_set, collator, lo);
+}
+
+}  // namespace
+
+FinetuneConfig finetune_config_from_json(const json& tree) {
+  FinetuneConfig c;
+  c.tree = tree;
+  core::ConfigReader r(tree);
+  auto& o = c.task_options;
+  c.task = r.choice("task", tasks::task_names(), "ner");
+  c.seed = static_cast<uint64_t>(r.get<int64_t>("seed", 13));
+  c.output = r.get<std::string>("output", "runs/finetune");
+  c.device = r.get<std::string>("device", "cpu");
+  auto& dr = r.child("data");
+  c.train_path = dr.require<std::string>("train");
+  c.dev_path = dr.require<std::string>("dev");
+  c.test_path = dr.get<std::string>("test", c.dev_path);
+  o.max_length = dr.get<int64_t>("max_length", 128);
+  o.doc_stride = dr.get<int64_t>("doc_stride", -1);
+  o.format = dr.get<std::string>("format", "");
+  c.prompt_format = dr.get<std::string>("prompt_format", "alpaca");
+  o.prompt_format = train::parse_prompt_format(c.prompt_format);
+  o.packing = dr.get<bool>("packing", false);
+  auto& tr = r.child("tokenizer");
+  c.tokenizer_path = tr.optional<std::string>("path");
+  c.tokenizer_train_on = tr.get<std::vector<std::string>>("train_on", {});
+  c.vocab_size = tr.get<int64_t>("vocab_size", 2000);
+  auto& er = r.child("eval");
+  c.n_bootstrap = er.get<int64_t>("bootstrap", 1000);
+  o.max_new_tokens = er.get<int64_t>("max_new_tokens", 32);
+  o.max_answer_tokens = er.get<int64_t>("max_answer_tokens", 30);
+  o.batch_size = er.get<int64_t>("batch_size", 32);
+  if (r.raw("model")) c.model = *r.raw("model");
+  if (r.raw("peft")) c.peft = *r.raw("peft");
+  if (r.raw("train")) c.train = *r.raw("train");
+  c.batch_size = c.train.value("batch_size", 16);
+  c.train.erase("batch_size");
+  // Every section is checked here, before any vocabulary is trained or model built, and every
+  // problem is reported in one ConfigError by r.finish() (the model-dependent parts of peft —
+  // default targets, the prompt's width — are filled with the task's defaults / a placeholder).
+  r.capture([&] { (void)train::train_config_from_json(c.train, "train"); });
+  std::shared_ptr<tasks::Task> task;
+  r.capture([&] { task = tasks::make_task(c.task, o); });
+  if (task) {
+    r.capture([&] {
+      json check = with_default_targets(c.peft, task->adapter_defaults(), /*announce=*/false);
+      if (method_name(check) == "prompt" && !(check.contains("prompt") && check["prompt"].contains("hidden")))
+        check["prompt"]["hidden"] = 1;
+      (void)peft::method_config_from_json(check, "peft");
+    });
+  }
+  r.check(o.max_length > 1, "data.max_length", "must be > 1, got " + std::to_string(o.max_length));
+  r.check(o.doc_stride < o.max_length, "data.doc_stride",
+          "must be < data.max_length, got " + std::to_string(o.doc_stride));
+  r.check(o.max_answer_tokens > 0, "eval.max_answer_tokens", "must be > 0, got " + std::to_string(o.max_answer_tokens));
+  r.check(o.max_new_tokens > 0, "eval.max_new_tokens", "must be > 0, got " + std::to_string(o.max_new_tokens));
+  r.check(o.batch_size > 0, "eval.batch_size", "must be > 0, got " + std::to_string(o.batch_size));
+  if (task && !o.format.empty()) {
+    const auto formats = task->formats();
+    std::string valid;
+    for (const auto& f : formats) valid += (valid.empty() ? "" : " | ") + f;
+    if (formats.empty())
+      r.check(false, "data.format", c.task + " reads one format; only ner (conll|brat|pubtator), qa-span (squad|bioasq), "
+                                            "mcqa (medqa|medmcqa) and instruct (alpaca|sharegpt) take data.format");
+    else
+      r.check(std::find(formats.begin(), formats.end(), o.format) != formats.end(), "data.format",
+              c.task + " reads " + valid + ", got \"" + o.format + "\"");
+  }
+  if (task) r.check(!o.packing || task->needs_decoder(), "data.packing", "only the instruct task packs examples");
+  // The model section: a model.init directory's config merged with the keys given, or a preset.
+  r.capture([&] {
+    json model_json = c.model;
+    const auto init = io::take_init_source(model_json, /*need_tokenizer=*/!c.tokenizer_path);
+    r.check(!init || c.tokenizer_train_on.empty(), "tokenizer.train_on",
+            "a model.init directory brings its vocabulary; give tokenizer.path or nothing");
+    json mj = model_json;
+    if (init) {
+      json cj = models::to_json(init->config);
+      for (const auto& [key, value] : model_json.items()) cj[key] = value;
+      mj = cj;
+    } else if (!mj.contains("preset")) {
+      mj["preset"] = task && task->needs_decoder() ? "tiny-decoder" : "tiny-encoder";
+    }
+    (void)models::config_from_json(mj, "model");
+  });
+  r.finish();
+  return c;
+}
+
+FinetuneResult finetune(const FinetuneConfig& c, const FinetuneHooks& hooks) {
+  const auto task = tasks::make_task(c.task, c.task_options);
+  const fs::path out_dir = c.output;
+  json pj = with_default_targets(c.peft, task->adapter_defaults(), /*announce=*/true);
+  const std::string method_str = method_name(pj);
+
+  // Architecture: a biolm model directory (model.init) or a preset/explicit config.
+  json model_json = c.model;
+  const auto init = io::take_init_source(model_json, /*need_tokenizer=*/!c.tokenizer_path);
+  if (init && !c.tokenizer_train_on.empty())
+    throw ConfigError("tokenizer.train_on", "a model.init directory brings its vocabulary; give tokenizer.path or nothing");
+  json mj = model_json;
+  if (init) {
+    json cj = models::to_json(init->config);
+    for (const auto& [key, value] : model_json.items()) cj[key] = value;
+    mj = cj;
+  } else if (!mj.contains("preset")) {
+    mj["preset"] = task->needs_decoder() ? "tiny-decoder" : "tiny-encoder";
+  }
+  const bool is_decoder = models::config_from_json(mj, "model").is_decoder();
+  if (task->needs_decoder() && !is_decoder)
+    throw ConfigError("model", "instruct trains a causal LM: use a decoder (model.preset: tiny-decoder, or family: decoder)");
+  // qa-span: training and prediction shift the span targets past the soft prompt, but `biolm
+  // eval` does not yet reproduce finetune's test metrics for such a model, so it stays refused.
+  if (!task->supports_prompt_tuning() && method_name(c.peft) == "prompt")
+    throw ConfigError("peft.method", c.task + " cannot use prompt tuning (span QA, (B,K,T) choices and "
+                                              "generation are not supported with a soft prompt); use lora, ia3, "
+                                              "hybrid or full");
+
+  core::seed_all(c.seed);
+  fs::create_directories(out_dir);
+  std::ofstream(out_dir / "config.yaml") << core::to_yaml(c.tree);
+
+  const auto tok = make_tokenizer(c, init, is_decoder, out_dir);
+  const int64_t pad_id = tok->special().pad.value_or(0);
+  auto train_d = task->featurize_train(*tok, c.train_path);
+  const auto dev_d = task->featurize(*tok, c.dev_path), test_d = task->featurize(*tok, c.test_path);
+  log::info("{}: {} train rows / {} dev / {} test examples, {} labels", c.task, train_d->rows.size(),
+            dev_d->n_examples(), test_d->n_examples(), task->labels().size());
+
+  // Model: vocabulary and special ids from the tokenizer (a model.init directory keeps its own
+  // and must match the tokenizer).
+  if (init) {
+    if (tok->vocab_size() != init->config.vocab_size)
+      throw ConfigError("tokenizer.path", "the tokenizer has " + std::to_string(tok->vocab_size()) +
+                                              " tokens but model.init's vocab_size is " +
+                                              std::to_string(init->config.vocab_size));
+  } else {
+    mj["vocab_size"] = tok->vocab_size();
+    mj["pad_token_id"] = pad_id;
+    if (is_decoder) {
+      mj["bos_token_id"] = tok->special().bos ? json(*tok->special().bos) : json(nullptr);
+      mj["eos_token_id"] = tok->special().eos ? json(*tok->special().eos) : json(nullptr);
+    }
+    if (!mj.contains("max_positions")) mj["max_positions"] = std::max<int64_t>(512, c.task_options.max_length);
+  }
+  const auto mcfg = models::config_from_json(mj, "model");
+  const auto kind = task->head_kind();
+  auto model = models::make_task_model(mcfg, kind, task->n_labels());
+  if (init) {
+    const auto report = io::load_init_weights(*model, *init);
+    log::info("model.init {} ({}): {}", init->dir.string(), init->format(), report.summary);
+  }
+  const auto device = core::parse_device(c.device);
+  model->to(device);
+
+  // A soft prompt's width is the model's: filled in unless given.
+  if (method_str == "prompt" && !(pj.contains("prompt") && pj["prompt"].contains("hidden")))
+    pj["prompt"]["hidden"] = mcfg.hidden_size;
+  // The task's head policy: the head trains in full next to any adapter unless the config says.
+  if (method_str != "full" && task->adapter_defaults().train_head && !pj.contains("train_patterns")) {
+    const auto head = models::task_head_patterns(*model);
+    if (!head.empty()) {
+      pj["train_patterns"] = head;
+      std::string list;
+      for (const auto& h : head) list += (list.empty() ? "" : ", ") + h;
+      log::info("peft: the task head trains in full next to the {} adapter ({}); set peft.train_patterns: [] to freeze it",
+                method_str, list);
+    }
+  }
+  const auto method = peft::method_config_from_json(pj, "peft");
+  const auto summary = peft::apply(*model, method);
+  log::info("peft: {}", summary.to_string());
+
+  auto tcfg = train::train_config_from_json(c.train, "train");
+  tcfg.run_dir = out_dir.string();
+  tcfg.device = device.str();
+  tcfg.seed = c.seed;
+  if (!tcfg.best_metric) tcfg.best_metric = task->primary_metric();
+
+  const auto loader = make_loader(c, tcfg, std::move(train_d->rows), pad_id);
+  train::Trainer trainer(*model, tcfg);
+  trainer.set_lr_scales(summary.lr_scales);
+  json run_info = {{"task", c.task}, {"model", models::to_json(mcfg)}, {"peft", peft::to_json(method)}};
+  if (init) run_info["init"] = init->dir.string();
+  trainer.set_run_info(run_info);
+  trainer.set_eval([&](train::TrainableModel&, int64_t step) {
+    const auto m = task->score(*dev_d, *task->predict(*model, *tok, *dev_d), 0, c.seed);
+    train::Metrics out;
+    for (auto it = m.begin(); it != m.end(); ++it) out[it.key()] = tasks::metric_value(it.value());
+    if (hooks.eval) hooks.eval(step, out);
+    return out;
+  });
+  if (hooks.progress) trainer.set_progress(hooks.progress);
+  if (hooks.step) trainer.set_step_callback(hooks.step);
+  const auto fit = trainer.fit(*loader);
+
+  FinetuneResult res;
+  res.status = fit.status;
+  json& results = res.results;
+  results["name"] = out_dir.filename().string();
+  results["task"] = c.task;
+  results["method"] = peft::to_string(method.method);
+  results["trainable_parameters"] = summary.trainable_parameters;
+  results["steps"] = fit.step;
+  const auto test_p = task->predict(*model, *tok, *test_d);
+  results["tasks"][c.task] = task->score(*test_d, *test_p, c.n_bootstrap, c.seed);
+  task->write_predictions(*test_d, *test_p, (out_dir / task->predictions_file()).string());
+  results["predictions"] = (out_dir / task->predictions_file()).string();
+  if (!fit.privacy.is_null()) results["privacy"] = fit.privacy;  // DP-SGD: epsilon spent, delta, sigma, q
+
+  // The fine-tuned model as a biolm model directory (adapters kept unmerged, with their config).
+  io::ModelDirInfo mi;
+  mi.config = mcfg;
+  mi.task = kind;
+  mi.n_labels = model->n_labels();
+  mi.labels = task->labels().names();
+  if (method.method != peft::Method::Full) mi.peft = method;
+  const auto& o = c.task_options;
+  mi.info = {{"task", c.task}, {"steps", fit.step}, {"metrics", results["tasks"][c.task]},
+             {"max_length", o.max_length}, {"doc_stride", o.doc_stride}, {"format", o.format},
+             {"eval_batch_size", o.batch_size}};
+  if (task->needs_decoder()) mi.info["prompt_format"] = c.prompt_format;
+  if (init) mi.info["init"] = init->dir.string();
+  if (!fit.privacy.is_null()) mi.info["privacy"] = fit.privacy;
+  io::ModelDirSaveOptions so;
+  so.tokenizer = tok.get();
+  res.model_dir = (out_dir / "model").string();
+  io::save_model_dir(*model, mi, res.model_dir, so);
+  results["model_dir"] = res.model_dir;
+  std::ofstream(out_dir / "results.json") << results.dump(2) << "\n";
+  return res;
+}
+
+}  // namespace biolm::recipes
