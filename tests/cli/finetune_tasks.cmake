@@ -73,3 +73,29 @@ add_test(NAME cli::finetune_bad_task_name
   COMMAND ${BIOLM_EXE} finetune --config examples/configs/qa_demo.yaml task=squad WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 set_tests_properties(cli::finetune_bad_task_name PROPERTIES
   PASS_REGULAR_EXPRESSION "config 'task': expected ner\\|re\\|nli\\|sts\\|qa-span\\|mcqa\\|pubmedqa\\|instruct\\|hoc, found \"squad\"")
+
+# NER straight from standoff formats (data.format), on the real files of ../shared/data when the
+# checkout has them: NCBI-disease test in BRAT, BC5CDR test in PubTator; a few steps each, and the
+# predictions file's gold column holds every mention (960; 5,385 Chemical + 4,424 Disease), as
+# the CoNLL versions of the same sets (tests/tasks/test_tasks.cpp compares the counts).
+set(shared_data ${PROJECT_SOURCE_DIR}/../shared/data)
+if(EXISTS ${shared_data}/brat_ncbi_disease/test AND EXISTS ${shared_data}/bc5cdr_pubtator)
+  set(brat ${shared_data}/brat_ncbi_disease/test)
+  set(pubtator ${shared_data}/bc5cdr_pubtator/CDR_TestSet.PubTator.txt)
+  add_test(NAME cli::finetune_ner_brat
+    COMMAND ${BIOLM_EXE} --log-level warn finetune --config examples/configs/ner_demo.yaml output=${cli_out}/ner-brat
+            data.format=brat data.train=${brat} data.dev=${brat} data.test=${brat} data.max_length=128
+            train.max_steps=20 train.eval_every=20 eval.bootstrap=0 WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+  set_tests_properties(cli::finetune_ner_brat PROPERTIES
+    PASS_REGULAR_EXPRESSION "\"f1_SpecificDisease\":[0-9.e-]+.*\"steps\":20|\"steps\":20.*\"f1_SpecificDisease\"")
+  add_test(NAME cli::finetune_ner_pubtator
+    COMMAND ${BIOLM_EXE} --log-level warn finetune --config examples/configs/ner_demo.yaml output=${cli_out}/ner-pubtator
+            data.format=pubtator data.train=${pubtator} data.dev=${pubtator} data.test=${pubtator} data.max_length=128
+            train.max_steps=20 train.eval_every=20 eval.bootstrap=0 WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+  set_tests_properties(cli::finetune_ner_pubtator PROPERTIES
+    PASS_REGULAR_EXPRESSION "\"f1_Chemical\":[0-9.e-]+,\"f1_Disease\"")
+endif()
+add_test(NAME cli::finetune_bad_format
+  COMMAND ${BIOLM_EXE} finetune --config examples/configs/ner_demo.yaml data.format=bioc WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+set_tests_properties(cli::finetune_bad_format PROPERTIES
+  PASS_REGULAR_EXPRESSION "config 'data.format': ner reads conll \\| brat \\| pubtator, got \"bioc\"")
