@@ -26,6 +26,7 @@
 #include "biolm/peft/method.h"
 #include "biolm/tasks/finetune_tasks.h"
 #include "biolm/tokenize/wordpiece.h"
+#include "biolm/train/distributed.h"
 #include "biolm/train/dp.h"
 #include "biolm/train/progress.h"
 #include "biolm/train/trainer.h"
@@ -155,13 +156,17 @@ int run_finetune(const std::string& config_path, const std::vector<std::string>&
     tokenize::WordPieceTrainOptions wo;
     wo.vocab_size = tok_vocab;
     std::vector<fs::path> files(tok_train.begin(), tok_train.end());
-    tokenize::train_wordpiece(files, wo, out_dir / "vocab.txt");
+    // Under data parallelism every rank trains the same vocabulary; each writes its own file so
+    // no rank reads another's half-written one.
+    const int rank = train::DistEnv::from_env().rank;
+    const fs::path vocab = out_dir / (rank == 0 ? std::string("vocab.txt") : "vocab.rank" + std::to_string(rank) + ".txt");
+    tokenize::train_wordpiece(files, wo, vocab);
     tokenize::WordPieceOptions po;
     if (is_decoder) {
       po.specials.bos = "[CLS]";
       po.specials.eos = "[SEP]";
     }
-    tok = tokenize::WordPieceTokenizer::from_vocab_file(out_dir / "vocab.txt", po);
+    tok = tokenize::WordPieceTokenizer::from_vocab_file(vocab, po);
   }
   const auto names = tasks::label_names(spec, train_path);
   spec.labels = spec.task == tasks::Task::Ner ? data::LabelMap::from_types(names) : data::LabelMap::from_names(names);
@@ -222,6 +227,10 @@ int run_finetune(const std::string& config_path, const std::vector<std::string>&
   tcfg.device = device.str();
   tcfg.seed = seed;
   if (!tcfg.best_metric) tcfg.best_metric = tasks::primary_metric(spec.task);
+  // torchrun / biolm launch: WORLD_SIZE > 1 joins a process group; train.batch_size stays the
+  // global batch, each rank takes its slice (data/loader.h), so the run does not depend on it.
+  const auto group = train::ProcessGroup::join_from_env(
+      device, std::chrono::milliseconds(static_cast<int64_t>(tcfg.dist_timeout_s * 1000)));
 
   const auto train_set = std::make_shared<data::VectorDataset>(train_d.rows);
   const data::Collator collator = [pad_id](std::vector<data::Features>&& rows, uint64_t) {
@@ -246,9 +255,14 @@ int run_finetune(const std::string& config_path, const std::vector<std::string>&
     data::LoaderOptions lo;
     lo.batch_size = batch_size;
     lo.seed = seed;
+    if (group) {
+      lo.rank = group->rank();
+      lo.world_size = group->world_size();
+    }
     loader = std::make_unique<data::Loader>(train_set, collator, lo);
   }
   train::Trainer trainer(*model, tcfg);
+  trainer.set_process_group(group);
   trainer.set_lr_scales(summary.lr_scales);
   json run_info = {{"task", task_name}, {"model", models::to_json(mcfg)}, {"peft", peft::to_json(method)}};
   if (init) run_info["init"] = init->dir.string();
@@ -265,6 +279,7 @@ int run_finetune(const std::string& config_path, const std::vector<std::string>&
   });
   const auto result = trainer.fit(*loader);
   if (tty) std::cerr << "\n";
+  if (group && group->rank() != 0) return result.status == train::Status::Interrupted ? kInterrupted : kOk;
 
   json results;
   results["name"] = out_dir.filename().string();

@@ -29,6 +29,7 @@
 #include "biolm/models/task_model.h"
 #include "biolm/tokenize/sentencepiece.h"
 #include "biolm/tokenize/wordpiece.h"
+#include "biolm/train/distributed.h"
 #include "biolm/train/progress.h"
 #include "biolm/train/trainer.h"
 #include "command.h"
@@ -66,6 +67,7 @@ class CountingSource : public data::BatchSource {
   json state() const override { return inner_.state(); }
   void restore(const json& state) override { inner_.restore(state); }
   std::optional<int64_t> batches_per_epoch() const override { return inner_.batches_per_epoch(); }
+  bool global_position() const override { return inner_.global_position(); }
   int64_t tokens = 0;
 
  private:
@@ -365,12 +367,19 @@ int run_pretrain(const std::string& config_path, const std::vector<std::string>&
     tcfg.best_metric = "val_loss";
     tcfg.best_mode = train::MetricMode::Min;
   }
+  const auto group = train::ProcessGroup::join_from_env(
+      device, std::chrono::milliseconds(static_cast<int64_t>(tcfg.dist_timeout_s * 1000)));
   data::LoaderOptions lo;
-  lo.batch_size = batch_size;
+  lo.batch_size = batch_size;  // the global batch: each rank of a data-parallel run takes its slice
   lo.seed = seed;
+  if (group) {
+    lo.rank = group->rank();
+    lo.world_size = group->world_size();
+  }
   data::Loader loader(train_set, collate, lo);
   CountingSource counting(loader);
   train::Trainer trainer(*model, tcfg);
+  trainer.set_process_group(group);
   trainer.set_run_info({{"objective", objective}, {"model", models::to_json(mcfg)}, {"seq_len", seq_len}});
   trainer.set_eval([&](train::TrainableModel&, int64_t) {
     const auto e = evaluate();
@@ -382,6 +391,7 @@ int run_pretrain(const std::string& config_path, const std::vector<std::string>&
   });
   const auto result = trainer.fit(counting);
   if (tty) std::cerr << "\n";
+  if (group && group->rank() != 0) return result.status == train::Status::Interrupted ? kInterrupted : kOk;
   const EvalResult final_eval = evaluate();
 
   json results;

@@ -10,7 +10,13 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <cstdlib>
+#include <cstring>
 
 #include "biolm/core/error.h"
 #include "biolm/core/log.h"
@@ -28,6 +34,30 @@ int env_int(const char* name, int fallback, int min_value) {
   return static_cast<int>(x);
 }
 
+// The address of this host's interface that routes to `master` (a UDP connect sends nothing): Gloo
+// binds its device there. Binding to the master's own address, as a single host may, fails on
+// every other host of a multi-node job.
+std::string local_address_towards(const std::string& master, int port) {
+  addrinfo hints{};
+  hints.ai_family = AF_INET;
+  hints.ai_socktype = SOCK_DGRAM;
+  addrinfo* res = nullptr;
+  if (::getaddrinfo(master.c_str(), std::to_string(port).c_str(), &hints, &res) != 0 || !res) {
+    throw ConfigError("env.MASTER_ADDR", "cannot resolve '" + master + "'");
+  }
+  const int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
+  sockaddr_in local{};
+  socklen_t len = sizeof(local);
+  const bool ok = fd >= 0 && ::connect(fd, res->ai_addr, res->ai_addrlen) == 0 &&
+                  ::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &len) == 0;
+  ::freeaddrinfo(res);
+  if (fd >= 0) ::close(fd);
+  if (!ok) throw ConfigError("env.MASTER_ADDR", "no route from this host to '" + master + "'");
+  char buf[INET_ADDRSTRLEN] = {};
+  ::inet_ntop(AF_INET, &local.sin_addr, buf, sizeof(buf));
+  return buf;
+}
+
 }  // namespace
 
 DistEnv DistEnv::from_env() {
@@ -35,6 +65,8 @@ DistEnv DistEnv::from_env() {
   e.world_size = env_int("WORLD_SIZE", 1, 1);
   e.rank = env_int("RANK", 0, 0);
   e.local_rank = env_int("LOCAL_RANK", e.rank, 0);
+  e.local_world_size = env_int("LOCAL_WORLD_SIZE", e.world_size, 1);
+  e.group_rank = env_int("GROUP_RANK", 0, 0);
   if (const char* a = std::getenv("MASTER_ADDR"); a && *a) e.master_addr = a;
   e.master_port = env_int("MASTER_PORT", e.master_port, 1);
   BIOLM_CHECK(e.master_port <= 65535, ConfigError, "env.MASTER_PORT", "must be <= 65535");
@@ -49,6 +81,24 @@ struct ProcessGroup::Impl {
   int rank = 0;
   int world_size = 1;
   c10::Device device = c10::Device(c10::kCPU);
+  Traffic traffic;
+  std::chrono::milliseconds timeout{0};
+  // A collective that fails (a peer's connection closed: it died) or times out (a peer hung)
+  // becomes one Error naming this rank and the limit, instead of a backtrace or a silent hang.
+  void wait(const char* op, const c10::intrusive_ptr<c10d::Work>& work) const {
+    try {
+      work->wait();
+    } catch (const c10::Error& e) {
+      throw Error(fail_message(op, e.what_without_backtrace()));
+    } catch (const std::exception& e) {
+      throw Error(fail_message(op, e.what()));
+    }
+  }
+  std::string fail_message(const char* op, const std::string& what) const {
+    return std::string("distributed: ") + op + " failed on rank " + std::to_string(rank) + " of " +
+           std::to_string(world_size) + ": a peer rank died or did not answer within train.dist_timeout_s = " +
+           std::to_string(timeout.count() / 1000.0) + " s (" + what.substr(0, what.find('\n')) + ")";
+  }
   // NCCL reduces device tensors only: small host tensors (the trainer's step statistics, gathered
   // checkpoint state) make a round trip through the group's device. Gloo takes them as they are.
   template <typename Op>
@@ -74,6 +124,7 @@ std::shared_ptr<ProcessGroup> ProcessGroup::create(const DistEnv& env, c10::Devi
   impl.rank = env.rank;
   impl.world_size = env.world_size;
   impl.device = device;
+  impl.timeout = timeout;
   c10d::TCPStoreOptions opts;
   opts.port = static_cast<std::uint16_t>(env.master_port);
   opts.isServer = env.rank == 0;
@@ -98,7 +149,8 @@ std::shared_ptr<ProcessGroup> ProcessGroup::create(const DistEnv& env, c10::Devi
 #ifdef USE_C10D_GLOO
     auto gopts = c10d::ProcessGroupGloo::Options::create();
     gopts->timeout = timeout;
-    gopts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname(env.master_addr));
+    gopts->devices.push_back(
+        c10d::ProcessGroupGloo::createDeviceForHostname(local_address_towards(env.master_addr, env.master_port)));
     impl.pg = c10::make_intrusive<c10d::ProcessGroupGloo>(store, env.rank, env.world_size, gopts);
 #else
     throw ConfigError("train.device", "this LibTorch has no Gloo: data parallelism on CPU is unavailable");
@@ -108,20 +160,55 @@ std::shared_ptr<ProcessGroup> ProcessGroup::create(const DistEnv& env, c10::Devi
   return out;
 }
 
+std::shared_ptr<ProcessGroup> ProcessGroup::join_from_env(c10::Device device, std::chrono::milliseconds timeout) {
+  const DistEnv env = DistEnv::from_env();
+  if (!env.distributed()) return nullptr;
+  log::set_rank(env.rank);
+  log::info("distributed: rank {} of {} (node {}, local rank {} of {})", env.rank, env.world_size, env.group_rank,
+            env.local_rank, env.local_world_size);
+  return create(env, device, timeout);
+}
+
 int ProcessGroup::rank() const { return impl_->rank; }
 int ProcessGroup::world_size() const { return impl_->world_size; }
 
+const ProcessGroup::Traffic& ProcessGroup::traffic() const { return impl_->traffic; }
+
 void ProcessGroup::allreduce_sum(torch::Tensor& tensor) {
-  impl_->on_device(tensor, [&](std::vector<torch::Tensor>& ts) { impl_->pg->allreduce(ts)->wait(); });
+  impl_->traffic.allreduce += tensor.numel() * static_cast<int64_t>(tensor.element_size());
+  impl_->on_device(tensor, [&](std::vector<torch::Tensor>& ts) { impl_->wait("allreduce", impl_->pg->allreduce(ts)); });
 }
 
 void ProcessGroup::broadcast(torch::Tensor& tensor, int root) {
   c10d::BroadcastOptions o;
   o.rootRank = root;
-  impl_->on_device(tensor, [&](std::vector<torch::Tensor>& ts) { impl_->pg->broadcast(ts, o)->wait(); });
+  impl_->traffic.broadcast += tensor.numel() * static_cast<int64_t>(tensor.element_size());
+  impl_->on_device(tensor, [&](std::vector<torch::Tensor>& ts) { impl_->wait("broadcast", impl_->pg->broadcast(ts, o)); });
 }
 
-void ProcessGroup::barrier() { impl_->pg->barrier()->wait(); }
+void ProcessGroup::barrier() { impl_->wait("barrier", impl_->pg->barrier()); }
+
+void ProcessGroup::allgather(const torch::Tensor& shard, torch::Tensor& full) {
+  const int64_t n = shard.numel();
+  BIOLM_CHECK(full.numel() == n * impl_->world_size && full.is_contiguous() && shard.is_contiguous(), Error,
+              "ProcessGroup::allgather: full must hold world_size x shard elements, contiguous");
+  impl_->traffic.allgather += n * static_cast<int64_t>(shard.element_size());
+  std::vector<torch::Tensor> outs;
+  for (int r = 0; r < impl_->world_size; ++r) outs.push_back(full.view({-1}).narrow(0, r * n, n));
+  std::vector<std::vector<torch::Tensor>> out_lists{outs};
+  std::vector<torch::Tensor> in{shard.view({-1})};
+  impl_->wait("allgather", impl_->pg->allgather(out_lists, in));
+}
+
+ProcessGroup::Pending ProcessGroup::reduce_sum_async(torch::Tensor& tensor, int root) {
+  c10d::ReduceOptions o;
+  o.rootRank = root;
+  impl_->traffic.reduce += tensor.numel() * static_cast<int64_t>(tensor.element_size());
+  std::vector<torch::Tensor> ts{tensor};
+  auto work = impl_->pg->reduce(ts, o);
+  const Impl* impl = impl_.get();
+  return Pending{[impl, work] { impl->wait("reduce", work); }};
+}
 
 void allreduce_gradients(ProcessGroup& group, const std::vector<torch::Tensor>& params, int64_t bucket_bytes) {
   torch::NoGradGuard no_grad;

@@ -12,6 +12,7 @@
 #include <torch/types.h>
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -22,6 +23,8 @@ struct DistEnv {
   int rank = 0;
   int world_size = 1;
   int local_rank = 0;
+  int local_world_size = 1;  ///< processes on this node (LOCAL_WORLD_SIZE)
+  int group_rank = 0;        ///< this node's index (GROUP_RANK, torchrun's node rank)
   std::string master_addr = "127.0.0.1";
   int master_port = 29500;
   /// From the torchrun variables; absent WORLD_SIZE means a single process. Malformed values are
@@ -36,6 +39,10 @@ class ProcessGroup {
   /// (CPU) or NCCL group (CUDA device, builds with USE_C10D_NCCL).
   static std::shared_ptr<ProcessGroup> create(const DistEnv& env, c10::Device device,
                                               std::chrono::milliseconds timeout = std::chrono::minutes(5));
+  /// The group torchrun or `biolm launch` asked for through the environment (WORLD_SIZE > 1), or
+  /// nullptr for a single process. Collectives that wait longer than `timeout` for a rank (dead
+  /// or hung) throw Error.
+  static std::shared_ptr<ProcessGroup> join_from_env(c10::Device device, std::chrono::milliseconds timeout);
   ~ProcessGroup();
   int rank() const;
   int world_size() const;
@@ -44,6 +51,21 @@ class ProcessGroup {
   /// In-place copy of root's tensor to every rank.
   void broadcast(torch::Tensor& tensor, int root = 0);
   void barrier();
+  /// full (W·n elements, flat, contiguous) = the concatenation of every rank's `shard` (n elements).
+  void allgather(const torch::Tensor& shard, torch::Tensor& full);
+  /// Sum over ranks of each rank's `tensor`, written to `root`'s tensor; the other ranks' tensors
+  /// are scratch afterwards (Gloo uses them). Asynchronous: returns a handle that wait() finishes.
+  struct Pending {
+    std::function<void()> wait;
+  };
+  Pending reduce_sum_async(torch::Tensor& tensor, int root);
+
+  /// Bytes handed to each kind of collective by this rank since creation (the payload, not the
+  /// wire traffic: docs/distributed.md relates the two per algorithm).
+  struct Traffic {
+    int64_t allreduce = 0, reduce = 0, allgather = 0, broadcast = 0;
+  };
+  const Traffic& traffic() const;
 
  private:
   ProcessGroup();
