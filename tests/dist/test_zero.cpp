@@ -120,10 +120,12 @@ std::vector<pid_t> start_ranks(int world, const std::string& tag, const std::map
         ::dup2(::fileno(stderr), STDOUT_FILENO);  // Catch reports the exception on stdout
       }
       const std::string ns = rank < static_cast<int>(hosts.netns.size()) ? hosts.netns[static_cast<size_t>(rank)] : "";
+      // Catch's report (a failing child's exception) goes to the error file when there is one.
+      const char* report = err_dir.empty() ? "/dev/null" : "/dev/stdout";
       if (ns.empty()) {
-        ::execl(exe.c_str(), "test_dist", tag.c_str(), "--out", "/dev/null", static_cast<char*>(nullptr));
+        ::execl(exe.c_str(), "test_dist", tag.c_str(), "--out", report, static_cast<char*>(nullptr));
       } else {
-        ::execlp("ip", "ip", "netns", "exec", ns.c_str(), exe.c_str(), tag.c_str(), "--out", "/dev/null",
+        ::execlp("ip", "ip", "netns", "exec", ns.c_str(), exe.c_str(), tag.c_str(), "--out", report,
                  static_cast<char*>(nullptr));
       }
       ::_exit(127);
