@@ -69,7 +69,8 @@ DistEnv DistEnv::from_env() {
   e.group_rank = env_int("GROUP_RANK", 0, 0);
   if (const char* a = std::getenv("MASTER_ADDR"); a && *a) e.master_addr = a;
   e.master_port = env_int("MASTER_PORT", e.master_port, 1);
-  BIOLM_CHECK(e.master_port <= 65535, ConfigError, "env.MASTER_PORT", "must be <= 65535");
+  if (const char* a = std::getenv("TORCHELASTIC_USE_AGENT_STORE"); a && std::string(a) == "True") e.agent_store = true;
+  BIOLM_CHECK(e.store_port() <= 65535, ConfigError, "env.MASTER_PORT", "must be <= 65535");
   BIOLM_CHECK(e.rank < e.world_size, ConfigError, "env.RANK",
               "rank " + std::to_string(e.rank) + " is not below WORLD_SIZE " + std::to_string(e.world_size));
   return e;
@@ -126,7 +127,7 @@ std::shared_ptr<ProcessGroup> ProcessGroup::create(const DistEnv& env, c10::Devi
   impl.device = device;
   impl.timeout = timeout;
   c10d::TCPStoreOptions opts;
-  opts.port = static_cast<std::uint16_t>(env.master_port);
+  opts.port = static_cast<std::uint16_t>(env.store_port());
   opts.isServer = env.rank == 0;
   opts.numWorkers = env.world_size;
   opts.waitWorkers = true;
@@ -134,7 +135,7 @@ std::shared_ptr<ProcessGroup> ProcessGroup::create(const DistEnv& env, c10::Devi
   try {
     impl.store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, opts);
   } catch (const std::exception& e) {
-    throw Error("distributed: rendezvous at " + env.master_addr + ":" + std::to_string(env.master_port) +
+    throw Error("distributed: rendezvous at " + env.master_addr + ":" + std::to_string(env.store_port()) +
                 " failed for rank " + std::to_string(env.rank) + ": " + e.what());
   }
   auto store = c10::make_intrusive<c10d::PrefixStore>("biolm", impl.store);

@@ -25,6 +25,10 @@ struct DistEnv {
   int local_rank = 0;
   int local_world_size = 1;  ///< processes on this node (LOCAL_WORLD_SIZE)
   int group_rank = 0;        ///< this node's index (GROUP_RANK, torchrun's node rank)
+  /// torchrun (TORCHELASTIC_USE_AGENT_STORE=True) already serves its own TCPStore at MASTER_PORT;
+  /// ours then listens at MASTER_PORT + 1 (a LibTorch 1.13 client cannot speak to the 2.x store).
+  bool agent_store = false;
+  int store_port() const { return agent_store ? master_port + 1 : master_port; }
   std::string master_addr = "127.0.0.1";
   int master_port = 29500;
   /// From the torchrun variables; absent WORLD_SIZE means a single process. Malformed values are
