@@ -262,28 +262,46 @@ TEST_CASE("data parallel, ZeRO-1/2/3: 1, 2 and 4 Gloo processes end with one pro
   }
 }
 
+namespace {
+
+std::shared_ptr<test::TinyModel> single_run(const fs::path& dir, int64_t steps) {
+  auto m = tiny();
+  auto src = loader(0, 1);
+  train::Trainer(*m, cfg(dir, 0, steps)).fit(*src);
+  return m;
+}
+
+void require_ranks_match(const fs::path& out, int world, torch::nn::Module& want) {
+  for (int r = 0; r < world; ++r) {
+    INFO("rank " << r);
+    require_weights_close(peft::read_tensor_file(out / ("w" + std::to_string(r) + ".safetensors")), want, 1e-6);
+  }
+}
+
+// 3 steps with 4 ranks (ZeRO-2) and a checkpoint, then 3 more with 2 ranks (ZeRO-3) from it ==
+// 6 unbroken single-process steps. `four` / `two` say where the ranks run.
+void check_reshard_4_to_2(const fs::path& dir, const Hosts& four = {}, const Hosts& two = {}) {
+  auto single = single_run(dir / "single6", 6);
+  const fs::path out = dir / "run4to2";
+  fs::create_directories(out);
+  const std::map<std::string, std::string> env = {{"BIOLM_TEST_OUT", out.string()}, {"BIOLM_TEST_STEPS", "6"}};
+  auto first = env, second = env;
+  first.insert({{"BIOLM_TEST_ZERO", "2"}, {"BIOLM_TEST_STOP", "3"}});
+  second.insert({{"BIOLM_TEST_ZERO", "3"}, {"BIOLM_TEST_RESUME", "1"}});
+  run_ranks(4, "[.zero_worker]", first, four);
+  const auto ck = out / "run" / "checkpoints" / "step-00000003";
+  train::verify_checkpoint(ck);
+  CHECK(peft::read_tensor_file(ck / "optimizer.safetensors").at("exp_avg").numel() == trainable_numel(*single));
+  run_ranks(2, "[.zero_worker]", second, two);
+  require_ranks_match(out, 2, *single);
+}
+
+}  // namespace
+
 TEST_CASE("a ZeRO-2 checkpoint written by 4 processes resumes on 2 (ZeRO-3) and ends with the unbroken run",
           "[dist][zero][checkpoint]") {
   test::TempDir dir("zero_reshard");
-  auto single = tiny();
-  auto src = loader(0, 1);
-  train::Trainer(*single, cfg(dir / "single", 0, 6)).fit(*src);
-  const fs::path out = dir / "run4to2";
-  fs::create_directories(out);
-  run_ranks(4, "[.zero_worker]",
-            {{"BIOLM_TEST_OUT", out.string()}, {"BIOLM_TEST_ZERO", "2"}, {"BIOLM_TEST_STEPS", "6"},
-             {"BIOLM_TEST_STOP", "3"}});
-  const auto ck = out / "run" / "checkpoints" / "step-00000003";
-  train::verify_checkpoint(ck);
-  CHECK(fs::exists(ck / "optimizer.safetensors"));
-  CHECK(peft::read_tensor_file(ck / "optimizer.safetensors").at("exp_avg").numel() == trainable_numel(*single));
-  run_ranks(2, "[.zero_worker]",
-            {{"BIOLM_TEST_OUT", out.string()}, {"BIOLM_TEST_ZERO", "3"}, {"BIOLM_TEST_STEPS", "6"},
-             {"BIOLM_TEST_RESUME", "1"}});
-  for (int r = 0; r < 2; ++r) {
-    INFO("rank " << r);
-    require_weights_close(peft::read_tensor_file(out / ("w" + std::to_string(r) + ".safetensors")), *single, 1e-6);
-  }
+  check_reshard_4_to_2(dir.path());
 }
 
 namespace {
@@ -317,9 +335,7 @@ std::vector<int> wait_all(const std::vector<pid_t>& kids, int limit_s, std::vect
 // with the unbroken run's weights.
 void check_failure_and_resume(int signal, const Hosts& hosts = {}) {
   test::TempDir dir("zero_fail");
-  auto single = tiny();
-  auto src = loader(0, 1);
-  train::Trainer(*single, cfg(dir / "single", 0, 5)).fit(*src);
+  auto single = single_run(dir / "single", 5);
   const fs::path out = dir / "job";
   fs::create_directories(out);
   const std::map<std::string, std::string> env = {
@@ -367,12 +383,12 @@ void check_failure_and_resume(int signal, const Hosts& hosts = {}) {
 
 }  // namespace
 
-TEST_CASE("a rank that dies mid-run stops the others with an error naming them; the job resumes exactly",
+TEST_CASE("a rank that dies mid-run stops the others with an error naming them, and the job resumes exactly",
           "[dist][zero][failure]") {
   check_failure_and_resume(SIGKILL);
 }
 
-TEST_CASE("a rank that hangs makes the others give up after train.dist_timeout_s; the job resumes exactly",
+TEST_CASE("a rank that hangs makes the others give up after train.dist_timeout_s, and the job resumes exactly",
           "[dist][zero][failure]") {
   check_failure_and_resume(SIGSTOP);
 }
@@ -410,7 +426,7 @@ struct TwoHosts {
 
 }  // namespace
 
-TEST_CASE("two network-namespace hosts x two ranks: ZeRO-0..3 equal one process; 4 -> 2 resharding; a dead rank",
+TEST_CASE("two network-namespace hosts x two ranks: ZeRO-0..3 equal one process, 4 -> 2 resharding, a dead rank",
           "[.netns]") {
   TwoHosts net;
   if (!net.ok) {
@@ -418,43 +434,18 @@ TEST_CASE("two network-namespace hosts x two ranks: ZeRO-0..3 equal one process;
     std::exit(77);  // ctest: SKIP_RETURN_CODE
   }
   test::TempDir dir("zero_netns");
-  auto single = tiny();
-  {
-    auto src = loader(0, 1);
-    train::Trainer(*single, cfg(dir / "single", 0, 5)).fit(*src);
-  }
+  auto single = single_run(dir / "single", 5);
   for (const int zero : {0, 1, 2, 3}) {
     INFO("zero " << zero);
     const fs::path out = dir / ("z" + std::to_string(zero));
     fs::create_directories(out);
     run_ranks(4, "[.zero_worker]", {{"BIOLM_TEST_OUT", out.string()}, {"BIOLM_TEST_ZERO", std::to_string(zero)}},
               net.hosts());
-    for (int r = 0; r < 4; ++r) {
-      INFO("rank " << r);
-      require_weights_close(peft::read_tensor_file(out / ("w" + std::to_string(r) + ".safetensors")), *single, 1e-6);
-    }
+    require_ranks_match(out, 4, *single);
   }
-  // 3 steps on the two hosts (4 ranks, ZeRO-2), then 3 more on one host (2 ranks, ZeRO-3).
-  auto six = tiny();
-  {
-    auto src = loader(0, 1);
-    train::Trainer(*six, cfg(dir / "single6", 0, 6)).fit(*src);
-  }
-  const fs::path out = dir / "reshard";
-  fs::create_directories(out);
-  run_ranks(4, "[.zero_worker]",
-            {{"BIOLM_TEST_OUT", out.string()}, {"BIOLM_TEST_ZERO", "2"}, {"BIOLM_TEST_STEPS", "6"},
-             {"BIOLM_TEST_STOP", "3"}},
-            net.hosts());
+  // Both hosts first, then one host (two ranks in namespace a).
   Hosts one = net.hosts();
   one.netns = {net.a, net.a};
-  run_ranks(2, "[.zero_worker]",
-            {{"BIOLM_TEST_OUT", out.string()}, {"BIOLM_TEST_ZERO", "3"}, {"BIOLM_TEST_STEPS", "6"},
-             {"BIOLM_TEST_RESUME", "1"}},
-            one);
-  for (int r = 0; r < 2; ++r) {
-    INFO("resharded rank " << r);
-    require_weights_close(peft::read_tensor_file(out / ("w" + std::to_string(r) + ".safetensors")), *six, 1e-6);
-  }
+  check_reshard_4_to_2(dir.path(), net.hosts(), one);
   check_failure_and_resume(SIGKILL, net.hosts());
 }
