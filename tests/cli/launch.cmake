@@ -21,3 +21,9 @@ add_test(NAME cli::dist_finetune_world_size_independent
          WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 set_tests_properties(cli::dist_finetune_world_size_independent PROPERTIES
                      SKIP_RETURN_CODE 77 PASS_REGULAR_EXPRESSION "DIST_FINETUNE_OK" TIMEOUT 900)
+# torchrun --max-restarts: a killed worker; the restarted job resumes by itself and ends as the unbroken run.
+add_test(NAME cli::dist_torchrun_elastic_restart
+         COMMAND /bin/sh ${CMAKE_CURRENT_SOURCE_DIR}/cli/scripts/dist_restart.sh ${BIOLM_EXE} ${cli_out}/dist-restart
+         WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+set_tests_properties(cli::dist_torchrun_elastic_restart PROPERTIES
+                     SKIP_RETURN_CODE 77 PASS_REGULAR_EXPRESSION "DIST_RESTART_OK" TIMEOUT 900)

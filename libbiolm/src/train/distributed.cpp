@@ -1,5 +1,7 @@
 #include "biolm/train/distributed.h"
 
+#include <fmt/format.h>
+
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
@@ -98,7 +100,7 @@ struct ProcessGroup::Impl {
   std::string fail_message(const char* op, const std::string& what) const {
     return std::string("distributed: ") + op + " failed on rank " + std::to_string(rank) + " of " +
            std::to_string(world_size) + ": a peer rank died or did not answer within train.dist_timeout_s = " +
-           std::to_string(timeout.count() / 1000.0) + " s (" + what.substr(0, what.find('\n')) + ")";
+           fmt::format("{:g}", static_cast<double>(timeout.count()) / 1000.0) + " s (" + what.substr(0, what.find('\n')) + ")";
   }
   // NCCL reduces device tensors only: small host tensors (the trainer's step statistics, gathered
   // checkpoint state) make a round trip through the group's device. Gloo takes them as they are.
