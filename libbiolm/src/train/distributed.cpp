@@ -196,11 +196,16 @@ void ProcessGroup::allgather(const torch::Tensor& shard, torch::Tensor& full) {
   BIOLM_CHECK(full.numel() == n * impl_->world_size && full.is_contiguous() && shard.is_contiguous(), Error,
               "ProcessGroup::allgather: full must hold world_size x shard elements, contiguous");
   impl_->traffic.allgather += n * static_cast<int64_t>(shard.element_size());
+  // NCCL gathers device tensors only: host tensors (checkpoint metadata) go through the device.
+  const bool round_trip = impl_->device.is_cuda() && shard.device() != impl_->device;
+  const torch::Tensor src = round_trip ? shard.to(impl_->device) : shard;
+  torch::Tensor dst = round_trip ? torch::empty_like(full, full.options().device(impl_->device)) : full;
   std::vector<torch::Tensor> outs;
-  for (int r = 0; r < impl_->world_size; ++r) outs.push_back(full.view({-1}).narrow(0, r * n, n));
+  for (int r = 0; r < impl_->world_size; ++r) outs.push_back(dst.view({-1}).narrow(0, r * n, n));
   std::vector<std::vector<torch::Tensor>> out_lists{outs};
-  std::vector<torch::Tensor> in{shard.view({-1})};
+  std::vector<torch::Tensor> in{src.view({-1})};
   impl_->wait("allgather", impl_->pg->allgather(out_lists, in));
+  if (round_trip) full.copy_(dst);
 }
 
 ProcessGroup::Pending ProcessGroup::reduce_sum_async(torch::Tensor& tensor, int root) {
@@ -211,39 +216,6 @@ ProcessGroup::Pending ProcessGroup::reduce_sum_async(torch::Tensor& tensor, int 
   auto work = impl_->pg->reduce(ts, o);
   const Impl* impl = impl_.get();
   return Pending{[impl, work] { impl->wait("reduce", work); }};
-}
-
-void allreduce_gradients(ProcessGroup& group, const std::vector<torch::Tensor>& params, int64_t bucket_bytes) {
-  torch::NoGradGuard no_grad;
-  std::vector<torch::Tensor> bucket;
-  int64_t bytes = 0;
-  auto flush = [&] {
-    if (bucket.empty()) return;
-    std::vector<torch::Tensor> flat_parts;
-    flat_parts.reserve(bucket.size());
-    for (const auto& g : bucket) flat_parts.push_back(g.reshape({-1}));
-    auto flat = torch::cat(flat_parts);  // one contiguous buffer per bucket
-    group.allreduce_sum(flat);
-    int64_t offset = 0;
-    for (auto& g : bucket) {
-      g.copy_(flat.narrow(0, offset, g.numel()).view_as(g));
-      offset += g.numel();
-    }
-    bucket.clear();
-    bytes = 0;
-  };
-  for (const auto& p : params) {
-    const auto& g = p.grad();
-    if (!g.defined()) continue;
-    // A bucket holds one dtype and device; a change closes it.
-    if (!bucket.empty() && (bucket.front().scalar_type() != g.scalar_type() || bucket.front().device() != g.device())) {
-      flush();
-    }
-    bucket.push_back(g);
-    bytes += g.numel() * static_cast<int64_t>(g.element_size());
-    if (bytes >= bucket_bytes) flush();
-  }
-  flush();
 }
 
 void broadcast_module(ProcessGroup& group, torch::nn::Module& module) {

@@ -161,7 +161,7 @@ void Trainer::setup() {
     s.ddp = std::make_unique<dist::DataParallel>(group_, model_, config_);
     s.opt = s.ddp->build_optimizer(config_, lr_scales_);
   } else {
-    BIOLM_CHECK(config_.zero == 0, ConfigError, "train.zero", "sharding needs data parallelism (a process group)");
+    if (config_.zero != 0) log::info("train.zero = {}: a single process has nothing to shard; training unsharded", config_.zero);
     s.opt = build_optimizer(model_, config_, lr_scales_);
   }
   s.set_up = true;

@@ -1,10 +1,11 @@
 // biolm/train/distributed.h: data parallelism on c10d (Gloo on CPU, NCCL on CUDA builds).
 //
 // Processes are started by torchrun or `biolm launch -n N`, which set RANK, WORLD_SIZE,
-// LOCAL_RANK, MASTER_ADDR and MASTER_PORT. Rank 0 hosts the TCPStore rendezvous. Each rank feeds
-// its own shard of the data; after backward the gradients are summed across ranks in flat buckets
-// (~bucket_mb MB each) and the trainer divides them by the global number of target tokens, so a
-// step equals one process seeing the union of the ranks' micro-batches.
+// LOCAL_RANK, LOCAL_WORLD_SIZE, GROUP_RANK, MASTER_ADDR and MASTER_PORT. Rank 0 hosts the TCPStore
+// rendezvous. Each rank feeds its slice of every global batch (data/loader.h); dist::DataParallel
+// (dist/zero.h) sums the gradients across ranks, replicated or ZeRO-sharded, and the trainer
+// divides them by the global number of target tokens, so a step equals one process seeing the
+// whole global batch (docs/distributed.md).
 #pragma once
 
 #include <c10/core/Device.h>
@@ -77,10 +78,6 @@ class ProcessGroup {
   std::unique_ptr<Impl> impl_;
 };
 
-/// Sums the gradients of `params` (those with a defined grad; a parameter without grad on every
-/// rank is skipped consistently because the list is the same on all ranks) in buckets of at most
-/// bucket_bytes: flatten, allreduce, unflatten.
-void allreduce_gradients(ProcessGroup& group, const std::vector<torch::Tensor>& params, int64_t bucket_bytes);
 /// Copies rank 0's parameters and buffers to every rank (start of training).
 void broadcast_module(ProcessGroup& group, torch::nn::Module& module);
 
