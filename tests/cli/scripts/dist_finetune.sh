@@ -4,16 +4,9 @@
 # the same weights: the global batch sequence and the token-normalised loss do not depend on the
 # world size. Skipped (77) without the reference environment's torchrun.
 # usage: dist_finetune.sh <biolm> <out dir>   (run from the source root)
-set -e
-BIOLM=$1
-OUT=$2
-PY=/opt/biolm-deps/venv/bin/python
-TORCHRUN=/opt/biolm-deps/venv/bin/torchrun
-if [ ! -x "$TORCHRUN" ]; then echo "SKIPPED: $TORCHRUN not found"; exit 77; fi
-rm -rf "$OUT"
+. "$(dirname "$0")/dist_common.sh"
 set -- --log-level warn finetune --config examples/configs/ner_demo.yaml train.max_steps=12 train.eval_every=12 \
   train.warmup_steps=2 train.batch_size=16 eval.bootstrap=10
-export OMP_NUM_THREADS=1
 "$BIOLM" "$@" output="$OUT/single" > /dev/null
 "$TORCHRUN" --no-python --standalone --nnodes 1 --nproc-per-node 2 "$BIOLM" "$@" output="$OUT/torchrun" train.zero=2 > /dev/null
 "$BIOLM" launch -n 2 -- "$BIOLM" "$@" output="$OUT/launch" train.zero=1 > /dev/null

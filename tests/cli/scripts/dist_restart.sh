@@ -4,18 +4,10 @@
 # (--max-restarts 1) restarts both, they resume from the newest checkpoint by themselves and end
 # with the weights of an unbroken single-process run. Skipped (77) without the reference
 # environment's torchrun.  usage: dist_restart.sh <biolm> <out dir>   (run from the source root)
-set -e
-BIOLM=$1
-OUT=$2
-PY=/opt/biolm-deps/venv/bin/python
-TORCHRUN=/opt/biolm-deps/venv/bin/torchrun
-if [ ! -x "$TORCHRUN" ]; then echo "SKIPPED: $TORCHRUN not found"; exit 77; fi
-rm -rf "$OUT"
-mkdir -p "$OUT"
+. "$(dirname "$0")/dist_common.sh"
 set -- --log-level warn finetune --config examples/configs/ner_demo.yaml train.max_steps=100 train.eval_every=100 \
   train.warmup_steps=2 train.batch_size=16 eval.bootstrap=10 train.checkpoint_every=10 train.resume=auto \
   train.dist_timeout_s=20
-export OMP_NUM_THREADS=1
 "$BIOLM" "$@" output="$OUT/single" > /dev/null
 "$TORCHRUN" --no-python --standalone --nproc-per-node 2 --max-restarts 1 "$BIOLM" "$@" output="$OUT/elastic" \
   train.zero=1 > "$OUT/torchrun.log" 2>&1 &
