@@ -335,7 +335,8 @@ TEST_CASE("loader: a resumed run sees exactly the batches of an unbroken one", "
   CHECK_THROWS_AS(wrong.restore(saved), biolm::ConfigError);
 }
 
-TEST_CASE("loader: two ranks together see every sample exactly once per epoch", "[data][loader]") {
+TEST_CASE("loader: two ranks together see every sample exactly once per epoch, slicing the global batches",
+          "[data][loader]") {
   const auto ds = counting_dataset(23);
   for (int epoch = 0; epoch < 3; ++epoch) {
     std::multiset<int64_t> seen;
@@ -347,7 +348,19 @@ TEST_CASE("loader: two ranks together see every sample exactly once per epoch", 
       o.world_size = 2;
       Loader l(ds, [](std::vector<Features>&& rows, uint64_t) { return collate(rows); }, o);
       l.start_epoch(epoch);
-      CHECK(*l.batches_per_epoch() == (rank == 0 ? 4 : 4));  // 12 and 11 samples
+      CHECK(*l.batches_per_epoch() == 8);  // the 8 global batches of 3 (the last of 2): each rank a slice
+      Loader whole(ds, [](std::vector<Features>&& rows, uint64_t) { return collate(rows); }, [&] {
+        auto w = o;
+        w.rank = 0;
+        w.world_size = 1;
+        return w;
+      }());
+      whole.start_epoch(epoch);
+      const auto all = whole.epoch_indices(epoch), mine = l.epoch_indices(epoch);
+      for (int64_t k = 0, pos = 0; k < 8; ++k) {  // global batch k = positions [3k, 3k+n); rank 0: 1st row
+        const int64_t n = std::min<int64_t>(3, 23 - 3 * k), lo = rank * n / 2, hi = (rank + 1) * n / 2;
+        for (int64_t i = lo; i < hi; ++i) CHECK(mine.at(static_cast<size_t>(pos++)) == all.at(static_cast<size_t>(3 * k + i)));
+      }
       while (auto b = l.next()) {
         const auto ids = b->at("input_ids");
         for (int64_t i = 0; i < ids.size(0); ++i) seen.insert(ids[i][0].item<int64_t>() - 10);

@@ -30,7 +30,7 @@ int run_finetune(const std::string& config_path, const std::vector<std::string>&
   };
   const auto result = recipes::finetune(cfg, hooks);
   if (tty) std::cerr << "\n";
-  std::cout << result.results.dump() << "\n";
+  if (!result.results.is_null()) std::cout << result.results.dump() << "\n";  // rank 0 of a data-parallel run
   return result.status == train::Status::Interrupted ? kInterrupted : kOk;
 }
 

@@ -1,5 +1,7 @@
-// biolm launch -n N [--master-port P] -- <command...>: starts N local data-parallel processes with
-// torchrun-style variables (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT), forwards
+// biolm launch -n N [--nnodes M --node-rank K] [--master-addr A] [--master-port P] -- <command...>:
+// starts N local data-parallel processes of an M-node job with torchrun's variables (RANK = K·N +
+// local rank, WORLD_SIZE = M·N, LOCAL_RANK, LOCAL_WORLD_SIZE, GROUP_RANK = K, MASTER_ADDR,
+// MASTER_PORT: the same meaning as torchrun --nnodes/--node-rank/--nproc-per-node), forwards
 // SIGINT/SIGTERM to them, waits, and fails when any of them fails (stopping the others).
 //
 // The child's arguments pass through verbatim: only the program name is a CLI11 option (a single
@@ -46,9 +48,16 @@ int exit_code_of(int status) {
   return 1;
 }
 
-int launch(int n, const std::string& addr, int port, const std::vector<std::string>& command) {
+int launch(int n, int nnodes, int node_rank, const std::string& addr, int port, const std::vector<std::string>& command) {
   if (n < 1) throw biolm::ConfigError("launch.n", "must be >= 1, got " + std::to_string(n));
+  if (nnodes < 1) throw biolm::ConfigError("launch.nnodes", "must be >= 1, got " + std::to_string(nnodes));
+  if (node_rank < 0 || node_rank >= nnodes) {
+    throw biolm::ConfigError("launch.node_rank", "must be in [0, nnodes), got " + std::to_string(node_rank));
+  }
   if (command.empty()) throw biolm::ConfigError("launch.command", "no command given after --");
+  if (port == 0 && nnodes > 1) {
+    throw biolm::ConfigError("launch.master_port", "several nodes must agree on a port: give --master-port");
+  }
   if (port == 0) port = pick_free_port();
   struct sigaction sa {}, old_int{}, old_term{};
   sa.sa_handler = on_signal;
@@ -63,10 +72,11 @@ int launch(int n, const std::string& addr, int port, const std::vector<std::stri
     if (pid == 0) {
       sigaction(SIGINT, &old_int, nullptr);
       sigaction(SIGTERM, &old_term, nullptr);
-      ::setenv("RANK", std::to_string(rank).c_str(), 1);
+      ::setenv("RANK", std::to_string(node_rank * n + rank).c_str(), 1);
       ::setenv("LOCAL_RANK", std::to_string(rank).c_str(), 1);
-      ::setenv("WORLD_SIZE", std::to_string(n).c_str(), 1);
+      ::setenv("WORLD_SIZE", std::to_string(nnodes * n).c_str(), 1);
       ::setenv("LOCAL_WORLD_SIZE", std::to_string(n).c_str(), 1);
+      ::setenv("GROUP_RANK", std::to_string(node_rank).c_str(), 1);
       ::setenv("MASTER_ADDR", addr.c_str(), 1);
       ::setenv("MASTER_PORT", std::to_string(port).c_str(), 1);
       std::vector<char*> argv;
@@ -97,14 +107,16 @@ int launch(int n, const std::string& addr, int port, const std::vector<std::stri
       if (errno == EINTR) continue;
       break;
     }
-    for (auto& p : pids) {
+    for (size_t local = 0; local < pids.size(); ++local) {
+      auto& p = pids[local];
       if (p != done) continue;
       p = -1;
       --running;
       const int code = exit_code_of(status);
       if (code != 0 && first_failure == 0) {
         first_failure = code;
-        std::cerr << "biolm launch: a process exited with " << code << "; stopping the others\n";
+        std::cerr << "biolm launch: rank " << node_rank * n + static_cast<int>(local) << " exited with "
+                  << code << "; stopping the others\n";
         for (pid_t q : pids) {
           if (q > 0) ::kill(q, SIGTERM);
         }
@@ -118,6 +130,8 @@ int launch(int n, const std::string& addr, int port, const std::vector<std::stri
 
 struct LaunchArgs {
   int n = 1;
+  int nnodes = 1;
+  int node_rank = 0;
   std::string addr = "127.0.0.1";
   int port = 0;
   std::string program;
@@ -126,7 +140,9 @@ struct LaunchArgs {
 const bool registered = biolm::cli::register_command(
     {"launch", "run N local data-parallel processes: biolm launch -n N -- <command...>", [](CLI::App& sub) {
        auto args = std::make_shared<LaunchArgs>();
-       sub.add_option("-n,--nproc", args->n, "number of processes")->required();
+       sub.add_option("-n,--nproc", args->n, "number of processes on this node")->required();
+       sub.add_option("--nnodes", args->nnodes, "number of nodes (each runs biolm launch)")->capture_default_str();
+       sub.add_option("--node-rank", args->node_rank, "this node's index in [0, nnodes)")->capture_default_str();
        sub.add_option("--master-addr", args->addr, "rendezvous address")->capture_default_str();
        sub.add_option("--master-port", args->port, "rendezvous port (0: a free one)")->capture_default_str();
        sub.add_option("command", args->program, "the command each process runs (after --), arguments verbatim")
@@ -138,7 +154,7 @@ const bool registered = biolm::cli::register_command(
          // CLI11 keeps the "--" that preceded the program as the first remaining argument.
          const size_t skip = !rest.empty() && rest.front() == "--" ? 1 : 0;
          command.insert(command.end(), rest.begin() + static_cast<std::ptrdiff_t>(skip), rest.end());
-         const int code = launch(args->n, args->addr, args->port, command);
+         const int code = launch(args->n, args->nnodes, args->node_rank, args->addr, args->port, command);
          if (code != 0) throw biolm::cli::ExitRequest{code};
        });
      }});

@@ -18,7 +18,7 @@ Loader::Loader(std::shared_ptr<const Dataset> dataset, Collator collator, Loader
 
 Loader::~Loader() { stop(); }
 
-std::vector<int64_t> Loader::epoch_indices(int64_t epoch) const {
+std::vector<int64_t> Loader::epoch_order(int64_t epoch) const {
   const int64_t n = dataset_->size();
   std::vector<int64_t> perm(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) perm[static_cast<size_t>(i)] = i;
@@ -29,8 +29,24 @@ std::vector<int64_t> Loader::epoch_indices(int64_t epoch) const {
       std::swap(perm[static_cast<size_t>(i)], perm[static_cast<size_t>(j)]);
     }
   }
+  return perm;
+}
+
+std::pair<int64_t, int64_t> Loader::slice(int64_t k, int64_t n) const {
+  const int64_t begin = k * opts_.batch_size, size = std::min(n, begin + opts_.batch_size) - begin;
+  // Contiguous, balanced: rank r takes rows [r·size/W, (r+1)·size/W) of the global batch.
+  return {begin + opts_.rank * size / opts_.world_size, begin + (opts_.rank + 1) * size / opts_.world_size};
+}
+
+std::vector<int64_t> Loader::epoch_indices(int64_t epoch) const {
+  const auto perm = epoch_order(epoch);
+  const auto n = static_cast<int64_t>(perm.size());
+  const int64_t batches = opts_.drop_last ? n / opts_.batch_size : (n + opts_.batch_size - 1) / opts_.batch_size;
   std::vector<int64_t> mine;
-  for (int64_t p = opts_.rank; p < n; p += opts_.world_size) mine.push_back(perm[static_cast<size_t>(p)]);
+  for (int64_t k = 0; k < batches; ++k) {
+    const auto [lo, hi] = slice(k, n);
+    for (int64_t i = lo; i < hi; ++i) mine.push_back(perm[static_cast<size_t>(i)]);
+  }
   return mine;
 }
 
@@ -38,7 +54,7 @@ void Loader::start_epoch(int64_t epoch) {
   stop();
   epoch_ = epoch;
   next_batch_ = 0;
-  order_ = epoch_indices(epoch);
+  order_ = epoch_order(epoch);
   const auto n = static_cast<int64_t>(order_.size());
   n_batches_ = opts_.drop_last ? n / opts_.batch_size : (n + opts_.batch_size - 1) / opts_.batch_size;
 }
@@ -47,10 +63,11 @@ std::optional<int64_t> Loader::batches_per_epoch() const { return n_batches_; }
 
 Batch Loader::make_batch(int64_t k) const {
   std::vector<Features> rows;
-  const auto n = static_cast<int64_t>(order_.size());
-  for (int64_t i = k * opts_.batch_size; i < std::min(n, (k + 1) * opts_.batch_size); ++i) {
-    rows.push_back(dataset_->get(order_[static_cast<size_t>(i)]));
-  }
+  const auto [lo, hi] = slice(k, static_cast<int64_t>(order_.size()));
+  // A global batch with fewer rows than ranks leaves some ranks without any: they contribute no
+  // tokens (the trainer skips the forward) but still join every collective.
+  if (lo == hi) return Batch{};
+  for (int64_t i = lo; i < hi; ++i) rows.push_back(dataset_->get(order_[static_cast<size_t>(i)]));
   const uint64_t seed = mix_seed(mix_seed(mix_seed(opts_.seed, static_cast<uint64_t>(epoch_)), static_cast<uint64_t>(k)),
                                  static_cast<uint64_t>(opts_.rank));
   return collator_(std::move(rows), seed);
@@ -131,8 +148,6 @@ void Loader::restore(const nlohmann::json& s) {
     }
   };
   expect("seed", opts_.seed);
-  expect("rank", opts_.rank);
-  expect("world_size", opts_.world_size);
   expect("batch_size", opts_.batch_size);
   expect("n_samples", dataset_->size());
   expect("shuffle", opts_.shuffle);

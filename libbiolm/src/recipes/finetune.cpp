@@ -18,6 +18,7 @@
 #include "biolm/models/task_model.h"
 #include "biolm/peft/method.h"
 #include "biolm/tokenize/wordpiece.h"
+#include "biolm/train/distributed.h"
 #include "biolm/train/dp.h"
 
 namespace biolm::recipes {
@@ -61,20 +62,25 @@ std::shared_ptr<tokenize::Tokenizer> make_tokenizer(const FinetuneConfig& c, con
   tokenize::WordPieceTrainOptions wo;
   wo.vocab_size = c.vocab_size;
   std::vector<fs::path> files(c.tokenizer_train_on.begin(), c.tokenizer_train_on.end());
-  tokenize::train_wordpiece(files, wo, out_dir / "vocab.txt");
+  // Under data parallelism every rank trains the same vocabulary; each writes its own file so no
+  // rank reads another's half-written one.
+  const int rank = train::DistEnv::from_env().rank;
+  const fs::path vocab = out_dir / (rank == 0 ? std::string("vocab.txt") : "vocab.rank" + std::to_string(rank) + ".txt");
+  tokenize::train_wordpiece(files, wo, vocab);
   tokenize::WordPieceOptions po;
   if (is_decoder) {
     po.specials.bos = "[CLS]";
     po.specials.eos = "[SEP]";
   }
-  return tokenize::WordPieceTokenizer::from_vocab_file(out_dir / "vocab.txt", po);
+  return tokenize::WordPieceTokenizer::from_vocab_file(vocab, po);
 }
 
 /// The loader over the training rows with the default collate (pad with the tokenizer's pad id).
 /// DP-SGD samples each example with probability q per step (train/dp.h): the expected logical
 /// batch is train.batch_size x train.grad_accum examples, cut into grad_accum micro-batches.
 std::unique_ptr<data::BatchSource> make_loader(const FinetuneConfig& c, const train::TrainConfig& tcfg,
-                                               std::vector<data::Features> rows, int64_t pad_id) {
+                                               std::vector<data::Features> rows, int64_t pad_id,
+                                               const std::shared_ptr<train::ProcessGroup>& group) {
   const auto train_set = std::make_shared<data::VectorDataset>(std::move(rows));
   const data::Collator collator = [pad_id](std::vector<data::Features>&& batch_rows, uint64_t) {
     data::CollateOptions co;
@@ -93,8 +99,12 @@ std::unique_ptr<data::BatchSource> make_loader(const FinetuneConfig& c, const tr
     return std::make_unique<train::PoissonLoader>(train_set, collator, po);
   }
   data::LoaderOptions lo;
-  lo.batch_size = c.batch_size;
+  lo.batch_size = c.batch_size;  // the global batch: each rank of a data-parallel run takes its slice
   lo.seed = c.seed;
+  if (group) {
+    lo.rank = group->rank();
+    lo.world_size = group->world_size();
+  }
   return std::make_unique<data::Loader>(train_set, collator, lo);
 }
 
@@ -275,8 +285,13 @@ FinetuneResult finetune(const FinetuneConfig& c, const FinetuneHooks& hooks) {
   tcfg.seed = c.seed;
   if (!tcfg.best_metric) tcfg.best_metric = task->primary_metric();
 
-  const auto loader = make_loader(c, tcfg, std::move(train_d->rows), pad_id);
+  // torchrun / biolm launch: WORLD_SIZE > 1 joins a process group; train.batch_size stays the
+  // global batch, each rank takes its slice (data/loader.h), so the run does not depend on it.
+  const auto group = train::ProcessGroup::join_from_env(
+      device, std::chrono::milliseconds(static_cast<int64_t>(tcfg.dist_timeout_s * 1000)));
+  const auto loader = make_loader(c, tcfg, std::move(train_d->rows), pad_id, group);
   train::Trainer trainer(*model, tcfg);
+  trainer.set_process_group(group);
   trainer.set_lr_scales(summary.lr_scales);
   json run_info = {{"task", c.task}, {"model", models::to_json(mcfg)}, {"peft", peft::to_json(method)}};
   if (init) run_info["init"] = init->dir.string();
@@ -294,6 +309,7 @@ FinetuneResult finetune(const FinetuneConfig& c, const FinetuneHooks& hooks) {
 
   FinetuneResult res;
   res.status = fit.status;
+  if (group && group->rank() != 0) return res;  // rank 0 evaluates, writes results and the model
   json& results = res.results;
   results["name"] = out_dir.filename().string();
   results["task"] = c.task;

@@ -22,6 +22,7 @@
 #include "biolm/models/task_model.h"
 #include "biolm/tokenize/sentencepiece.h"
 #include "biolm/tokenize/wordpiece.h"
+#include "biolm/train/distributed.h"
 
 namespace biolm::recipes {
 namespace {
@@ -56,6 +57,7 @@ class CountingSource : public data::BatchSource {
   json state() const override { return inner_.state(); }
   void restore(const json& state) override { inner_.restore(state); }
   std::optional<int64_t> batches_per_epoch() const override { return inner_.batches_per_epoch(); }
+  bool global_position() const override { return inner_.global_position(); }
   int64_t tokens = 0;
 
  private:
@@ -356,12 +358,20 @@ PretrainResult pretrain(const PretrainConfig& c, const PretrainHooks& hooks) {
     tcfg.best_metric = "val_loss";
     tcfg.best_mode = train::MetricMode::Min;
   }
+  // torchrun / biolm launch: WORLD_SIZE > 1 joins a process group (dist/zero.h).
+  const auto group = train::ProcessGroup::join_from_env(
+      device, std::chrono::milliseconds(static_cast<int64_t>(tcfg.dist_timeout_s * 1000)));
   data::LoaderOptions lo;
-  lo.batch_size = batch_size;
+  lo.batch_size = batch_size;  // the global batch: each rank of a data-parallel run takes its slice
   lo.seed = seed;
+  if (group) {
+    lo.rank = group->rank();
+    lo.world_size = group->world_size();
+  }
   data::Loader loader(train_set, collate, lo);
   CountingSource counting(loader);
   train::Trainer trainer(*model, tcfg);
+  trainer.set_process_group(group);
   trainer.set_run_info({{"objective", objective}, {"model", models::to_json(mcfg)}, {"seq_len", seq_len}});
   trainer.set_eval([&](train::TrainableModel&, int64_t step) {
     const auto e = evaluate();
@@ -372,10 +382,11 @@ PretrainResult pretrain(const PretrainConfig& c, const PretrainHooks& hooks) {
   if (hooks.progress) trainer.set_progress(hooks.progress);
   if (hooks.step) trainer.set_step_callback(hooks.step);
   const auto result = trainer.fit(counting);
-  const EvalResult final_eval = evaluate();
-
   PretrainResult res;
   res.status = result.status;
+  if (group && group->rank() != 0) return res;  // rank 0 evaluates, writes results and the model
+  const EvalResult final_eval = evaluate();
+
   json& results = res.results;
   results["objective"] = objective;
   results["steps"] = result.step;

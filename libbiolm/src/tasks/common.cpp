@@ -57,7 +57,7 @@ void for_each_batch(models::TaskModelImpl& model, const tokenize::Tokenizer& tok
         const auto& ids = batch.at("input_ids");
         BIOLM_CHECK(ids.dim() == 2, ConfigError, "peft.method",
                     "prompt tuning needs (B,T) inputs; multiple-choice batches are (B,K,T)");
-        const int64_t P = prompt->options.n_virtual_tokens(), T = ids.size(1);
+        const int64_t P = prompt->n_prefix_tokens(), T = ids.size(1);
         if (logits.dim() >= 2 && logits.size(1) == P + T) logits = logits.narrow(1, P, T);
       }
       fn(chunk, logits.to(torch::kCPU));

@@ -59,6 +59,8 @@ void TrainConfig::validate(core::ConfigReader& r) const {
   check(keep_last > 0, "keep_last", "must be > 0");
   check(!run_dir.empty(), "run_dir", "must not be empty");
   check(bucket_mb > 0, "bucket_mb", "must be > 0");
+  check(zero >= 0 && zero <= 3, "zero", "must be 0, 1, 2 or 3");
+  check(dist_timeout_s > 0, "dist_timeout_s", "must be > 0");
   if (dp) {
     check(dp->noise_multiplier.has_value() != dp->target_epsilon.has_value(), "dp",
           "give exactly one of noise_multiplier and target_epsilon");
@@ -105,6 +107,8 @@ nlohmann::json to_json(const TrainConfig& c) {
   j["device"] = c.device;
   j["seed"] = c.seed ? nlohmann::json(*c.seed) : nlohmann::json(nullptr);
   j["bucket_mb"] = c.bucket_mb;
+  j["zero"] = c.zero;
+  j["dist_timeout_s"] = c.dist_timeout_s;
   j["handle_signals"] = c.handle_signals;
   if (c.dp) {  // written only when set, so a non-private run's config.json is unchanged
     const auto& d = *c.dp;
@@ -151,6 +155,8 @@ TrainConfig read_train_config(core::ConfigReader& r) {
   c.device = r.get("device", c.device);
   c.seed = r.optional<std::uint64_t>("seed");
   c.bucket_mb = r.get("bucket_mb", c.bucket_mb);
+  c.zero = r.get("zero", c.zero);
+  c.dist_timeout_s = r.get("dist_timeout_s", c.dist_timeout_s);
   c.handle_signals = r.get("handle_signals", c.handle_signals);
   if (r.has("dp")) {
     auto& d = r.child("dp");

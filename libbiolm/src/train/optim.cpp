@@ -20,15 +20,23 @@ bool decays(const std::string& name, const torch::Tensor& param) {
 
 OptimizerSetup build_optimizer(torch::nn::Module& model, const TrainConfig& config,
                                const std::map<std::string, double>& lr_scales) {
+  std::vector<OptimizerParam> params;
+  for (const auto& item : model.named_parameters(true)) {
+    if (item.value().requires_grad()) params.push_back({item.key(), item.value(), item.value()});
+  }
+  return build_optimizer(params, config, lr_scales);
+}
+
+OptimizerSetup build_optimizer(const std::vector<OptimizerParam>& named, const TrainConfig& config,
+                               const std::map<std::string, double>& lr_scales) {
   // Groups keyed by (scale, decay), in first-seen order so the layout is deterministic.
   std::vector<std::pair<double, bool>> keys;
   std::vector<std::vector<torch::Tensor>> params;
   OptimizerSetup setup;
-  for (const auto& item : model.named_parameters(true)) {
-    if (!item.value().requires_grad()) continue;
-    const auto it = lr_scales.find(item.key());
+  for (const auto& item : named) {
+    const auto it = lr_scales.find(item.name);
     const double scale = it == lr_scales.end() ? 1.0 : it->second;
-    const bool decay = config.weight_decay > 0 && decays(item.key(), item.value());
+    const bool decay = config.weight_decay > 0 && decays(item.name, item.like);
     size_t g = 0;
     while (g < keys.size() && keys[g] != std::make_pair(scale, decay)) ++g;
     if (g == keys.size()) {
@@ -36,8 +44,8 @@ OptimizerSetup build_optimizer(torch::nn::Module& model, const TrainConfig& conf
       params.emplace_back();
       setup.group_names.emplace_back();
     }
-    params[g].push_back(item.value());
-    setup.group_names[g].push_back(item.key());
+    params[g].push_back(item.tensor);
+    setup.group_names[g].push_back(item.name);
   }
   BIOLM_CHECK(!keys.empty(), ConfigError, "peft.method", "the model has no trainable parameters");
   std::vector<torch::optim::OptimizerParamGroup> groups;

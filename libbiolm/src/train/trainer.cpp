@@ -15,6 +15,7 @@
 #include "biolm/core/log.h"
 #include "biolm/core/seed.h"
 #include "biolm/core/version.h"
+#include "biolm/dist/zero.h"
 #include "biolm/io/safetensors.h"
 #include "biolm/io/tensor_file.h"
 #include "biolm/io/files.h"
@@ -50,11 +51,15 @@ struct Trainer::State {
   RdpAccountant accountant;
   double dp_sigma = 0.0;
   PoissonLoader* dp_source = nullptr;
+  // Data parallelism (dist/zero.h): gradient reduction, sharded optimizer and parameters.
+  std::unique_ptr<dist::DataParallel> ddp;
 };
 
 namespace {
 
 void write_json_atomic(const fs::path& path, const nlohmann::json& j) { io::write_file_atomic(path, j.dump(2) + "\n"); }
+
+constexpr const char* kFlatOptimizerFile = "optimizer.safetensors";  // train.zero >= 1 (dist/zero.h)
 
 /// Every rank's `bytes`, on rank 0 (other ranks get an empty vector). Built from two sum
 /// all-reduces (lengths, then zero-padded rows), the only collective ProcessGroup needs.
@@ -98,10 +103,16 @@ void Trainer::setup() {
   // train.activation_checkpointing turns recomputation on; it never turns off a model that was
   // configured with it (model.gradient_checkpointing: true).
   if (config_.activation_checkpointing) model_.set_activation_checkpointing(true);
-  if (group_) broadcast_module(*group_, model_);
-  s.opt = build_optimizer(model_, config_, lr_scales_);
   for (const auto& p : model_.parameters(true)) {
     if (p.requires_grad()) s.trainable.push_back(p);
+  }
+  if (group_) {
+    broadcast_module(*group_, model_);
+    s.ddp = std::make_unique<dist::DataParallel>(group_, model_, config_);
+    s.opt = s.ddp->build_optimizer(config_, lr_scales_);
+  } else {
+    if (config_.zero != 0) log::info("train.zero = {}: a single process has nothing to shard; training unsharded", config_.zero);
+    s.opt = build_optimizer(model_, config_, lr_scales_);
   }
   s.set_up = true;
 }
@@ -164,8 +175,10 @@ StepInfo Trainer::train_step(data::BatchSource& source, torch::Tensor& grad_norm
   // backward pass runs too; the poisoned gradients are dropped with the skipped step.
   auto loss_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat64).device(s.device));
   int64_t tokens = 0;
+  if (s.ddp) s.ddp->gather_parameters();  // ZeRO-3: parameters are sharded between steps
   for (int64_t m = 0; m < config_.grad_accum; ++m) {
     const data::Batch batch = next_batch(source);
+    if (batch.n_examples == 0 && batch.tensors.empty()) continue;  // an empty slice of a small global batch
     tokens += forward_backward(batch, loss_sum);  // counted on the host by the collator: no device read
   }
   // The one device->host copy of the step. The skip decision must be known on the host before
@@ -196,16 +209,19 @@ StepInfo Trainer::train_step(data::BatchSource& source, torch::Tensor& grad_norm
     info.loss = std::numeric_limits<double>::quiet_NaN();
     note_nonfinite_step();
   } else if (global_tokens > 0) {
-    if (group_) allreduce_gradients(*group_, s.trainable, config_.bucket_mb * 1024 * 1024);
-    {
-      torch::NoGradGuard no_grad;
-      const double inv = 1.0 / static_cast<double>(global_tokens);
-      for (auto& p : s.trainable) {
-        if (p.grad().defined()) p.mutable_grad().mul_(inv);
+    const double inv = 1.0 / static_cast<double>(global_tokens);
+    if (s.ddp) {
+      grad_norm = s.ddp->step(*s.opt.optimizer, inv, config_.clip_grad_norm);
+    } else {
+      {
+        torch::NoGradGuard no_grad;
+        for (auto& p : s.trainable) {
+          if (p.grad().defined()) p.mutable_grad().mul_(inv);
+        }
       }
+      if (config_.clip_grad_norm) grad_norm = clip_grad_norm(s.trainable, *config_.clip_grad_norm);
+      s.opt.optimizer->step();
     }
-    if (config_.clip_grad_norm) grad_norm = clip_grad_norm(s.trainable, *config_.clip_grad_norm);
-    s.opt.optimizer->step();
     info.loss = global_loss / static_cast<double>(global_tokens);
   } else {
     info.loss = 0.0;  // no target in the whole step: nothing to learn from
@@ -381,6 +397,7 @@ TrainResult Trainer::fit(data::BatchSource& train) {
     bool stop_early = false;
     bool checkpointed = false;
     if (config_.eval_every > 0 && step_ % config_.eval_every == 0 && eval_) {
+      if (s.ddp) s.ddp->gather_parameters();
       model_.eval();
       Metrics metrics;
       {
@@ -437,6 +454,7 @@ TrainResult Trainer::fit(data::BatchSource& train) {
   }
   flush_norms();
   if (s.last_checkpoint_step != step_) save_checkpoint();
+  if (s.ddp) s.ddp->gather_parameters();  // the caller gets the whole trained model
   result.step = step_;
   result.best_metric = s.best_metric;
   result.best_step = s.best_step;
@@ -458,6 +476,10 @@ fs::path Trainer::save_checkpoint() {
   s.last_checkpoint_step = step_;
   BIOLM_CHECK(s.source != nullptr, Error, "Trainer::save_checkpoint: only during fit (the loader position is needed)");
   const auto rng = core::capture_rng_state();
+  if (s.ddp) s.ddp->gather_parameters();
+  // Sharded optimizer state travels in flat, world-size independent coordinates (collective).
+  std::map<std::string, torch::Tensor> flat_optimizer;
+  if (s.ddp && s.ddp->stage() != dist::ZeroStage::Replicated) flat_optimizer = s.ddp->gather_optimizer_state(*s.opt.optimizer);
   // Data parallel: every rank's loader position, epoch and RNG state go into the checkpoint as
   // rank-<r>.safetensors, gathered to rank 0 (a collective: every rank calls save_checkpoint).
   std::vector<std::string> rank_blobs;
@@ -488,7 +510,11 @@ fs::path Trainer::save_checkpoint() {
   }
   const fs::path dir = commit_checkpoint(checkpoint_root(), step_, [&](const fs::path& tmp) {
     write_model_state(tmp / kModelFile, model_, config_.save_adapter_only);
-    write_optimizer_state(tmp / kOptimizerFile, *s.opt.optimizer);
+    if (!flat_optimizer.empty()) {
+      io::write_tensor_file(tmp / kFlatOptimizerFile, flat_optimizer);
+    } else {
+      write_optimizer_state(tmp / kOptimizerFile, *s.opt.optimizer);
+    }
     io::write_tensor_file(tmp / kRngFile, rng_tensors(rng));
     for (size_t r = 1; r < rank_blobs.size(); ++r) {
       const fs::path f = tmp / rank_file(static_cast<int>(r));
@@ -509,9 +535,20 @@ void Trainer::load_checkpoint(const fs::path& dir, data::BatchSource& train) {
   setup();
   verify_checkpoint(dir);
   const auto ts = read_checkpoint_json(dir / kTrainerStateFile);
+  if (s.ddp) s.ddp->gather_parameters();
   try {
     read_model_state(dir / kModelFile, model_, ts.at("adapter_only").get<bool>());
-    read_optimizer_state(dir / kOptimizerFile, *s.opt.optimizer, s.device);
+    if (s.ddp) s.ddp->parameters_loaded();
+    if (fs::exists(dir / kFlatOptimizerFile)) {
+      BIOLM_CHECK(s.ddp != nullptr, CheckpointError, (dir / kFlatOptimizerFile).string(), "",
+                  "a sharded (train.zero) checkpoint resumes under data parallelism");
+      s.ddp->load_optimizer_state(*s.opt.optimizer, io::read_tensor_file(dir / kFlatOptimizerFile),
+                                  (dir / kFlatOptimizerFile).string());
+    } else {
+      BIOLM_CHECK(!s.ddp || s.ddp->stage() == dist::ZeroStage::Replicated, CheckpointError,
+                  (dir / kOptimizerFile).string(), "", "written without train.zero; resume it with train.zero: 0");
+      read_optimizer_state(dir / kOptimizerFile, *s.opt.optimizer, s.device);
+    }
   } catch (const c10::Error& e) {
     throw CheckpointError(dir.string(), "", std::string("does not fit this model/optimizer: ") +
                                                 e.what_without_backtrace());
@@ -520,19 +557,24 @@ void Trainer::load_checkpoint(const fs::path& dir, data::BatchSource& train) {
   }
   const int world = group_ ? group_->world_size() : 1;
   const int rank = group_ ? group_->rank() : 0;
-  const fs::path rng_path = rank == 0 ? dir / kRngFile : dir / rank_file(rank);
+  const int saved_world = ts.value("world_size", 1);
+  // Another world size (resharding, docs/distributed.md) needs a position every rank shares;
+  // each rank then continues from rank 0's RNG state (dropout masks are per rank anyway).
+  const bool same_world = saved_world == world;
+  BIOLM_CHECK(same_world || train.global_position(), CheckpointError, (dir / kTrainerStateFile).string(),
+              "world_size",
+              fmt::format("the checkpoint was written by {} process(es), this run has {}: each rank resumes "
+                          "its own data position, so the process count must match (a data::Loader's global "
+                          "position would allow it)",
+                          saved_world, world));
+  const fs::path rng_path = rank == 0 || !same_world ? dir / kRngFile : dir / rank_file(rank);
   const auto rng_map = io::read_tensor_file(rng_path);
   const core::RngState rng = rng_from_tensors(rng_map, rng_path);
   try {
-    const int saved_world = ts.value("world_size", 1);
-    BIOLM_CHECK(saved_world == world, CheckpointError, (dir / "trainer_state.json").string(), "world_size",
-                fmt::format("the checkpoint was written by {} process(es), this run has {}: each rank resumes "
-                            "its own data position, so the process count must match",
-                            saved_world, world));
     step_ = ts.at("step").get<int64_t>();
     nlohmann::json loader = ts.at("loader");
     s.epoch = ts.at("epoch").get<int64_t>();
-    if (rank != 0) {  // this rank's own position, not rank 0's
+    if (rank != 0 && same_world) {  // this rank's own position, not rank 0's
       BIOLM_CHECK(rng_map.count("state_json"), CheckpointError, rng_path.string(), "state_json", "missing");
       const auto bytes = tensor_bytes(rng_map.at("state_json"));
       const auto mine = nlohmann::json::parse(bytes.begin(), bytes.end());

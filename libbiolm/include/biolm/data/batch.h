@@ -46,6 +46,9 @@ class BatchSource {
   virtual void restore(const nlohmann::json& state) = 0;
   /// Batches per epoch, if known.
   virtual std::optional<int64_t> batches_per_epoch() const { return std::nullopt; }
+  /// True when state() is the same on every data-parallel rank (it counts global batches, as
+  /// data::Loader): a checkpoint then resumes at another world size. False: each rank has its own.
+  virtual bool global_position() const { return false; }
 };
 
 }  // namespace biolm::data

@@ -1,12 +1,16 @@
 // biolm/data/loader.h: a resumable, shardable, prefetching BatchSource over any Dataset.
 //
 // Order: epoch e visits a permutation of [0, N) drawn from mix_seed(seed, e) (Fisher-Yates on
-// std::mt19937_64, identical on every platform), or 0..N-1 without shuffling. Rank r of W takes
-// positions r, r+W, r+2W, ... of that permutation, so the W ranks together see every sample
-// exactly once per epoch (ranks differ by at most one sample; with drop_last a rank drops only
-// its own incomplete last batch). Batch k of epoch e is a pure function of (seed, e, k, rank), so
-// state() = {epoch, next batch} is enough to resume exactly; the collator gets a per-batch seed
-// (for MLM masking) derived the same way.
+// std::mt19937_64, identical on every platform), or 0..N-1 without shuffling, cut into GLOBAL
+// batches of batch_size rows whatever the world size (as Megatron's sampler). Rank r of W takes
+// the contiguous slice [r·n/W, (r+1)·n/W) of each global batch of n rows, so the W ranks together
+// see exactly the batches one process sees, and a data-parallel step (gradients summed over ranks,
+// divided by the global target count) equals the single-process step: the weights do not depend
+// on the world size (docs/distributed.md). A rank whose slice is empty (a last batch smaller than
+// W) gets an empty Batch (n_examples 0, no tensors). Batch k of epoch e is a pure function of
+// (seed, e, k, rank), so state() = {epoch, next batch} is enough to resume exactly, at any world
+// size (the position is global); the collator gets a per-batch seed (for MLM masking) derived the
+// same way (masks of a slice differ from the whole batch's: MLM is exact per world size only).
 #pragma once
 
 #include <condition_variable>
@@ -64,16 +68,22 @@ class Loader : public BatchSource {
   void start_epoch(int64_t epoch) override;
   /// {"epoch", "batch" (next batch index), "seed", "rank", "world_size", "batch_size", "n_samples"}
   nlohmann::json state() const override;
-  /// Throws ConfigError when the state was saved with another seed/world size/batch size/dataset size.
+  /// Throws ConfigError when the state was saved with another seed/batch size/dataset size; another
+  /// rank or world size is fine (the position counts global batches).
   void restore(const nlohmann::json& state) override;
   std::optional<int64_t> batches_per_epoch() const override;
+  bool global_position() const override { return true; }
 
-  /// Sample indices this rank visits in `epoch`, in order.
+  /// Sample indices this rank visits in `epoch`, in order (its slices of the global batches).
   std::vector<int64_t> epoch_indices(int64_t epoch) const;
   int64_t epoch() const { return epoch_; }
 
  private:
   Batch make_batch(int64_t batch_index) const;
+  /// The epoch's permutation of [0, N).
+  std::vector<int64_t> epoch_order(int64_t epoch) const;
+  /// [begin, end) positions, in an epoch order of n samples, of this rank's slice of global batch k.
+  std::pair<int64_t, int64_t> slice(int64_t k, int64_t n) const;
   void stop();
   void launch();
 

@@ -68,6 +68,10 @@ struct TrainConfig {
   std::string device = "cpu";
   std::optional<std::uint64_t> seed;  ///< null: drawn, then recorded in config.json
   int64_t bucket_mb = 25;             ///< data-parallel gradient bucket size
+  /// Data-parallel sharding (dist/zero.h, docs/distributed.md): 0 replicated, 1 optimizer state
+  /// sharded, 2 + gradients reduce-scattered, 3 + parameters sharded at rest.
+  int zero = 0;
+  double dist_timeout_s = 300;        ///< a collective waiting longer for a dead/hung rank fails
   bool handle_signals = true;         ///< SIGINT/SIGTERM: finish the step, checkpoint, return Interrupted
   // --- differential privacy
   std::optional<DpConfig> dp;  ///< unset: ordinary training; set: DP-SGD (needs a train::PoissonLoader)

@@ -1,10 +1,11 @@
 // biolm/train/distributed.h: data parallelism on c10d (Gloo on CPU, NCCL on CUDA builds).
 //
 // Processes are started by torchrun or `biolm launch -n N`, which set RANK, WORLD_SIZE,
-// LOCAL_RANK, MASTER_ADDR and MASTER_PORT. Rank 0 hosts the TCPStore rendezvous. Each rank feeds
-// its own shard of the data; after backward the gradients are summed across ranks in flat buckets
-// (~bucket_mb MB each) and the trainer divides them by the global number of target tokens, so a
-// step equals one process seeing the union of the ranks' micro-batches.
+// LOCAL_RANK, LOCAL_WORLD_SIZE, GROUP_RANK, MASTER_ADDR and MASTER_PORT. Rank 0 hosts the TCPStore
+// rendezvous. Each rank feeds its slice of every global batch (data/loader.h); dist::DataParallel
+// (dist/zero.h) sums the gradients across ranks, replicated or ZeRO-sharded, and the trainer
+// divides them by the global number of target tokens, so a step equals one process seeing the
+// whole global batch (docs/distributed.md).
 #pragma once
 
 #include <c10/core/Device.h>
@@ -12,6 +13,7 @@
 #include <torch/types.h>
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -22,6 +24,12 @@ struct DistEnv {
   int rank = 0;
   int world_size = 1;
   int local_rank = 0;
+  int local_world_size = 1;  ///< processes on this node (LOCAL_WORLD_SIZE)
+  int group_rank = 0;        ///< this node's index (GROUP_RANK, torchrun's node rank)
+  /// torchrun (TORCHELASTIC_USE_AGENT_STORE=True) already serves its own TCPStore at MASTER_PORT;
+  /// ours then listens at MASTER_PORT + 1 (a LibTorch 1.13 client cannot speak to the 2.x store).
+  bool agent_store = false;
+  int store_port() const { return agent_store ? master_port + 1 : master_port; }
   std::string master_addr = "127.0.0.1";
   int master_port = 29500;
   /// From the torchrun variables; absent WORLD_SIZE means a single process. Malformed values are
@@ -36,6 +44,10 @@ class ProcessGroup {
   /// (CPU) or NCCL group (CUDA device, builds with USE_C10D_NCCL).
   static std::shared_ptr<ProcessGroup> create(const DistEnv& env, c10::Device device,
                                               std::chrono::milliseconds timeout = std::chrono::minutes(5));
+  /// The group torchrun or `biolm launch` asked for through the environment (WORLD_SIZE > 1), or
+  /// nullptr for a single process. Collectives that wait longer than `timeout` for a rank (dead
+  /// or hung) throw Error.
+  static std::shared_ptr<ProcessGroup> join_from_env(c10::Device device, std::chrono::milliseconds timeout);
   ~ProcessGroup();
   int rank() const;
   int world_size() const;
@@ -44,6 +56,21 @@ class ProcessGroup {
   /// In-place copy of root's tensor to every rank.
   void broadcast(torch::Tensor& tensor, int root = 0);
   void barrier();
+  /// full (W·n elements, flat, contiguous) = the concatenation of every rank's `shard` (n elements).
+  void allgather(const torch::Tensor& shard, torch::Tensor& full);
+  /// Sum over ranks of each rank's `tensor`, written to `root`'s tensor; the other ranks' tensors
+  /// are scratch afterwards (Gloo uses them). Asynchronous: returns a handle that wait() finishes.
+  struct Pending {
+    std::function<void()> wait;
+  };
+  Pending reduce_sum_async(torch::Tensor& tensor, int root);
+
+  /// Bytes handed to each kind of collective by this rank since creation (the payload, not the
+  /// wire traffic: docs/distributed.md relates the two per algorithm).
+  struct Traffic {
+    int64_t allreduce = 0, reduce = 0, allgather = 0, broadcast = 0;
+  };
+  const Traffic& traffic() const;
 
  private:
   ProcessGroup();
@@ -51,10 +78,6 @@ class ProcessGroup {
   std::unique_ptr<Impl> impl_;
 };
 
-/// Sums the gradients of `params` (those with a defined grad; a parameter without grad on every
-/// rank is skipped consistently because the list is the same on all ranks) in buckets of at most
-/// bucket_bytes: flatten, allreduce, unflatten.
-void allreduce_gradients(ProcessGroup& group, const std::vector<torch::Tensor>& params, int64_t bucket_bytes);
 /// Copies rank 0's parameters and buffers to every rank (start of training).
 void broadcast_module(ProcessGroup& group, torch::nn::Module& module);
 

@@ -27,6 +27,16 @@ struct OptimizerSetup {
 };
 OptimizerSetup build_optimizer(torch::nn::Module& model, const TrainConfig& config,
                                const std::map<std::string, double>& lr_scales = {});
+/// The same grouping over explicit tensors: `tensor` is optimized, its group (lr scale, decay) is
+/// decided by the parameter `name` and its full shape `like` (a ZeRO shard piece of a matrix still
+/// decays). Pieces of one parameter share its group.
+struct OptimizerParam {
+  std::string name;
+  torch::Tensor like;
+  torch::Tensor tensor;
+};
+OptimizerSetup build_optimizer(const std::vector<OptimizerParam>& params, const TrainConfig& config,
+                               const std::map<std::string, double>& lr_scales = {});
 
 /// Multiplier of the base lr for the optimizer step taken after `step` completed steps
 /// (step = 0 is the first update):

@@ -1,0 +1,106 @@
+// biolm-bench-zero: per-rank memory and communication of one data-parallel step for ZeRO stages
+// 0-3 at world sizes 1, 2, 4 (Gloo over loopback, CPU). Without RANK in the environment it starts
+// the workers itself (re-running this program) and prints one JSON line per (world, stage, rank):
+//   {"world", "zero", "rank", "trainable", "param_numel", "optimizer_numel",
+//    "bytes": {"allreduce", "reduce", "allgather"}}  (payload handed to c10d by this rank)
+// docs/distributed.md compares them with the theory. Usage: biolm-bench-zero [--hidden C] [--layers L]
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <torch/torch.h>
+
+#include <cstdio>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "biolm/dist/zero.h"
+#include "biolm/train/distributed.h"
+
+using namespace biolm;
+
+namespace {
+
+struct Mlp : torch::nn::Module {
+  Mlp(int64_t C, int64_t L) {
+    for (int64_t i = 0; i < L; ++i) layers.push_back(register_module("l" + std::to_string(i), torch::nn::Linear(C, C)));
+  }
+  torch::Tensor forward(torch::Tensor x) {
+    for (auto& l : layers) x = torch::tanh(l(x));
+    return x;
+  }
+  std::vector<torch::nn::Linear> layers;
+};
+
+int worker(int64_t C, int64_t L) {
+  const auto env = train::DistEnv::from_env();
+  auto group = train::ProcessGroup::create(env, torch::kCPU, std::chrono::seconds(120));
+  torch::manual_seed(1);
+  Mlp model(C, L);
+  train::TrainConfig cfg;
+  cfg.zero = std::stoi(std::getenv("BENCH_ZERO"));
+  cfg.clip_grad_norm = 1.0;
+  dist::DataParallel ddp(group, model, cfg);
+  auto opt = ddp.build_optimizer(cfg, {});
+  const auto before = group->traffic();
+  ddp.gather_parameters();
+  model.forward(torch::randn({8, C})).pow(2).sum().backward();
+  ddp.step(*opt.optimizer, 1.0 / 8, cfg.clip_grad_norm);
+  const auto after = group->traffic();
+  const auto m = ddp.memory(*opt.optimizer);
+  std::printf(
+      "{\"world\": %d, \"zero\": %d, \"rank\": %d, \"trainable\": %lld, \"param_numel\": %lld, \"optimizer_numel\": %lld, "
+      "\"bytes\": {\"allreduce\": %lld, \"reduce\": %lld, \"allgather\": %lld}}\n",
+      env.world_size, cfg.zero, env.rank, static_cast<long long>(m.trainable_numel),
+      static_cast<long long>(m.parameter_numel), static_cast<long long>(m.optimizer_numel),
+      static_cast<long long>(after.allreduce - before.allreduce), static_cast<long long>(after.reduce - before.reduce),
+      static_cast<long long>(after.allgather - before.allgather));
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int64_t C = 256, L = 4;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string a = argv[i];
+    if (a == "--hidden") C = std::stoll(argv[i + 1]);
+    if (a == "--layers") L = std::stoll(argv[i + 1]);
+  }
+  try {
+    if (std::getenv("RANK")) return worker(C, L);
+    int port = 29650;
+    for (const int world : {1, 2, 4}) {
+      for (int zero = 0; zero <= 3; ++zero) {
+        std::vector<pid_t> kids;
+        ++port;
+        for (int r = 0; r < world; ++r) {
+          const pid_t pid = ::fork();
+          if (pid == 0) {
+            ::setenv("RANK", std::to_string(r).c_str(), 1);
+            ::setenv("WORLD_SIZE", std::to_string(world).c_str(), 1);
+            ::setenv("MASTER_ADDR", "127.0.0.1", 1);
+            ::setenv("MASTER_PORT", std::to_string(port).c_str(), 1);
+            ::setenv("BENCH_ZERO", std::to_string(zero).c_str(), 1);
+            ::setenv("OMP_NUM_THREADS", "1", 1);
+            ::execv("/proc/self/exe", argv);
+            ::_exit(127);
+          }
+          kids.push_back(pid);
+        }
+        for (pid_t p : kids) {
+          int st = 0;
+          ::waitpid(p, &st, 0);
+          if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+            std::cerr << "biolm-bench-zero: a worker failed (world " << world << ", zero " << zero << ")\n";
+            return 1;
+          }
+        }
+      }
+    }
+  } catch (const std::exception& e) {
+    std::cerr << "biolm-bench-zero: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}

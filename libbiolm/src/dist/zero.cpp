@@ -1,0 +1,303 @@
+#include "biolm/dist/zero.h"
+
+#include <fmt/format.h>
+#include <torch/torch.h>
+
+#include "biolm/core/error.h"
+#include "biolm/core/log.h"
+#include "biolm/train/distributed.h"
+
+namespace biolm::dist {
+namespace {
+
+// LibTorch keys optimizer state by the parameter's TensorImpl address.
+std::string state_key(const torch::Tensor& t) { return c10::guts::to_string(t.unsafeGetTensorImpl()); }
+
+}  // namespace
+
+DataParallel::DataParallel(std::shared_ptr<train::ProcessGroup> group, torch::nn::Module& model,
+                           const train::TrainConfig& config)
+    : group_(std::move(group)),
+      stage_(static_cast<ZeroStage>(config.zero)),
+      bucket_numel_(std::max<int64_t>(1, config.bucket_mb * 1024 * 1024 / 4)) {
+  BIOLM_CHECK(group_ != nullptr, Error, "dist::DataParallel: no process group");
+  world_ = group_->world_size();
+  rank_ = group_->rank();
+  for (const auto& item : model.named_parameters(true)) {
+    const auto& p = item.value();
+    if (!p.requires_grad()) continue;  // frozen: replicated, never communicated
+    BIOLM_CHECK(p.scalar_type() == torch::kFloat32, ConfigError, "train.zero",
+                "trainable parameter '" + item.key() + "' is " + std::string(c10::toString(p.scalar_type())) +
+                    ": data parallelism keeps fp32 trainable parameters (master weights) only");
+    if (slots_.empty()) options_ = p.options();
+    BIOLM_CHECK(p.device() == options_.device(), ConfigError, "train.device",
+                "trainable parameter '" + item.key() + "' is on another device than the first");
+    slots_.push_back({item.key(), p, p.sizes().vec(), total_, p.numel()});
+    total_ += p.numel();
+  }
+  BIOLM_CHECK(!slots_.empty(), ConfigError, "peft.method", "the model has no trainable parameters");
+  shard_ = (total_ + world_ - 1) / world_;
+  torch::NoGradGuard no_grad;
+  if (stage_ == ZeroStage::Replicated) {
+    for (size_t i = 0; i < slots_.size(); ++i) pieces_.push_back({i, slots_[i].offset, slots_[i].numel, slots_[i].param});
+    return;
+  }
+  const int64_t lo = own_begin(), hi = lo + own_size();
+  for (size_t i = 0; i < slots_.size(); ++i) {
+    const auto& sl = slots_[i];
+    const int64_t b = std::max(lo, sl.offset), e = std::min(hi, sl.offset + sl.numel);
+    if (b >= e) continue;
+    auto t = sl.param.detach().reshape({-1}).narrow(0, b - sl.offset, e - b).clone();
+    t.set_requires_grad(true);  // a leaf the optimizer steps: the master copy of these elements
+    pieces_.push_back({i, b, e - b, t});
+  }
+  BIOLM_CHECK(!pieces_.empty(), ConfigError, "train.zero",
+              fmt::format("rank {} of {} owns no trainable element ({} in all): use fewer processes or train.zero: 0",
+                          rank_, world_, total_));
+  if (stage_ == ZeroStage::Parameters) release_parameters();
+  log::info("dist: ZeRO-{} over {} ranks: {} trainable elements, {} per shard", static_cast<int>(stage_), world_,
+            total_, shard_);
+}
+
+DataParallel::~DataParallel() = default;
+
+int64_t DataParallel::own_begin() const { return stage_ == ZeroStage::Replicated ? 0 : rank_ * shard_; }
+int64_t DataParallel::own_size() const { return stage_ == ZeroStage::Replicated ? total_ : shard_; }
+
+train::OptimizerSetup DataParallel::build_optimizer(const train::TrainConfig& config,
+                                                    const std::map<std::string, double>& lr_scales) const {
+  std::vector<train::OptimizerParam> params;
+  for (const auto& pc : pieces_) params.push_back({slots_[pc.slot].name, slots_[pc.slot].param, pc.tensor});
+  if (stage_ == ZeroStage::Parameters) {
+    // The released parameters are empty: decide decay by the recorded shape.
+    for (size_t i = 0; i < params.size(); ++i) {
+      params[i].like = torch::empty(slots_[pieces_[i].slot].shape, torch::TensorOptions().device(torch::kMeta));
+    }
+  }
+  return train::build_optimizer(params, config, lr_scales);
+}
+
+void DataParallel::release_parameters() {
+  torch::NoGradGuard no_grad;
+  for (auto& sl : slots_) sl.param.set_data(torch::empty({0}, options_));
+  gathered_ = false;
+}
+
+void DataParallel::gather_parameters() {
+  if (stage_ != ZeroStage::Parameters || gathered_) return;
+  torch::NoGradGuard no_grad;
+  auto full = gather_flat([](const Piece& pc) { return pc.tensor.detach(); });
+  // The parameters become views of one flat buffer (as FSDP's flat_param).
+  for (auto& sl : slots_) sl.param.set_data(full.narrow(0, sl.offset, sl.numel).view(sl.shape));
+  gathered_ = true;
+}
+
+void DataParallel::parameters_loaded() {
+  if (stage_ == ZeroStage::Replicated) return;
+  BIOLM_CHECK(gathered_, Error, "dist::DataParallel::parameters_loaded: gather_parameters() first");
+  torch::NoGradGuard no_grad;
+  for (auto& pc : pieces_) {
+    const auto& sl = slots_[pc.slot];
+    pc.tensor.copy_(sl.param.detach().reshape({-1}).narrow(0, pc.begin - sl.offset, pc.numel));
+  }
+  if (stage_ == ZeroStage::Parameters) release_parameters();
+}
+
+torch::Tensor DataParallel::gather_flat(const std::function<torch::Tensor(const Piece&)>& get) {
+  const int64_t lo = own_begin();
+  auto mine = torch::zeros({own_size()}, options_);
+  for (const auto& pc : pieces_) {
+    const auto t = get(pc);
+    if (t.defined()) mine.narrow(0, pc.begin - lo, pc.numel).copy_(t.reshape({-1}));
+  }
+  if (stage_ == ZeroStage::Replicated) return mine;
+  auto full = torch::empty({world_ * shard_}, options_);
+  group_->allgather(mine, full);
+  return full.narrow(0, 0, total_);
+}
+
+std::vector<bool> DataParallel::gradient_defined_anywhere() {
+  // A parameter without a gradient on every rank (unused in this step) must stay without one, as
+  // in a single process (AdamW skips it); a rank whose slice was empty contributes zeros.
+  auto flags = torch::zeros({static_cast<int64_t>(slots_.size())}, torch::kFloat32);
+  for (size_t i = 0; i < slots_.size(); ++i) {
+    if (slots_[i].param.grad().defined()) flags[static_cast<int64_t>(i)] = 1.0f;
+  }
+  group_->allreduce_sum(flags);
+  std::vector<bool> out(slots_.size());
+  const auto* f = flags.data_ptr<float>();
+  for (size_t i = 0; i < slots_.size(); ++i) out[i] = f[i] > 0;
+  return out;
+}
+
+torch::Tensor DataParallel::flat_gradients() const {
+  std::vector<torch::Tensor> parts;
+  for (const auto& sl : slots_) {
+    const auto& g = sl.param.grad();
+    parts.push_back(g.defined() ? g.reshape({-1}) : torch::zeros({sl.numel}, options_));
+  }
+  const int64_t pad = world_ * shard_ - total_;
+  if (pad > 0) parts.push_back(torch::zeros({pad}, options_));
+  return torch::cat(parts);  // (W·s)
+}
+
+torch::Tensor DataParallel::step(torch::optim::Optimizer& optimizer, double grad_scale,
+                                 const std::optional<double>& clip_norm) {
+  torch::NoGradGuard no_grad;
+  const auto defined = gradient_defined_anywhere();
+  auto flat = flat_gradients();
+  const int64_t padded = flat.numel();
+  if (stage_ == ZeroStage::Replicated || stage_ == ZeroStage::OptimizerState) {
+    for (int64_t b = 0; b < padded; b += bucket_numel_) {
+      auto bucket = flat.narrow(0, b, std::min(bucket_numel_, padded - b));
+      group_->allreduce_sum(bucket);
+    }
+  } else {
+    // Reduce-scatter, bucket by bucket: each bucket's part in shard r is summed onto rank r.
+    std::vector<train::ProcessGroup::Pending> pending;
+    for (int64_t b = 0; b < padded; b += bucket_numel_) {
+      const int64_t e = std::min(padded, b + bucket_numel_);
+      for (int r = 0; r < world_; ++r) {
+        const int64_t lo = std::max(b, r * shard_), hi = std::min(e, (r + 1) * shard_);
+        if (lo >= hi) continue;
+        auto part = flat.narrow(0, lo, hi - lo);
+        pending.push_back(group_->reduce_sum_async(part, r));
+      }
+    }
+    for (auto& p : pending) p.wait();
+  }
+  for (auto& sl : slots_) sl.param.mutable_grad().reset();  // the full gradients are not kept
+
+  torch::Tensor norm;
+  if (stage_ == ZeroStage::Replicated) {
+    std::vector<torch::Tensor> params;
+    for (size_t i = 0; i < slots_.size(); ++i) {
+      if (!defined[i]) continue;
+      auto& sl = slots_[i];
+      sl.param.mutable_grad() = flat.narrow(0, sl.offset, sl.numel).view(sl.shape).mul_(grad_scale);
+      params.push_back(sl.param);
+    }
+    if (clip_norm) norm = train::clip_grad_norm(params, *clip_norm);
+    optimizer.step();
+    return norm;
+  }
+
+  auto shard = flat.narrow(0, own_begin(), shard_);
+  shard.mul_(grad_scale);
+  if (clip_norm) {
+    // Every element lives in exactly one shard (the padding is zero): the global squared norm is
+    // the sum of the shards'.
+    auto sq = shard.to(torch::kFloat64).pow(2).sum().reshape({1}).cpu();
+    group_->allreduce_sum(sq);
+    norm = sq.sqrt().reshape({}).to(torch::kFloat32).to(options_.device());
+    const auto coef = torch::clamp(*clip_norm / (norm + 1e-6), c10::nullopt, 1.0);
+    shard.mul_(coef);
+  }
+  for (auto& pc : pieces_) {
+    if (defined[pc.slot]) {
+      pc.tensor.mutable_grad() = shard.narrow(0, pc.begin - own_begin(), pc.numel);
+    } else {
+      pc.tensor.mutable_grad().reset();
+    }
+  }
+  optimizer.step();
+  for (auto& pc : pieces_) pc.tensor.mutable_grad().reset();
+  if (stage_ == ZeroStage::Parameters) {
+    release_parameters();
+    return norm;
+  }
+  const auto full = gather_flat([](const Piece& pc) { return pc.tensor.detach(); });
+  for (auto& sl : slots_) sl.param.view({-1}).copy_(full.narrow(0, sl.offset, sl.numel));
+  return norm;
+}
+
+std::map<std::string, torch::Tensor> DataParallel::gather_optimizer_state(torch::optim::Optimizer& optimizer) {
+  torch::NoGradGuard no_grad;
+  auto& state = optimizer.state();
+  const bool adamw = dynamic_cast<torch::optim::AdamW*>(&optimizer) != nullptr;
+  auto field = [&](const Piece& pc, int which) -> torch::Tensor {
+    const auto it = state.find(state_key(pc.tensor));
+    if (it == state.end()) return {};
+    if (adamw) {
+      const auto& st = static_cast<const torch::optim::AdamWParamState&>(*it->second);
+      return which == 0 ? st.exp_avg() : st.exp_avg_sq();
+    }
+    return static_cast<const torch::optim::SGDParamState&>(*it->second).momentum_buffer();
+  };
+  std::map<std::string, torch::Tensor> out;
+  if (adamw) {
+    out["exp_avg"] = gather_flat([&](const Piece& pc) { return field(pc, 0); }).cpu().clone();
+    out["exp_avg_sq"] = gather_flat([&](const Piece& pc) { return field(pc, 1); }).cpu().clone();
+  } else {
+    out["momentum_buffer"] = gather_flat([&](const Piece& pc) { return field(pc, 0); }).cpu().clone();
+  }
+  // Steps per parameter: the pieces of one parameter share it; the max over ranks fills it in.
+  const auto n = static_cast<int64_t>(slots_.size());
+  auto steps = torch::zeros({n}, torch::kInt64);
+  for (const auto& pc : pieces_) {
+    const auto it = state.find(state_key(pc.tensor));
+    if (it == state.end()) continue;
+    steps[static_cast<int64_t>(pc.slot)] =
+        adamw ? static_cast<const torch::optim::AdamWParamState&>(*it->second).step() : int64_t{1};
+  }
+  if (stage_ != ZeroStage::Replicated) {
+    auto all = torch::empty({world_ * n}, torch::kInt64);
+    group_->allgather(steps, all);
+    steps = std::get<0>(all.view({world_, n}).max(0));
+  }
+  out["step"] = steps;
+  return out;
+}
+
+void DataParallel::load_optimizer_state(torch::optim::Optimizer& optimizer,
+                                        const std::map<std::string, torch::Tensor>& flat, const std::string& where) {
+  torch::NoGradGuard no_grad;
+  const bool adamw = dynamic_cast<torch::optim::AdamW*>(&optimizer) != nullptr;
+  const std::vector<std::string> keys = adamw ? std::vector<std::string>{"exp_avg", "exp_avg_sq"}
+                                              : std::vector<std::string>{"momentum_buffer"};
+  auto get = [&](const std::string& key, int64_t numel) -> const torch::Tensor& {
+    const auto it = flat.find(key);
+    BIOLM_CHECK(it != flat.end(), CheckpointError, where, key,
+                std::string("missing: the checkpoint's optimizer is not ") + (adamw ? "AdamW" : "SGD"));
+    BIOLM_CHECK(it->second.numel() == numel, CheckpointError, where, key,
+                fmt::format("{} elements in the checkpoint, the trainable parameters have {}", it->second.numel(),
+                            numel));
+    return it->second;
+  };
+  const auto& steps = get("step", static_cast<int64_t>(slots_.size()));
+  for (const auto& k : keys) get(k, total_);
+  auto& state = optimizer.state();
+  for (const auto& pc : pieces_) {
+    const int64_t step = steps[static_cast<int64_t>(pc.slot)].item<int64_t>();
+    state.erase(state_key(pc.tensor));
+    if (step == 0) continue;
+    auto slice = [&](const std::string& key) {
+      return get(key, total_).narrow(0, pc.begin, pc.numel).view_as(pc.tensor).to(options_.device()).clone();
+    };
+    if (adamw) {
+      auto st = std::make_unique<torch::optim::AdamWParamState>();
+      st->step(step);
+      st->exp_avg(slice("exp_avg"));
+      st->exp_avg_sq(slice("exp_avg_sq"));
+      state[state_key(pc.tensor)] = std::move(st);
+    } else {
+      auto st = std::make_unique<torch::optim::SGDParamState>();
+      st->momentum_buffer(slice("momentum_buffer"));
+      state[state_key(pc.tensor)] = std::move(st);
+    }
+  }
+}
+
+ShardMemory DataParallel::memory(const torch::optim::Optimizer& optimizer) const {
+  ShardMemory m;
+  m.trainable_numel = total_;
+  if (stage_ == ZeroStage::Parameters && !gathered_) {
+    for (const auto& pc : pieces_) m.parameter_numel += pc.numel;
+  } else {
+    m.parameter_numel = total_;
+  }
+  m.optimizer_numel = train::optimizer_state_numel(optimizer);
+  return m;
+}
+
+}  // namespace biolm::dist
