@@ -2,6 +2,11 @@
 // tests/parity/test_quant.py, which compares it byte for byte with bitsandbytes.
 //
 //   biolm-quant-dump IN.safetensors OUT.safetensors nf4|fp4|int8 [--no-double-quant]
+//   biolm-quant-dump CHECKPOINT.safetensors OUT.safetensors read
+//
+// The second form reads a transformers + bitsandbytes 4-bit checkpoint: for every weight NAME with
+// a NAME.quant_state.bitsandbytes__* tensor, OUT gets NAME.@dequant (float32) read by
+// quant::from_tensors.
 //
 // OUT holds, for each tensor NAME of IN: the stored form (quant::to_tensors: NAME, NAME.absmax,
 // NAME.quant_map, NAME.nested_absmax, NAME.nested_quant_map, NAME.quant_state.bitsandbytes__*;
@@ -24,6 +29,19 @@ int run(int argc, char** argv) {
   if (argc < 4) {
     std::cerr << "usage: biolm-quant-dump IN.safetensors OUT.safetensors nf4|fp4|int8 [--no-double-quant]\n";
     return 2;
+  }
+  if (std::strcmp(argv[3], "read") == 0) {
+    const auto tensors = biolm::io::load_safetensors(argv[1]);
+    std::map<std::string, at::Tensor> out;
+    const std::string marker = ".quant_state.bitsandbytes__";
+    for (const auto& [key, value] : tensors) {
+      const auto at = key.find(marker);
+      if (at == std::string::npos) continue;
+      const std::string name = key.substr(0, at);
+      out[name + ".@dequant"] = biolm::quant::dequantize(biolm::quant::from_tensors(tensors, name, argv[1]));
+    }
+    biolm::io::save_safetensors(argv[2], out);
+    return 0;
   }
   const auto type = biolm::quant::parse_quant_type(argv[3]);
   if (!type) {

@@ -188,3 +188,37 @@ def test_dynamic_code_is_bitsandbytes(dump_exe, work):
     ours = _run_dump(dump_exe, work, {"w.weight": torch.randn(64, 300)}, "nf4", True, "code")["w.weight.nested_quant_map"]
     ref = F.create_dynamic_map()
     _same_bits(ours, ref, "dynamic code")
+
+
+def test_reads_transformers_bnb_4bit_checkpoint(dump_exe, work):
+    """A tiny LLaMA quantized by transformers + bitsandbytes (BitsAndBytesConfig nf4, double quant,
+    on the CPU) and saved with save_pretrained: quant::from_tensors reads every 4-bit weight, and
+    its dequantization equals bitsandbytes' own (torch kernel) of the same Params4bit bit for bit."""
+    transformers = pytest.importorskip("transformers")
+    cfg = transformers.LlamaConfig(vocab_size=64, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                                   num_key_value_heads=2, intermediate_size=96)
+    torch.manual_seed(0)
+    src = os.path.join(work, "hf")
+    transformers.LlamaForCausalLM(cfg).save_pretrained(src)
+    qcfg = transformers.BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                                           bnb_4bit_compute_dtype=torch.float32)
+    qm = transformers.LlamaForCausalLM.from_pretrained(src, quantization_config=qcfg, device_map="cpu",
+                                                       dtype=torch.float32)
+    dst = os.path.join(work, "hf4")
+    qm.save_pretrained(dst)
+    out = os.path.join(work, "read.safetensors")
+    proc = subprocess.run([dump_exe, os.path.join(dst, "model.safetensors"), out, "read"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    ours = load_file(out)
+    n = 0
+    for name, module in qm.named_modules():
+        if not isinstance(module, bnb.nn.Linear4bit):
+            continue
+        w = module.weight
+        qs = w.quant_state
+        absmax = F.dequantize_blockwise(qs.absmax, qs.state2) + qs.offset
+        ref = _dequantize_4bit_compute(w.data.reshape(-1), absmax.float(), _get_4bit_code("nf4", w.device), qs.blocksize,
+                                       qs.shape, torch.float32)
+        _same_bits(ours[name + ".weight.@dequant"], ref, f"{name} read from the transformers checkpoint")
+        n += 1
+    assert n == 2 * 7, f"expected the 14 projections of 2 layers as Linear4bit, found {n}"

@@ -86,7 +86,8 @@ nlohmann::json to_json(const MethodConfig& c) {
   nlohmann::json j;
   j["method"] = to_string(c.method);
   j["lora"] = {{"rank", c.lora.rank()}, {"alpha", c.lora.alpha()}, {"dropout", c.lora.dropout()},
-               {"targets", c.lora.targets()}, {"rank_stabilized", c.lora.rank_stabilized()}};
+               {"targets", c.lora.targets()}, {"rank_stabilized", c.lora.rank_stabilized()},
+               {"use_dora", c.lora.use_dora()}};
   if (!c.lora.rank_pattern().empty()) j["lora"]["rank_pattern"] = c.lora.rank_pattern();
   if (!c.lora.alpha_pattern().empty()) j["lora"]["alpha_pattern"] = c.lora.alpha_pattern();
   j["ia3"] = {{"targets", c.ia3.targets()}, {"input_targets", c.ia3.input_targets()}};
@@ -108,14 +109,16 @@ MethodConfig method_config_from_json(const nlohmann::json& j, const std::string&
   if (j.contains("lora")) {
     const auto& l = j["lora"];
     const std::string k = key + ".lora";
-    check_keys(l, k, {"rank", "alpha", "dropout", "targets", "rank_stabilized", "rank_pattern", "alpha_pattern"});
+    check_keys(l, k,
+               {"rank", "alpha", "dropout", "targets", "rank_stabilized", "rank_pattern", "alpha_pattern", "use_dora"});
     c.lora.rank_pattern(get<std::map<std::string, int64_t>>(l, "rank_pattern", k, {}))
         .alpha_pattern(get<std::map<std::string, double>>(l, "alpha_pattern", k, {}));
     c.lora.rank(get<int64_t>(l, "rank", k, c.lora.rank()))
         .alpha(get<double>(l, "alpha", k, c.lora.alpha()))
         .dropout(get<double>(l, "dropout", k, c.lora.dropout()))
         .targets(get<std::vector<std::string>>(l, "targets", k, {}))
-        .rank_stabilized(get<bool>(l, "rank_stabilized", k, false));
+        .rank_stabilized(get<bool>(l, "rank_stabilized", k, false))
+        .use_dora(get<bool>(l, "use_dora", k, false));
   }
   if (j.contains("ia3")) {
     const auto& l = j["ia3"];
