@@ -127,7 +127,9 @@ def n_targets(task, batches):
 
 def hf_step(model, task, batches):
     model.train()
-    decay = set(transformers.Trainer.get_decay_parameter_names(None, model))
+    # transformers decays by name; our trainer (train/optim.cpp decays()) never decays a 1-D tensor,
+    # which differs only for DoRA's lora_magnitude_vector (a per-row scale, like a norm's gain).
+    decay = {n for n in transformers.Trainer.get_decay_parameter_names(None, model) if "lora_magnitude_vector" not in n}
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     groups = [{"params": [p for n, p in named if n in decay], "weight_decay": OPT["weight_decay"]},
               {"params": [p for n, p in named if n not in decay], "weight_decay": 0.0}]
