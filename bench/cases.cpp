@@ -2,6 +2,8 @@
 //
 //   clm_full   CausalLM step: forward, mean next-token cross entropy, backward, AdamW (lr 1e-4, wd 0)
 //   clm_lora   the same with the body frozen and LoRA r 8, alpha 16 on every q_proj and v_proj
+//   clm_dora   clm_lora with DoRA (LoraOptions::use_dora): a magnitude per output row on top
+//   clm_qlora  clm_lora on a frozen NF4 base (double-quantized, every Linear but lm_head; QLoRA)
 //   clm_dp_lora clm_lora as a DP-SGD step (train/dp.h): per-example gradients of the adapters
 //              from recorded activations, clipping to C = 1, noise σ = 1, AdamW
 //   clm_hybrid clm_lora plus every norm weight, every bias and the LM head trained in full
@@ -33,6 +35,8 @@
 #include "biolm/train/dp.h"
 #include "biolm/models/task_model.h"
 #include "biolm/peft/lora.h"
+#include "biolm/quant/linear.h"
+#include "biolm/quant/quantize.h"
 #include "biolm/peft/method.h"
 #include "biolm/train/config.h"
 #include "biolm/train/optim.h"
@@ -78,11 +82,14 @@ double ms_since(std::chrono::steady_clock::time_point t0) {
 CaseResult run_case(const BenchConfig& config, const std::string& case_name, const RunOptions& o) {
   const bool is_mlm = case_name == "mlm";
   const bool is_dp = case_name == "clm_dp_lora";
-  const bool is_lora = case_name == "clm_lora" || is_dp;
+  const bool is_dora = case_name == "clm_dora";
+  const bool is_qlora = case_name == "clm_qlora";
+  const bool is_lora = case_name == "clm_lora" || is_dp || is_dora || is_qlora;
   const bool is_hybrid = case_name == "clm_hybrid";
   const bool training = case_name == "clm_full" || is_lora || is_hybrid || is_mlm;
   if (!training && case_name != "forward" && case_name != "generate") {
-    throw ConfigError("case", "expected clm_full|clm_lora|clm_dp_lora|clm_hybrid|mlm|forward|generate, found \"" +
+    throw ConfigError("case", "expected clm_full|clm_lora|clm_dora|clm_qlora|clm_dp_lora|clm_hybrid|mlm|forward|generate, "
+                              "found \"" +
                                   case_name + "\"");
   }
   if (is_mlm && config.model.is_decoder()) {
@@ -102,7 +109,8 @@ CaseResult run_case(const BenchConfig& config, const std::string& case_name, con
   auto model = models::make_task_model(config.model, is_mlm ? models::TaskKind::MaskedLM : models::TaskKind::CausalLM);
   if (is_lora) {
     peft::set_requires_grad(*model, false);
-    peft::apply_lora(*model, peft::LoraOptions(8, 16.0).targets(config.lora_targets));
+    if (is_qlora) quant::quantize_linears(*model, quant::QuantType::NF4);
+    peft::apply_lora(*model, peft::LoraOptions(8, 16.0).targets(config.lora_targets).use_dora(is_dora));
   }
   if (is_hybrid) {
     peft::MethodConfig hybrid;

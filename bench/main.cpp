@@ -1,6 +1,6 @@
 // biolm-bench: times one libbiolm training / inference case and prints one JSON line.
 //
-//   biolm-bench --config tiny|small|bert --case clm_full|clm_lora|clm_dp_lora|clm_hybrid|mlm|forward|generate
+//   biolm-bench --config tiny|small|bert --case clm_full|clm_lora|clm_dora|clm_qlora|clm_dp_lora|clm_hybrid|mlm|forward|generate
 //               [--threads 2] [--steps N] [--warmup N] [--device cpu|cuda] [--dtype fp32|bf16]
 //               [--breakdown]
 //
@@ -156,7 +156,7 @@ int run(int argc, char** argv) {
   RunOptions opts;
   app.add_option("--config", config_name, "tiny|small|bert|gpt2-124m|gpt2-350m|megatron-bert-345m|llama-1b")
       ->capture_default_str();
-  app.add_option("--case", case_name, "clm_full|clm_lora|clm_dp_lora|clm_hybrid|mlm|forward|generate")->capture_default_str();
+  app.add_option("--case", case_name, "clm_full|clm_lora|clm_dora|clm_qlora|clm_dp_lora|clm_hybrid|mlm|forward|generate")->capture_default_str();
   app.add_option("--threads", threads, "intra-op threads (CPU) and OpenBLAS threads")->capture_default_str();
   app.add_option("--steps", opts.steps, "timed steps")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--warmup", opts.warmup, "untimed steps first")->capture_default_str()->check(CLI::NonNegativeNumber);

@@ -1,8 +1,8 @@
 """PEFT adapters both ways: libbiolm <-> Hugging Face `peft` (issue #16, "PEFT both ways").
 
 Tiny random BERT (sequence classification) and LLaMA (causal LM) models are made by transformers
-(save_pretrained). For LoRA (plain and rsLoRA, with a trained head as modules_to_save), IA3 and
-prompt tuning:
+(save_pretrained). For LoRA (plain, rsLoRA and DoRA, with a trained head as modules_to_save), IA3
+and prompt tuning:
   biolm -> peft   a biolm model directory carrying the adapter (non-identity values written under
                   our own tensor names, as a biolm run would leave them) is exported with
                   `biolm convert adapter`, loaded with PeftModel.from_pretrained, and its outputs
@@ -159,6 +159,21 @@ def lora_fill(family, targets, rank, head):
     return fill
 
 
+def dora_fill(family, targets, rank, head=False):
+    """LoRA values plus DoRA magnitudes moved off their initial row norms ||W0||_c."""
+    lora = lora_fill(family, targets, rank, head=head)
+
+    def fill(weights):
+        out = lora(weights)
+        g = torch.Generator().manual_seed(17)
+        for i in layers(family):
+            for t in targets:
+                norm = weights[f"layers.{i}.{t}.weight"].norm(dim=1)
+                out[f"layers.{i}.{t}.adapter.lora_magnitude"] = norm * torch.exp(0.5 * torch.randn(norm.shape, generator=g))
+        return out
+    return fill
+
+
 def ia3_fill(family, out_targets, in_targets, head):
     def fill(weights):
         g = torch.Generator().manual_seed(8)
@@ -205,6 +220,14 @@ BIOLM_CASES = {
     "llama_rslora_qv": ("llama", {"method": "lora", "lora": {"rank": 8, "alpha": 4, "rank_stabilized": True,
                                                              "targets": pats(["attn.q_proj", "attn.v_proj"])}},
                         lora_fill("llama", ["attn.q_proj", "attn.v_proj"], 8, head=False)),
+    # DoRA (use_dora): magnitude vectors exported as PEFT's lora_magnitude_vector.
+    # (BERT's sequence-classification logits are ~0.03 from a random head, too small for the
+    # adapter-matters check alone: the head trains too, as in bert_lora_head.)
+    "bert_dora_all_head": ("bert", {"method": "lora", "lora": {"rank": 4, "alpha": 8, "use_dora": True, "targets": pats(
+        OURS["bert"]["attn"] + OURS["bert"]["mlp"])}, "train_patterns": ["classifier.**"]},
+        dora_fill("bert", OURS["bert"]["attn"] + OURS["bert"]["mlp"], 4, head=True)),
+    "llama_dora_all": ("llama", {"method": "lora", "lora": {"rank": 4, "alpha": 8, "use_dora": True, "targets": pats(
+        OURS["llama"]["attn"] + OURS["llama"]["mlp"])}}, dora_fill("llama", OURS["llama"]["attn"] + OURS["llama"]["mlp"], 4)),
     "bert_ia3_head": ("bert", {"method": "ia3", "ia3": {"targets": pats(["attn.k_proj", "attn.v_proj"]),
                                                         "input_targets": pats(["attn.o_proj", "mlp.down"])},
                                "train_patterns": ["classifier.weight"]},
@@ -266,6 +289,8 @@ def perturb(pm, seed):
         for name, p in pm.named_parameters():
             if "lora_B" in name or "lora_A" in name:
                 p.copy_(torch.randn(p.shape, generator=g) * 0.3)
+            elif "lora_magnitude_vector" in name:
+                p.mul_(1.0 + 0.3 * torch.randn(p.shape, generator=g))
             elif "ia3_l" in name:
                 p.copy_(1.0 + 0.5 * torch.randn(p.shape, generator=g))
             elif "prompt_embeddings" in name or "embedding.weight" in name and "prompt_encoder" in name:
@@ -283,6 +308,11 @@ PEFT_CASES = {
         rank_pattern={"value": 2}, alpha_pattern={"query": 16})),
     "llama_rslora_all": ("llama", lambda: peft.LoraConfig(
         task_type="CAUSAL_LM", r=4, lora_alpha=8, use_rslora=True,
+        target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])),
+    "bert_dora": ("bert", lambda: peft.LoraConfig(
+        task_type="SEQ_CLS", r=4, lora_alpha=8, use_dora=True, target_modules=["query", "value", "output.dense"])),
+    "llama_dora_all": ("llama", lambda: peft.LoraConfig(
+        task_type="CAUSAL_LM", r=4, lora_alpha=8, use_dora=True,
         target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])),
     "bert_ia3_default": ("bert", lambda: peft.IA3Config(task_type="SEQ_CLS")),
     "llama_ia3_default": ("llama", lambda: peft.IA3Config(task_type="CAUSAL_LM")),

@@ -127,7 +127,9 @@ def n_targets(task, batches):
 
 def hf_step(model, task, batches):
     model.train()
-    decay = set(transformers.Trainer.get_decay_parameter_names(None, model))
+    # transformers decays by name; our trainer (train/optim.cpp decays()) never decays a 1-D tensor,
+    # which differs only for DoRA's lora_magnitude_vector (a per-row scale, like a norm's gain).
+    decay = {n for n in transformers.Trainer.get_decay_parameter_names(None, model) if "lora_magnitude_vector" not in n}
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     groups = [{"params": [p for n, p in named if n in decay], "weight_decay": OPT["weight_decay"]},
               {"params": [p for n, p in named if n not in decay], "weight_decay": 0.0}]
@@ -225,21 +227,26 @@ def test_one_step_equals_transformers(driver, work, case):
     compare_step(case, model, task, batches, result, our_grads, our_weights, lambda n: result["names"][n])
 
 
-def test_lora_step_equals_peft(driver, work):
-    """One LoRA step (adapter + classifier trained, base frozen) against peft: the adapter made by
-    peft (non-zero B) is loaded into biolm's driver; the same step runs on the PeftModel."""
+@pytest.mark.parametrize("dora", [False, True], ids=["lora", "dora"])
+def test_lora_step_equals_peft(driver, work, dora):
+    """One LoRA (or DoRA: LoraConfig(use_dora=True)) step (adapter + classifier trained, base frozen)
+    against peft: the adapter made by peft (non-zero B, DoRA magnitudes moved off their initial row
+    norms) is loaded into biolm's driver; the same step runs on the PeftModel."""
     peft = pytest.importorskip("peft")
     torch.manual_seed(2024)
     base = bert(transformers.BertForTokenClassification)
     hf_dir = os.path.join(work, "hf")
     base.save_pretrained(hf_dir, safe_serialization=True)
     pm = peft.get_peft_model(base, peft.LoraConfig(task_type="TOKEN_CLS", r=4, lora_alpha=8, lora_dropout=0.0,
-                                                   target_modules=["query", "value", "intermediate.dense"]))
+                                                   target_modules=["query", "value", "intermediate.dense"],
+                                                   use_dora=dora))
     g = torch.Generator().manual_seed(3)
     with torch.no_grad():
         for n, p in pm.named_parameters():
             if "lora_B" in n:
                 p.copy_(0.1 * torch.randn(p.shape, generator=g))
+            elif "lora_magnitude_vector" in n:
+                p.mul_(1.0 + 0.2 * torch.randn(p.shape, generator=g))
     adapter_dir = os.path.join(work, "adapter")
     pm.save_pretrained(adapter_dir, safe_serialization=True)
     task = "token_classification"
@@ -247,6 +254,9 @@ def test_lora_step_equals_peft(driver, work):
     result, our_grads, our_weights = run_driver(driver, work, hf_dir, task, batches, {"peft_adapter": adapter_dir})
 
     def hf_name(ours):
+        if ours.endswith(".adapter.lora_magnitude"):
+            module = result["names"][ours[: -len(".adapter.lora_magnitude")] + ".weight"][: -len(".weight")]
+            return f"base_model.model.{module}.lora_magnitude_vector.default.weight"
         if ".adapter.lora_" in ours:
             linear, which = ours.split(".adapter.lora_")
             module = result["names"][linear + ".weight"][: -len(".weight")]
@@ -254,7 +264,8 @@ def test_lora_step_equals_peft(driver, work):
         module, leaf = result["names"][ours].rsplit(".", 1)
         return f"base_model.model.{module}.modules_to_save.default.{leaf}"
 
-    compare_step("bert_token_cls_lora_peft", pm, task, batches, result, our_grads, our_weights, hf_name)
+    compare_step("bert_token_cls_%s_peft" % ("dora" if dora else "lora"), pm, task, batches, result, our_grads,
+                 our_weights, hf_name)
 
 
 def test_training_versions_recorded():

@@ -4,6 +4,7 @@
 
 #include "biolm/core/error.h"
 #include "biolm/io/safetensors.h"
+#include "biolm/peft/dora.h"
 #include "biolm/peft/method.h"
 #include "biolm/peft/pattern.h"
 #include "biolm/train/optim.h"
@@ -108,6 +109,53 @@ TEST_CASE("LoRA: identity at init, live swap equals the formula, merge == unmerg
 
   peft::LoraOptions rs(16, 8.0);
   CHECK(rs.rank_stabilized(true).scaling() == Approx(2.0));  // 8 / sqrt(16)
+}
+
+TEST_CASE("DoRA: m = ||W0||_c at init, the paper's W' = m (W0 + sBA)/||W0 + sBA||_c, merge == unmerged",
+          "[peft][dora]") {
+  auto base = tiny();
+  auto model = tiny();
+  const auto batch = sample_batch();
+  const auto ref = base->logits(batch);
+  auto cfg = lora_cfg();
+  cfg.lora.use_dora(true);
+  peft::apply(*model, cfg);
+  model->eval();
+  BIOLM_REQUIRE_CLOSE(model->logits(batch), ref, 1e-6);  // B = 0 and m = ||W0||: the base (m / n = 1 up to rounding)
+
+  auto& q = *model->layers[0]->as<test::TinyBlockImpl>()->attn->q_proj;
+  auto dora = std::dynamic_pointer_cast<peft::DoraAdapterImpl>(q.adapter());
+  REQUIRE(dora);
+  BIOLM_REQUIRE_CLOSE(dora->magnitude, q.weight.norm(2, {1}), 1e-6);
+  {
+    torch::NoGradGuard ng;
+    dora->lora_b.copy_(torch::sin(torch::arange(dora->lora_b.numel(), torch::kFloat)).view_as(dora->lora_b));
+    dora->magnitude.mul_(1.0 + 0.5 * torch::cos(torch::arange(dora->magnitude.numel(), torch::kFloat)));
+  }
+  // eq. (5) with the adapted weight materialised, against the adapter's unmaterialised forward
+  const auto adapted_w = q.weight + 2.0 * torch::matmul(dora->lora_b, dora->lora_a);  // (out, in)
+  const auto w_prime = dora->magnitude.unsqueeze(1) * adapted_w / adapted_w.norm(2, {1}, true);
+  const auto x = torch::randn({2, 3, 8});
+  BIOLM_REQUIRE_CLOSE(q.forward(x), torch::matmul(x, w_prime.t()) + q.bias, 1e-5);
+  const auto adapted = model->logits(batch);
+  CHECK(test::max_abs_diff(adapted, ref).max_abs > 1e-3);
+
+  // Gradients: m and A, B get one, the norm is detached (§4.3): d/dm of sum(y) is (W' x)/m summed.
+  model->train();
+  const auto y = q.forward(x);
+  y.sum().backward();
+  REQUIRE(dora->magnitude.grad().defined());
+  const auto expected_gm = torch::matmul(x, (adapted_w / adapted_w.norm(2, {1}, true)).t()).sum(torch::IntArrayRef{0, 1});
+  BIOLM_REQUIRE_CLOSE(dora->magnitude.grad(), expected_gm, 1e-4);
+  model->eval();
+
+  const auto w_before = q.weight.clone();
+  peft::merge_adapters(*model);
+  BIOLM_REQUIRE_CLOSE(q.weight, w_prime, 1e-5);
+  BIOLM_REQUIRE_CLOSE(model->logits(batch), adapted, 1e-5);
+  peft::unmerge_adapters(*model);
+  BIOLM_REQUIRE_CLOSE(q.weight, w_before, 1e-5);
+  BIOLM_REQUIRE_CLOSE(model->logits(batch), adapted, 1e-5);
 }
 
 TEST_CASE("LoRA: only adapter tensors train; optimizer state is 2x the trainable count", "[peft][lora]") {

@@ -12,6 +12,7 @@
 #include "biolm/core/log.h"
 #include "biolm/io/hf_weights.h"
 #include "biolm/io/safetensors.h"
+#include "biolm/peft/dora.h"
 #include "biolm/peft/ia3.h"
 #include "biolm/peft/lora.h"
 #include "biolm/peft/prompt_tuning.h"
@@ -43,6 +44,7 @@ struct HfLora {
   at::Tensor a;  // (r, in)
   at::Tensor b;  // (out, r)
   double scaling = 1.0;
+  at::Tensor magnitude;  // (out), DoRA only: PEFT's lora_magnitude_vector
 };
 
 /// GPT-2's fused c_attn adapter from up to three part adapters (q, k, v); see peft_export.h.
@@ -70,7 +72,7 @@ HfLora fuse_qkv(const std::array<const peft::LoraAdapterImpl*, 3>& parts, const 
     }
     row += out_sizes[i];
   }
-  return {at::cat(as, 0).contiguous(), b, scaling};
+  return {at::cat(as, 0).contiguous(), b, scaling, at::Tensor()};
 }
 
 }  // namespace
@@ -124,11 +126,16 @@ PeftAdapter make_peft_adapter(torch::nn::Module& model, const models::ModelConfi
     const HfNamePair& pair = find_pair(item.key() + ".weight");
     const std::string module = strip_suffix(pair.hf, ".weight");
     if (const auto* lora = dynamic_cast<const peft::LoraAdapterImpl*>(linear->adapter().get())) {
+      const auto* dora = dynamic_cast<const peft::DoraAdapterImpl*>(lora);
       if (pair.transform == HfTransform::FusedQkv) {
+        BIOLM_CHECK(!dora, ConfigError, "peft.export",
+                    fmt::format("{}: DoRA on GPT-2's fused c_attn has no PEFT form here (one magnitude per fused "
+                                "row over q, k and v parts)", item.key()));
         fused[module][static_cast<size_t>(pair.part)] = lora;
       } else {
         loras[module] = {lora->lora_a.detach().to(at::kCPU).contiguous(),
-                         lora->lora_b.detach().to(at::kCPU).contiguous(), lora->scaling()};
+                         lora->lora_b.detach().to(at::kCPU).contiguous(), lora->scaling(),
+                         dora ? dora->magnitude.detach().to(at::kCPU).contiguous() : at::Tensor()};
       }
     } else if (const auto* ia3 = dynamic_cast<const peft::Ia3AdapterImpl*>(linear->adapter().get())) {
       if (pair.transform == HfTransform::FusedQkv) {
@@ -298,9 +305,14 @@ PeftAdapter make_peft_adapter(torch::nn::Module& model, const models::ModelConfi
                         return x.second < y.second;
                       })->first;
   json rank_pattern = json::object(), alpha_pattern = json::object();
+  size_t n_dora = 0;
   for (const auto& [module, l] : loras) {
     tensors[prefix + module + ".lora_A.weight"] = l.a;
     tensors[prefix + module + ".lora_B.weight"] = l.b;
+    if (l.magnitude.defined()) {
+      tensors[prefix + module + ".lora_magnitude_vector"] = l.magnitude;
+      ++n_dora;
+    }
     const std::string key = module.compare(0, hf_body.size(), hf_body) == 0 ? module.substr(hf_body.size()) : module;
     if (l.a.size(0) != common.first) rank_pattern[key] = l.a.size(0);
     if (std::abs(alpha_of(l) - common.second) > 1e-9 * std::abs(common.second)) alpha_pattern[key] = alpha_of(l);
@@ -316,7 +328,10 @@ PeftAdapter make_peft_adapter(torch::nn::Module& model, const models::ModelConfi
   // Conv1D weights are (in, out); PEFT must know to transpose them when it merges.
   c["fan_in_fan_out"] = arch == HfArch::Gpt2;
   c["init_lora_weights"] = true;
-  c["use_dora"] = false;
+  BIOLM_CHECK(n_dora == 0 || n_dora == loras.size(), ConfigError, "peft.export",
+              fmt::format("{} of {} adapted modules use DoRA: a PEFT adapter is DoRA throughout or not at all", n_dora,
+                          loras.size()));
+  c["use_dora"] = n_dora > 0;
   c["layers_to_transform"] = nullptr;
   c["layers_pattern"] = nullptr;
   return {c, tensors};

@@ -16,6 +16,7 @@
 #include "biolm/core/log.h"
 #include "biolm/io/hf_weights.h"
 #include "biolm/io/safetensors.h"
+#include "biolm/peft/dora.h"
 #include "biolm/peft/ia3.h"
 #include "biolm/peft/lora.h"
 #include "biolm/peft/prompt_tuning.h"
@@ -83,7 +84,7 @@ PeftImportReport load_peft_adapter(torch::nn::Module& model, const models::Model
   const std::string peft_type = config_value<std::string>(c, "peft_type", "", where);
   BIOLM_CHECK(peft_type == "LORA" || peft_type == "IA3" || peft_type == "PROMPT_TUNING", ConfigError,
               where + ": peft_type", fmt::format("expected LORA, IA3 or PROMPT_TUNING, found \"{}\"", peft_type));
-  for (const char* key : {"use_dora", "lora_bias", "use_qalora"}) {
+  for (const char* key : {"lora_bias", "use_qalora"}) {
     BIOLM_CHECK(!config_value<bool>(c, key, false, where), ConfigError, where + ": " + key, "not supported by libbiolm");
   }
   BIOLM_CHECK(config_value<std::string>(c, "bias", "none", where) == "none", ConfigError, where + ": bias",
@@ -171,7 +172,7 @@ PeftImportReport load_peft_adapter(torch::nn::Module& model, const models::Model
     BIOLM_CHECK(key.rfind(prefix, 0) == 0, CheckpointError, weights_path.string(), key,
                 fmt::format("expected a name starting with \"{}\"", prefix));
     const std::string name = key.substr(prefix.size());
-    if (ends_with(name, ".lora_B.weight")) continue;  // read with its lora_A
+    if (ends_with(name, ".lora_B.weight") || ends_with(name, ".lora_magnitude_vector")) continue;  // with lora_A
     if (ends_with(name, ".lora_A.weight")) {
       BIOLM_CHECK(peft_type == "LORA", CheckpointError, weights_path.string(), key, "LoRA tensor in a " + peft_type + " adapter");
       const std::string module = strip_suffix(name, ".lora_A.weight");
@@ -186,7 +187,18 @@ PeftImportReport load_peft_adapter(torch::nn::Module& model, const models::Model
       const double alpha = pattern_value(c.value("alpha_pattern", json::object()), module)
                                .value_or(config_value<double>(c, "lora_alpha", 8.0, where));
       const bool rs = config_value<bool>(c, "use_rslora", false, where);
-      const auto lora = peft::LoraOptions(r, alpha).rank_stabilized(rs);
+      const bool dora = config_value<bool>(c, "use_dora", false, where);
+      const auto lora = peft::LoraOptions(r, alpha).rank_stabilized(rs).use_dora(dora);
+      at::Tensor magnitude;  // (out), DoRA
+      if (dora) {
+        const std::string mkey = prefix + module + ".lora_magnitude_vector";
+        const auto m_it = tensors.find(mkey);
+        BIOLM_CHECK(m_it != tensors.end(), CheckpointError, weights_path.string(), mkey,
+                    "missing (use_dora is true: every lora_A needs its magnitude vector)");
+        magnitude = m_it->second.reshape({-1});
+        BIOLM_CHECK(magnitude.numel() == b.size(0), CheckpointError, weights_path.string(), mkey,
+                    fmt::format("{} values for {} output rows", magnitude.numel(), b.size(0)));
+      }
       for (const auto& t : targets_of(module, key)) {
         const at::Tensor part_b = part_rows(t, b, 0);
         // A fused c_attn part whose rows of B are all zero has no update (our own export writes
@@ -197,8 +209,18 @@ PeftImportReport load_peft_adapter(torch::nn::Module& model, const models::Model
                     CheckpointError, weights_path.string(), key,
                     fmt::format("A {} / B {} do not fit {} ({} -> {})", c10::str(a.sizes()), c10::str(part_b.sizes()),
                                 t.ours, lin.options.in_features(), lin.options.out_features()));
-        auto adapter = std::make_shared<peft::LoraAdapterImpl>(lin.options.in_features(), lin.options.out_features(),
-                                                               lora, lin.weight);
+        BIOLM_CHECK(!dora || t.transform != HfTransform::FusedQkv, CheckpointError, weights_path.string(), key,
+                    "DoRA on GPT-2's fused c_attn is not supported");
+        std::shared_ptr<peft::LoraAdapterImpl> adapter;
+        if (dora) {
+          auto d = std::make_shared<peft::DoraAdapterImpl>(lin.options.in_features(), lin.options.out_features(), lora,
+                                                           lin.dense_weight());
+          d->magnitude.copy_(magnitude);
+          adapter = d;
+        } else {
+          adapter = std::make_shared<peft::LoraAdapterImpl>(lin.options.in_features(), lin.options.out_features(), lora,
+                                                            lin.weight);
+        }
         adapter->lora_a.copy_(a);
         adapter->lora_b.copy_(part_b);
         lin.attach_adapter(adapter);
@@ -272,6 +294,7 @@ PeftImportReport load_peft_adapter(torch::nn::Module& model, const models::Model
     }
     m.lora = peft::LoraOptions(common.first, common.second)
                  .rank_stabilized(config_value<bool>(c, "use_rslora", false, where))
+                 .use_dora(config_value<bool>(c, "use_dora", false, where))
                  .dropout(config_value<double>(c, "lora_dropout", 0.0, where))
                  .targets(report.adapted_modules)
                  .rank_pattern(rank_pattern)

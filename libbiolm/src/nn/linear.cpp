@@ -1,9 +1,12 @@
 #include "biolm/nn/linear.h"
 
+#include <fmt/format.h>
 #include <torch/nn/functional/linear.h>
 #include <torch/nn/init.h>
 
 #include "biolm/core/error.h"
+#include "biolm/quant/linear.h"
+#include "biolm/quant/quantize.h"
 
 namespace biolm::nn {
 
@@ -41,7 +44,7 @@ torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
                   std::to_string(x.dim()) + " dims with last " + std::to_string(x.dim() ? x.size(-1) : 0));
   // at::linear, not torch::nn::functional::linear: the C++ frontend helper runs matmul + add for
   // inputs of more than 2 dims, at::linear folds a contiguous (B,T,C) input into one addmm.
-  auto y = at::linear(x, weight, bias);
+  auto y = base_linear(x);
   if (adapter_ && !merged_) y = adapter_->adapt(x, y, *this);
   if (forward_tap) forward_tap(x, y);
   return y;
@@ -62,8 +65,44 @@ std::shared_ptr<LinearAdapter> LinearImpl::detach_adapter() {
   return out;
 }
 
+void LinearImpl::quantize_weight(quant::QuantType type, bool double_quant) {
+  BIOLM_CHECK(!adapter_ || !merged_, ConfigError, "model.quantize", "unmerge the adapter before quantizing");
+  if (quantized_) dequantize_weight();
+  set_quantized_weight(std::make_shared<const quant::QuantizedTensor>(quant::quantize(weight, type, double_quant)));
+}
+
+void LinearImpl::set_quantized_weight(std::shared_ptr<const quant::QuantizedTensor> q) {
+  BIOLM_CHECK(q && q->shape == std::vector<int64_t>({options.out_features(), options.in_features()}), ShapeError,
+              "Linear", fmt::format("quantized weight of shape {} for a ({}, {}) Linear",
+                                    q ? c10::str(c10::IntArrayRef(q->shape)) : "none", options.out_features(),
+                                    options.in_features()));
+  torch::NoGradGuard no_grad;
+  quantized_ = std::move(q);
+  weight.set_requires_grad(false);
+  weight.set_data(torch::empty({0}, weight.options()));  // frees the dense copy; the name stays registered
+}
+
+void LinearImpl::dequantize_weight() {
+  if (!quantized_) return;
+  torch::NoGradGuard no_grad;
+  weight.set_data(quant::dequantize(*quantized_, at::kFloat).to(weight.device()));
+  quantized_.reset();
+}
+
+torch::Tensor LinearImpl::base_linear(const torch::Tensor& x, bool with_bias) const {
+  const torch::Tensor b = with_bias ? bias : torch::Tensor();
+  return quantized_ ? quant::quantized_linear(x, quantized_, b) : at::linear(x, weight, b);
+}
+
+torch::Tensor LinearImpl::dense_weight() const {
+  return quantized_ ? quant::dequantize(*quantized_, at::kFloat).to(weight.device()) : weight;
+}
+
 void LinearImpl::merge_adapter() {
   if (!adapter_ || merged_) return;
+  // QLoRA's merge goes into a dequantized base: the merged weight is not representable in 4 bits
+  // (re-quantizing it would lose part of the adapter), so the base stays dense afterwards.
+  dequantize_weight();
   torch::NoGradGuard no_grad;
   adapter_->merge_into(*this);
   merged_ = true;

@@ -21,7 +21,7 @@ Ia3AdapterImpl::Ia3AdapterImpl(int64_t n, bool scale_input, const torch::Tensor&
 torch::Tensor Ia3AdapterImpl::adapt(const torch::Tensor& x, const torch::Tensor& base_out, const nn::LinearImpl& base) {
   if (!scale_input_) return base_out * ia3_scale;  // l ⊙ (x W^T + b)
   // (l ⊙ x) W^T + b: the base output cannot be rescaled afterwards, so recompute it.
-  return at::linear(x * ia3_scale, base.weight, base.bias);
+  return base.base_linear(x * ia3_scale);
 }
 
 void Ia3AdapterImpl::merge_into(nn::LinearImpl& base) {

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "biolm/core/error.h"
+#include "biolm/peft/dora.h"
 #include "biolm/peft/pattern.h"
 
 namespace biolm::peft {
@@ -79,8 +80,10 @@ std::vector<std::string> apply_lora(torch::nn::Module& model, const LoraOptions&
   options.validate();
   std::vector<std::string> names;
   for (auto& [name, lin] : find_linears(model, options.targets(), "peft.lora.targets")) {
-    lin->attach_adapter(std::make_shared<LoraAdapterImpl>(lin->options.in_features(), lin->options.out_features(),
-                                                          options.for_module(name), lin->weight));
+    const LoraOptions o = options.for_module(name);
+    const int64_t in = lin->options.in_features(), out = lin->options.out_features();
+    lin->attach_adapter(o.use_dora() ? std::make_shared<DoraAdapterImpl>(in, out, o, lin->dense_weight())
+                                     : std::make_shared<LoraAdapterImpl>(in, out, o, lin->weight));
     names.push_back(name);
   }
   return names;

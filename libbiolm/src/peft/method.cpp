@@ -79,7 +79,8 @@ nlohmann::json to_json(const MethodConfig& c) {
   nlohmann::json j;
   j["method"] = to_string(c.method);
   j["lora"] = {{"rank", c.lora.rank()}, {"alpha", c.lora.alpha()}, {"dropout", c.lora.dropout()},
-               {"targets", c.lora.targets()}, {"rank_stabilized", c.lora.rank_stabilized()}};
+               {"targets", c.lora.targets()}, {"rank_stabilized", c.lora.rank_stabilized()},
+               {"use_dora", c.lora.use_dora()}};
   if (!c.lora.rank_pattern().empty()) j["lora"]["rank_pattern"] = c.lora.rank_pattern();
   if (!c.lora.alpha_pattern().empty()) j["lora"]["alpha_pattern"] = c.lora.alpha_pattern();
   j["ia3"] = {{"targets", c.ia3.targets()}, {"input_targets", c.ia3.input_targets()}};
@@ -105,7 +106,8 @@ MethodConfig read_method_config(core::ConfigReader& r) {
         .alpha(l.get<double>("alpha", c.lora.alpha()))
         .dropout(l.get<double>("dropout", c.lora.dropout()))
         .targets(l.get<std::vector<std::string>>("targets", {}))
-        .rank_stabilized(l.get<bool>("rank_stabilized", false));
+        .rank_stabilized(l.get<bool>("rank_stabilized", false))
+        .use_dora(l.get<bool>("use_dora", false));
   }
   if (r.present("ia3")) {
     auto& l = r.child("ia3");

@@ -15,6 +15,11 @@
 #include <functional>
 #include <memory>
 
+namespace biolm::quant {
+enum class QuantType;
+struct QuantizedTensor;
+}  // namespace biolm::quant
+
 namespace biolm::nn {
 
 struct LinearOptions {
@@ -66,13 +71,28 @@ class LinearImpl : public torch::nn::Cloneable<LinearImpl> {
   using ForwardTap = std::function<void(const torch::Tensor& x, const torch::Tensor& y)>;
   ForwardTap forward_tap;
 
+  /// QLoRA (quant/linear.h): replaces the weight by its NF4 / FP4 / int8 form. The parameter
+  /// `weight` stays registered but empty (0 elements, frozen); forward dequantizes chunk by
+  /// chunk. Adapters keep working; merging first dequantizes (merge_adapter).
+  void quantize_weight(quant::QuantType type, bool double_quant = true);
+  /// Installs an already quantized weight (a loader's), shape (out, in) checked.
+  void set_quantized_weight(std::shared_ptr<const quant::QuantizedTensor> q);
+  /// Turns a quantized weight back into a dense float32 parameter (no-op when dense).
+  void dequantize_weight();
+  const std::shared_ptr<const quant::QuantizedTensor>& quantized_weight() const { return quantized_; }
+  /// x W^T (+ b): the base product without the adapter, dense or quantized.
+  torch::Tensor base_linear(const torch::Tensor& x, bool with_bias = true) const;
+  /// The weight as a dense (out, in) tensor: `weight` itself, or a transient dequantized copy.
+  torch::Tensor dense_weight() const;
+
   LinearOptions options;
-  torch::Tensor weight;  // (out, in)
+  torch::Tensor weight;  // (out, in); empty while the weight is quantized
   torch::Tensor bias;    // (out), undefined when options.bias() is false (still registered)
 
  private:
   std::shared_ptr<LinearAdapter> adapter_;
   bool merged_ = false;
+  std::shared_ptr<const quant::QuantizedTensor> quantized_;
 };
 
 TORCH_MODULE(Linear);

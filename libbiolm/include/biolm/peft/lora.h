@@ -42,6 +42,8 @@ struct LoraOptions {
   /// syntax, in key order) matching a Linear's full name sets its rank / alpha.
   TORCH_ARG(RankPattern, rank_pattern);
   TORCH_ARG(AlphaPattern, alpha_pattern);
+  /// DoRA (peft/dora.h): a trained magnitude per output row on top of the LoRA direction.
+  TORCH_ARG(bool, use_dora) = false;
 
 
  public:
@@ -66,6 +68,7 @@ class LoraAdapterImpl : public nn::LinearAdapter {
   /// scaling · B A, shape (out, in): what merging adds to the base weight.
   torch::Tensor delta_weight() const;
   double scaling() const { return scaling_; }
+  double dropout() const { return dropout_; }
 
   /// Per-example gradients (DP-SGD, train/dp.h): when set, adapt calls tap(h, u) with the
   /// adapter's input after dropout h (..., in) and u = h A^T (..., r).
@@ -79,8 +82,8 @@ class LoraAdapterImpl : public nn::LinearAdapter {
   double dropout_;
 };
 
-/// Attaches a fresh LoRA adapter to every Linear matched by options.targets(); returns their
-/// names. Does not change requires_grad of anything else (peft::apply freezes).
+/// Attaches a fresh LoRA adapter (DoRA with options.use_dora()) to every Linear matched by
+/// options.targets(); returns their names. Does not change requires_grad of anything else (peft::apply freezes).
 std::vector<std::string> apply_lora(torch::nn::Module& model, const LoraOptions& options);
 
 }  // namespace biolm::peft

@@ -1,0 +1,43 @@
+// biolm/quant/linear.h: y = x W^T + b with W held in 4 or 8 bits (quant/quantize.h).
+//
+// QLoRA's forward (Dettmers et al. 2023, §3 eq. (5)): the frozen base weight is dequantized to the
+// compute dtype only for the product, and no full-precision copy of it is kept. Here that is done
+// `chunk_rows` output rows at a time, so the transient is chunk_rows x in values, whatever the
+// layer's size; the backward (the gradient for the input, which adapters in earlier layers need)
+// dequantizes the same chunks again. The base gets no gradient: it is frozen by construction.
+// nn::Linear calls this when its weight is quantized (LinearImpl::quantize_weight), so LoRA, DoRA
+// and IA3 adapters in the Linear's slot train on top unchanged.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "biolm/quant/quantize.h"
+
+namespace torch::nn {
+class Module;
+}
+
+namespace biolm::quant {
+
+/// Output rows dequantized at once: 256 rows of a 4096-wide layer is 4 MiB of float32.
+inline constexpr int64_t kDefaultChunkRows = 256;
+
+/// x (..., in) -> (..., out) with the weight dequantized chunk by chunk in x's dtype (float32,
+/// bfloat16 or float16); `bias` may be undefined. Differentiable with respect to x and bias.
+/// `q` must outlive the backward pass (the Linear holding it does).
+at::Tensor quantized_linear(const at::Tensor& x, const std::shared_ptr<const QuantizedTensor>& q,
+                            const at::Tensor& bias, int64_t chunk_rows = kDefaultChunkRows);
+
+/// Quantizes the weight of every nn::Linear of `model` whose last name component is not in
+/// `exclude` (QLoRA keeps the LM head in 16/32 bits: bitsandbytes' llm_int8_skip_modules); returns
+/// the names. Call before attaching adapters or after: adapters read the base through the slot.
+std::vector<std::string> quantize_linears(torch::nn::Module& model, QuantType type,
+                                          const std::vector<std::string>& exclude = {"lm_head"},
+                                          bool double_quant = true);
+
+}  // namespace biolm::quant
