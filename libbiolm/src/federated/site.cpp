@@ -241,7 +241,8 @@ void LocalTrainer::set_exchanged(const TensorMap& tensors) {
   }
 }
 
-Update LocalTrainer::train(int64_t round, const TensorMap& global, std::optional<int64_t> max_steps) {
+Update LocalTrainer::train(int64_t round, const TensorMap& global, std::optional<int64_t> max_steps,
+                           std::optional<double> proximal_mu) {
   BIOLM_CHECK(site_ >= 0, Error, "LocalTrainer: the server's model has no training data");
   set_exchanged(global);
   const auto& fed = spec_.federation;
@@ -283,8 +284,12 @@ Update LocalTrainer::train(int64_t round, const TensorMap& global, std::optional
   }
 
   train::TrainResult result;
-  if (fed.algorithm == Algorithm::FedProx && fed.mu > 0.0) {
-    ProximalModel prox(model_, fed.mu, global);
+  const double mu = proximal_mu ? *proximal_mu : fed.algorithm == Algorithm::FedProx ? fed.mu : 0.0;
+  BIOLM_CHECK(mu >= 0.0, ConfigError, "federation.mu", "must be >= 0, got " + std::to_string(mu));
+  BIOLM_CHECK(mu == 0.0 || !tcfg.dp, ConfigError, "federation.mu",
+              "FedProx's proximal term is not a per-example loss: DP-SGD (train.dp) runs with mu = 0");
+  if (mu > 0.0) {
+    ProximalModel prox(model_, mu, global);
     std::map<std::string, double> scales;
     for (const auto& [name, v] : lr_scales_) scales["model." + name] = v;
     train::Trainer trainer(prox, tcfg);

@@ -91,8 +91,10 @@ class LocalTrainer {
 
   /// Round `round` (1-based): loads `global`, trains federation.local_steps steps (or
   /// local_epochs passes) with FedProx's term when configured, and returns the new exchanged
-  /// tensors with this site's example count. `max_steps` overrides the local step count.
-  Update train(int64_t round, const TensorMap& global, std::optional<int64_t> max_steps = std::nullopt);
+  /// tensors with this site's example count. `max_steps` overrides the local step count;
+  /// `proximal_mu` overrides federation.mu (> 0: FedProx; what Flower's FedProx strategy sends).
+  Update train(int64_t round, const TensorMap& global, std::optional<int64_t> max_steps = std::nullopt,
+               std::optional<double> proximal_mu = std::nullopt);
 
   /// The task's metrics of the current model on `path` (tasks::evaluate_file).
   nlohmann::json evaluate(const std::string& path, int64_t n_bootstrap) const;
