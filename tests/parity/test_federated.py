@@ -87,3 +87,58 @@ def test_torch_in_the_same_process_is_refused(code):
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 1, r.stderr[-2000:]
     assert "ImportError" in r.stderr and "LibTorch" in r.stderr
+
+
+class _Grid:
+    """The part of a Flower Grid a strategy's configure_train reads: the connected node ids."""
+
+    def __init__(self, node_ids):
+        self.node_ids = node_ids
+
+    def get_node_ids(self):
+        return self.node_ids
+
+
+@pytest.mark.parametrize("algorithm", ["fedavg", "fedprox"])
+def test_flower_clientapp_with_flower_strategies_equals_biolm_federate(tmp_path, algorithm):
+    """biolm.flower:app driven by Flower's own FedAvg / FedProx strategy objects (configure_train,
+    the ClientApp call, aggregate_train) for two rounds = `biolm federate` (1e-6). The messages go
+    by direct calls: no SuperLink / SuperNode transport (docs/federated.md says why)."""
+    from flwr.app import ConfigRecord, Context, RecordDict
+    from flwr.serverapp.strategy import FedAvg, FedProx
+
+    from flwr.supercore.task_identity import TaskIdentity
+
+    from biolm.flower import app, to_arrays
+
+    # What Flower's runtime sets in the process of a run (messages read it when built).
+    TaskIdentity.run_id, TaskIdentity.node_id, TaskIdentity.task_id = 1, 0, 1
+
+    mu = 0.05
+    over = SMALL + [f"output={tmp_path / 'flower'}"]
+    fed = [] if algorithm == "fedavg" else ["federation.algorithm=fedprox", f"federation.mu={mu}"]
+    server = biolm.Site(CONFIG, "server", over)
+    node_site = {101: "site_a", 102: "site_b", 103: "site_c"}
+    contexts = {n: Context(run_id=1, node_id=n, node_config={"site": s}, state=RecordDict(),
+                           run_config={"biolm-config": CONFIG, "biolm-overrides": ";".join(over)})
+                for n, s in node_site.items()}
+    # Flower's strategies with biolm's schedule: every site every round.
+    kw = dict(fraction_train=1.0, min_train_nodes=3, min_available_nodes=3, fraction_evaluate=0.0)
+    strategy = FedAvg(**kw) if algorithm == "fedavg" else FedProx(proximal_mu=mu, **kw)
+    arrays = to_arrays(server)
+    for rnd in (1, 2):
+        messages = list(strategy.configure_train(rnd, arrays, ConfigRecord(), _Grid(sorted(node_site))))
+        assert sorted(m.metadata.dst_node_id for m in messages) == sorted(node_site)
+        replies = [app(m, contexts[m.metadata.dst_node_id]) for m in messages]
+        arrays, metrics = strategy.aggregate_train(rnd, replies)
+        assert arrays is not None
+    glob = {k: v.numpy() for k, v in arrays.items()}
+
+    ref = tmp_path / "cpp"
+    subprocess.run([str(EXE), "--log-level", "warn", "federate", "--config", CONFIG, f"output={ref}",
+                    "federation.rounds=2", *SMALL, *fed], check=True, stdout=subprocess.DEVNULL)
+    from safetensors.numpy import load_file
+    cpp = load_file(str(ref / "checkpoints" / "step-00000002" / "global.safetensors"))
+    assert sorted(cpp) == sorted(glob)
+    worst = max(float(np.abs(cpp[n] - glob[n]).max()) for n in cpp)
+    assert worst <= 1e-6, f"max|flower - biolm federate| = {worst}"
