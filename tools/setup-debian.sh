@@ -22,7 +22,7 @@ PKGS=(
   libprotobuf-dev protobuf-compiler
   libhdf5-dev libeigen3-dev catch2
   nlohmann-json3-dev libyaml-cpp-dev libfmt-dev libspdlog-dev libcli11-dev libgloo-dev
-  zlib1g-dev
+  zlib1g-dev pybind11-dev python3-dev
 )
 if [ "${BIOLM_SETUP_PYTHON:-1}" = "1" ]; then PKGS+=(python3 python3-torch python3-numpy); fi
 
