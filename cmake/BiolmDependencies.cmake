@@ -1,6 +1,15 @@
 # Finds every dependency the way its package intends. Debian 12 provides all of them
 # (tools/setup-debian.sh); a CUDA LibTorch 2.x is picked up through CMAKE_PREFIX_PATH or Torch_DIR.
+include(${CMAKE_CURRENT_LIST_DIR}/BiolmPipTorch.cmake)
 find_package(Torch REQUIRED)
+# One LibTorch only: every torch/c10 library must come from the prefix whose headers we compile
+# against (mixing Debian's 1.13 libc10 with a 2.x libtorch links, then crashes).
+foreach(lib IN ITEMS c10_LIBRARY TORCH_LIBRARY C10_CUDA_LIBRARY)
+  if(${lib} AND NOT ${lib} MATCHES "^${TORCH_INSTALL_PREFIX}/")
+    message(FATAL_ERROR "libbiolm: ${lib}=${${lib}} is not under the LibTorch prefix "
+                        "${TORCH_INSTALL_PREFIX}; put that prefix first in CMAKE_PREFIX_PATH.")
+  endif()
+endforeach()
 find_package(Threads REQUIRED)
 find_package(nlohmann_json 3.9 REQUIRED)
 find_package(fmt REQUIRED)
