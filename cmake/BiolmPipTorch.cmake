@@ -10,7 +10,8 @@
 # nvidia-cuda-nvcc, which tools/python/requirements.in adds) hold all of it, but only versioned
 # sonames (libcudart.so.13) and split over several folders. This file lays a toolkit-shaped folder
 # of symlinks in the build tree:
-#   <build>/pip-cuda/{bin,nvvm,include} -> site-packages/nvidia/cu13/...
+#   <build>/pip-cuda/{bin,nvvm}         -> site-packages/nvidia/cu13/...
+#   <build>/pip-cuda/include/X          -> every header of nvidia/cu13/include, then nvidia/*/include
 #   <build>/pip-cuda/lib64/libX.so      -> every lib of nvidia/*/lib (cu13, cudnn, nccl, ...); lib -> lib64
 # and points CUDA_TOOLKIT_ROOT_DIR / CUDAToolkit_ROOT / CUDNN_* at it. It runs only when the Torch
 # prefix lies inside a pip wheel, nvidia/cu*/bin/nvcc exists and no toolkit was given
@@ -33,7 +34,9 @@ function(biolm_pip_torch_site out_site)
 endfunction()
 
 function(biolm_pip_cuda_setup site)
-  if(NOT site OR NOT BIOLM_PIP_CUDA OR CUDA_TOOLKIT_ROOT_DIR OR DEFINED ENV{CUDA_HOME})
+  set(shim "${CMAKE_BINARY_DIR}/pip-cuda")
+  if(NOT site OR NOT BIOLM_PIP_CUDA OR DEFINED ENV{CUDA_HOME}
+     OR (CUDA_TOOLKIT_ROOT_DIR AND NOT CUDA_TOOLKIT_ROOT_DIR STREQUAL shim))   # a toolkit of the user's
     return()
   endif()
   file(GLOB nvcc_candidates "${site}/nvidia/cu*/bin/nvcc")
@@ -48,14 +51,24 @@ function(biolm_pip_cuda_setup site)
   list(GET nvcc_candidates 0 nvcc)
   get_filename_component(cu "${nvcc}" DIRECTORY)
   get_filename_component(cu "${cu}" DIRECTORY)          # .../nvidia/cu13
-  set(shim "${CMAKE_BINARY_DIR}/pip-cuda")
   file(MAKE_DIRECTORY "${shim}/lib64")
   if(NOT EXISTS "${shim}/lib")            # nvcc.profile links from lib/, FindCUDA looks in lib64/
     file(CREATE_LINK "${shim}/lib64" "${shim}/lib" SYMBOLIC)
   endif()
-  foreach(sub bin nvvm include)
+  foreach(sub bin nvvm)
     if(EXISTS "${cu}/${sub}" AND NOT EXISTS "${shim}/${sub}")
       file(CREATE_LINK "${cu}/${sub}" "${shim}/${sub}" SYMBOLIC)
+    endif()
+  endforeach()
+  # include/: the toolkit's headers, then those of the other wheels (nccl.h, which c10d's
+  # ProcessGroupNCCL.hpp includes; cudnn.h, cusparseLt.h...), one link per entry.
+  file(MAKE_DIRECTORY "${shim}/include")
+  file(GLOB headers "${cu}/include/*")
+  file(GLOB other_headers "${site}/nvidia/*/include/*")
+  foreach(h IN LISTS headers other_headers)
+    get_filename_component(name "${h}" NAME)
+    if(NOT EXISTS "${shim}/include/${name}")
+      file(CREATE_LINK "${h}" "${shim}/include/${name}" SYMBOLIC)
     endif()
   endforeach()
   # Every versioned library of every nvidia wheel, under its soname and its unversioned name.
