@@ -35,6 +35,8 @@ endif()
 
 if(BIOLM_WITH_SENTENCEPIECE)
   find_package(Protobuf REQUIRED)
+  # The library file, not protobuf::libprotobuf: a pip torch's Caffe2 config defines that target
+  # first (empty for its own hidden, bundled protobuf), and SentencePiece then links no protobuf.
   find_path(BIOLM_SPM_INCLUDE sentencepiece_processor.h
             HINTS ${BIOLM_SENTENCEPIECE_ROOT}/include NO_DEFAULT_PATH)
   find_library(BIOLM_SPM_LIB NAMES libsentencepiece.a sentencepiece
@@ -49,7 +51,7 @@ if(BIOLM_WITH_SENTENCEPIECE)
   add_library(biolm_sentencepiece INTERFACE)
   target_include_directories(biolm_sentencepiece SYSTEM INTERFACE ${BIOLM_SPM_INCLUDE})
   target_link_libraries(biolm_sentencepiece INTERFACE
-    ${BIOLM_SPM_TRAIN_LIB} ${BIOLM_SPM_LIB} protobuf::libprotobuf Threads::Threads)
+    ${BIOLM_SPM_TRAIN_LIB} ${BIOLM_SPM_LIB} ${Protobuf_LIBRARIES} Threads::Threads)
 endif()
 
 if(BIOLM_WITH_HDF5)
