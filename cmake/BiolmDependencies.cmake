@@ -1,6 +1,15 @@
 # Finds every dependency the way its package intends. Debian 12 provides all of them
 # (tools/setup-debian.sh); a CUDA LibTorch 2.x is picked up through CMAKE_PREFIX_PATH or Torch_DIR.
+include(${CMAKE_CURRENT_LIST_DIR}/BiolmPipTorch.cmake)
 find_package(Torch REQUIRED)
+# One LibTorch only: every torch/c10 library must come from the prefix whose headers we compile
+# against (mixing Debian's 1.13 libc10 with a 2.x libtorch links, then crashes).
+foreach(lib IN ITEMS c10_LIBRARY TORCH_LIBRARY C10_CUDA_LIBRARY)
+  if(${lib} AND NOT ${lib} MATCHES "^${TORCH_INSTALL_PREFIX}/")
+    message(FATAL_ERROR "libbiolm: ${lib}=${${lib}} is not under the LibTorch prefix "
+                        "${TORCH_INSTALL_PREFIX}; put that prefix first in CMAKE_PREFIX_PATH.")
+  endif()
+endforeach()
 find_package(Threads REQUIRED)
 find_package(nlohmann_json 3.9 REQUIRED)
 find_package(fmt REQUIRED)
@@ -26,6 +35,8 @@ endif()
 
 if(BIOLM_WITH_SENTENCEPIECE)
   find_package(Protobuf REQUIRED)
+  # The library file, not protobuf::libprotobuf: a pip torch's Caffe2 config defines that target
+  # first (empty for its own hidden, bundled protobuf), and SentencePiece then links no protobuf.
   find_path(BIOLM_SPM_INCLUDE sentencepiece_processor.h
             HINTS ${BIOLM_SENTENCEPIECE_ROOT}/include NO_DEFAULT_PATH)
   find_library(BIOLM_SPM_LIB NAMES libsentencepiece.a sentencepiece
@@ -40,7 +51,7 @@ if(BIOLM_WITH_SENTENCEPIECE)
   add_library(biolm_sentencepiece INTERFACE)
   target_include_directories(biolm_sentencepiece SYSTEM INTERFACE ${BIOLM_SPM_INCLUDE})
   target_link_libraries(biolm_sentencepiece INTERFACE
-    ${BIOLM_SPM_TRAIN_LIB} ${BIOLM_SPM_LIB} protobuf::libprotobuf Threads::Threads)
+    ${BIOLM_SPM_TRAIN_LIB} ${BIOLM_SPM_LIB} ${Protobuf_LIBRARIES} Threads::Threads)
 endif()
 
 if(BIOLM_WITH_HDF5)

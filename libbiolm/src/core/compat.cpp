@@ -2,10 +2,12 @@
 
 #include <ATen/ATen.h>
 #include <ATen/autocast_mode.h>
+#include <ATen/detail/CUDAHooksInterface.h>
 
 #include <limits>
 
 #include "biolm/config.h"
+#include "biolm/core/error.h"
 #if BIOLM_TORCH_HAS_CUDA
 #include <c10/cuda/CUDACachingAllocator.h>
 #endif
@@ -34,31 +36,74 @@ at::Tensor scaled_dot_product_attention(const at::Tensor& q, const at::Tensor& k
 }
 
 AutocastGuard::AutocastGuard(c10::DeviceType device, c10::ScalarType dtype, bool enabled) {
-  if (!enabled || device != c10::DeviceType::CUDA) return;
+  if (!enabled || (device != c10::DeviceType::CUDA && device != c10::DeviceType::CPU)) return;
   active_ = true;
+  device_ = device;
 #if BIOLM_TORCH_AT_LEAST(2, 4)
-  prev_enabled_ = at::autocast::is_autocast_enabled(c10::DeviceType::CUDA);
-  prev_dtype_ = at::autocast::get_autocast_dtype(c10::DeviceType::CUDA);
-  at::autocast::set_autocast_enabled(c10::DeviceType::CUDA, true);
-  at::autocast::set_autocast_dtype(c10::DeviceType::CUDA, dtype);
+  prev_enabled_ = at::autocast::is_autocast_enabled(device);
+  prev_dtype_ = at::autocast::get_autocast_dtype(device);
+  at::autocast::set_autocast_enabled(device, true);
+  at::autocast::set_autocast_dtype(device, dtype);
 #else
-  prev_enabled_ = at::autocast::is_enabled();
-  prev_dtype_ = at::autocast::get_autocast_gpu_dtype();
-  at::autocast::set_enabled(true);
-  at::autocast::set_autocast_gpu_dtype(dtype);
+  if (device == c10::DeviceType::CUDA) {
+    prev_enabled_ = at::autocast::is_enabled();
+    prev_dtype_ = at::autocast::get_autocast_gpu_dtype();
+    at::autocast::set_enabled(true);
+    at::autocast::set_autocast_gpu_dtype(dtype);
+  } else {
+    prev_enabled_ = at::autocast::is_cpu_enabled();
+    prev_dtype_ = at::autocast::get_autocast_cpu_dtype();
+    at::autocast::set_cpu_enabled(true);
+    at::autocast::set_autocast_cpu_dtype(dtype);
+  }
 #endif
 }
 
 AutocastGuard::~AutocastGuard() {
   if (!active_) return;
 #if BIOLM_TORCH_AT_LEAST(2, 4)
-  at::autocast::set_autocast_enabled(c10::DeviceType::CUDA, prev_enabled_);
-  at::autocast::set_autocast_dtype(c10::DeviceType::CUDA, prev_dtype_);
+  at::autocast::set_autocast_enabled(device_, prev_enabled_);
+  at::autocast::set_autocast_dtype(device_, prev_dtype_);
 #else
-  at::autocast::set_enabled(prev_enabled_);
-  at::autocast::set_autocast_gpu_dtype(prev_dtype_);
+  if (device_ == c10::DeviceType::CUDA) {
+    at::autocast::set_enabled(prev_enabled_);
+    at::autocast::set_autocast_gpu_dtype(prev_dtype_);
+  } else {
+    at::autocast::set_cpu_enabled(prev_enabled_);
+    at::autocast::set_autocast_cpu_dtype(prev_dtype_);
+  }
 #endif
   at::autocast::clear_cache();
+}
+
+void fused_adamw_(at::TensorList params, at::TensorList grads, at::TensorList exp_avgs, at::TensorList exp_avg_sqs,
+                  at::TensorList steps, double lr, double beta1, double beta2, double weight_decay, double eps) {
+  if (params.empty()) return;
+  BIOLM_CHECK(has_fused_adamw(params[0].device().type()), Error,
+              "fused AdamW is not available in LibTorch " TORCH_VERSION " for " + params[0].device().str());
+#if BIOLM_TORCH_AT_LEAST(2, 1)
+  at::_fused_adamw_(params, grads, exp_avgs, exp_avg_sqs, /*max_exp_avg_sqs=*/{}, steps, lr, beta1, beta2, weight_decay,
+                    eps, /*amsgrad=*/false, /*maximize=*/false);
+#else
+  (void)grads; (void)exp_avgs; (void)exp_avg_sqs; (void)steps; (void)lr; (void)beta1; (void)beta2;
+  (void)weight_decay; (void)eps;
+#endif
+}
+
+at::Generator cuda_default_generator(c10::DeviceIndex index) {
+#if BIOLM_TORCH_AT_LEAST(2, 4)
+  return at::detail::getCUDAHooks().getDefaultGenerator(index);
+#else
+  return at::detail::getCUDAHooks().getDefaultCUDAGenerator(index);
+#endif
+}
+
+bool autocast_enabled(c10::DeviceType device) {
+#if BIOLM_TORCH_AT_LEAST(2, 4)
+  return at::autocast::is_autocast_enabled(device);
+#else
+  return device == c10::DeviceType::CUDA ? at::autocast::is_enabled() : at::autocast::is_cpu_enabled();
+#endif
 }
 
 // The allocator statistics API: DeviceStats::allocated_bytes is an array indexed by StatType, whose

@@ -1,5 +1,7 @@
 #include "biolm/core/seed.h"
 
+#include "biolm/core/compat.h"
+
 #include <ATen/Context.h>
 #include <ATen/core/Generator.h>
 #include <torch/cuda.h>
@@ -51,7 +53,7 @@ RngState capture_rng_state() {
     s.cpu = to_bytes(gen.get_state());
   }
   for (int i = 0; i < cuda_device_count(); ++i) {
-    auto g = at::detail::getCUDAHooks().getDefaultCUDAGenerator(static_cast<c10::DeviceIndex>(i));
+    auto g = compat::cuda_default_generator(static_cast<c10::DeviceIndex>(i));
     std::lock_guard<std::mutex> lock(g.mutex());
     s.cuda.push_back(to_bytes(g.get_state()));
   }
@@ -67,7 +69,7 @@ void restore_rng_state(const RngState& state) {
   }
   const int n = std::min<int>(cuda_device_count(), static_cast<int>(state.cuda.size()));
   for (int i = 0; i < n; ++i) {
-    auto g = at::detail::getCUDAHooks().getDefaultCUDAGenerator(static_cast<c10::DeviceIndex>(i));
+    auto g = compat::cuda_default_generator(static_cast<c10::DeviceIndex>(i));
     std::lock_guard<std::mutex> lock(g.mutex());
     g.set_state(from_bytes(state.cuda[static_cast<size_t>(i)]));
   }

@@ -40,7 +40,10 @@ nlohmann::json build_info() {
   j["libtorch"] = torch_version();
   j["cuda"] = cuda_version();
   j["cuda_devices"] = core::cuda_device_count();
-  j["fused_sdpa"] = compat::has_fused_sdpa();
+  j["fused_sdpa"] = compat::has_fused_sdpa();  // false: attention runs the math path
+  // false: AdamW falls back to torch::optim::AdamW's per-tensor loop on that device
+  j["fused_adamw"] = {{"cpu", compat::has_fused_adamw(c10::DeviceType::CPU)},
+                      {"cuda", compat::has_fused_adamw(c10::DeviceType::CUDA)}};
   j["sentencepiece"] = static_cast<bool>(BIOLM_HAS_SENTENCEPIECE);
   j["hdf5"] = static_cast<bool>(BIOLM_HAS_HDF5);
   j["intra_op_threads"] = at::get_num_threads();

@@ -1,5 +1,7 @@
 #include "biolm/nn/checkpoint.h"
 
+#include "biolm/core/compat.h"
+
 #include <ATen/core/ivalue.h>
 #include <torch/csrc/autograd/custom_function.h>
 
@@ -18,7 +20,7 @@ struct CheckpointState : torch::CustomClassHolder {
 };
 
 at::Generator cuda_generator(const c10::Device& device) {
-  return at::detail::getCUDAHooks().getDefaultCUDAGenerator(device.index() < 0 ? 0 : device.index());
+  return compat::cuda_default_generator(device.index() < 0 ? 0 : device.index());
 }
 
 struct RngFork {

@@ -91,6 +91,7 @@ nlohmann::json to_json(const TrainConfig& c) {
   j["min_lr_ratio"] = c.min_lr_ratio;
   j["clip_grad_norm"] = c.clip_grad_norm ? nlohmann::json(*c.clip_grad_norm) : nlohmann::json(nullptr);
   j["bf16"] = c.bf16;
+  j["fused_optimizer"] = c.fused_optimizer;
   j["activation_checkpointing"] = c.activation_checkpointing;
   j["max_nonfinite_steps"] = c.max_nonfinite_steps;
   j["eval_every"] = c.eval_every;
@@ -140,6 +141,7 @@ TrainConfig read_train_config(core::ConfigReader& r) {
   c.min_lr_ratio = r.get("min_lr_ratio", c.min_lr_ratio);
   c.clip_grad_norm = r.optional<double>("clip_grad_norm");
   c.bf16 = r.get("bf16", c.bf16);
+  c.fused_optimizer = r.get("fused_optimizer", c.fused_optimizer);
   c.activation_checkpointing = r.get("activation_checkpointing", c.activation_checkpointing);
   c.max_nonfinite_steps = r.get("max_nonfinite_steps", c.max_nonfinite_steps);
   c.eval_every = r.get("eval_every", c.eval_every);

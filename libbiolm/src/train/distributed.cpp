@@ -20,6 +20,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "biolm/core/compat.h"
 #include "biolm/core/error.h"
 #include "biolm/core/log.h"
 
@@ -80,7 +81,7 @@ DistEnv DistEnv::from_env() {
 
 struct ProcessGroup::Impl {
   c10::intrusive_ptr<c10d::Store> store;
-  c10::intrusive_ptr<c10d::ProcessGroup> pg;
+  c10::intrusive_ptr<compat::C10dBackend> pg;
   int rank = 0;
   int world_size = 1;
   c10::Device device = c10::Device(c10::kCPU);

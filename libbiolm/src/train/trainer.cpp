@@ -98,7 +98,7 @@ void Trainer::setup() {
   if (state_->set_up) return;
   auto& s = *state_;
   s.device = core::parse_device(config_.device, "train.device");
-  if (config_.bf16 && !s.device.is_cuda()) log::info("train.bf16: autocast applies on CUDA only; this run is fp32");
+  if (config_.bf16) log::info("train.bf16: bf16 autocast on {} (weights, gradients, optimizer state in fp32)", s.device.str());
   model_.to(s.device);
   // train.activation_checkpointing turns recomputation on; it never turns off a model that was
   // configured with it (model.gradient_checkpointing: true).

@@ -42,13 +42,16 @@ struct TrainConfig {
   double beta2 = 0.999;
   double eps = 1e-8;
   double momentum = 0.0;  ///< SGD only
+  /// AdamW through LibTorch's fused kernel where the build has it (2.1+ CUDA, 2.4+ CPU; see
+  /// core/compat.h); elsewhere torch::optim::AdamW, with a log line. Same update either way.
+  bool fused_optimizer = true;
   // --- schedule: lr(step) = lr · factor(step), see optim.h
   ScheduleKind schedule = ScheduleKind::Constant;
   int64_t warmup_steps = 0;
   double min_lr_ratio = 0.0;  ///< linear/cosine decay ends at lr · min_lr_ratio
   // --- numerics
   std::optional<double> clip_grad_norm;  ///< global L2 norm over all trainable gradients
-  bool bf16 = false;                     ///< bf16 autocast on CUDA (ignored with a log line on CPU)
+  bool bf16 = false;                     ///< bf16 autocast (CUDA and CPU); fp32 weights and state
   bool activation_checkpointing = false; ///< true: TrainableModel::set_activation_checkpointing(true); false leaves the model's own setting
   int64_t max_nonfinite_steps = 10;      ///< NaN/Inf steps skipped before the run stops with an error
   // --- evaluation
