@@ -14,7 +14,7 @@
 #include "biolm/data/collate.h"
 #include "biolm/data/loader.h"
 #include "biolm/dist/zero.h"
-#include "biolm/peft/tensor_file.h"
+#include "biolm/io/tensor_file.h"
 #include "biolm/train/checkpoint.h"
 #include "biolm/train/distributed.h"
 #include "biolm/train/signals.h"
@@ -150,13 +150,13 @@ std::string env_or(const char* name, const std::string& fallback) {
   return v ? std::string(v) : fallback;
 }
 
-peft::TensorMap weights_of(torch::nn::Module& m) {
-  peft::TensorMap w;
+io::TensorMap weights_of(torch::nn::Module& m) {
+  io::TensorMap w;
   for (const auto& p : m.named_parameters(true)) w[p.key()] = p.value().detach().clone();
   return w;
 }
 
-void require_weights_close(const peft::TensorMap& got, torch::nn::Module& want, double tol) {
+void require_weights_close(const io::TensorMap& got, torch::nn::Module& want, double tol) {
   int compared = 0;
   for (const auto& p : want.named_parameters(true)) {
     INFO(p.key());
@@ -206,7 +206,7 @@ TEST_CASE("zero worker", "[.zero_worker]") {
     if (env.rank == fail_rank && info.step == fail_step) ::raise(fail_signal);
   });
   t.fit(*src);
-  peft::write_tensor_file(out / ("w" + std::to_string(env.rank) + ".safetensors"), weights_of(*model));
+  io::write_tensor_file(out / ("w" + std::to_string(env.rank) + ".safetensors"), weights_of(*model));
 
   // The resting footprint: a fresh DataParallel over the same model, one step taken.
   auto probe = tiny();
@@ -245,7 +245,7 @@ TEST_CASE("data parallel, ZeRO-1/2/3: 1, 2 and 4 Gloo processes end with one pro
       for (int r = 0; r < world; ++r) {
         INFO("rank " << r);
         // Summation order differs (bucketed sums over ranks, shard norms): 1e-6 on weights of O(1).
-        require_weights_close(peft::read_tensor_file(out / ("w" + std::to_string(r) + ".safetensors")), *single, 1e-6);
+        require_weights_close(io::read_tensor_file(out / ("w" + std::to_string(r) + ".safetensors")), *single, 1e-6);
         int64_t trainable = 0, params = 0, optim = 0;
         std::ifstream(out / ("mem" + std::to_string(r) + ".txt")) >> trainable >> params >> optim;
         const int64_t shard = (trainable + world - 1) / world;
@@ -274,7 +274,7 @@ std::shared_ptr<test::TinyModel> single_run(const fs::path& dir, int64_t steps) 
 void require_ranks_match(const fs::path& out, int world, torch::nn::Module& want) {
   for (int r = 0; r < world; ++r) {
     INFO("rank " << r);
-    require_weights_close(peft::read_tensor_file(out / ("w" + std::to_string(r) + ".safetensors")), want, 1e-6);
+    require_weights_close(io::read_tensor_file(out / ("w" + std::to_string(r) + ".safetensors")), want, 1e-6);
   }
 }
 
@@ -291,7 +291,7 @@ void check_reshard_4_to_2(const fs::path& dir, const Hosts& four = {}, const Hos
   run_ranks(4, "[.zero_worker]", first, four);
   const auto ck = out / "run" / "checkpoints" / "step-00000003";
   train::verify_checkpoint(ck);
-  CHECK(peft::read_tensor_file(ck / "optimizer.safetensors").at("exp_avg").numel() == trainable_numel(*single));
+  CHECK(io::read_tensor_file(ck / "optimizer.safetensors").at("exp_avg").numel() == trainable_numel(*single));
   run_ranks(2, "[.zero_worker]", second, two);
   require_ranks_match(out, 2, *single);
 }
@@ -377,7 +377,7 @@ void check_failure_and_resume(int signal, const Hosts& hosts = {}) {
   for (int r = 0; r < 4; ++r) {
     INFO("resumed rank " << r);
     REQUIRE((WIFEXITED(st[static_cast<size_t>(r)]) && WEXITSTATUS(st[static_cast<size_t>(r)]) == 0));
-    require_weights_close(peft::read_tensor_file(out / ("w" + std::to_string(r) + ".safetensors")), *single, 1e-6);
+    require_weights_close(io::read_tensor_file(out / ("w" + std::to_string(r) + ".safetensors")), *single, 1e-6);
   }
 }
 

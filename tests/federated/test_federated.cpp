@@ -15,7 +15,7 @@
 #include "biolm/federated/server.h"
 #include "biolm/federated/simulate.h"
 #include "biolm/federated/site.h"
-#include "biolm/peft/tensor_file.h"
+#include "biolm/io/tensor_file.h"
 #include "support/test_util.h"
 
 using namespace biolm;
@@ -51,7 +51,7 @@ json tiny_config(const std::filesystem::path& out) {
 TensorMap read_global(const std::filesystem::path& run, int64_t round) {
   char name[32];
   std::snprintf(name, sizeof name, "step-%08lld", static_cast<long long>(round));
-  return peft::read_tensor_file(run / "checkpoints" / name / "global.safetensors");
+  return io::read_tensor_file(run / "checkpoints" / name / "global.safetensors");
 }
 
 void require_bitwise_equal(const TensorMap& a, const TensorMap& b) {

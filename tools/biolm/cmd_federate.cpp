@@ -19,7 +19,7 @@
 #include "biolm/core/config.h"
 #include "biolm/core/log.h"
 #include "biolm/federated/simulate.h"
-#include "biolm/peft/tensor_file.h"
+#include "biolm/io/tensor_file.h"
 #include "command.h"
 
 namespace biolm::cli {
@@ -56,8 +56,8 @@ int run_worker(const FederateArgs& a) {
   }
   BIOLM_CHECK(index >= 0, ConfigError, "sites", "no site named " + a.site);
   federated::LocalTrainer site(spec, index);
-  const auto u = site.train(a.round, peft::read_tensor_file(a.global));
-  peft::write_tensor_file(a.update + ".safetensors", u.tensors);
+  const auto u = site.train(a.round, io::read_tensor_file(a.global));
+  io::write_tensor_file(a.update + ".safetensors", u.tensors);
   const json meta = {{"n_examples", u.n_examples}, {"train_loss", u.train_loss}, {"steps", u.steps}};
   const std::string tmp = a.update + ".json.tmp";
   std::ofstream(tmp) << meta.dump() << "\n";
@@ -73,7 +73,7 @@ federated::RoundRunner process_runner(const fs::path& config, const fs::path& ou
     const fs::path dir = out / "rounds" / ("round-" + std::to_string(round));
     fs::create_directories(dir);
     const fs::path global_path = dir / "global.safetensors";
-    peft::write_tensor_file(global_path, global);
+    io::write_tensor_file(global_path, global);
     const std::string exe = fs::read_symlink("/proc/self/exe").string();
     struct Child {
       pid_t pid;
@@ -139,7 +139,7 @@ federated::RoundRunner process_runner(const fs::path& config, const fs::path& ou
       } else {
         const json meta = core::load_config_file(c.update.string() + ".json");
         federated::Update u;
-        u.tensors = peft::read_tensor_file(c.update.string() + ".safetensors");
+        u.tensors = io::read_tensor_file(c.update.string() + ".safetensors");
         u.n_examples = meta.at("n_examples").get<int64_t>();
         u.train_loss = meta.at("train_loss").get<double>();
         u.steps = meta.at("steps").get<int64_t>();

@@ -7,9 +7,9 @@
 
 #include "biolm/core/error.h"
 #include "biolm/core/log.h"
-#include "biolm/peft/tensor_file.h"
+#include "biolm/io/tensor_file.h"
 #include "biolm/train/checkpoint.h"
-#include "io/file_util.h"
+#include "biolm/io/files.h"
 
 namespace biolm::federated {
 namespace {
@@ -63,14 +63,14 @@ Server::Server(ServerOptions options, TensorMap initial_global) : opts_(std::mov
 bool Server::resume() {
   const auto dir = train::find_latest_valid(opts_.run_dir / "checkpoints");
   if (!dir) return false;
-  const json meta = io::detail::read_json_file(*dir / "server.json");
+  const json meta = io::read_json_file(*dir / "server.json");
   if (meta.value("federation", json()) != round_defining(opts_.federation)) {
     throw CheckpointError((*dir / "server.json").string(), "",
                           "written with federation " + meta.value("federation", json()).dump() +
                               ", this run has " + round_defining(opts_.federation).dump() +
                               ": use a new output directory or the same settings");
   }
-  auto loaded = peft::read_tensor_file(*dir / "global.safetensors");
+  auto loaded = io::read_tensor_file(*dir / "global.safetensors");
   for (const auto& [name, t] : global_) {
     const auto it = loaded.find(name);
     if (it == loaded.end()) throw CheckpointError((*dir / "global.safetensors").string(), name, "missing");
@@ -81,7 +81,7 @@ bool Server::resume() {
   BIOLM_CHECK(loaded.size() == global_.size(), CheckpointError, (*dir / "global.safetensors").string(), "",
               "holds tensors the model does not exchange");
   global_ = std::move(loaded);
-  if (adam_) adam_->load_state(peft::read_tensor_file(*dir / "server.safetensors"));
+  if (adam_) adam_->load_state(io::read_tensor_file(*dir / "server.safetensors"));
   round_ = meta.at("round").get<int64_t>();
   append_line(opts_.run_dir / "metrics.jsonl", {{"resumed_from", round_}, {"step", round_}});
   log::info("federation: resumed from {} after round {}", dir->string(), round_);
@@ -91,9 +91,9 @@ bool Server::resume() {
 void Server::checkpoint() {
   const auto root = opts_.run_dir / "checkpoints";
   train::commit_checkpoint(root, round_, [&](const fs::path& tmp) {
-    peft::write_tensor_file(tmp / "global.safetensors", global_);
-    peft::write_tensor_file(tmp / "server.safetensors", adam_ ? adam_->state() : TensorMap{});
-    io::detail::write_file_atomic(tmp / "server.json",
+    io::write_tensor_file(tmp / "global.safetensors", global_);
+    io::write_tensor_file(tmp / "server.safetensors", adam_ ? adam_->state() : TensorMap{});
+    io::write_file_atomic(tmp / "server.json",
                                   json{{"round", round_}, {"federation", round_defining(opts_.federation)}}.dump(2) + "\n");
   });
   train::prune_checkpoints(root, opts_.keep_last, round_);

@@ -9,7 +9,7 @@
 #include "biolm/core/log.h"
 #include "biolm/io/model_dir.h"
 #include "biolm/peft/method.h"
-#include "io/file_util.h"
+#include "biolm/io/files.h"
 
 namespace biolm::federated {
 
@@ -36,7 +36,7 @@ RoundRunner in_process_runner(std::vector<std::unique_ptr<LocalTrainer>>& sites)
 
 json run_simulation(FederateSpec spec, const RoundRunner* runner) {
   fs::create_directories(spec.output);
-  io::detail::write_file_atomic(spec.output / "config.yaml", core::to_yaml(spec.tree));
+  io::write_file_atomic(spec.output / "config.yaml", core::to_yaml(spec.tree));
   prepare_shared(spec);
   const std::string task_name = spec.task;
 
@@ -107,7 +107,7 @@ json run_simulation(FederateSpec spec, const RoundRunner* runner) {
   mo.tokenizer = &server_model.tokenizer();
   io::save_model_dir(model, mi, spec.output / "model", mo);
   results["model_dir"] = (spec.output / "model").string();
-  io::detail::write_file_atomic(spec.output / "results.json", results.dump(2) + "\n");
+  io::write_file_atomic(spec.output / "results.json", results.dump(2) + "\n");
   return results;
 }
 

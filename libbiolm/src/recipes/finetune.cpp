@@ -51,6 +51,21 @@ json with_default_targets(json pj, const tasks::AdapterDefaults& d, bool announc
 
 std::string method_name(const json& pj) { return pj.value("method", std::string("full")); }
 
+/// The model section resolved: a model.init directory's config with the given keys on top (`init`
+/// receives the directory), or the given keys with a preset (tiny-decoder where the task needs a
+/// causal LM, tiny-encoder otherwise) when none is named.
+json resolve_model_json(const FinetuneConfig& c, bool decoder_default, std::optional<io::InitSource>& init) {
+  json model_json = c.model;
+  init = io::take_init_source(model_json, /*need_tokenizer=*/!c.tokenizer_path);
+  if (init) {
+    json cj = models::to_json(init->config);
+    for (const auto& [key, value] : model_json.items()) cj[key] = value;
+    return cj;
+  }
+  if (!model_json.contains("preset")) model_json["preset"] = decoder_default ? "tiny-decoder" : "tiny-encoder";
+  return model_json;
+}
+
 /// Tokenizer: given, the model directory's, or a WordPiece vocabulary trained on the listed
 /// corpora (GatorTron trained its own clinical vocabulary the same way). Decoders use [CLS] /
 /// [SEP] of a trained vocabulary as BOS / EOS.
@@ -177,18 +192,10 @@ FinetuneConfig finetune_config_from_json(const json& tree) {
   if (task) r.check(!o.packing || task->needs_decoder(), "data.packing", "only the instruct task packs examples");
   // The model section: a model.init directory's config merged with the keys given, or a preset.
   r.capture([&] {
-    json model_json = c.model;
-    const auto init = io::take_init_source(model_json, /*need_tokenizer=*/!c.tokenizer_path);
+    std::optional<io::InitSource> init;
+    const json mj = resolve_model_json(c, task && task->needs_decoder(), init);
     r.check(!init || c.tokenizer_train_on.empty(), "tokenizer.train_on",
             "a model.init directory brings its vocabulary; give tokenizer.path or nothing");
-    json mj = model_json;
-    if (init) {
-      json cj = models::to_json(init->config);
-      for (const auto& [key, value] : model_json.items()) cj[key] = value;
-      mj = cj;
-    } else if (!mj.contains("preset")) {
-      mj["preset"] = task && task->needs_decoder() ? "tiny-decoder" : "tiny-encoder";
-    }
     (void)models::config_from_json(mj, "model");
   });
   r.finish();
@@ -202,18 +209,10 @@ FinetuneResult finetune(const FinetuneConfig& c, const FinetuneHooks& hooks) {
   const std::string method_str = method_name(pj);
 
   // Architecture: a biolm model directory (model.init) or a preset/explicit config.
-  json model_json = c.model;
-  const auto init = io::take_init_source(model_json, /*need_tokenizer=*/!c.tokenizer_path);
+  std::optional<io::InitSource> init;
+  json mj = resolve_model_json(c, task->needs_decoder(), init);
   if (init && !c.tokenizer_train_on.empty())
     throw ConfigError("tokenizer.train_on", "a model.init directory brings its vocabulary; give tokenizer.path or nothing");
-  json mj = model_json;
-  if (init) {
-    json cj = models::to_json(init->config);
-    for (const auto& [key, value] : model_json.items()) cj[key] = value;
-    mj = cj;
-  } else if (!mj.contains("preset")) {
-    mj["preset"] = task->needs_decoder() ? "tiny-decoder" : "tiny-encoder";
-  }
   const bool is_decoder = models::config_from_json(mj, "model").is_decoder();
   if (task->needs_decoder() && !is_decoder)
     throw ConfigError("model", "instruct trains a causal LM: use a decoder (model.preset: tiny-decoder, or family: decoder)");
