@@ -38,7 +38,7 @@ json run_simulation(FederateSpec spec, const RoundRunner* runner) {
   fs::create_directories(spec.output);
   io::write_file_atomic(spec.output / "config.yaml", core::to_yaml(spec.tree));
   prepare_shared(spec);
-  const std::string task_name = spec.task;
+  const std::string& task_name = spec.task;
 
   LocalTrainer server_model(spec, -1);
   std::vector<std::unique_ptr<LocalTrainer>> sites;
@@ -56,7 +56,8 @@ json run_simulation(FederateSpec spec, const RoundRunner* runner) {
   Server server(so, server_model.exchanged());
   server.resume();
   const RoundRunner local = runner ? *runner : in_process_runner(sites);
-  const std::string metric = make_site_task(spec)->primary_metric();
+  const auto task = make_site_task(spec);  // the family's metric and head, for the report and the model dir
+  const std::string metric = task->primary_metric();
   const GlobalEval eval = [&](const TensorMap& global, int64_t) {
     server_model.set_exchanged(global);
     std::map<std::string, double> m;
@@ -91,7 +92,7 @@ json run_simulation(FederateSpec spec, const RoundRunner* runner) {
   io::ModelDirInfo mi;
   auto& model = server_model.model();
   mi.config = model.config();
-  mi.task = make_site_task(spec)->head_kind();
+  mi.task = task->head_kind();
   mi.n_labels = model.n_labels();
   mi.labels = spec.label_map.names();
   const std::string method = spec.peft.value("method", std::string("full"));
