@@ -56,7 +56,8 @@ def load_config(path, quick):
     with open(path) as f:
         cfg = yaml.safe_load(f)
     known = {"data", "biolm", "threads", "max_length", "batch_size", "bootstrap", "starts", "pretrain", "tasks",
-             "methods", "runs", "seeds", "headline", "transformers", "quick", "published", "scratch_vocab_size",
+             "methods", "runs", "seeds", "headline", "transformers", "transformers_seeds", "quick", "published",
+             "scratch_vocab_size",
              "eval_points"}
     bad = sorted(set(cfg) - known)
     if bad:
@@ -166,8 +167,25 @@ def prepare_data(cfg, out):
 # Running biolm
 
 
+def paused_seconds(t0, t1):
+    """Seconds of [t0, t1] during which the study was paused: `kill -STOP`ped while something
+    else needed the cores, each pause a line "START END" (epoch seconds) in $BIOLM_STUDY_PAUSES.
+    Run times exclude them, so a pause does not show up as a slow method."""
+    path = os.environ.get("BIOLM_STUDY_PAUSES")
+    if not path or not os.path.exists(path):
+        return 0.0
+    total = 0.0
+    for line in open(path):
+        parts = line.split()
+        if len(parts) == 2:
+            a, b = float(parts[0]), float(parts[1])
+            total += max(0.0, min(b, t1) - max(a, t0))
+    return total
+
+
 def run_cmd(cmd, log_path, env=None):
-    """Runs cmd with stdout+stderr to log_path; returns (rc, seconds, peak RSS MB) of the child."""
+    """Runs cmd with stdout+stderr to log_path; returns (rc, seconds, peak RSS MB) of the child
+    (seconds of wall time, pauses excluded)."""
     t0 = time.time()
     with open(log_path, "w") as f:
         f.write(" ".join(cmd) + "\n")
@@ -175,7 +193,8 @@ def run_cmd(cmd, log_path, env=None):
         p = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
         _, status, ru = os.wait4(p.pid, 0)
     p.returncode = os.waitstatus_to_exitcode(status)
-    return p.returncode, time.time() - t0, ru.ru_maxrss / 1024.0
+    t1 = time.time()
+    return p.returncode, t1 - t0 - paused_seconds(t0, t1), ru.ru_maxrss / 1024.0
 
 
 def tail(path, n=15):
@@ -339,6 +358,101 @@ def mean_sd(xs):
     return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0)
 
 
+def per_example_stats(cfg, out, rec):
+    """Per test example, what the primary metric is summed from: NER (tp, predicted, gold) entity
+    counts per sentence (seqeval's default-mode entities, as our f1); classification 1/0 correct
+    per example (ChemProt micro-F1 over its 13 labels without a negative class equals accuracy).
+    None when the run left no predictions file."""
+    run = os.path.join(out, "runs", rec["name"])
+    kind = rec["kind"]
+    if kind == "ner":
+        path = os.path.join(run, "predictions.conll")
+        if not os.path.exists(path):
+            return None
+        from seqeval.metrics.sequence_labeling import get_entities
+
+        rows, gold, pred = [], [], []
+        for line in list(open(path, encoding="utf-8")) + [""]:
+            parts = line.split()
+            if parts:
+                gold.append(parts[-2])
+                pred.append(parts[-1])
+            elif gold:
+                g, q = set(get_entities(gold)), set(get_entities(pred))
+                rows.append((len(g & q), len(q), len(g)))
+                gold, pred = [], []
+        return rows
+    path = os.path.join(run, "predictions.txt")
+    if not os.path.exists(path):
+        return None
+    pred = [x.rstrip("\n") for x in open(path, encoding="utf-8")]
+    t = cfg["tasks"][rec["task"]]
+    test = t["test"].replace("@data", os.path.join(out, "data")) if t["test"].startswith("@data") else \
+        os.path.join(cfg["data"], t["test"])
+    if kind == "re":
+        gold = [json.loads(x)["label"] for x in open(test, encoding="utf-8") if x.strip()]
+    elif kind == "pubmedqa":
+        gold = [v["final_decision"] for v in json.load(open(test)).values()]
+    else:
+        return None
+    if len(gold) != len(pred):
+        return None
+    return [(1.0 if a == b else 0.0,) for a, b in zip(gold, pred)]
+
+
+def stat_value(kind, rows, idx):
+    if kind == "ner":
+        tp = sum(rows[i][0] for i in idx)
+        npred = sum(rows[i][1] for i in idx)
+        ngold = sum(rows[i][2] for i in idx)
+        return 0.0 if npred + ngold == 0 else 2.0 * tp / (npred + ngold)
+    return sum(rows[i][0] for i in idx) / max(1, len(idx))
+
+
+def paired_bootstrap(kind, a, b, n_boot, seed):
+    """Difference a - b of the primary metric on the same test examples, its 95 % percentile
+    interval over paired resamples of the examples, and the two-sided p-value (twice the smaller
+    share of resampled differences on either side of 0; Koehn 2004, Berg-Kirkpatrick et al. 2012)."""
+    n = len(a)
+    rng = random.Random(seed)
+    full = range(n)
+    delta = stat_value(kind, a, full) - stat_value(kind, b, full)
+    ds = []
+    for _ in range(n_boot):
+        idx = [rng.randrange(n) for _ in range(n)]
+        ds.append(stat_value(kind, a, idx) - stat_value(kind, b, idx))
+    ds.sort()
+    lo, hi = ds[int(0.025 * (n_boot - 1))], ds[int(0.975 * (n_boot - 1))]
+    p = min(1.0, 2.0 * min(sum(d <= 0 for d in ds), sum(d >= 0 for d in ds)) / n_boot)
+    return delta, lo, hi, p
+
+
+def paired_tests(cfg, out, recs):
+    """Paired bootstrap tests on each task's test set, first seed: every method against full
+    fine-tuning of the same start, and every start against MiniLM with the same method."""
+    first = cfg["seeds"][0]
+    cells = {(r["start"], r["task"], r["method"]): r for r in recs.values() if r["seed"] == first}
+    pairs = []
+    for (st, task, method) in sorted(cells):
+        if method != "full" and (st, task, "full") in cells:
+            pairs.append(((st, task, method), (st, task, "full"), "method"))
+        if st != "minilm" and ("minilm", task, method) in cells:
+            pairs.append(((st, task, method), ("minilm", task, method), "start"))
+    rows, cache = [], {}
+    for a, b, what in pairs:
+        for c in (a, b):
+            if c not in cache:
+                cache[c] = per_example_stats(cfg, out, cells[c])
+        sa, sb = cache[a], cache[b]
+        if not sa or not sb or len(sa) != len(sb):
+            continue
+        kind = cells[a]["kind"]
+        d, lo, hi, p = paired_bootstrap(kind, sa, sb, cfg["bootstrap"], 13)
+        rows.append({"compare": what, "a": list(a), "b": list(b), "metric": primary(kind), "delta": d, "ci": [lo, hi],
+                     "p": p, "n": len(sa)})
+    return rows
+
+
 def write_report(cfg, out, recs, starts, data_report, hf, quick, wall):
     import matplotlib
 
@@ -417,6 +531,17 @@ def write_report(cfg, out, recs, starts, data_report, hf, quick, wall):
                                                    for t, v in sorted(per.items())))
         if extras:
             lines.append(f"- {st} / {task} / {method}: " + "; ".join(extras))
+    # Paired bootstrap tests between methods and between starting points.
+    tests = paired_tests(cfg, out, recs)
+    if tests:
+        lines += ["", "## Paired bootstrap tests (first seed)", "",
+                  f"A − B on the same test examples, {cfg['bootstrap']} paired resamples of the examples (sentences "
+                  "for NER): the difference, its 95 % interval and the two-sided p-value. A difference whose "
+                  "interval contains 0 is no measurable difference at this test-set size.", "",
+                  "| task | A | B | metric | A − B | 95 % CI | p | n |", "|---|---|---|---|---|---|---|---|"]
+        for t in tests:
+            lines.append(f"| {t['a'][1]} | {t['a'][0]} {t['a'][2]} | {t['b'][0]} {t['b'][2]} | {t['metric']} | "
+                         f"{t['delta']:+.3f} | [{t['ci'][0]:+.3f}, {t['ci'][1]:+.3f}] | {t['p']:.3f} | {t['n']} |")
     # transformers column.
     if hf:
         lines += ["", "## The same recipe in transformers (+ peft)", "",
@@ -485,7 +610,7 @@ def write_report(cfg, out, recs, starts, data_report, hf, quick, wall):
     with open(os.path.join(out, "report.md"), "w") as f:
         f.write(md)
     with open(os.path.join(out, "report.json"), "w") as f:
-        json.dump({"table": table, "runs": list(recs.values()), "transformers": list(hf.values()),
+        json.dump({"table": table, "paired_tests": tests, "runs": list(recs.values()), "transformers": list(hf.values()),
                    "data": data_report, "starts": {k: {kk: vv for kk, vv in v.items() if kk != "pretrain"} for k, v in starts.items()},
                    "wall_seconds": wall, "quick": quick}, f, indent=1, default=str)
     write_html(out, md)
@@ -569,7 +694,7 @@ def main():
                 recs[name] = rec
     hf = {}
     for task, method in cfg.get("transformers", []):
-        for seed in (cfg["seeds"] if ["minilm", task, method] in cfg.get("headline", []) else cfg["seeds"][:1]):
+        for seed in cfg["seeds"][:cfg.get("transformers_seeds", 1)]:
             name, rec = hf_run(cfg, out, starts["minilm"], task, method, seed, env)
             hf[name] = rec
     wall = time.time() - t0

@@ -71,7 +71,7 @@ add_test(NAME cli::eval_wrong_kind
           "-DEXPECT_STDERR=a sequence_classification model cannot be evaluated on medqa: use a causal_lm decoder, or a multiple_choice model"
           "-DARGS=eval;--model;${eval_models}/pubmedqa-cls;--task;medqa;--data;data/mcqa/test.jsonl" ${eval_script})
 add_test(NAME cli::eval_head_shots
-  COMMAND ${eval_check} -DEXPECT_EXIT=2 "-DEXPECT_STDERR=--shots, --cot and --mode generate apply to causal_lm"
+  COMMAND ${eval_check} -DEXPECT_EXIT=2 "-DEXPECT_STDERR=--shots.*scored through its own head: shots, shots_from, cot and mode apply to causal_lm"
           "-DARGS=eval;--model;${eval_models}/mcqa-mc;--task;medqa;--data;data/mcqa/test.jsonl;--shots;2" ${eval_script})
 add_test(NAME cli::eval_missing_file
   COMMAND ${eval_check} -DEXPECT_EXIT=2 "-DEXPECT_STDERR=--data: File does not exist: data/no_such.json"
@@ -88,3 +88,10 @@ add_test(NAME cli::eval_missing_model
   COMMAND ${eval_check} -DEXPECT_EXIT=2 "-DEXPECT_STDERR=--model.*no_such_model: no such directory"
           "-DARGS=eval;--model;${eval_models}/no_such_model;--task;pubmedqa;--data;data/pubmedqa/test.json" ${eval_script})
 set_tests_properties(cli::eval_missing_model PROPERTIES FIXTURES_REQUIRED eval_models)
+# The recipe checks the whole config before loading the model: every problem in one message, each
+# named by its flag, exit 2.
+add_test(NAME cli::eval_all_errors
+  COMMAND ${eval_check} -DEXPECT_EXIT=2
+          "-DEXPECT_STDERR=config: 2 errors\n  config '--task': expected one of ner, [^\n]*got \"parse\"\n  config '--shots': must be >= 0"
+          "-DARGS=eval;--model;${eval_models}/decoder;--task;parse;--data;data/pubmedqa/test.json;--shots;-1" ${eval_script})
+set_tests_properties(cli::eval_all_errors PROPERTIES FIXTURES_REQUIRED eval_models)

@@ -68,3 +68,12 @@ add_test(NAME cli::pretrain_resume_exact
   WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 set_tests_properties(cli::pretrain_resume_exact PROPERTIES
   PASS_REGULAR_EXPRESSION "resumed from .*step-00000015 at step 15.*\"steps\":30,.*RESUME_EXACT")
+
+# Every problem of the whole pretrain config in one message, exit 2, before any work (no corpus
+# read, no vocabulary trained): two bad values, a typo under train. and a wrong type under model.
+add_test(NAME cli::pretrain_all_errors_before_work
+  COMMAND ${CMAKE_COMMAND} -DBIOLM=${BIOLM_EXE} -DWORKDIR=${PROJECT_SOURCE_DIR} -DEXPECT_EXIT=2
+          "-DEXPECT_STDERR=config: 4 errors\n  config 'seq_len': must be >= 8, got 4\n  config 'mlm.probability': must be in \\(0, 1\\), got 2[^\n]*\n  config 'train.no_such_key': unknown key[^\n]*\n  config 'model.hidden_size': expected an integer, found \"abc\""
+          "-DREJECT_STDERR=pretrain: |sequences|vocabulary"
+          "-DARGS=pretrain;--config;examples/configs/pretrain_mlm_demo.yaml;output=${cli_out}/pretrain_all_errors;seq_len=4;mlm.probability=2;train.no_such_key=3;model.hidden_size=abc"
+          -P ${CMAKE_CURRENT_SOURCE_DIR}/cli/scripts/eval_check.cmake)

@@ -10,6 +10,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <fstream>
 #include <set>
 
 #include "biolm/core/error.h"
@@ -22,6 +23,8 @@
 #include "biolm/io/hf_weights.h"
 #include "biolm/io/model_dir.h"
 #include "biolm/models/task_model.h"
+#include "biolm/tasks/classification.h"
+#include "biolm/tasks/task.h"
 #include "biolm/tokenize/wordpiece.h"
 #include "support/test_util.h"
 
@@ -409,67 +412,87 @@ TEST_CASE("MedMCQA records, unanswered records and free-text QA files", "[eval][
   REQUIRE(r.f1.point == Approx(2.0 / 3.0));
 }
 
-TEST_CASE("Encoder heads on PubMedQA and MedQA equal one-example forward passes", "[eval][tasks]") {
+TEST_CASE("Encoder heads on PubMedQA and MedQA, scored by their task family, equal one-example forward passes",
+          "[eval][tasks]") {
   test::TempDir dir("evalheads");
   const auto tok = data_tokenizer(dir.path());
   const int64_t pad = tok->special().pad.value_or(0);
-  eval::HeadEvalOptions ho;
-  ho.max_length = 96;
-  ho.batch_size = 4;
-  ho.bootstrap.n_resamples = 200;
+  tasks::TaskOptions o;
+  o.max_length = 96;
+  o.batch_size = 4;
 
   SECTION("sequence classification with labels yes/no/maybe in the model's own order") {
-    auto pq = eval::pubmedqa_examples(data::read_pubmedqa(repo_data("pubmedqa/test.json").string()));
-    pq.resize(10);
+    const auto task = tasks::make_task("pubmedqa", o);
+    task->set_labels(data::LabelMap::from_names({"maybe", "yes", "no"}));
+    const auto d = task->featurize(*tok, repo_data("pubmedqa/test.json").string());
+    const auto records = data::read_pubmedqa(repo_data("pubmedqa/test.json").string());
+    REQUIRE(d->n_examples() == static_cast<int64_t>(records.size()));
     torch::manual_seed(3);
-    auto model = std::dynamic_pointer_cast<models::SequenceClassificationModelImpl>(
-        models::make_task_model(tiny_encoder_config(tok->vocab_size()), models::TaskKind::SequenceClassification, 3));
-    const Strs labels = {"maybe", "yes", "no"};
-    const auto r = eval::evaluate_pair_classifier(*model, *tok, labels, pq, ho);
+    auto model = models::make_task_model(tiny_encoder_config(tok->vocab_size()), models::TaskKind::SequenceClassification, 3);
+    const auto preds = task->predict(*model, *tok, *d);
+    const auto& cls = dynamic_cast<const tasks::ClassPredictions&>(*preds).classes;
     model->eval();
     torch::NoGradGuard no_grad;
+    const Strs names = {"maybe", "yes", "no"};
     std::vector<int64_t> gold, pred;
-    for (size_t i = 0; i < pq.size(); ++i) {
-      const auto f = data::pair_features(pq[i].question, pq[i].context, *tok, 96);
-      const auto logits = model->run(data::collate({f}, {pad})).logits[0];
-      const std::vector<double> s = {logits[1].item<double>(), logits[2].item<double>(), logits[0].item<double>()};
-      for (size_t k = 0; k < 3; ++k) REQUIRE(std::abs(r.scores[i][k] - s[k]) < 1e-5);
-      pred.push_back(std::max_element(s.begin(), s.end()) - s.begin());
-      gold.push_back(pq[i].answer);
+    for (size_t i = 0; i < records.size(); ++i) {
+      std::string ctx;
+      for (const auto& c : records[i].contexts) ctx += (ctx.empty() ? "" : " ") + c;
+      const auto f = data::pair_features(records[i].question, ctx, *tok, 96);
+      const auto p = model->run(data::collate({f}, {pad})).logits[0].argmax().item<int64_t>();
+      REQUIRE(cls[i] == p);
+      pred.push_back(p);
+      gold.push_back(std::find(names.begin(), names.end(), records[i].label) - names.begin());
     }
-    REQUIRE(r.pred == pred);
+    const auto m = task->score(*d, *preds, 200, 7);
     double hits = 0;
     for (size_t i = 0; i < pred.size(); ++i) hits += pred[i] == gold[i] ? 1 : 0;
-    REQUIRE(r.acc.point == Approx(hits / 10.0));
-    REQUIRE(r.macro_f1.point == Approx(macro_f1(gold, pred)));
-    REQUIRE_THROWS_WITH(eval::evaluate_pair_classifier(*model, *tok, {"a", "b", "c"}, pq, ho),
-                        Catch::Contains("labels") && Catch::Contains("\"yes\""));
+    REQUIRE(m["accuracy"]["value"].get<double>() == Approx(hits / static_cast<double>(pred.size())));
+    REQUIRE(m["macro_f1"]["value"].get<double>() == Approx(macro_f1(gold, pred)));
+    // A head whose labels are not PubMedQA's: the record and field are named.
+    task->set_labels(data::LabelMap::from_names({"a", "b", "c"}));
+    REQUIRE_THROWS_WITH(task->featurize(*tok, repo_data("pubmedqa/test.json").string()),
+                        Catch::Contains("final_decision") && Catch::Contains("test.json"));
   }
-  SECTION("multiple choice with 4 and 5 options in one file") {
-    auto mq = eval::mcqa_examples(data::read_medqa(repo_data("mcqa/test.jsonl").string()));
-    mq.resize(7);
-    mq[2].choices.push_back("none of the above");
-    mq[5].choices.push_back("all of the above");
+  SECTION("multiple choice with 4 and 5 options in one file and one batch") {
+    // Records 2 and 5 get a fifth option, so batches of 4 mix K = 4 and K = 5 (collate pads).
+    std::ifstream in(repo_data("mcqa/test.jsonl"));
+    std::string line, text;
+    for (int i = 0; i < 7 && std::getline(in, line); ++i) {
+      auto j = nlohmann::json::parse(line);
+      if (i == 2 || i == 5) j["options"]["E"] = i == 2 ? "none of the above" : "all of the above";
+      text += j.dump() + "\n";
+    }
+    test::write_text(dir.path() / "mixed.jsonl", text);
+    const auto task = tasks::make_task("mcqa", o);
+    const auto d = task->featurize(*tok, (dir.path() / "mixed.jsonl").string());
+    REQUIRE(d->rows[2].choices.size() == 5);
+    REQUIRE(d->rows[0].choices.size() == 4);
     torch::manual_seed(4);
-    auto model = std::dynamic_pointer_cast<models::MultipleChoiceModelImpl>(
-        models::make_task_model(tiny_encoder_config(tok->vocab_size()), models::TaskKind::MultipleChoice));
-    const auto r = eval::evaluate_choice_model(*model, *tok, mq, ho);
+    auto model = models::make_task_model(tiny_encoder_config(tok->vocab_size()), models::TaskKind::MultipleChoice);
+    const auto preds = task->predict(*model, *tok, *d);
+    const auto& cls = dynamic_cast<const tasks::ClassPredictions&>(*preds).classes;
     model->eval();
     torch::NoGradGuard no_grad;
-    std::vector<int64_t> pred;
-    for (size_t i = 0; i < mq.size(); ++i) {
-      data::ChoiceExample ce;
-      ce.question = mq[i].question;
-      ce.options = mq[i].choices;
-      ce.answer = mq[i].answer;
-      const auto logits = model->run(data::collate({data::choice_features(ce, *tok, 96)}, {pad})).logits[0];
-      REQUIRE(r.scores[i].size() == mq[i].choices.size());
-      for (size_t k = 0; k < mq[i].choices.size(); ++k) {
-        REQUIRE(std::abs(r.scores[i][k] - logits[static_cast<int64_t>(k)].item<double>()) < 1e-5);
+    // Padding options change nothing: the ragged batch's logits and summed loss equal one-example runs.
+    std::vector<data::Features> four(d->rows.begin(), d->rows.begin() + 4);
+    const auto ragged = model->run(data::collate(four, {pad}));
+    REQUIRE(ragged.logits.size(1) == 5);
+    double loss_sum = 0;
+    for (size_t i = 0; i < d->rows.size(); ++i) {
+      const auto one = model->run(data::collate({d->rows[i]}, {pad}));
+      REQUIRE(cls[i] == one.logits[0].argmax().item<int64_t>());
+      if (i < 4) {
+        const auto K = static_cast<int64_t>(d->rows[i].choices.size());
+        REQUIRE(torch::allclose(ragged.logits[static_cast<int64_t>(i)].narrow(0, 0, K), one.logits[0], 1e-5, 1e-5));
+        if (K < 5) REQUIRE(std::isinf(ragged.logits[static_cast<int64_t>(i)][4].item<double>()));
+        loss_sum += one.loss_sum.item<double>();
       }
-      pred.push_back(logits.argmax().item<int64_t>());
     }
-    REQUIRE(r.pred == pred);
+    REQUIRE(ragged.loss_sum.item<double>() == Approx(loss_sum).epsilon(1e-5));
+    const auto m = task->score(*d, *preds, 0, 1);
+    REQUIRE(m.contains("accuracy"));
+    REQUIRE(m.contains("macro_f1"));
   }
 }
 

@@ -45,10 +45,15 @@ Batch collate(const std::vector<Features>& rows, const CollateOptions& opts) {
   const auto B = static_cast<int64_t>(rows.size());
   const Features& first = rows.front();
   if (!first.choices.empty()) {  // multiple choice: (B, K, T)
-    const auto K = static_cast<int64_t>(first.choices.size());
-    int64_t T = 0;
+    // Rows may have different numbers of options (MedQA's 4- and 5-option files): K is the
+    // largest; a missing option is one pad token (attended, so its row stays well defined) and
+    // choice_mask (B,K) marks it 0, so the head scores it -inf.
+    int64_t K = 0, T = 0;
+    bool ragged = false;
     for (const auto& r : rows) {
-      if (static_cast<int64_t>(r.choices.size()) != K) throw Error("collate: rows with different numbers of choices");
+      if (r.choices.empty()) throw Error("collate: a multiple-choice batch holds a row without options");
+      ragged |= static_cast<int64_t>(r.choices.size()) != static_cast<int64_t>(first.choices.size());
+      K = std::max<int64_t>(K, static_cast<int64_t>(r.choices.size()));
       for (const auto& c : r.choices) T = std::max<int64_t>(T, static_cast<int64_t>(c.size()));
     }
     T = round_up(T, opts.pad_to_multiple_of);
@@ -56,9 +61,14 @@ Batch collate(const std::vector<Features>& rows, const CollateOptions& opts) {
     auto mask = torch::zeros({B, K, T}, torch::kInt64);
     auto types = torch::zeros({B, K, T}, torch::kInt64);
     auto labels = torch::full({B}, kIgnoreIndex, torch::kInt64);
+    auto choice_mask = torch::ones({B, K}, torch::kInt64);
     for (int64_t b = 0; b < B; ++b) {
       const auto& r = rows[static_cast<size_t>(b)];
-      for (int64_t k = 0; k < K; ++k) {
+      for (int64_t k = static_cast<int64_t>(r.choices.size()); k < K; ++k) {
+        mask[b][k][0] = 1;
+        choice_mask[b][k] = 0;
+      }
+      for (int64_t k = 0; k < static_cast<int64_t>(r.choices.size()); ++k) {
         const auto& c = r.choices[static_cast<size_t>(k)];
         const auto n = static_cast<int64_t>(c.size());
         ids[b][k].narrow(0, 0, n).copy_(torch::tensor(c, torch::kInt64));
@@ -74,6 +84,7 @@ Batch collate(const std::vector<Features>& rows, const CollateOptions& opts) {
     batch["attention_mask"] = mask;
     batch["token_type_ids"] = types;
     batch["labels"] = labels;
+    if (ragged) batch["choice_mask"] = choice_mask;
     return batch;
   }
   int64_t T = 0;

@@ -1,5 +1,7 @@
 #include "biolm/models/task_model.h"
 
+#include <limits>
+
 #include "biolm/core/error.h"
 #include "biolm/nn/embeddings.h"
 #include "biolm/nn/mlp.h"
@@ -336,7 +338,8 @@ MultipleChoiceModelImpl::MultipleChoiceModelImpl(const ModelConfig& c) : TaskMod
   classifier = register_module("classifier", make_linear(c, c.hidden_size, 1, true));
 }
 
-TaskOutput MultipleChoiceModelImpl::forward(const ModelInputs& inputs, const torch::Tensor& labels) {
+TaskOutput MultipleChoiceModelImpl::forward(const ModelInputs& inputs, const torch::Tensor& labels,
+                                            const torch::Tensor& choice_mask) {
   const auto& ids = inputs.input_ids.defined() ? inputs.input_ids : inputs.inputs_embeds;
   BIOLM_CHECK(ids.defined() && ids.dim() >= 3, ShapeError, "MultipleChoice",
               "expected input_ids (B,K,T) or inputs_embeds (B,K,T,C)");
@@ -360,6 +363,12 @@ TaskOutput MultipleChoiceModelImpl::forward(const ModelInputs& inputs, const tor
   auto body_out = body_->forward(flat);
   TaskOutput out;
   out.logits = classifier(dropout(pool(body_out.hidden, flat.attention_mask))).view({B, K});  // (B,K)
+  if (choice_mask.defined()) {
+    BIOLM_CHECK(choice_mask.size(0) == B && choice_mask.size(1) == K, ShapeError, "MultipleChoice",
+                "choice_mask must be (B,K)");
+    out.logits = out.logits.masked_fill(choice_mask.to(out.logits.device()).eq(0),
+                                        -std::numeric_limits<float>::infinity());
+  }
   if (labels.defined()) {
     BIOLM_CHECK(labels.numel() == B, ShapeError, "MultipleChoice", "labels must be (B)");
     std::tie(out.loss_sum, out.n_target_tokens) = masked_cross_entropy_sum(out.logits, labels.reshape({B}));
@@ -371,7 +380,7 @@ TaskOutput MultipleChoiceModelImpl::forward(const ModelInputs& inputs, const tor
 StepOutput MultipleChoiceModelImpl::forward_batch(const data::Batch& b) {
   auto inputs = inputs_from_batch(b);
   if (b.has("choice_ids")) inputs.input_ids = b.at("choice_ids");
-  return forward(inputs, batch_tensor(b, "labels"));
+  return forward(inputs, batch_tensor(b, "labels"), batch_tensor(b, "choice_mask"));
 }
 
 // ---- factory ---------------------------------------------------------------------------------------

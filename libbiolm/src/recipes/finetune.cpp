@@ -144,6 +144,7 @@ FinetuneConfig finetune_config_from_json(const json& tree) {
   c.prompt_format = dr.get<std::string>("prompt_format", "alpaca");
   o.prompt_format = train::parse_prompt_format(c.prompt_format);
   o.packing = dr.get<bool>("packing", false);
+  o.cop_zero_based = dr.get<bool>("cop_zero_based", false);
   auto& tr = r.child("tokenizer");
   c.tokenizer_path = tr.optional<std::string>("path");
   c.tokenizer_train_on = tr.get<std::vector<std::string>>("train_on", {});

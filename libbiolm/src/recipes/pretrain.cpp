@@ -114,15 +114,21 @@ struct EvalResult {
 PretrainConfig pretrain_config_from_json(const json& tree) {
   PretrainConfig c;
   c.tree = tree;
+  // Every section is read and checked here, before any corpus is read, vocabulary trained or
+  // model built; every problem (unknown key, wrong type, bad value) is collected with its key
+  // path and r.finish() throws them all in one ConfigError.
   core::ConfigReader r(tree);
+  const auto range = [&r](bool ok, const std::string& key, const std::string& what, const std::string& got) {
+    r.check(ok, key, "must be " + what + ", got " + got);
+  };
   c.mlm = r.choice("objective", {"mlm", "clm"}, "mlm") == "mlm";
   c.seed = static_cast<uint64_t>(r.get<int64_t>("seed", 13));
   c.output = r.get<std::string>("output", "runs/pretrain");
   c.device = r.get<std::string>("device", "cpu");
   c.seq_len = r.get<int64_t>("seq_len", 128);
-  check_range(c.seq_len >= 8, "seq_len", ">= 8", std::to_string(c.seq_len));
+  range(c.seq_len >= 8, "seq_len", ">= 8", std::to_string(c.seq_len));
   c.threads = r.get<int64_t>("threads", 0);
-  check_range(c.threads >= 0, "threads", ">= 0 (0 = all cores)", std::to_string(c.threads));
+  range(c.threads >= 0, "threads", ">= 0 (0 = all cores)", std::to_string(c.threads));
   c.shards = r.optional<std::string>("shards");
 
   auto& cr = r.child("corpus");
@@ -130,11 +136,11 @@ PretrainConfig pretrain_config_from_json(const json& tree) {
   c.corpus_paths = cr.get<std::vector<std::string>>("paths", {});
   c.corpus_options.jsonl.text_field = cr.get<std::string>("text_field", "text");
   c.corpus_options.require_abstract = cr.get<bool>("require_abstract", false);
-  BIOLM_CHECK(c.shards.has_value() != !c.corpus_paths.empty(), ConfigError, "corpus.paths",
-              "give either corpus.paths (with corpus.format) or shards (a `biolm data prepare` directory), not both");
+  r.check(c.shards.has_value() != !c.corpus_paths.empty(), "corpus.paths",
+          "give either corpus.paths (with corpus.format) or shards (a `biolm data prepare` directory), not both");
   if (!c.corpus_paths.empty()) {
-    BIOLM_CHECK(corpus_format.has_value(), ConfigError, "corpus.format", "required with corpus.paths");
-    c.corpus_format = data::parse_corpus_format(*corpus_format);
+    r.check(corpus_format.has_value(), "corpus.format", "required with corpus.paths");
+    if (corpus_format) r.capture([&] { c.corpus_format = data::parse_corpus_format(*corpus_format); });
   }
 
   auto& tr = r.child("tokenizer");
@@ -144,32 +150,51 @@ PretrainConfig pretrain_config_from_json(const json& tree) {
     TokenizerTrainConfig t;
     t.kind = tt.choice("kind", {"wordpiece", "sentencepiece-unigram", "sentencepiece-bpe"}, "wordpiece");
     t.vocab_size = tt.get<int64_t>("vocab_size", 8000);
-    check_range(t.vocab_size > 10, "tokenizer.train.vocab_size", "> 10", std::to_string(t.vocab_size));
+    range(t.vocab_size > 10, "tokenizer.train.vocab_size", "> 10", std::to_string(t.vocab_size));
     t.lowercase = tt.get<bool>("lowercase", true);
     c.tokenizer_train = t;
   }
-  BIOLM_CHECK(!(c.tokenizer_train && c.shards), ConfigError, "tokenizer.train",
-              "shards are tokenized already: give the tokenizer they were prepared with as tokenizer.path");
+  r.check(!(c.tokenizer_train && c.shards), "tokenizer.train",
+          "shards are tokenized already: give the tokenizer they were prepared with as tokenizer.path");
 
   auto& mr = r.child("mlm");
   auto& mo = c.mlm_options;
   mo.mask_prob = mr.get<double>("probability", 0.15);
-  check_range(mo.mask_prob > 0 && mo.mask_prob < 1, "mlm.probability", "in (0, 1)", std::to_string(mo.mask_prob));
+  range(mo.mask_prob > 0 && mo.mask_prob < 1, "mlm.probability", "in (0, 1)", std::to_string(mo.mask_prob));
   mo.whole_word = mr.get<bool>("whole_word", false);
   auto& vr = r.child("validation");
   c.val_fraction = vr.get<double>("fraction", 0.05);
-  check_range(c.val_fraction > 0 && c.val_fraction < 1, "validation.fraction", "in (0, 1)",
-              std::to_string(c.val_fraction));
+  range(c.val_fraction > 0 && c.val_fraction < 1, "validation.fraction", "in (0, 1)", std::to_string(c.val_fraction));
   c.val_max_sequences = vr.get<int64_t>("max_sequences", 256);
-  check_range(c.val_max_sequences >= 1, "validation.max_sequences", ">= 1", std::to_string(c.val_max_sequences));
+  range(c.val_max_sequences >= 1, "validation.max_sequences", ">= 1", std::to_string(c.val_max_sequences));
 
   if (r.raw("model")) c.model = *r.raw("model");
   if (r.raw("train")) c.train = *r.raw("train");
   c.batch_size = c.train.value("batch_size", 16);
-  check_range(c.batch_size >= 1, "train.batch_size", ">= 1", std::to_string(c.batch_size));
+  range(c.batch_size >= 1, "train.batch_size", ">= 1", std::to_string(c.batch_size));
   c.train.erase("batch_size");
+  r.capture([&] { (void)train::train_config_from_json(c.train, "train"); });
+  // The model section: a model.init directory's config with the given keys on top, or a preset.
+  r.capture([&] {
+    json mj = c.model;
+    const auto init = io::take_init_source(mj, /*need_tokenizer=*/!c.tokenizer_path);
+    r.check(!init || !c.tokenizer_train, "tokenizer.train",
+            "model.init brings its vocabulary: continued pretraining keeps it (give tokenizer.path or nothing)");
+    r.check(init || c.tokenizer_path.has_value() != c.tokenizer_train.has_value(), "tokenizer",
+            "give exactly one of tokenizer.path and tokenizer.train");
+    if (init) {
+      json cj = models::to_json(init->config);
+      for (const auto& [key, value] : mj.items()) cj[key] = value;
+      mj = cj;
+    } else if (!mj.contains("preset")) {
+      mj["preset"] = c.mlm ? "tiny-encoder" : "tiny-decoder";
+    }
+    if (!mj.contains("max_positions")) mj["max_positions"] = std::max<int64_t>(512, c.seq_len);
+    const auto mcfg = models::config_from_json(mj, "model");
+    range(mcfg.positions != models::PositionKind::Learned || mcfg.max_positions >= c.seq_len, "model.max_positions",
+          ">= seq_len", std::to_string(mcfg.max_positions));
+  });
   r.finish();
-  (void)train::train_config_from_json(c.train, "train");
   return c;
 }
 

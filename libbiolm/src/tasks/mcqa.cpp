@@ -1,7 +1,9 @@
 // The mcqa family: MedQA / MedMCQA questions with options -> a MultipleChoice head scoring
 // [CLS] question [SEP] option [SEP] per option; accuracy. Predictions file: one choice letter
-// (A, B, ...) per line.
+// (A, B, ...) per line. Rows may have different numbers of options (MedQA's 4- and 5-option
+// files): collate pads them and the head never predicts a padding option (data/batch.h).
 #include "biolm/data/tasks.h"
+#include "biolm/eval/classification.h"
 #include "biolm/tasks/classification.h"
 #include "common.h"
 
@@ -14,6 +16,7 @@ class McqaTask : public Task {
   std::string name() const override { return "mcqa"; }
   models::TaskKind head_kind() const override { return models::TaskKind::MultipleChoice; }
   std::string primary_metric() const override { return "accuracy"; }
+  std::vector<std::string> secondary_metrics() const override { return {"macro_f1"}; }
   std::vector<std::string> formats() const override { return {"medqa", "medmcqa"}; }
   bool supports_prompt_tuning() const override { return false; }
   int64_t n_labels() const override { return 2; }
@@ -49,6 +52,15 @@ class McqaTask : public Task {
     for (size_t i = 0; i < pred.size(); ++i) ok.push_back(pred[i] == gold[i] ? 1.0 : 0.0);
     detail::MetricWriter m(n_boot, seed);
     m.put_mean("accuracy", ok);
+    // Macro-F1 over the choice positions (A, B, ...), as for the harness's decoders.
+    m.put("macro_f1", static_cast<int64_t>(pred.size()), [&](const std::vector<int64_t>& idx) {
+      std::vector<std::string> g, q;
+      for (auto i : idx) {
+        g.push_back(std::string(1, static_cast<char>('A' + gold[static_cast<size_t>(i)])));
+        q.push_back(std::string(1, static_cast<char>('A' + pred[static_cast<size_t>(i)])));
+      }
+      return g.empty() ? 0.0 : eval::classification_report(g, q).prf.macro.f1;
+    });
     return m.take();
   }
 
@@ -60,7 +72,11 @@ class McqaTask : public Task {
  private:
   std::vector<data::ChoiceExample> read(const std::string& path) const {
     if (options_.format.empty() || options_.format == "medqa") return data::read_medqa(path);
-    if (options_.format == "medmcqa") return data::read_medmcqa(path);
+    if (options_.format == "medmcqa") {
+      data::MedmcqaOptions o;
+      o.cop_zero_based = options_.cop_zero_based;
+      return data::read_medmcqa(path, o);
+    }
     throw ConfigError("data.format", "mcqa reads medqa | medmcqa, got \"" + options_.format + "\"");
   }
 };

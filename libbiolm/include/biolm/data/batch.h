@@ -5,7 +5,8 @@
 //   input_ids (B,T) int64, attention_mask (B,T) int64 1 = real token, token_type_ids (B,T),
 //   position_ids (B,T), segment_ids (B,T) (packed examples: attention stays within a segment),
 //   labels (B,T) or (B) int64 with -100 = ignore, start_positions / end_positions (B),
-//   scores (B) float (regression), choice_ids (B,K,T) (multiple choice).
+//   scores (B) float (regression), choice_ids (B,K,T) (multiple choice), choice_mask (B,K) int64
+//   (multiple choice with rows of fewer options than K: 0 = padding option).
 #pragma once
 
 #include <nlohmann/json.hpp>

@@ -12,10 +12,8 @@
 //                                    "answer" (string) | "answers" (strings), "context"?}, or an
 //                                    Alpaca file (JSON array or JSONL with "instruction") whose
 //                                    user turn is the question and whose output is the answer.
-// Encoder heads: a sequence_classification model whose labels are the choices (yes/no/maybe)
-// reads [CLS] question [SEP] context [SEP] (data::pair_features); a multiple_choice model scores
-// [CLS] question [SEP] option [SEP] per option (data::choice_features). Both report accuracy
-// and macro F1 with bootstrap intervals, as evaluate_mcqa_loglik does.
+// Fine-tuned encoder heads on the same files are scored by their task family (tasks/task.h:
+// pubmedqa, mcqa), one path for finetune, eval and a user's program; recipes/evaluate.h picks it.
 #pragma once
 
 #include <cstdint>
@@ -45,36 +43,5 @@ std::vector<QaExample> read_qa_examples(const std::string& path);
 /// Alpaca / ShareGPT-style records -> QA: the first user turn (with any system turn before it)
 /// is the question, the first assistant turn after it the answer.
 std::vector<QaExample> qa_examples(const std::vector<data::InstructionExample>& records);
-
-struct HeadEvalOptions {
-  int64_t max_length = 512;  ///< tokens per (question, text) pair, truncated longest-first
-  int64_t batch_size = 16;
-  BootstrapOptions bootstrap;
-};
-
-struct HeadEvalResult {
-  std::vector<std::vector<double>> scores;  ///< per example: the head's logit for each choice
-  std::vector<int64_t> pred;                ///< argmax choice (first on ties)
-  Interval acc, macro_f1;
-};
-
-/// A sequence-classification model over (question, context) pairs. `labels` are the model's
-/// class names by id; every choice of every example must be one of them (ConfigError
-/// "labels" otherwise), and the prediction is the best-scoring choice.
-HeadEvalResult evaluate_pair_classifier(models::SequenceClassificationModelImpl& model,
-                                        const tokenize::Tokenizer& tokenizer,
-                                        const std::vector<std::string>& labels,
-                                        const std::vector<McqaExample>& examples,
-                                        const HeadEvalOptions& options = {});
-
-/// A multiple-choice model: one score per option of each example.
-HeadEvalResult evaluate_choice_model(models::MultipleChoiceModelImpl& model, const tokenize::Tokenizer& tokenizer,
-                                     const std::vector<McqaExample>& examples,
-                                     const HeadEvalOptions& options = {});
-
-/// Accuracy and macro F1 (over choice indices) of pred vs each example's answer with
-/// bootstrap intervals; pred -1 (unparsed) counts as wrong.
-std::pair<Interval, Interval> choice_accuracy(const std::vector<McqaExample>& examples,
-                                              const std::vector<int64_t>& pred, const BootstrapOptions& options);
 
 }  // namespace biolm::eval

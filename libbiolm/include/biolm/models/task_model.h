@@ -178,7 +178,10 @@ class SpanQAModelImpl : public TaskModelImpl {
 class MultipleChoiceModelImpl : public TaskModelImpl {
  public:
   explicit MultipleChoiceModelImpl(const ModelConfig& config);
-  TaskOutput forward(const ModelInputs& inputs, const torch::Tensor& labels = {});
+  /// choice_mask (B,K), optional: 0 marks a padding option (a row with fewer options than the
+  /// batch's K), scored -inf so it is never predicted and takes no probability mass.
+  TaskOutput forward(const ModelInputs& inputs, const torch::Tensor& labels = {},
+                     const torch::Tensor& choice_mask = {});
 
  protected:
   /// Reads the tensors this head needs from `batch` (names in data/batch.h) and calls forward.

@@ -48,6 +48,7 @@ struct TaskOptions {
   int64_t doc_stride = -1;   ///< ner, qa-span: tokens shared by consecutive windows; < 0: max_length / 4
   /// data.format: mcqa "medqa" (default) | "medmcqa"; instruct "alpaca" (default) | "sharegpt".
   std::string format;
+  bool cop_zero_based = false;     ///< mcqa medmcqa: files numbering the correct option 0..3 (data.cop_zero_based)
   train::PromptFormat prompt_format = train::PromptFormat::Alpaca;  ///< instruct
   bool packing = false;            ///< instruct training rows: pack examples into max_length rows
   int64_t max_answer_tokens = 30;  ///< qa-span: longest predicted span in tokens
