@@ -153,6 +153,7 @@ int run_task_eval(const EvalArgs& a) {
   spec.doc_stride = info.value("doc_stride", int64_t{-1});
   spec.format = info.value("format", std::string());
   if (info.contains("prompt_format")) spec.prompt_format = train::parse_prompt_format(info.at("prompt_format").get<std::string>());
+  if (info.contains("negative_label")) spec.negative_label = info.at("negative_label").get<std::string>();
   spec.max_new_tokens = a.max_new_tokens;
   // finetune's batch size, so the numbers reproduce its test metrics to the last digit.
   spec.batch_size = info.value("eval_batch_size", spec.batch_size);
