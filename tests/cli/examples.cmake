@@ -1,7 +1,7 @@
 # Smoke tests of the example programs (examples/*.cpp -> bin/example_<name>): each runs on the
 # synthetic data in data/ with fewer steps than its defaults, and the regex reads the JSON line it
 # prints, so a metric at or below chance fails the test. Each needs under 30 CPU-seconds
-# (instruction_tuning ~29, the others 3-13), so well under 40 s on an idle 2-core machine.
+# (instruction_tuning ~24, the others 1.5-5), so well under 40 s on an idle 2-core machine.
 if(BIOLM_BUILD_EXAMPLES)
   set(example_out ${cli_out}/examples)
   function(biolm_example_test name pass_regex)
