@@ -144,6 +144,50 @@ TEST_CASE("pubmedqa featurization: question + joined contexts, yes/no/maybe ids"
   CHECK_THROWS_AS(tasks::make_task("sts")->score(d, p, 0, 1), Error);
 }
 
+TEST_CASE("re scoring: F1 over every label, or without eval.negative_label's class; sts: Pearson and Spearman",
+          "[tasks][re][sts]") {
+  test::TempDir dir("re_negative");
+  test::write_text(dir / "r.jsonl",
+                   "{\"text\": \"<< a >> binds [[ b ]]\", \"label\": \"CPR:3\"}\n"
+                   "{\"text\": \"<< a >> blocks [[ b ]]\", \"label\": \"CPR:4\"}\n"
+                   "{\"text\": \"<< a >> and [[ b ]]\", \"label\": \"NONE\"}\n"
+                   "{\"text\": \"<< a >> or [[ b ]]\", \"label\": \"NONE\"}\n");
+  auto tok = tiny_tokenizer();
+  // gold [CPR:3, CPR:4, NONE, NONE], predicted [CPR:3, NONE, NONE, NONE] (ids: labels sorted).
+  tasks::ClassPredictions p;
+  p.classes = {0, 2, 2, 2};
+  auto all = tasks::make_task("re");
+  const auto d_all = all->featurize_train(*tok, (dir / "r.jsonl").string());
+  const auto m_all = all->score(*d_all, p, 0, 1);
+  // Every label counts: micro-F1 = accuracy = 3/4; F1 per class CPR:3 1, CPR:4 0, NONE
+  // 2 * (2/3 * 1) / (2/3 + 1) = 0.8 -> macro (1 + 0 + 0.8) / 3.
+  CHECK(m_all.at("accuracy").get<double>() == Approx(0.75));
+  CHECK(m_all.at("micro_f1").get<double>() == Approx(0.75));
+  CHECK(m_all.at("macro_f1").get<double>() == Approx(0.6));
+  tasks::TaskOptions spec;
+  spec.negative_label = "NONE";
+  auto pos = tasks::make_task("re", spec);
+  const auto d_pos = pos->featurize_train(*tok, (dir / "r.jsonl").string());
+  const auto m_pos = pos->score(*d_pos, p, 0, 1);
+  // Without NONE: 1 true positive of 1 predicted and 2 gold positives: P 1, R 1/2, F1 2/3;
+  // macro over CPR:3 (1) and CPR:4 (0) 1/2. Accuracy still counts every example.
+  CHECK(m_pos.at("accuracy").get<double>() == Approx(0.75));
+  CHECK(m_pos.at("micro_f1").get<double>() == Approx(2.0 / 3.0));
+  CHECK(m_pos.at("macro_f1").get<double>() == Approx(0.5));
+  spec.negative_label = "false";
+  CHECK_THROWS_AS(tasks::make_task("re", spec)->featurize_train(*tok, (dir / "r.jsonl").string()), ConfigError);
+
+  // sts: gold 1..4, predicted [1, 3, 2, 10]. Pearson by hand: deviations (-1.5, -.5, .5, 1.5) and
+  // (-3, -1, -2, 6): 13 / sqrt(5 * 50); Spearman on the ranks (1, 3, 2, 4): 1 - 6 * 2 / (4 * 15).
+  tasks::ScoreData sd;
+  sd.gold_scores = {1, 2, 3, 4};
+  tasks::ScorePredictions sp;
+  sp.scores = {1, 3, 2, 10};
+  const auto ms = tasks::make_task("sts")->score(sd, sp, 0, 1);
+  CHECK(ms.at("pearson").get<double>() == Approx(13.0 / std::sqrt(250.0)));
+  CHECK(ms.at("spearman").get<double>() == Approx(0.8));
+}
+
 TEST_CASE("mcqa featurization: one [question, option] per choice, answer index", "[tasks][mcqa]") {
   test::TempDir dir("mcqa");
   test::write_text(dir / "m.jsonl",

@@ -1,8 +1,11 @@
-// train/instruction: prompt formats, response-only labels (token by token), packing.
+// train/instruction: prompt formats, response-only labels (token by token), packing (data::pack_rows
+// and collate, the rows the instruct task trains on) and the segment attention mask.
 #include <catch2/catch.hpp>
 
 #include "../peft/tiny_model.h"
 #include "biolm/core/error.h"
+#include "biolm/data/collate.h"
+#include "biolm/data/features.h"
 #include "biolm/train/instruction.h"
 #include "support/test_util.h"
 
@@ -136,27 +139,50 @@ TEST_CASE("Alpaca: with and without input; bad turn order is a DataError", "[tra
   CHECK_THROWS_AS(train::parse_prompt_format("vicuna"), ConfigError);
 }
 
-TEST_CASE("packing: exact tensors, boundary labels masked, no attention across examples", "[train][instruction]") {
-  std::vector<train::TokenizedExample> exs = {
-      {{10, 11, 12}, {-100, 11, 12}}, {{20, 21}, {20, 21}}, {{30, 31, 32, 33}, {-100, -100, 32, 33}}};
-  const auto b = train::pack_examples(exs, 6, 0);
-  // Row 0: ex0 + ex1 (5 tokens, 1 pad); row 1: ex2 (4 tokens, 2 pads).
-  CHECK(torch::equal(b.at("input_ids"), torch::tensor({{10, 11, 12, 20, 21, 0}, {30, 31, 32, 33, 0, 0}}, torch::kLong)));
-  CHECK(torch::equal(b.at("labels"),
-                     torch::tensor({{-100, 11, 12, -100, 21, -100}, {-100, -100, 32, 33, -100, -100}}, torch::kLong)));
-  CHECK(torch::equal(b.at("segment_ids"), torch::tensor({{1, 1, 1, 2, 2, 0}, {1, 1, 1, 1, 0, 0}}, torch::kLong)));
-  CHECK(torch::equal(b.at("position_ids"), torch::tensor({{0, 1, 2, 0, 1, 0}, {0, 1, 2, 3, 0, 0}}, torch::kLong)));
-  CHECK(torch::equal(b.at("attention_mask"), torch::tensor({{1, 1, 1, 1, 1, 0}, {1, 1, 1, 1, 0, 0}}, torch::kLong)));
+TEST_CASE("packing (data::pack_rows + collate): exact tensors, boundary labels masked, no attention across examples",
+          "[train][instruction]") {
+  auto example = [](std::vector<int64_t> ids, std::vector<int64_t> labels, int64_t index) {
+    data::Features f;
+    f.input_ids = std::move(ids);
+    f.labels = std::move(labels);
+    f.example_index = index;
+    return f;
+  };
+  const std::vector<data::Features> exs = {example({10, 11, 12}, {-100, 11, 12}, 0), example({20, 21}, {20, 21}, 1),
+                                           example({30, 31, 32, 33}, {-100, -100, 32, 33}, 2)};
+  const auto rows = data::pack_rows(exs, 6);
+  REQUIRE(rows.size() == 2);  // ex0 + ex1 (5 tokens) do not leave room for ex2 (4)
+  data::CollateOptions co;
+  co.pad_id = 0;
+  const auto b = data::collate(rows, co);
+  // Row 0: ex0 + ex1 (5 tokens); row 1: ex2 (4 tokens, 1 pad: collate pads to the longest row).
+  // Padding is segment -1; positions restart at 0 in every example.
+  CHECK(torch::equal(b.at("input_ids"), torch::tensor({{10, 11, 12, 20, 21}, {30, 31, 32, 33, 0}}, torch::kLong)));
+  CHECK(torch::equal(b.at("labels"), torch::tensor({{-100, 11, 12, -100, 21}, {-100, -100, 32, 33, -100}}, torch::kLong)));
+  CHECK(torch::equal(b.at("segment_ids"), torch::tensor({{1, 1, 1, 2, 2}, {1, 1, 1, 1, -1}}, torch::kLong)));
+  CHECK(torch::equal(b.at("position_ids"), torch::tensor({{0, 1, 2, 0, 1}, {0, 1, 2, 3, 0}}, torch::kLong)));
+  CHECK(torch::equal(b.at("attention_mask"), torch::tensor({{1, 1, 1, 1, 1}, {1, 1, 1, 1, 0}}, torch::kLong)));
   CHECK(b.n_target_tokens == 5);
-  CHECK(b.n_examples == 3);
-  CHECK_THROWS_AS(train::pack_examples({{{1, 2, 3, 4, 5, 6, 7}, {1, 2, 3, 4, 5, 6, 7}}}, 6, 0), DataError);
+
+  // An example longer than a row, an empty one, or one whose labels do not match: a DataError
+  // naming the example.
+  try {
+    data::pack_rows({example({1, 2, 3, 4, 5, 6, 7}, {1, 2, 3, 4, 5, 6, 7}, 4)}, 6);
+    FAIL("must throw");
+  } catch (const DataError& e) {
+    CHECK(e.record() == 4);
+    CHECK(e.field() == "input_ids");
+  }
+  CHECK_THROWS_AS(data::pack_rows({example({}, {}, 0)}, 6), DataError);
+  CHECK_THROWS_AS(data::pack_rows({example({1, 2}, {1}, 0)}, 6), DataError);
 
   const auto m = train::segment_attention_mask(b.at("segment_ids"), /*causal=*/true);
-  REQUIRE(m.sizes() == torch::IntArrayRef({2, 1, 6, 6}));
-  CHECK(m[0][0][4][3].item<bool>());       // ex1 token 1 sees ex1 token 0
-  CHECK_FALSE(m[0][0][3][2].item<bool>()); // ex1 never sees ex0
-  CHECK_FALSE(m[0][0][1][2].item<bool>()); // causal
-  CHECK_FALSE(m[0][0][5][5].item<bool>()); // padding sees nothing
+  REQUIRE(m.sizes() == torch::IntArrayRef({2, 1, 5, 5}));
+  CHECK(m[0][0][4][3].item<bool>());        // ex1 token 1 sees ex1 token 0
+  CHECK_FALSE(m[0][0][3][2].item<bool>());  // ex1 never sees ex0
+  CHECK_FALSE(m[0][0][1][2].item<bool>());  // causal
+  CHECK_FALSE(m[1][0][4][3].item<bool>());  // padding sees no example token
+  CHECK_FALSE(m[1][0][3][4].item<bool>());  // and no example token sees padding
 
   // A model honouring segment_ids gives each packed example exactly its standalone output.
   torch::manual_seed(2);

@@ -212,10 +212,14 @@ std::vector<Features> pack_rows(const std::vector<Features>& rows, int64_t max_l
   std::vector<Features> out;
   Features cur;
   int64_t seg = 0;
+  BIOLM_CHECK(max_length > 0, ConfigError, "data.max_length", "must be > 0 to pack rows");
   for (const auto& r : rows) {
-    BIOLM_CHECK(static_cast<int64_t>(r.input_ids.size()) <= max_length, Error,
-                "pack_rows: example " + std::to_string(r.example_index) + " has " + std::to_string(r.input_ids.size()) +
-                    " tokens, more than max_length " + std::to_string(max_length));
+    const auto n = static_cast<int64_t>(r.input_ids.size());
+    if (n == 0 || n > max_length || r.labels.size() != r.input_ids.size()) {
+      throw DataError::at_record("<packing>", r.example_index, "input_ids",
+                                 "example of " + std::to_string(n) + " tokens (with " + std::to_string(r.labels.size()) +
+                                     " labels) cannot be packed into rows of max_length " + std::to_string(max_length));
+    }
     if (static_cast<int64_t>(cur.input_ids.size() + r.input_ids.size()) > max_length) {
       out.push_back(std::move(cur));
       cur = Features{};

@@ -110,6 +110,7 @@ json evaluate_head(const EvaluateConfig& c, Loaded& l) {
   spec.doc_stride = l.info.value("doc_stride", int64_t{-1});
   spec.format = !format.empty() ? format : l.info.value("format", std::string());
   spec.cop_zero_based = c.cop_zero_based;
+  if (l.info.contains("negative_label")) spec.negative_label = l.info.at("negative_label").get<std::string>();
   if (l.info.contains("prompt_format"))
     spec.prompt_format = train::parse_prompt_format(l.info.at("prompt_format").get<std::string>());
   spec.max_new_tokens = c.max_new_tokens;

@@ -154,6 +154,7 @@ FinetuneConfig finetune_config_from_json(const json& tree) {
   o.max_new_tokens = er.get<int64_t>("max_new_tokens", 32);
   o.max_answer_tokens = er.get<int64_t>("max_answer_tokens", 30);
   o.batch_size = er.get<int64_t>("batch_size", 32);
+  o.negative_label = er.optional<std::string>("negative_label");
   if (r.raw("model")) c.model = *r.raw("model");
   if (r.raw("peft")) c.peft = *r.raw("peft");
   if (r.raw("train")) c.train = *r.raw("train");
@@ -191,6 +192,7 @@ FinetuneConfig finetune_config_from_json(const json& tree) {
               c.task + " reads " + valid + ", got \"" + o.format + "\"");
   }
   if (task) r.check(!o.packing || task->needs_decoder(), "data.packing", "only the instruct task packs examples");
+  r.check(!o.negative_label || c.task == "re", "eval.negative_label", "only the re task has a negative class");
   // The model section: a model.init directory's config merged with the keys given, or a preset.
   r.capture([&] {
     std::optional<io::InitSource> init;
@@ -334,6 +336,7 @@ FinetuneResult finetune(const FinetuneConfig& c, const FinetuneHooks& hooks) {
              {"max_length", o.max_length}, {"doc_stride", o.doc_stride}, {"format", o.format},
              {"eval_batch_size", o.batch_size}};
   if (task->needs_decoder()) mi.info["prompt_format"] = c.prompt_format;
+  if (o.negative_label) mi.info["negative_label"] = *o.negative_label;
   if (init) mi.info["init"] = init->dir.string();
   if (!fit.privacy.is_null()) mi.info["privacy"] = fit.privacy;
   io::ModelDirSaveOptions so;

@@ -1,7 +1,8 @@
 // The re family: ChemProt-style relation classification over entity-marked text -> a
 // SequenceClassification head over the relation labels of the training file (sorted).
 // Metrics as SciBERT scores ChemProt: accuracy, micro-F1 over the labels (with no negative
-// class it equals accuracy) and macro-F1 over the labels of the gold file.
+// class it equals accuracy) and macro-F1 over the labels of the gold file; with
+// eval.negative_label both leave that class out (BLURB's ChemProt / DDI convention).
 #include <algorithm>
 #include <set>
 
@@ -26,6 +27,8 @@ class ReTask : public detail::LabelTask {
     const auto examples = data::read_chemprot(path);
     std::set<std::string> seen;
     for (const auto& ex : examples) seen.insert(ex.label);
+    BIOLM_CHECK(!options_.negative_label || seen.count(*options_.negative_label) != 0, ConfigError,
+                "eval.negative_label", "\"" + options_.negative_label.value_or("") + "\" is not a label of " + path);
     labels_ = data::LabelMap::from_names({seen.begin(), seen.end()});
     return featurize_examples(tok, examples);
   }
@@ -36,6 +39,8 @@ class ReTask : public detail::LabelTask {
     std::vector<std::string> label_set(gold.begin(), gold.end());
     std::sort(label_set.begin(), label_set.end());
     label_set.erase(std::unique(label_set.begin(), label_set.end()), label_set.end());
+    if (options_.negative_label)
+      label_set.erase(std::remove(label_set.begin(), label_set.end(), *options_.negative_label), label_set.end());
     const auto report_of = [&](const std::vector<int64_t>& idx) {
       std::vector<std::string> g, q;
       for (auto i : idx) {

@@ -1,5 +1,5 @@
 // The sts family: sentence pairs with a similarity score (BIOSSES, n2c2 2019 TSV) -> a
-// Regression head; Pearson r. Predictions file: one score per line.
+// Regression head; Pearson r (the headline) and Spearman rho. Predictions file: one score per line.
 #include "biolm/data/tasks.h"
 #include "biolm/eval/correlation.h"
 #include "biolm/tasks/classification.h"
@@ -14,6 +14,7 @@ class StsTask : public Task {
   std::string name() const override { return "sts"; }
   models::TaskKind head_kind() const override { return models::TaskKind::Regression; }
   std::string primary_metric() const override { return "pearson"; }
+  std::vector<std::string> secondary_metrics() const override { return {"spearman"}; }
   int64_t n_labels() const override { return 1; }
 
   std::unique_ptr<TaskData> featurize(const tokenize::Tokenizer& tok, const std::string& path) const override {
@@ -45,14 +46,16 @@ class StsTask : public Task {
     const auto& gold = as<ScoreData>(data, name()).gold_scores;
     const auto& pred = as<ScorePredictions>(predictions, name()).scores;
     detail::MetricWriter m(n_boot, seed);
-    m.put("pearson", static_cast<int64_t>(pred.size()), [&](const std::vector<int64_t>& idx) {
-      std::vector<double> x, y;
-      for (auto i : idx) {
-        x.push_back(pred[static_cast<size_t>(i)]);
-        y.push_back(gold[static_cast<size_t>(i)]);
-      }
-      return eval::pearson(x, y);
-    });
+    for (const auto& [metric, fn] : {std::pair{"pearson", &eval::pearson}, std::pair{"spearman", &eval::spearman}}) {
+      m.put(metric, static_cast<int64_t>(pred.size()), [&, fn = fn](const std::vector<int64_t>& idx) {
+        std::vector<double> x, y;
+        for (auto i : idx) {
+          x.push_back(pred[static_cast<size_t>(i)]);
+          y.push_back(gold[static_cast<size_t>(i)]);
+        }
+        return fn(x, y);
+      });
+    }
     return m.take();
   }
 

@@ -115,61 +115,6 @@ TokenizedExample tokenize_segments(const tokenize::Tokenizer& tokenizer, const s
   return ex;
 }
 
-data::Batch pack_examples(const std::vector<TokenizedExample>& examples, int64_t max_len, int64_t pad_id) {
-  BIOLM_CHECK(max_len > 0, ConfigError, "data.max_len", "must be > 0");
-  std::vector<std::vector<size_t>> rows;
-  int64_t fill = max_len;
-  for (size_t i = 0; i < examples.size(); ++i) {
-    const auto n = static_cast<int64_t>(examples[i].input_ids.size());
-    if (n == 0 || n > max_len || examples[i].labels.size() != examples[i].input_ids.size()) {
-      throw DataError::at_record("<packing>", static_cast<int64_t>(i), "input_ids",
-                                 "example of " + std::to_string(n) + " tokens (with " +
-                                     std::to_string(examples[i].labels.size()) + " labels) cannot be packed into " +
-                                     std::to_string(max_len));
-    }
-    if (fill + n > max_len) {
-      rows.emplace_back();
-      fill = 0;
-    }
-    rows.back().push_back(i);
-    fill += n;
-  }
-  const auto B = static_cast<int64_t>(rows.size());
-  auto ids = torch::full({B, max_len}, pad_id, torch::kLong);
-  auto labels = torch::full({B, max_len}, data::kIgnoreIndex, torch::kLong);
-  auto mask = torch::zeros({B, max_len}, torch::kLong);
-  auto seg = torch::zeros({B, max_len}, torch::kLong);
-  auto pos = torch::zeros({B, max_len}, torch::kLong);
-  auto a_ids = ids.accessor<int64_t, 2>();
-  auto a_lab = labels.accessor<int64_t, 2>();
-  auto a_mask = mask.accessor<int64_t, 2>();
-  auto a_seg = seg.accessor<int64_t, 2>();
-  auto a_pos = pos.accessor<int64_t, 2>();
-  int64_t targets = 0;
-  for (int64_t b = 0; b < B; ++b) {
-    int64_t t = 0;
-    int64_t segment = 0;
-    for (size_t i : rows[static_cast<size_t>(b)]) {
-      ++segment;
-      const auto& ex = examples[i];
-      for (size_t k = 0; k < ex.input_ids.size(); ++k, ++t) {
-        a_ids[b][t] = ex.input_ids[k];
-        a_lab[b][t] = k == 0 ? data::kIgnoreIndex : ex.labels[k];
-        a_mask[b][t] = 1;
-        a_seg[b][t] = segment;
-        a_pos[b][t] = static_cast<int64_t>(k);
-        if (a_lab[b][t] != data::kIgnoreIndex) ++targets;
-      }
-    }
-  }
-  data::Batch batch;
-  batch.tensors = {{"input_ids", ids}, {"labels", labels}, {"attention_mask", mask}, {"segment_ids", seg},
-                   {"position_ids", pos}};
-  batch.n_examples = static_cast<int64_t>(examples.size());
-  batch.n_target_tokens = targets;
-  return batch;
-}
-
 torch::Tensor segment_attention_mask(const torch::Tensor& segment_ids, bool causal) {
   BIOLM_CHECK(segment_ids.dim() == 2, ShapeError, "segment_attention_mask", "segment_ids must be (B,T)");
   const auto q = segment_ids.unsqueeze(2);  // (B,T,1)

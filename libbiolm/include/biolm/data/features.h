@@ -79,7 +79,8 @@ Features instruction_features(const InstructionExample& ex, const tokenize::Toke
 
 /// Packs rows (input_ids + labels) in order, greedily, into rows of at most max_length tokens
 /// with segment_ids 1, 2, ... per packed example; the first label of every example is ignored
-/// (-100) so no loss crosses a boundary. Error naming the example when one row alone is longer.
+/// (-100) so no loss crosses a boundary. A row that is empty, longer than max_length or whose
+/// labels do not match its input_ids is a DataError naming the example (its example_index).
 /// The one packing function: instruction tuning packs with it (tasks/instruct).
 std::vector<Features> pack_rows(const std::vector<Features>& rows, int64_t max_length);
 

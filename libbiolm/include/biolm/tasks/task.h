@@ -25,6 +25,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -53,6 +54,9 @@ struct TaskOptions {
   bool packing = false;            ///< instruct training rows: pack examples into max_length rows
   int64_t max_answer_tokens = 30;  ///< qa-span: longest predicted span in tokens
   int64_t max_new_tokens = 32;     ///< instruct: generation budget per held-out example
+  /// re: eval.negative_label, the "no relation" class left out of micro- and macro-F1 (the
+  /// ChemProt / DDI convention of BLURB); unset: every label counts.
+  std::optional<std::string> negative_label;
   int64_t batch_size = 32;         ///< predict()
 };
 

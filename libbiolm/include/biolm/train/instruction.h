@@ -1,5 +1,5 @@
 // biolm/train/instruction.h: instruction fine-tuning data: prompt formats, response-only labels,
-// and packing of short examples.
+// and the attention mask of packed rows (the rows themselves: data::pack_rows in data/features.h).
 //
 // A conversation is rendered to segments; each segment is text (or the tokenizer's BOS/EOS) with
 // a flag saying whether the model learns to produce it. Segments are tokenised one by one
@@ -62,14 +62,6 @@ struct TokenizedExample {
 /// Examples longer than max_len are truncated at max_len (max_len <= 0: no limit).
 TokenizedExample tokenize_segments(const tokenize::Tokenizer& tokenizer, const std::vector<PromptSegment>& segments,
                                    int64_t max_len = 0);
-
-/// Packs examples in order into rows of exactly max_len tokens (greedy: an example that does not
-/// fit starts a new row; longer examples are a DataError naming the record). Per row:
-///   input_ids (B,T), labels (B,T), attention_mask (B,T) 1 on tokens, 0 on padding,
-///   segment_ids (B,T) 1,2,... per example, 0 on padding, position_ids (B,T) restarting at 0 per
-///   example. The first label of every example is -100 so that no loss crosses a boundary.
-/// n_target_tokens counts labels != -100.
-data::Batch pack_examples(const std::vector<TokenizedExample>& examples, int64_t max_len, int64_t pad_id);
 
 /// (B,1,T,T) bool: true where query t may attend key s: same non-zero segment and, when causal,
 /// s <= t. Models turn segment_ids into this mask.
