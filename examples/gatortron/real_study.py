@@ -231,42 +231,60 @@ def pretrain(cfg, out, env, name, config, lr, extra, what):
     return os.path.join(run, "model"), json.load(open(os.path.join(run, "results.json")))
 
 
-def build_starts(cfg, out, data_report, env):
-    """Returns {start name: {'init': model directory, 'label': ..., 'pretrain': results.json}}."""
-    import reference_env
+class Starts(dict):
+    """{start name: {'init': model directory, 'label': ..., 'pretrain': results.json}}, each built
+    (pretrained) on first use, so the runs that need no pretraining come first. report_only: only
+    the starting points built already."""
 
-    minilm = reference_env.minilm_dir()
-    cfg["corpus"] = data_report["corpus"]
-    starts = {}
-    for name in cfg["starts"]:
+    def __init__(self, cfg, out, data_report, env, report_only):
+        super().__init__()
+        import reference_env
+
+        self.minilm = reference_env.minilm_dir()
+        cfg["corpus"] = data_report["corpus"]
+        self.cfg, self.out, self.env, self.report_only = cfg, out, env, report_only
+
+    def built(self, name):
+        return name == "minilm" or os.path.exists(os.path.join(self.out, f"pretrain-{name}", "model", "model.json"))
+
+    def __missing__(self, name):
+        cfg, out, env = self.cfg, self.out, self.env
+        if name not in cfg["starts"]:
+            raise SystemExit(f"runs: starting point '{name}' is not in starts ({', '.join(cfg['starts'])})")
+        if self.report_only and not self.built(name):
+            raise KeyError(name)
         if name == "minilm":
-            starts[name] = {"init": minilm, "label": "all-MiniLM-L6-v2 (general, real)"}
+            start = {"init": self.minilm, "label": "all-MiniLM-L6-v2 (general, real)"}
         elif name == "minilm-dapt":
             init, res = pretrain(cfg, out, env, name, "pretrain_dapt.yaml", cfg["pretrain"]["lr"],
-                                 [f"model.init={minilm}"], "continued MLM pretraining")
-            starts[name] = {"init": init, "label": "MiniLM + domain MLM (ours)", "pretrain": res}
+                                 [f"model.init={self.minilm}"], "continued MLM pretraining")
+            start = {"init": init, "label": "MiniLM + domain MLM (ours)", "pretrain": res}
         elif name == "scratch":
             init, res = pretrain(cfg, out, env, name, "pretrain_scratch.yaml", cfg["pretrain"]["scratch_lr"],
                                  [f"tokenizer.train.vocab_size={cfg['scratch_vocab_size']}"],
                                  "MLM pretraining from random weights")
-            starts[name] = {"init": init, "label": "same shape, biomedical vocab, from scratch (ours)", "pretrain": res}
+            start = {"init": init, "label": "same shape, biomedical vocab, from scratch (ours)", "pretrain": res}
         else:
             raise SystemExit(f"starts: unknown starting point '{name}' (minilm, minilm-dapt, scratch)")
-    return starts
+        self[name] = start
+        return start
 
 
 def primary(task_kind):
     return {"ner": "f1", "re": "micro_f1", "pubmedqa": "accuracy", "nli": "accuracy", "sts": "pearson"}.get(task_kind, "f1")
 
 
-def finetune(cfg, out, start_name, start, task_name, method, seed, env):
+def finetune(cfg, out, start_name, starts, task_name, method, seed, env, report_only=False):
     t = cfg["tasks"][task_name]
     m = cfg["methods"][method]
     name = f"{start_name}-{task_name}-{method}-s{seed}"
     run = os.path.join(out, "runs", name)
     res_path = os.path.join(run, "results.json")
-    if os.path.exists(res_path):
+    if os.path.exists(res_path) and os.path.exists(os.path.join(run, "study_run.json")):
         return name, json.load(open(os.path.join(run, "study_run.json")))
+    if report_only:
+        return name, None
+    start = starts[start_name]
     os.makedirs(os.path.dirname(run), exist_ok=True)
     data = os.path.join(out, "data")
 
@@ -319,13 +337,15 @@ def metric_ci(m, key):
     return x.get("ci") if isinstance(x, dict) else None
 
 
-def hf_run(cfg, out, start, task_name, method, seed, env):
+def hf_run(cfg, out, start, task_name, method, seed, env, report_only=False):
     t = cfg["tasks"][task_name]
     m = cfg["methods"][method]
     name = f"transformers-{task_name}-{method}-s{seed}"
     res = os.path.join(out, "runs", name + ".json")
     if os.path.exists(res):
         return name, json.load(open(res))
+    if report_only:
+        return name, None
     cmd = [sys.executable, os.path.join(HERE, "hf_same_recipe.py"), "--model", start["init"],
            "--train", os.path.join(cfg["data"], t["train"]), "--test", os.path.join(cfg["data"], t["test"]),
            "--steps", str(t["steps"]), "--batch-size", str(t.get("batch_size", cfg["batch_size"])),
@@ -674,6 +694,8 @@ def main():
     ap.add_argument("--config", default=os.path.join(HERE, "real_study.yaml"))
     ap.add_argument("--quick", action="store_true", help="the CI version (a few minutes)")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--report-only", action="store_true",
+                    help="write the report from the runs already done (run nothing)")
     a = ap.parse_args()
     cfg = load_config(a.config, a.quick)
     cfg["data"] = os.path.abspath(os.path.join(ROOT, cfg.get("data", "../shared/data")))
@@ -683,21 +705,42 @@ def main():
     env = dict(os.environ, OMP_NUM_THREADS=str(cfg["threads"]), BIOLM_THREADS=str(cfg["threads"]))
     t0 = time.time()
     data_report, _ = prepare_data(cfg, out)
-    starts = build_starts(cfg, out, data_report, env)
-    recs = {}
-    for run in cfg["runs"]:
-        st, task, methods = run["start"], run["task"], run["methods"]
-        for method in methods:
-            seeds = cfg["seeds"] if [st, task, method] in cfg.get("headline", []) else cfg["seeds"][:1]
-            for seed in seeds:
-                name, rec = finetune(cfg, out, st, starts[st], task, method, seed, env)
-                recs[name] = rec
-    hf = {}
-    for task, method in cfg.get("transformers", []):
-        for seed in cfg["seeds"][:cfg.get("transformers_seeds", 1)]:
-            name, rec = hf_run(cfg, out, starts["minilm"], task, method, seed, env)
-            hf[name] = rec
+    starts = Starts(cfg, out, data_report, env, a.report_only)
+    # Priority order, so a run cut short still reports the most important cells: every cell at the
+    # first seed in config order (a transformers cell right after ours, back to back), then the
+    # headline cells' other seeds.
+    first = cfg["seeds"][0]
+    plan = [(run["start"], run["task"], method, first) for run in cfg["runs"] for method in run["methods"]]
+    plan += [(st, task, method, seed) for st, task, method in cfg.get("headline", []) for seed in cfg["seeds"][1:]]
+    hf_cells = [tuple(x) for x in cfg.get("transformers", [])]
+    hf_seeds = cfg["seeds"][:cfg.get("transformers_seeds", 1)]
+    recs, hf = {}, {}
+
+    def transformers_cells(task, method, seed):
+        if (task, method) in hf_cells and seed in hf_seeds:
+            name, rec = hf_run(cfg, out, starts["minilm"], task, method, seed, env, a.report_only)
+            if rec:
+                hf[name] = rec
+
+    for st, task, method, seed in plan:
+        try:
+            name, rec = finetune(cfg, out, st, starts, task, method, seed, env, a.report_only)
+        except KeyError:  # report_only: its starting point was never built
+            continue
+        if rec:
+            recs[name] = rec
+            if st == "minilm":
+                transformers_cells(task, method, seed)
+    for task, method in hf_cells:
+        for seed in hf_seeds:
+            transformers_cells(task, method, seed)
     wall = time.time() - t0
+    if a.report_only:
+        for name in cfg["starts"]:
+            if starts.built(name):
+                starts[name]  # noqa: B018 (loads a built starting point for the report)
+        wall = sum(r["seconds"] for r in list(recs.values()) + list(hf.values()))
+        log(f"report from the runs done so far: {len(recs)} of {len(plan)} cells and seeds run")
     table = write_report(cfg, out, recs, starts, data_report, hf, a.quick, wall)
     bad = check(cfg, table, a.quick)
     log(f"study report written: {os.path.join(out, 'report.md')} (and report.html, report.json, figures/) "

@@ -1,7 +1,6 @@
 // Evaluation datasets for the harness and fine-tuned encoder heads on them (see biolm/eval/tasks.h).
 #include "biolm/eval/tasks.h"
 
-#include <torch/torch.h>
 
 #include <algorithm>
 
@@ -9,8 +8,6 @@
 #include <nlohmann/json.hpp>
 
 #include "biolm/core/error.h"
-#include "eval_mode.h"
-#include "biolm/data/collate.h"
 #include "biolm/data/features.h"
 #include "biolm/data/io.h"
 #include "biolm/data/tasks.h"
@@ -22,10 +19,6 @@ namespace {
 DataError origin_error(const data::Origin& o, const std::string& field, const std::string& msg) {
   return o.line > 0 ? DataError(o.source, o.line, field, msg)
                     : DataError::at_record(o.source, std::max<int64_t>(o.record, 0), field, msg);
-}
-
-int64_t argmax_first(const std::vector<double>& v) {
-  return static_cast<int64_t>(std::max_element(v.begin(), v.end()) - v.begin());
 }
 
 // A JSON string, or DataError naming file:line and field.

@@ -14,6 +14,7 @@
 #include "biolm/core/log.h"
 #include "biolm/core/seed.h"
 #include "biolm/data/collate.h"
+#include "biolm/recipes/finetune.h"
 #include "biolm/data/loader.h"
 #include "biolm/io/init_source.h"
 #include "biolm/peft/method.h"
@@ -281,28 +282,15 @@ Update LocalTrainer::train(int64_t round, const TensorMap& global, std::optional
   tcfg.save_adapter_only = fed.exchange == Exchange::Adapters;
   tcfg.handle_signals = false;
 
-  const int64_t pad_id = tok_->special().pad.value_or(0);
-  const data::Collator collator = [pad_id](std::vector<data::Features>&& rows, uint64_t) {
-    data::CollateOptions co;
-    co.pad_id = pad_id;
-    return data::collate(rows, co);
-  };
-  const auto dataset = std::make_shared<data::VectorDataset>(rows_);
-  std::unique_ptr<data::BatchSource> loader;
-  if (tcfg.dp) {
-    train::PoissonOptions po;
-    po.sample_rate = std::min(1.0, static_cast<double>(spec_.batch_size * tcfg.grad_accum) /
-                                       static_cast<double>(n_rows));
-    po.micro_batches = tcfg.grad_accum;
-    po.seed = seed;
-    loader = std::make_unique<train::PoissonLoader>(dataset, collator, po);
-  } else {
-    data::LoaderOptions lo;
-    lo.batch_size = spec_.batch_size;
-    lo.seed = seed;
-    lo.prefetch = 0;
-    loader = std::make_unique<data::Loader>(dataset, collator, lo);
-  }
+  // The fine-tuning recipe's loader (recipes/finetune.h): its collate, shuffling and DP-SGD sampling.
+  recipes::TrainLoaderOptions lo;
+  lo.pad_id = tok_->special().pad.value_or(0);
+  lo.batch_size = spec_.batch_size;
+  lo.seed = seed;
+  lo.dp = tcfg.dp.has_value();
+  lo.grad_accum = tcfg.grad_accum;
+  lo.prefetch = 0;
+  const auto loader = recipes::make_train_loader(rows_, lo);
 
   train::TrainResult result;
   const double mu = proximal_mu ? *proximal_mu : fed.algorithm == Algorithm::FedProx ? fed.mu : 0.0;

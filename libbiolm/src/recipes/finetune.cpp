@@ -90,40 +90,34 @@ std::shared_ptr<tokenize::Tokenizer> make_tokenizer(const FinetuneConfig& c, con
   return tokenize::WordPieceTokenizer::from_vocab_file(vocab, po);
 }
 
-/// The loader over the training rows with the default collate (pad with the tokenizer's pad id).
-/// DP-SGD samples each example with probability q per step (train/dp.h): the expected logical
-/// batch is train.batch_size x train.grad_accum examples, cut into grad_accum micro-batches.
-std::unique_ptr<data::BatchSource> make_loader(const FinetuneConfig& c, const train::TrainConfig& tcfg,
-                                               std::vector<data::Features> rows, int64_t pad_id,
-                                               const std::shared_ptr<train::ProcessGroup>& group) {
+}  // namespace
+
+std::unique_ptr<data::BatchSource> make_train_loader(std::vector<data::Features> rows, const TrainLoaderOptions& o) {
   const auto train_set = std::make_shared<data::VectorDataset>(std::move(rows));
+  const int64_t pad_id = o.pad_id;
   const data::Collator collator = [pad_id](std::vector<data::Features>&& batch_rows, uint64_t) {
     data::CollateOptions co;
     co.pad_id = pad_id;
     return data::collate(batch_rows, co);
   };
-  if (tcfg.dp) {
-    if (c.task_options.packing) throw ConfigError("data.packing", "packed rows cannot train with DP-SGD (train.dp)");
+  if (o.dp) {
     train::PoissonOptions po;
-    po.sample_rate = std::min(1.0, static_cast<double>(c.batch_size * tcfg.grad_accum) /
+    po.sample_rate = std::min(1.0, static_cast<double>(o.batch_size * o.grad_accum) /
                                        static_cast<double>(std::max<int64_t>(1, train_set->size())));
-    po.micro_batches = tcfg.grad_accum;
-    po.seed = c.seed;
-    log::info("DP-SGD: Poisson sampling, q = {:.6g} (train.batch_size {} x grad_accum {} of {} rows)", po.sample_rate,
-              c.batch_size, tcfg.grad_accum, train_set->size());
+    po.micro_batches = o.grad_accum;
+    po.seed = o.seed;
+    log::info("DP-SGD: Poisson sampling, q = {:.6g} (batch_size {} x grad_accum {} of {} rows)", po.sample_rate,
+              o.batch_size, o.grad_accum, train_set->size());
     return std::make_unique<train::PoissonLoader>(train_set, collator, po);
   }
   data::LoaderOptions lo;
-  lo.batch_size = c.batch_size;  // the global batch: each rank of a data-parallel run takes its slice
-  lo.seed = c.seed;
-  if (group) {
-    lo.rank = group->rank();
-    lo.world_size = group->world_size();
-  }
+  lo.batch_size = o.batch_size;  // the global batch: each rank of a data-parallel run takes its slice
+  lo.seed = o.seed;
+  lo.rank = o.rank;
+  lo.world_size = o.world_size;
+  if (o.prefetch >= 0) lo.prefetch = o.prefetch;
   return std::make_unique<data::Loader>(train_set, collator, lo);
 }
-
-}  // namespace
 
 FinetuneConfig finetune_config_from_json(const json& tree) {
   FinetuneConfig c;
@@ -291,7 +285,19 @@ FinetuneResult finetune(const FinetuneConfig& c, const FinetuneHooks& hooks) {
   // global batch, each rank takes its slice (data/loader.h), so the run does not depend on it.
   const auto group = train::ProcessGroup::join_from_env(
       device, std::chrono::milliseconds(static_cast<int64_t>(tcfg.dist_timeout_s * 1000)));
-  const auto loader = make_loader(c, tcfg, std::move(train_d->rows), pad_id, group);
+  if (tcfg.dp && c.task_options.packing)
+    throw ConfigError("data.packing", "packed rows cannot train with DP-SGD (train.dp)");
+  TrainLoaderOptions lo;
+  lo.pad_id = pad_id;
+  lo.batch_size = c.batch_size;
+  lo.seed = c.seed;
+  lo.dp = tcfg.dp.has_value();
+  lo.grad_accum = tcfg.grad_accum;
+  if (group) {
+    lo.rank = group->rank();
+    lo.world_size = group->world_size();
+  }
+  const auto loader = make_train_loader(std::move(train_d->rows), lo);
   train::Trainer trainer(*model, tcfg);
   trainer.set_process_group(group);
   trainer.set_lr_scales(summary.lr_scales);

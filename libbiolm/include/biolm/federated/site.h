@@ -8,9 +8,10 @@
 //   site.set_exchanged(global);                      // the server's tensors
 //   federated::Update u = site.train(/*round=*/1, global);
 //
-// Local training is today's fine-tuning recipe built from the library pieces `biolm finetune`
-// uses (tasks featurize/predict/score, models::make_task_model, peft::apply, train::Trainer);
-// TODO(#19): switch LocalTrainer::train to recipes::finetune when it lands.
+// Local training is the fine-tuning recipe's stages (recipes/finetune.h): the task's
+// featurize/predict/score, models::make_task_model, peft::apply, recipes::make_train_loader and
+// train::Trainer, run round after round on one model (recipes::finetune itself builds a fresh
+// model per call, which a site that keeps its copy between rounds cannot use).
 //
 // Determinism: every site builds the same initial model (core::seed_all(seed) before
 // make_task_model); round r of site k trains with seed mix_seed(mix_seed(seed, k), r) (data

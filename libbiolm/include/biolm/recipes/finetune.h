@@ -18,10 +18,12 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "biolm/data/loader.h"
 #include "biolm/tasks/task.h"
 #include "biolm/train/trainer.h"
 
@@ -67,5 +69,22 @@ struct FinetuneResult {
 };
 
 FinetuneResult finetune(const FinetuneConfig& config, const FinetuneHooks& hooks = {});
+
+/// The recipe's training loader, for programs that train from the recipe's stages (federated
+/// sites do): the default collate (pad with pad_id), batches of batch_size rows reshuffled each
+/// epoch from seed (the global batch: a rank of a data-parallel run takes its slice); under
+/// DP-SGD (dp) Poisson sampling with q = batch_size x grad_accum / rows, in grad_accum
+/// micro-batches (train/dp.h).
+struct TrainLoaderOptions {
+  int64_t pad_id = 0;
+  int64_t batch_size = 16;
+  uint64_t seed = 13;
+  bool dp = false;
+  int64_t grad_accum = 1;
+  int64_t rank = 0;
+  int64_t world_size = 1;
+  int64_t prefetch = -1;  ///< batches prepared ahead on a worker thread; < 0: the Loader's default
+};
+std::unique_ptr<data::BatchSource> make_train_loader(std::vector<data::Features> rows, const TrainLoaderOptions& options);
 
 }  // namespace biolm::recipes
