@@ -2,7 +2,7 @@
 
 A SuperNode runs it with its site in the node config and the federate config in the run config:
 
-    flower-supernode --insecure --superlink 127.0.0.1:9092 \\
+    flower-supernode --insecure --superlink 127.0.0.1:8000 --port 9094 \\
         --node-config 'site="site_a"'                      # which entry of the config's `sites`
     # pyproject.toml of the Flower app:
     #   [tool.flwr.app.components] clientapp = "biolm.flower:app"
