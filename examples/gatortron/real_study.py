@@ -706,12 +706,12 @@ def main():
     t0 = time.time()
     data_report, _ = prepare_data(cfg, out)
     starts = Starts(cfg, out, data_report, env, a.report_only)
-    # Priority order, so a run cut short still reports the most important cells: every cell at the
-    # first seed in config order (a transformers cell right after ours, back to back), then the
-    # headline cells' other seeds.
+    # Config order is priority order, so a study cut short still reports the most important cells:
+    # each cell with its seeds (all of them for headline cells), a transformers cell right after
+    # ours (back to back), starting points pretrained when first needed.
     first = cfg["seeds"][0]
-    plan = [(run["start"], run["task"], method, first) for run in cfg["runs"] for method in run["methods"]]
-    plan += [(st, task, method, seed) for st, task, method in cfg.get("headline", []) for seed in cfg["seeds"][1:]]
+    plan = [(run["start"], run["task"], method, seed) for run in cfg["runs"] for method in run["methods"]
+            for seed in (cfg["seeds"] if [run["start"], run["task"], method] in cfg.get("headline", []) else [first])]
     hf_cells = [tuple(x) for x in cfg.get("transformers", [])]
     hf_seeds = cfg["seeds"][:cfg.get("transformers_seeds", 1)]
     recs, hf = {}, {}
