@@ -78,6 +78,17 @@ class PySite {
     d["n_examples"] = u.n_examples;
     d["train_loss"] = u.train_loss;
     d["steps"] = u.steps;
+    // DP-SGD at the site: epsilon spent over all its rounds so far, and what it was computed from.
+    if (!u.privacy.is_null()) {
+      py::dict p;
+      for (auto it = u.privacy.begin(); it != u.privacy.end(); ++it) {
+        if (it.value().is_number_integer()) p[it.key().c_str()] = it.value().get<int64_t>();
+        else if (it.value().is_number()) p[it.key().c_str()] = it.value().get<double>();
+        else if (it.value().is_string()) p[it.key().c_str()] = it.value().get<std::string>();
+        else p[it.key().c_str()] = it.value().dump();
+      }
+      d["privacy"] = p;
+    }
     return d;
   }
   py::dict evaluate(std::optional<std::string> path, int64_t n_bootstrap) const {

@@ -4,7 +4,9 @@
 // (bitwise), a failing site is dropped without stalling the round.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
+#include <map>
 #include <fstream>
 #include <set>
 
@@ -16,6 +18,7 @@
 #include "biolm/federated/simulate.h"
 #include "biolm/federated/site.h"
 #include "biolm/io/tensor_file.h"
+#include "biolm/train/accountant.h"
 #include "support/test_util.h"
 
 using namespace biolm;
@@ -190,7 +193,81 @@ TEST_CASE("federation config: every key checked before work, naming its path", "
   missing["sites"][2]["train"] = "/nonexistent.conll";
   CHECK_THROWS_WITH(federated::federate_spec_from_json(missing), Catch::Contains("sites[2].train"));
   CHECK_THROWS_WITH(federated::federate_spec_from_json(with("peft.method=full")), Catch::Contains("federation.exchange"));
-  CHECK_THROWS_WITH(federated::federate_spec_from_json(with("train.dp.noise_multiplier=1.0")), Catch::Contains("train.dp"));
+  CHECK_NOTHROW(federated::federate_spec_from_json(with("train.dp.noise_multiplier=1.0")));
+  json prox_dp = with("train.dp.noise_multiplier=1.0");
+  prox_dp["federation"]["algorithm"] = "fedprox";
+  prox_dp["federation"]["mu"] = 0.1;
+  CHECK_THROWS_WITH(federated::federate_spec_from_json(prox_dp), Catch::Contains("train.dp") && Catch::Contains("FedProx"));
+}
+
+TEST_CASE("federation with DP-SGD at the sites: each site's epsilon composes exactly the rounds it is sampled in",
+          "[federated][slow]") {
+  test::TempDir dir("feddp");
+  auto cfg = [&](const std::string& name, int64_t rounds, const json& dp) {
+    json j = tiny_config(dir / name);
+    j["federation"]["rounds"] = rounds;
+    j["federation"]["fraction"] = 0.67;  // 2 of the 3 sites per round: the sites' rounds differ
+    j["train"]["dp"] = dp;
+    return federated::federate_spec_from_json(j);
+  };
+  const json sigma = {{"noise_multiplier", 1.1}, {"max_grad_norm", 1.0}, {"delta", 1e-4}};
+  const auto unbroken = federated::run_simulation(cfg("a", 4, sigma));
+  REQUIRE(unbroken.contains("privacy"));
+  const std::vector<std::string> names = {"site_a", "site_b", "site_c"};
+  std::set<int64_t> rounds_seen;
+  for (size_t k = 0; k < names.size(); ++k) {
+    INFO(names[k]);
+    // The rounds the server samples this site in (seed 7 of tiny_config), by sample_clients.
+    int64_t rounds = 0;
+    for (int64_t r = 1; r <= 4; ++r) {
+      const auto chosen = federated::sample_clients(3, 0.67, 1, 7, r);
+      rounds += std::count(chosen.begin(), chosen.end(), static_cast<int64_t>(k));
+    }
+    if (rounds == 0) {
+      CHECK_FALSE(unbroken["privacy"].contains(names[k]));
+      continue;
+    }
+    const auto& p = unbroken["privacy"].at(names[k]);
+    CHECK(p["rounds"] == rounds);
+    CHECK(p["steps"] == 2 * rounds);  // local_steps 2 per round
+    CHECK(p["noise_multiplier"] == 1.1);
+    const double q = p["sample_rate"].get<double>();
+    CHECK(q > 0.0);
+    CHECK(q <= 1.0);
+    // ε of the site's whole history, composed by hand: 2 steps per round it trained in.
+    train::RdpAccountant acc;
+    for (int64_t i = 0; i < rounds; ++i) acc.step(1.1, q, 2);
+    CHECK(p["epsilon"].get<double>() == Approx(acc.epsilon(1e-4)).epsilon(1e-12));
+    rounds_seen.insert(rounds);
+  }
+  CHECK(rounds_seen.size() > 1);  // the sites trained in different numbers of rounds
+  // Per round, metrics.jsonl names the sampled sites' spending so far; it never decreases.
+  std::map<std::string, double> last;
+  std::ifstream metrics(dir / "a" / "metrics.jsonl");
+  for (std::string line; std::getline(metrics, line);) {
+    const auto j = json::parse(line);
+    if (!j.contains("privacy")) continue;
+    for (auto it = j["privacy"].begin(); it != j["privacy"].end(); ++it) {
+      const double eps = it.value()["epsilon"].get<double>();
+      CHECK(eps > last[it.key()]);
+      last[it.key()] = eps;
+    }
+  }
+  CHECK(last.size() == unbroken["privacy"].size());
+  // Stopped after round 2 and resumed: the same global state and the same spending.
+  federated::run_simulation(cfg("c", 2, sigma));
+  const auto resumed = federated::run_simulation(cfg("c", 4, sigma));
+  require_bitwise_equal(read_global(dir / "a", 4), read_global(dir / "c", 4));
+  for (auto it = resumed["privacy"].begin(); it != resumed["privacy"].end(); ++it) {
+    CHECK(it.value()["epsilon"] == unbroken["privacy"][it.key()]["epsilon"]);
+  }
+  // A target epsilon: sigma is planned over each site's own rounds, and no site overspends.
+  const auto targeted = federated::run_simulation(cfg("t", 4, {{"target_epsilon", 4.0}, {"delta", 1e-4}}));
+  for (auto it = targeted["privacy"].begin(); it != targeted["privacy"].end(); ++it) {
+    INFO(it.key());
+    CHECK(it.value()["epsilon"].get<double>() <= 4.0 + 1e-9);
+    CHECK(it.value()["epsilon"].get<double>() > 3.9);
+  }
 }
 
 TEST_CASE("federation: deterministic, resumed = unbroken (bitwise), FedProx and FedAdam runs", "[federated][slow]") {

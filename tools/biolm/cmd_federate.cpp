@@ -46,7 +46,7 @@ json load_tree(const FederateArgs& a) {
 }
 
 /// Worker: <update>.safetensors (the exchanged tensors) and <update>.json ({"n_examples",
-/// "train_loss", "steps"}), the JSON written last: its presence means the update is complete.
+/// "train_loss", "steps", "privacy" under DP-SGD}), the JSON written last: its presence means the update is complete.
 int run_worker(const FederateArgs& a) {
   auto spec = federated::federate_spec_from_json(load_tree(a));
   federated::prepare_shared(spec);
@@ -58,7 +58,8 @@ int run_worker(const FederateArgs& a) {
   federated::LocalTrainer site(spec, index);
   const auto u = site.train(a.round, io::read_tensor_file(a.global));
   io::write_tensor_file(a.update + ".safetensors", u.tensors);
-  const json meta = {{"n_examples", u.n_examples}, {"train_loss", u.train_loss}, {"steps", u.steps}};
+  json meta = {{"n_examples", u.n_examples}, {"train_loss", u.train_loss}, {"steps", u.steps}};
+  if (!u.privacy.is_null()) meta["privacy"] = u.privacy;
   const std::string tmp = a.update + ".json.tmp";
   std::ofstream(tmp) << meta.dump() << "\n";
   fs::rename(tmp, a.update + ".json");
@@ -143,6 +144,7 @@ federated::RoundRunner process_runner(const fs::path& config, const fs::path& ou
         u.n_examples = meta.at("n_examples").get<int64_t>();
         u.train_loss = meta.at("train_loss").get<double>();
         u.steps = meta.at("steps").get<int64_t>();
+        if (meta.contains("privacy")) u.privacy = meta.at("privacy");
         o.update = std::move(u);
       }
       outcomes.push_back(std::move(o));

@@ -48,6 +48,7 @@ json RoundRecord::to_json() const {
             {"sites", sites},
             {"dropped", dropped_j}};
   for (const auto& [k, v] : metrics) j["dev_" + k] = v;
+  if (!privacy.empty()) j["privacy"] = privacy;
   return j;
 }
 
@@ -128,6 +129,7 @@ RoundRecord Server::run_round(const RoundRunner& runner, const GlobalEval& eval)
                 rec.sites[i], rec.dropped.back().second);
       continue;
     }
+    if (!o.update->privacy.is_null()) rec.privacy[rec.sites[i]] = o.update->privacy;
     rec.bytes_up += payload_bytes(o.update->tensors);
     arrived.push_back(&*o.update);
     loss_sum += o.update->train_loss * static_cast<double>(o.update->n_examples);

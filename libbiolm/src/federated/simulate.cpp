@@ -67,10 +67,12 @@ json run_simulation(FederateSpec spec, const RoundRunner* runner) {
   };
   int64_t bytes_up = 0, bytes_down = 0;
   RoundRecord last;
+  json privacy = json::object();  // site -> what it has spent so far (DP-SGD at the sites)
   while (server.round() < spec.federation.rounds) {
     last = server.run_round(local, eval);
     bytes_up += last.bytes_up;
     bytes_down += last.bytes_down;
+    for (auto it = last.privacy.begin(); it != last.privacy.end(); ++it) privacy[it.key()] = it.value();
   }
   server_model.set_exchanged(server.global());
 
@@ -88,6 +90,7 @@ json run_simulation(FederateSpec spec, const RoundRunner* runner) {
   results["bytes_up"] = bytes_up;  // this invocation's rounds (a resumed run counts its own)
   results["bytes_down"] = bytes_down;
   results["tasks"][task_name] = server_model.evaluate(spec.test_path, spec.n_bootstrap);
+  if (!privacy.empty()) results["privacy"] = privacy;  // this invocation's rounds; each site's ε covers all its rounds
 
   io::ModelDirInfo mi;
   auto& model = server_model.model();

@@ -9,6 +9,7 @@
 #include <set>
 
 #include "biolm/core/config.h"
+#include "biolm/federated/aggregate.h"
 #include "biolm/core/device.h"
 #include "biolm/core/error.h"
 #include "biolm/core/log.h"
@@ -19,6 +20,7 @@
 #include "biolm/io/init_source.h"
 #include "biolm/peft/method.h"
 #include "biolm/tokenize/wordpiece.h"
+#include "biolm/train/accountant.h"
 #include "biolm/train/dp.h"
 #include "biolm/train/trainer.h"
 
@@ -75,10 +77,8 @@ FederateSpec federate_spec_from_json(const json& tree) {
               "a federation resumes by rounds (rerun the same command); local training never resumes");
   BIOLM_CHECK(s.train.eval_every == 0, ConfigError, "train.eval_every",
               "the server evaluates the global model every round; leave train.eval_every unset");
-  // TODO(#19): DP-SGD at each site needs the site's privacy accounted over all its rounds (one
-  // RDP accountant per site, carried across rounds and checkpoints); until then it is refused.
-  BIOLM_CHECK(!s.train.dp, ConfigError, "train.dp",
-              "DP-SGD at each site of a federation is not supported yet (per-site accounting across rounds)");
+  BIOLM_CHECK(!s.train.dp || s.federation.algorithm != Algorithm::FedProx, ConfigError, "train.dp",
+              "FedProx's proximal term is not a per-example loss: DP-SGD at the sites runs with FedAvg or FedAdam");
   BIOLM_CHECK(s.tokenizer_path || !s.tokenizer_train_on.empty() || s.model.contains("init"), ConfigError,
               "tokenizer", "give tokenizer.path, tokenizer.train_on (a public corpus) or model.init");
   if (s.tokenizer_path) check_file(*s.tokenizer_path, "tokenizer.path");
@@ -231,7 +231,52 @@ LocalTrainer::LocalTrainer(const FederateSpec& spec, int64_t site) : spec_(spec)
     n_examples_ = d->n_examples();  // examples (sentences), not the windows long ones split into
     BIOLM_CHECK(n_examples_ > 0, DataError, path, 0, "", "site " + name_ + " has no training example");
     rows_ = std::move(d->rows);
+    if (spec_.train.dp) plan_privacy();
   }
+}
+
+int64_t LocalTrainer::local_steps() const {
+  const auto& fed = spec_.federation;
+  const auto n_rows = static_cast<int64_t>(rows_.size());
+  const int64_t per_epoch = (n_rows + spec_.batch_size - 1) / spec_.batch_size;
+  return fed.local_steps ? *fed.local_steps : *fed.local_epochs * per_epoch;
+}
+
+// DP-SGD at a site protects each of the site's own training examples over the whole federation:
+// the site's RDP accountant composes every local step of every round the site is sampled in.
+// sample_clients is a pure function of (seed, round), so the rounds are known before the first
+// one and again after a resume, without any stored state. σ is train.dp.noise_multiplier, or
+// the one whose total over this site's rounds spends at most train.dp.target_epsilon. What the
+// server does with the updates (averaging, FedAdam) is post-processing and spends nothing.
+void LocalTrainer::plan_privacy() {
+  const auto& fed = spec_.federation;
+  const auto& dp = *spec_.train.dp;
+  dp_q_ = std::min(1.0, static_cast<double>(spec_.batch_size * spec_.train.grad_accum) /
+                            static_cast<double>(rows_.size()));
+  dp_rounds_.clear();
+  for (int64_t r = 1; r <= fed.rounds; ++r) {
+    const auto chosen = sample_clients(static_cast<int64_t>(spec_.sites.size()), fed.fraction, fed.min_clients,
+                                       spec_.seed, r);
+    if (std::find(chosen.begin(), chosen.end(), site_) != chosen.end()) dp_rounds_.push_back(r);
+  }
+  const int64_t total = local_steps() * static_cast<int64_t>(dp_rounds_.size());
+  dp_sigma_ = dp.noise_multiplier ? *dp.noise_multiplier
+                                  : train::rdp_noise_multiplier(*dp.target_epsilon, dp.delta, dp_q_, std::max<int64_t>(1, total));
+  log::info("federation: site {} trains with DP-SGD: sigma {:.4g}, q {:.4g}, {} rounds x {} steps", name_, dp_sigma_,
+            dp_q_, dp_rounds_.size(), local_steps());
+}
+
+nlohmann::json LocalTrainer::privacy_after(int64_t round, int64_t steps_this_round) const {
+  train::RdpAccountant acc;
+  int64_t rounds = 0;
+  for (const auto r : dp_rounds_) {
+    if (r > round) break;
+    acc.step(dp_sigma_, dp_q_, r == round ? steps_this_round : local_steps());
+    ++rounds;
+  }
+  const double delta = spec_.train.dp->delta;
+  return {{"epsilon", acc.epsilon(delta)}, {"delta", delta}, {"noise_multiplier", dp_sigma_}, {"sample_rate", dp_q_},
+          {"steps", acc.steps()}, {"rounds", rounds}, {"accountant", "rdp"}};
 }
 
 TensorMap LocalTrainer::exchanged() const {
@@ -270,9 +315,14 @@ Update LocalTrainer::train(int64_t round, const TensorMap& global, std::optional
   const auto& fed = spec_.federation;
   auto tcfg = spec_.train;
   const uint64_t seed = data::mix_seed(data::mix_seed(spec_.seed, static_cast<uint64_t>(site_)), static_cast<uint64_t>(round));
-  const auto n_rows = static_cast<int64_t>(rows_.size());
-  const int64_t per_epoch = (n_rows + spec_.batch_size - 1) / spec_.batch_size;
-  tcfg.max_steps = max_steps ? *max_steps : fed.local_steps ? *fed.local_steps : *fed.local_epochs * per_epoch;
+  tcfg.max_steps = max_steps ? *max_steps : local_steps();
+  if (tcfg.dp) {
+    BIOLM_CHECK(std::find(dp_rounds_.begin(), dp_rounds_.end(), round) != dp_rounds_.end(), ConfigError,
+                "federation", fmt::format("site {} is not sampled in round {} of this federation: its privacy "
+                                          "accounting covers the rounds sample_clients gives it", name_, round));
+    tcfg.dp->noise_multiplier = dp_sigma_;  // planned over all of this site's rounds
+    tcfg.dp->target_epsilon.reset();
+  }
   tcfg.seed = seed;
   tcfg.run_dir = (spec_.output / "sites" / name_).string();
   tcfg.device = spec_.device;
@@ -316,6 +366,7 @@ Update LocalTrainer::train(int64_t round, const TensorMap& global, std::optional
   u.n_examples = n_examples_;
   u.steps = result.step;
   u.train_loss = result.history.empty() ? 0.0 : result.history.back().loss;
+  if (tcfg.dp) u.privacy = privacy_after(round, result.step);
   return u;
 }
 

@@ -13,6 +13,8 @@
 //   term to the model's loss so the trainer's gradient is ∇F_k(w) + μ (w − w_t).
 #pragma once
 
+#include <nlohmann/json.hpp>
+
 #include <torch/types.h>
 
 #include <cstdint>
@@ -41,6 +43,9 @@ struct Update {
   int64_t n_examples = 0;  ///< training examples of the site (the FedAvg weight; TaskData::n_examples)
   double train_loss = 0.0; ///< mean loss of its last local step (for logs)
   int64_t steps = 0;       ///< local optimizer steps run
+  /// DP-SGD at the site: what it has spent over all its rounds so far ({"epsilon", "delta",
+  /// "noise_multiplier", "sample_rate", "steps", "rounds", "accountant"}); null without DP.
+  nlohmann::json privacy;
 };
 
 /// Σ_k n_k w_k / Σ_k n_k per tensor, accumulated in float64 and cast back to each tensor's dtype.

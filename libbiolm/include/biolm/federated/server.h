@@ -63,6 +63,7 @@ struct RoundRecord {
   int64_t bytes_down = 0;  ///< global payload × sampled sites
   double train_loss = 0.0; ///< example-weighted mean of the sites' last local loss
   std::map<std::string, double> metrics;
+  nlohmann::json privacy = nlohmann::json::object();  ///< site -> Update::privacy (DP-SGD at the sites)
   nlohmann::json to_json() const;
 };
 

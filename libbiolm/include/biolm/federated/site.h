@@ -123,6 +123,14 @@ class LocalTrainer {
   std::vector<std::string> exchanged_names_;
   std::vector<data::Features> rows_;
   int64_t n_examples_ = 0;
+  // DP-SGD (train.dp): σ, q and the rounds this site is sampled in (site.cpp, plan_privacy).
+  double dp_sigma_ = 0.0;
+  double dp_q_ = 0.0;
+  std::vector<int64_t> dp_rounds_;
+
+  int64_t local_steps() const;
+  void plan_privacy();
+  nlohmann::json privacy_after(int64_t round, int64_t steps_this_round) const;
 };
 
 }  // namespace biolm::federated
