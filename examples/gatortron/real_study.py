@@ -264,8 +264,17 @@ class Starts(dict):
                                  [f"tokenizer.train.vocab_size={cfg['scratch_vocab_size']}"],
                                  "MLM pretraining from random weights")
             start = {"init": init, "label": "same shape, biomedical vocab, from scratch (ours)", "pretrain": res}
+        elif name == "scratch-small":
+            # The second size (no second real checkpoint is on PyPI): half the width and depth of
+            # MiniLM's shape, the same corpus, vocabulary size, budget and recipe as "scratch".
+            init, res = pretrain(cfg, out, env, name, "pretrain_scratch.yaml", cfg["pretrain"]["scratch_lr"],
+                                 [f"tokenizer.train.vocab_size={cfg['scratch_vocab_size']}", "model.hidden_size=192",
+                                  "model.n_layers=3", "model.n_heads=6", "model.n_kv_heads=6", "model.ffn_size=768"],
+                                 "MLM pretraining from random weights (smaller)")
+            start = {"init": init, "label": "half width and depth, biomedical vocab, from scratch (ours)",
+                     "pretrain": res}
         else:
-            raise SystemExit(f"starts: unknown starting point '{name}' (minilm, minilm-dapt, scratch)")
+            raise SystemExit(f"starts: unknown starting point '{name}' (minilm, minilm-dapt, scratch, scratch-small)")
         self[name] = start
         return start
 
