@@ -569,8 +569,10 @@ def write_report(cfg, out, recs, starts, data_report, hf, quick, wall):
                   "interval contains 0 is no measurable difference at this test-set size.", "",
                   "| task | A | B | metric | A − B | 95 % CI | p | n |", "|---|---|---|---|---|---|---|---|"]
         for t in tests:
+            # p = 0 means no resample crossed 0: below the test's resolution, 2 / resamples.
+            p = f"< {2.0 / cfg['bootstrap']:.3f}" if t["p"] == 0 else f"{t['p']:.3f}"
             lines.append(f"| {t['a'][1]} | {t['a'][0]} {t['a'][2]} | {t['b'][0]} {t['b'][2]} | {t['metric']} | "
-                         f"{t['delta']:+.3f} | [{t['ci'][0]:+.3f}, {t['ci'][1]:+.3f}] | {t['p']:.3f} | {t['n']} |")
+                         f"{t['delta']:+.3f} | [{t['ci'][0]:+.3f}, {t['ci'][1]:+.3f}] | {p} | {t['n']} |")
     # transformers column.
     if hf:
         lines += ["", "## The same recipe in transformers (+ peft)", "",
