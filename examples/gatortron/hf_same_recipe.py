@@ -53,6 +53,8 @@ def main():
     ap.add_argument("--warmup", type=int, default=0)
     ap.add_argument("--weight-decay", type=float, default=0.0)
     ap.add_argument("--clip", type=float, default=1.0)
+    ap.add_argument("--dropout", type=float, default=0.1,
+                    help="hidden and attention dropout (the study passes its model section's value)")
     ap.add_argument("--max-length", type=int, default=128)
     ap.add_argument("--seed", type=int, default=13)
     ap.add_argument("--method", choices=["full", "lora"], default="full")
@@ -93,7 +95,7 @@ def main():
     tr_rows, te_rows = features(train), features(test)
     model = AutoModelForTokenClassification.from_pretrained(
         a.model, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id=lid,
-        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+        hidden_dropout_prob=a.dropout, attention_probs_dropout_prob=a.dropout)
     if a.method == "lora":
         from peft import LoraConfig, get_peft_model
         model = get_peft_model(model, LoraConfig(r=a.lora_r, lora_alpha=a.lora_alpha, lora_dropout=0.0,

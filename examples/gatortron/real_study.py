@@ -56,7 +56,7 @@ def load_config(path, quick):
     with open(path) as f:
         cfg = yaml.safe_load(f)
     known = {"data", "biolm", "threads", "max_length", "batch_size", "bootstrap", "starts", "pretrain", "tasks",
-             "methods", "runs", "seeds", "headline", "transformers", "transformers_seeds", "quick", "published",
+             "methods", "runs", "seeds", "headline", "transformers", "transformers_seeds", "quick", "published", "dropout",
              "scratch_vocab_size",
              "eval_points"}
     bad = sorted(set(cfg) - known)
@@ -303,7 +303,8 @@ def finetune(cfg, out, start_name, starts, task_name, method, seed, env, report_
     base = {"task": t["kind"], "seed": seed, "device": "cpu", "output": run,
             "data": {"train": path(t["train"]), "dev": path(t["dev"]), "test": path(t["test"]),
                      "max_length": t.get("max_length", cfg["max_length"])},
-            "model": {"init": start["init"], "hidden_dropout": 0.1, "attention_dropout": 0.1},
+            "model": {"init": start["init"], "hidden_dropout": cfg.get("dropout", 0.1),
+                      "attention_dropout": cfg.get("dropout", 0.1)},
             "train": {"max_steps": t["steps"], "batch_size": t.get("batch_size", cfg["batch_size"]),
                       "schedule": "linear", "warmup_steps": max(1, t["steps"] // 10), "clip_grad_norm": 1.0,
                       "eval_every": max(1, t["steps"] // cfg.get("eval_points", 4)), "log_every": max(1, t["steps"] // 20)},
@@ -360,7 +361,8 @@ def hf_run(cfg, out, start, task_name, method, seed, env, report_only=False):
            "--steps", str(t["steps"]), "--batch-size", str(t.get("batch_size", cfg["batch_size"])),
            "--lr", str(m["lr"] * t.get("lr_scale", 1.0)), "--warmup", str(max(1, t["steps"] // 10)),
            "--max-length", str(t.get("max_length", cfg["max_length"])), "--seed", str(seed), "--method", method,
-           "--threads", str(cfg["threads"]), "--bootstrap", str(cfg["bootstrap"]), "--out", res + ".tmp"]
+           "--threads", str(cfg["threads"]), "--bootstrap", str(cfg["bootstrap"]), "--out", res + ".tmp",
+           "--dropout", str(cfg.get("dropout", 0.1))]
     if method == "lora":
         lora = m.get("peft", {}).get("lora", {})
         cmd += ["--lora-r", str(lora.get("rank", 8)), "--lora-alpha", str(lora.get("alpha", 16))]
