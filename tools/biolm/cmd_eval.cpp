@@ -81,7 +81,7 @@ const bool registered = cli::register_command(
        sub.add_option("--limit", a->limit, "evaluate the first N examples (0 = all)")->capture_default_str();
        sub.add_option("--bootstrap", a->bootstrap, "bootstrap resamples for the 95 % intervals")->capture_default_str();
        sub.add_option("--batch-size", a->batch_size, "rows per forward pass (0: finetune's, else 8)")->capture_default_str();
-       sub.add_option("--max-new-tokens", a->max_new_tokens, "generation length")->capture_default_str();
+       sub.add_option("--max-new-tokens", a->max_new_tokens, "generation length (0: finetune's for its model, else 32)")->capture_default_str();
        sub.add_option("--temperature", a->temperature, "0 = greedy; > 0 samples with --seed")->capture_default_str();
        sub.add_flag("--cop-zero-based", a->cop_zero_based, "MedMCQA files numbering cop 0..3");
        sub.add_option("--device", a->device, "cpu | cuda | cuda:N")->capture_default_str();

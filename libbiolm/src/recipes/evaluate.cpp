@@ -113,7 +113,9 @@ json evaluate_head(const EvaluateConfig& c, Loaded& l) {
   if (l.info.contains("negative_label")) spec.negative_label = l.info.at("negative_label").get<std::string>();
   if (l.info.contains("prompt_format"))
     spec.prompt_format = train::parse_prompt_format(l.info.at("prompt_format").get<std::string>());
-  spec.max_new_tokens = c.max_new_tokens;
+  // finetune's decoding settings, so a span or a generation is decoded as finetune decoded it.
+  spec.max_answer_tokens = l.info.value("max_answer_tokens", spec.max_answer_tokens);
+  spec.max_new_tokens = c.max_new_tokens > 0 ? c.max_new_tokens : l.info.value("max_new_tokens", int64_t{32});
   // finetune's batch size, so the numbers reproduce its test metrics to the last digit.
   spec.batch_size = c.batch_size > 0 ? c.batch_size : l.info.value("eval_batch_size", int64_t{8});
   const auto task = tasks::make_task(family, spec, "task");
@@ -183,7 +185,7 @@ json evaluate_decoder(const EvaluateConfig& c, const Loaded& l) {
     return all;
   };
   eval::GenerateFnOptions gen;
-  gen.generation.max_new_tokens = c.max_new_tokens;
+  gen.generation.max_new_tokens = c.max_new_tokens > 0 ? c.max_new_tokens : 32;
   gen.generation.temperature = c.temperature;
   if (c.temperature > 0) gen.generation.seed = c.seed;
   gen.stop_strings = {"\n\n", "\nQuestion:"};
@@ -210,8 +212,8 @@ json evaluate_decoder(const EvaluateConfig& c, const Loaded& l) {
                          {"loglik", s.loglik}, {"loglik_norm", s.loglik_norm}, {"prompt", r.prompts[i]}});
       }
     } else {
-      if (c.cot && c.max_new_tokens < 64)
-        log::warn("eval: cot with max_new_tokens {} leaves little room for reasoning", c.max_new_tokens);
+      if (c.cot && gen.generation.max_new_tokens < 64)
+        log::warn("eval: cot with max_new_tokens {} leaves little room for reasoning", gen.generation.max_new_tokens);
       const auto r = eval::evaluate_mcqa_generate(eval::make_generate_fn(lm, l.tokenizer, gen), examples, pool, prompt,
                                                   boot);
       metrics["accuracy"] = metric(r.acc);
@@ -274,7 +276,7 @@ void check_config(const EvaluateConfig& c) {
   check(c.bootstrap >= 0, "bootstrap", "must be >= 0");
   check(c.batch_size >= 0, "batch_size", "must be >= 0 (0: the default)");
   check(c.max_length >= 0, "max_length", "must be >= 0 (0: the default)");
-  check(c.max_new_tokens > 0, "max_new_tokens", "must be > 0");
+  check(c.max_new_tokens >= 0, "max_new_tokens", "must be >= 0 (0: finetune's, else 32)");
   check(c.shot_sampler == "biolm" || c.shot_sampler == "lm-eval", "shot_sampler",
         "expected biolm | lm-eval, got \"" + c.shot_sampler + "\"");
   check(c.prompt_style == "biolm" || c.prompt_style == "lm-eval", "prompt_style",

@@ -213,11 +213,10 @@ FinetuneResult finetune(const FinetuneConfig& c, const FinetuneHooks& hooks) {
   const bool is_decoder = models::config_from_json(mj, "model").is_decoder();
   if (task->needs_decoder() && !is_decoder)
     throw ConfigError("model", "instruct trains a causal LM: use a decoder (model.preset: tiny-decoder, or family: decoder)");
-  // qa-span: training and prediction shift the span targets past the soft prompt, but `biolm
-  // eval` does not yet reproduce finetune's test metrics for such a model, so it stays refused.
+  // mcqa's (B,K,T) choices and instruct's generation have no soft-prompt path yet (docs/peft.md).
   if (!task->supports_prompt_tuning() && method_name(c.peft) == "prompt")
-    throw ConfigError("peft.method", c.task + " cannot use prompt tuning (span QA, (B,K,T) choices and "
-                                              "generation are not supported with a soft prompt); use lora, ia3, "
+    throw ConfigError("peft.method", c.task + " cannot use prompt tuning ((B,K,T) choices and generation are "
+                                              "not supported with a soft prompt; docs/peft.md); use lora, ia3, "
                                               "hybrid or full");
 
   core::seed_all(c.seed);
@@ -340,7 +339,8 @@ FinetuneResult finetune(const FinetuneConfig& c, const FinetuneHooks& hooks) {
   const auto& o = c.task_options;
   mi.info = {{"task", c.task}, {"steps", fit.step}, {"metrics", results["tasks"][c.task]},
              {"max_length", o.max_length}, {"doc_stride", o.doc_stride}, {"format", o.format},
-             {"eval_batch_size", o.batch_size}};
+             {"eval_batch_size", o.batch_size}, {"max_answer_tokens", o.max_answer_tokens},
+             {"max_new_tokens", o.max_new_tokens}};
   if (task->needs_decoder()) mi.info["prompt_format"] = c.prompt_format;
   if (o.negative_label) mi.info["negative_label"] = *o.negative_label;
   if (init) mi.info["init"] = init->dir.string();

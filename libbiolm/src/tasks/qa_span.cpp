@@ -35,7 +35,6 @@ class QaSpanTask : public Task {
   std::string predictions_file() const override { return "predictions.json"; }
   std::string primary_metric() const override { return "f1"; }
   std::vector<std::string> secondary_metrics() const override { return {"exact_match"}; }
-  bool supports_prompt_tuning() const override { return false; }
   int64_t n_labels() const override { return 2; }
   std::vector<std::string> formats() const override { return {"squad", "bioasq"}; }
 

@@ -32,7 +32,7 @@ struct EvaluateConfig {
   int64_t bootstrap = 1000;    ///< resamples for the 95 % intervals (0: point values only)
   int64_t batch_size = 0;      ///< rows per forward pass; 0: finetune's (model directory) or 8
   int64_t max_length = 0;      ///< heads: tokens per row; 0: what finetune used, else the model's max_positions
-  int64_t max_new_tokens = 32; ///< generation length (instruct, generate mode)
+  int64_t max_new_tokens = 0;  ///< generation length (instruct, generate mode); 0: finetune's, else 32
   std::string format;          ///< data.format of the family (mcqa medqa|medmcqa, ner conll|brat|pubtator, ...)
   bool cop_zero_based = false; ///< MedMCQA files numbering cop 0..3
   // Decoders (the harness) only:
