@@ -522,7 +522,11 @@ def write_report(cfg, out, recs, starts, data_report, hf, quick, wall):
         extra = ""
         if "pretrain" in s:
             p = s["pretrain"]
-            extra = f" — validation MLM loss {p.get('val_loss_initial', float('nan')):.3f} → {p.get('val_loss_final', float('nan')):.3f}"
+            planned = cfg["pretrain"]["steps"]
+            steps = p.get("steps", planned)
+            cut = f" (stopped early: {steps} of the {planned} planned)" if steps < planned else ""
+            extra = (f" — {steps} MLM steps{cut}, validation MLM loss {p.get('val_loss_initial', float('nan')):.3f} → "
+                     f"{p.get('val_loss_final', float('nan')):.3f}")
         lines.append(f"- **{k}**: {s['label']}{extra}")
     lines += ["", "## Results", "",
               "Mean ± sd over seeds where a cell has several; [95 % bootstrap interval] of the first seed's test set "
