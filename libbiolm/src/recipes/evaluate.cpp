@@ -80,10 +80,11 @@ std::pair<std::string, std::string> family_of(const EvaluateConfig& c) {
 
 json metric(const eval::Interval& v) { return {{"value", v.point}, {"ci", {v.lower, v.upper}}}; }
 
-void write_json_file(const std::string& path, const json& j) {
+/// `text` into `path` (parent folders created), atomically: the result and predictions files.
+void write_output(const std::string& path, const std::string& text) {
   const fs::path p(path);
   if (p.has_parent_path()) fs::create_directories(p.parent_path());
-  io::write_file_atomic(p, j.dump(2) + "\n");
+  io::write_file_atomic(p, text);
 }
 
 json base_result(const EvaluateConfig& c, const Loaded& l, const std::string& how, const std::string& mode, int64_t n,
@@ -248,9 +249,7 @@ json evaluate_decoder(const EvaluateConfig& c, const Loaded& l) {
   if (!c.predictions.empty()) {
     std::string lines;
     for (const auto& row : preds) lines += row.dump() + "\n";
-    const fs::path p(c.predictions);
-    if (p.has_parent_path()) fs::create_directories(p.parent_path());
-    io::write_file_atomic(p, lines);
+    write_output(c.predictions, lines);
   }
   return result;
 }
@@ -318,7 +317,7 @@ EvaluateResult evaluate(const EvaluateConfig& c) {
   l.model->to(core::parse_device(c.device, "device"));
   EvaluateResult r;
   r.result = harness ? evaluate_decoder(c, l) : evaluate_head(c, l);
-  if (!c.out.empty()) write_json_file(c.out, r.result);
+  if (!c.out.empty()) write_output(c.out, r.result.dump(2) + "\n");
   return r;
 }
 
