@@ -22,6 +22,7 @@
 #include "biolm/core/log.h"
 #include "biolm/io/hf_config.h"
 #include "biolm/io/hf_weights.h"
+#include "biolm/quant/quantize.h"
 #include "biolm/io/model_dir.h"
 #include "biolm/io/peft_export.h"
 #include "biolm/io/peft_import.h"
@@ -396,6 +397,7 @@ struct LogitsArgs {
   std::string lora_targets = "**.attn.q_proj,**.attn.v_proj";
   uint64_t lora_seed = 0;
   std::string export_adapter, base_name, adapter;
+  std::string quantize;  ///< HF directory: nf4 | fp4 | int8 quantize-on-load of the blocks' Linears
 };
 
 void logits(const LogitsArgs& a) {
@@ -425,6 +427,11 @@ void logits(const LogitsArgs& a) {
   } else {
     const auto info = biolm::io::load_hf_config(a.dir);
     config = info.config;
+    if (!a.quantize.empty()) {
+      BIOLM_CHECK(biolm::quant::parse_quant_type(a.quantize), ConfigError, "--quantize",
+                  "expected nf4, fp4 or int8, got \"" + a.quantize + "\"");
+      config.quantize = biolm::models::QuantizeConfig{a.quantize, true};
+    }
     arch = info.arch;
     task = !a.task.empty() ? biolm::models::parse_task_kind(a.task, "--task") : info.task.value_or(TaskKind::Base);
     const int64_t n_labels = a.n_labels > 0 ? a.n_labels : (info.labels.empty() ? 2 : static_cast<int64_t>(info.labels.size()));
@@ -581,6 +588,8 @@ void setup(CLI::App& sub) {
   l->add_option("--lora-seed", la->lora_seed, "seed of the random B")->capture_default_str();
   l->add_option("--adapter", la->adapter, "HF directory only: load this PEFT adapter directory (LoRA, IA3, prompt "
                                          "tuning) onto it first");
+  l->add_option("--quantize", la->quantize,
+                 "HF directory: quantize the blocks' Linears on load, nf4 | fp4 (double-quantized) | int8 (QLoRA)");
   l->add_option("--export-adapter", la->export_adapter, "write the LoRA adapter as a PEFT directory here");
   l->add_option("--base-name", la->base_name, "base_model_name_or_path of the exported adapter");
   l->callback([la] { logits(*la); });

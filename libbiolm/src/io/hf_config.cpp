@@ -328,6 +328,40 @@ HfModelInfo hf_config_from_json(const json& j, const std::string& origin) {
   }
   c.init_std = r.number("initializer_range", 0.02);
   c.moe = models::MoeConfig{};
+  // transformers + bitsandbytes checkpoints (save_pretrained of a load_in_4bit / load_in_8bit
+  // model): the blocks' Linears are quantized (ModelConfig::quantize) and their stored quant state
+  // is installed as is (io/hf_weights.h). Other quantization methods are refused by name.
+  if (j.contains("quantization_config") && !j.at("quantization_config").is_null()) {
+    const json& q = j.at("quantization_config");
+    const std::string qkey = r.key("quantization_config");
+    BIOLM_CHECK(q.is_object(), ConfigError, qkey, "expected an object");
+    const std::string method = q.value("quant_method", std::string("bitsandbytes"));
+    BIOLM_CHECK(method == "bitsandbytes", ConfigError, qkey + ".quant_method",
+                "\"" + method + "\" is not supported (only bitsandbytes 4-bit and 8-bit checkpoints are read)");
+    const bool four = q.value("load_in_4bit", q.value("_load_in_4bit", false));
+    const bool eight = q.value("load_in_8bit", q.value("_load_in_8bit", false));
+    BIOLM_CHECK(four != eight, ConfigError, qkey, "expected exactly one of load_in_4bit and load_in_8bit to be true");
+    models::QuantizeConfig qc;
+    if (four) {
+      qc.type = q.value("bnb_4bit_quant_type", std::string("fp4"));
+      qc.double_quant = q.value("bnb_4bit_use_double_quant", false);
+    } else {
+      qc.type = "int8";
+      qc.double_quant = false;
+    }
+    // Our quantized set is the blocks' projections; a skip list may only name Linears outside them.
+    if (q.contains("llm_int8_skip_modules") && q.at("llm_int8_skip_modules").is_array()) {
+      for (const auto& m : q.at("llm_int8_skip_modules")) {
+        const std::string name = m.is_string() ? m.get<std::string>() : m.dump();
+        BIOLM_CHECK(name == "lm_head" || name == "score" || name == "classifier" || name == "qa_outputs" ||
+                        name == "pooler" || name == "cls",
+                    ConfigError, qkey + ".llm_int8_skip_modules",
+                    "\"" + name + "\" would keep some block projections dense; libbiolm quantizes all of a block's "
+                    "Linears or none");
+      }
+    }
+    c.quantize = qc;
+  }
   if (r.has("pad_token_id")) c.pad_token_id = r.token_id("pad_token_id");
   if (r.has("bos_token_id")) c.bos_token_id = r.token_id("bos_token_id");
   if (r.has("eos_token_id")) c.eos_token_id = r.token_id("eos_token_id");

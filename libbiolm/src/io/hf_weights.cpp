@@ -16,6 +16,8 @@
 #include "biolm/io/torch_pickle.h"
 #include "biolm/models/task_model.h"
 #include "biolm/nn/linear.h"
+#include "biolm/quant/linear.h"
+#include "biolm/quant/quantize.h"
 
 namespace biolm::io {
 namespace {
@@ -418,17 +420,60 @@ HfLoadReport load_hf_weights(torch::nn::Module& model, const ModelConfig& config
   std::map<std::string, const HfNamePair*> by_ours;
   for (const auto& pair : pairs) by_ours.emplace(pair.ours, &pair);
 
+  // Linears by their weight's name: a quantized one takes its weight through quant::load_weight.
+  const auto linears = nn::linears_by_weight(model);
+  const auto has = [&](const std::string& n) { return hf_names.count(n) > 0; };
+
+  // Names first (nothing read yet): what is missing, what is unused, and strictness.
   HfLoadReport report;
   std::set<std::string> used;
-  std::map<std::string, at::Tensor> values;  // our name -> converted tensor
-  std::map<std::string, at::Tensor> fused_cache;
+  std::vector<std::pair<std::string, const HfNamePair*>> to_load;
   for (const auto& name : our_names) {
     const auto it = by_ours.find(name);
     if (it == by_ours.end() || !hf_names.count(it->second->hf)) {
       report.missing.push_back(name);
       continue;
     }
-    const HfNamePair& pair = *it->second;
+    to_load.emplace_back(name, it->second);
+    used.insert(it->second->hf);
+    for (const auto& n : quant::stored_quantized_names(has, it->second->hf)) used.insert(n);
+  }
+  // A tied lm_head / MLM decoder has no parameter of its own: its copy in the file is redundant.
+  const bool tied_here = config.tie_embeddings;
+  for (const auto& hf : source.names) {
+    if (used.count(hf)) continue;
+    const bool tied_copy = tied_here && (hf == "lm_head.weight" || hf == "cls.predictions.decoder.weight");
+    (is_ignorable(hf) || tied_copy ? report.ignored : report.unexpected).push_back(hf);
+  }
+  if (options.strict && (!report.missing.empty() || !report.unexpected.empty())) {
+    throw CheckpointError(origin, "",
+                          fmt::format("strict load into a {} model failed: {}", to_string(arch), report.to_string()));
+  }
+
+  // Then tensor by tensor, each read, converted and put in place before the next is read, so the
+  // peak is the model plus one tensor (a quantized model: plus one tensor in full precision). A
+  // shape that does not fit stops the load with a CheckpointError (the model is then unusable).
+  torch::NoGradGuard no_grad;
+  std::map<std::string, at::Tensor> fused_cache;  // GPT-2's c_attn, read once for q, k and v
+  for (const auto& [name, pair_ptr] : to_load) {
+    const HfNamePair& pair = *pair_ptr;
+    const auto lin = linears.find(name);
+    const auto stored_q = quant::stored_quantized_names(has, pair.hf);
+    if (!stored_q.empty()) {
+      // A transformers + bitsandbytes checkpoint (4-bit quant_state or int8 SCB beside the weight).
+      BIOLM_CHECK(lin != linears.end() && pair.transform == HfTransform::Copy &&
+                      options.qk_layout == QkLayout::RotateHalf,
+                  CheckpointError, origin, pair.hf,
+                  "stored quantized, which only a Linear weight in the file's own layout can take");
+      auto q = std::make_shared<const quant::QuantizedTensor>(quant::read_stored(has, source.get, pair.hf, origin));
+      try {
+        quant::load_weight(*lin->second, std::move(q), name);
+      } catch (const ShapeError& e) {
+        throw CheckpointError(origin, pair.hf, e.what());
+      }
+      report.loaded.push_back(name);
+      continue;
+    }
     at::Tensor hf;
     if (pair.transform == HfTransform::FusedQkv) {
       auto& cached = fused_cache[pair.hf];
@@ -443,33 +488,24 @@ HfLoadReport load_hf_weights(torch::nn::Module& model, const ModelConfig& config
       if (ends(".attn.q_proj.")) value = permute_qk_interleaved_to_half(value, config.n_heads);
       if (ends(".attn.k_proj.")) value = permute_qk_interleaved_to_half(value, config.n_kv_heads);
     }
-    const at::Tensor& param = params[name];
-    if (value.sizes() != param.sizes()) {
-      throw CheckpointError(origin, pair.hf,
-                            fmt::format("shape {} does not fit parameter {} of shape {}", shape_str(hf), name,
-                                        shape_str(param)));
-    }
-    values[name] = value;
-    used.insert(pair.hf);
-    report.loaded.push_back(name);
-  }
-  // A tied lm_head / MLM decoder has no parameter of its own: its copy in the file is redundant.
-  const bool tied_here = config.tie_embeddings;
-  for (const auto& hf : source.names) {
-    if (used.count(hf)) continue;
-    const bool tied_copy = tied_here && (hf == "lm_head.weight" || hf == "cls.predictions.decoder.weight");
-    (is_ignorable(hf) || tied_copy ? report.ignored : report.unexpected).push_back(hf);
-  }
-  if (options.strict && (!report.missing.empty() || !report.unexpected.empty())) {
-    throw CheckpointError(origin, "",
-                          fmt::format("strict load into a {} model failed: {}", to_string(arch), report.to_string()));
-  }
-  {
-    torch::NoGradGuard no_grad;
-    for (const auto& [name, value] : values) {
+    if (lin != linears.end() && lin->second->quantized_weight()) {
+      try {
+        quant::load_weight(*lin->second, value, name);
+      } catch (const ShapeError&) {
+        throw CheckpointError(origin, pair.hf,
+                              fmt::format("shape {} does not fit parameter {} of shape ({}, {})", shape_str(hf), name,
+                                          lin->second->options.out_features(), lin->second->options.in_features()));
+      }
+    } else {
       at::Tensor param = params[name];
+      if (value.sizes() != param.sizes()) {
+        throw CheckpointError(origin, pair.hf,
+                              fmt::format("shape {} does not fit parameter {} of shape {}", shape_str(hf), name,
+                                          shape_str(param)));
+      }
       param.copy_(value.to(param.device(), param.scalar_type()));
     }
+    report.loaded.push_back(name);
   }
   log::info("{}: {}", origin, report.to_string());
   return report;
@@ -492,6 +528,7 @@ std::map<std::string, at::Tensor> to_hf_state(torch::nn::Module& model, const Mo
     }
   }
   auto params = model.named_parameters(/*recurse=*/true);
+  const auto linears = nn::linears_by_weight(model);
   std::vector<std::string> our_names;
   for (const auto& p : params) {
     if (!is_adapter_param(p.key())) our_names.push_back(p.key());
@@ -508,7 +545,10 @@ std::map<std::string, at::Tensor> to_hf_state(torch::nn::Module& model, const Mo
     BIOLM_CHECK(it != by_ours.end(), CheckpointError, "", name,
                 fmt::format("no {} name for this parameter (the HF table in io/hf_weights.cpp has none)", to_string(arch)));
     const HfNamePair& pair = *it->second;
-    at::Tensor value = params[name].detach().to(at::kCPU);
+    // A quantized base weight is exported dequantized (HF directories hold dense weights).
+    const auto lin = linears.find(name);
+    const bool quantized = lin != linears.end() && lin->second->quantized_weight();
+    at::Tensor value = (quantized ? lin->second->dense_weight() : params[name]).detach().to(at::kCPU);
     switch (pair.transform) {
       case HfTransform::Copy: out[pair.hf] = value.contiguous(); break;
       case HfTransform::Conv1D: out[pair.hf] = value.t().contiguous(); break;

@@ -45,13 +45,13 @@ std::optional<InitSource> take_init_source(nlohmann::json& model_section, bool n
   auto init = read_init_source(model_section["init"].get<std::string>(), init_key, need_tokenizer);
   model_section.erase("init");
   static const std::set<std::string> kOverridable = {"hidden_dropout", "attention_dropout", "gradient_checkpointing",
-                                                     "fused_attention"};
+                                                     "fused_attention", "quantize"};
   for (const auto& [name, value] : model_section.items())
     if (!kOverridable.count(name))
       throw ConfigError(key + "." + name, "cannot be combined with " + init_key + ": the architecture comes from " +
                                               init.dir.string() + " (" + init.format() +
-                                              "; only hidden_dropout, attention_dropout, gradient_checkpointing and "
-                                              "fused_attention may override it)");
+                                              "; only hidden_dropout, attention_dropout, gradient_checkpointing, "
+                                              "fused_attention and quantize may override it)");
   return init;
 }
 

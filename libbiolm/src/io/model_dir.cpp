@@ -10,6 +10,9 @@
 #include "biolm/core/version.h"
 #include "biolm/io/safetensors.h"
 #include "biolm/io/files.h"
+#include "biolm/nn/linear.h"
+#include "biolm/quant/linear.h"
+#include "biolm/quant/quantize.h"
 
 namespace biolm::io {
 namespace fs = std::filesystem;
@@ -60,7 +63,14 @@ void save_model_dir(models::TaskModelImpl& model, const ModelDirInfo& info, cons
   try {
     std::map<std::string, at::Tensor> tensors;
     bool any_adapter = false;
+    const auto linears = nn::linears_by_weight(model);
     for (const auto& item : model.named_parameters(/*recurse=*/true)) {
+      // A quantized base weight is written in its stored form (transformers + bitsandbytes names).
+      const auto lin = linears.find(item.key());
+      if (lin != linears.end() && lin->second->quantized_weight()) {
+        quant::to_tensors(*lin->second->quantized_weight(), item.key(), tensors);
+        continue;
+      }
       if (is_adapter_name(item.key())) {
         // Merged adapters are already inside the base weights.
         if (options.merge_adapters && item.key().rfind("soft_prompt.", 0) != 0) continue;
@@ -149,10 +159,35 @@ WeightLoadReport load_weights(torch::nn::Module& model, const fs::path& path, bo
   WeightLoadReport report;
   std::set<std::string> used;
   torch::NoGradGuard no_grad;
+  const auto linears = nn::linears_by_weight(model);
+  const auto has = [&](const std::string& n) { return tensors.count(n) > 0; };
+  const auto get = [&](const std::string& n) { return tensors.at(n); };
   for (auto& item : model.named_parameters(/*recurse=*/true)) {
     const auto it = tensors.find(item.key());
     if (it == tensors.end()) {
       if (!is_adapter_name(item.key())) report.missing.push_back(item.key());
+      continue;
+    }
+    // Quantized on either side: the file's quantized form (installed or dequantized), or a dense
+    // tensor for a quantized Linear (quantized now).
+    const auto lin = linears.find(item.key());
+    const auto stored_q = quant::stored_quantized_names(has, item.key());
+    if (lin != linears.end() && (!stored_q.empty() || lin->second->quantized_weight())) {
+      try {
+        if (!stored_q.empty()) {
+          quant::load_weight(*lin->second,
+                             std::make_shared<const quant::QuantizedTensor>(
+                                 quant::read_stored(has, get, item.key(), file.string())),
+                             item.key());
+          used.insert(stored_q.begin(), stored_q.end());
+        } else {
+          quant::load_weight(*lin->second, it->second, item.key());
+          used.insert(item.key());
+        }
+      } catch (const ShapeError& e) {
+        throw CheckpointError(file.string(), item.key(), e.what());
+      }
+      report.loaded.push_back(item.key());
       continue;
     }
     auto& param = item.value();

@@ -131,6 +131,10 @@ void ModelConfig::validate(core::ConfigReader& r) const {
   check(max_positions > 0, k("max_positions"), fmt::format("must be > 0, got {}", max_positions));
   check(type_vocab_size >= 0, k("type_vocab_size"), fmt::format("must be >= 0, got {}", type_vocab_size));
   check(rope_theta > 0, k("rope_theta"), fmt::format("must be > 0, got {}", rope_theta));
+  if (quantize) {
+    check(quantize->type == "nf4" || quantize->type == "fp4" || quantize->type == "int8", k("quantize.type"),
+          fmt::format("expected nf4 | fp4 | int8, got \"{}\"", quantize->type));
+  }
   if (rope_scaling.kind != RopeScalingKind::None) {
     check(positions == PositionKind::Rotary, k("rope_scaling.kind"), "rope scaling needs positions rotary");
     check(rope_scaling.factor > 0, k("rope_scaling.factor"), fmt::format("must be > 0, got {}", rope_scaling.factor));
@@ -184,7 +188,7 @@ nlohmann::json to_json(const ModelConfig& c) {
                {"low_freq_factor", c.rope_scaling.low_freq_factor},
                {"high_freq_factor", c.rope_scaling.high_freq_factor},
                {"original_max_positions", c.rope_scaling.original_max_positions}};
-  return json{{"name", c.name},
+  json out{{"name", c.name},
               {"family", to_string(c.family)},
               {"vocab_size", c.vocab_size},
               {"hidden_size", c.hidden_size},
@@ -217,6 +221,9 @@ nlohmann::json to_json(const ModelConfig& c) {
               {"init_std", c.init_std},
               {"gradient_checkpointing", c.gradient_checkpointing},
               {"fused_attention", c.fused_attention}};
+  // Only when set, so dense models' JSON (model.json, run info, checkpoints) is unchanged.
+  if (c.quantize) out["quantize"] = {{"type", c.quantize->type}, {"double_quant", c.quantize->double_quant}};
+  return out;
 }
 
 ModelConfig read_model_config(core::ConfigReader& r) {
@@ -296,6 +303,22 @@ ModelConfig read_model_config(core::ConfigReader& r) {
   c.init_std = r.get("init_std", c.init_std);
   c.gradient_checkpointing = r.get("gradient_checkpointing", c.gradient_checkpointing);
   c.fused_attention = r.get("fused_attention", c.fused_attention);
+  // "quantize": nf4 (shorthand) or {type, double_quant}; null = dense.
+  if (const auto* q = r.raw("quantize")) {
+    if (q->is_null()) {
+      c.quantize.reset();
+    } else if (q->is_string()) {
+      c.quantize = QuantizeConfig{q->get<std::string>(), true};
+    } else if (q->is_object()) {
+      auto& qr = r.child("quantize");
+      QuantizeConfig qc;
+      qc.type = qr.get("type", qc.type);
+      qc.double_quant = qr.get("double_quant", qc.double_quant);
+      c.quantize = qc;
+    } else {
+      r.error("quantize", "expected nf4 | fp4 | int8 or {type, double_quant}, found " + q->dump());
+    }
+  }
   // Cross-field checks only on values that were read cleanly (a wrong type would report twice).
   if (r.errors().size() == n_errors) c.validate(r);
   return c;

@@ -5,6 +5,7 @@
 #include "biolm/core/error.h"
 #include "biolm/nn/checkpoint.h"
 #include "biolm/nn/rotary.h"
+#include "biolm/quant/linear.h"
 
 namespace biolm::models {
 
@@ -47,6 +48,11 @@ TransformerImpl::TransformerImpl(const ModelConfig& config) : config_(config) {
   layers = register_module("layers", torch::nn::ModuleList());
   for (int64_t l = 0; l < c.n_layers; ++l) {
     blocks_.emplace_back(block_options(c, l));
+    // QLoRA: each block's projections are quantized as soon as it exists, so building a model of
+    // any depth holds at most one block in float32 (a 7B shape: 0.8 GB, not 27 GB).
+    if (c.quantize) {
+      quant::quantize_linears(*blocks_.back(), *quant::parse_quant_type(c.quantize->type), {}, c.quantize->double_quant);
+    }
     layers->push_back(blocks_.back());
   }
   if (c.final_norm) {

@@ -101,7 +101,9 @@ torch::Tensor LinearImpl::dense_weight() const {
 void LinearImpl::merge_adapter() {
   if (!adapter_ || merged_) return;
   // QLoRA's merge goes into a dequantized base: the merged weight is not representable in 4 bits
-  // (re-quantizing it would lose part of the adapter), so the base stays dense afterwards.
+  // (re-quantizing it would lose part of the adapter), so the base is dense while merged; the
+  // quantized form is kept and comes back on unmerge.
+  quantized_before_merge_ = quantized_;
   dequantize_weight();
   torch::NoGradGuard no_grad;
   adapter_->merge_into(*this);
@@ -113,6 +115,16 @@ void LinearImpl::unmerge_adapter() {
   torch::NoGradGuard no_grad;
   adapter_->unmerge_from(*this);
   merged_ = false;
+  if (quantized_before_merge_) set_quantized_weight(std::move(quantized_before_merge_));
+  quantized_before_merge_.reset();
+}
+
+std::map<std::string, LinearImpl*> linears_by_weight(torch::nn::Module& model) {
+  std::map<std::string, LinearImpl*> out;
+  for (const auto& item : model.named_modules("", /*include_self=*/false)) {
+    if (auto* lin = item.value()->as<LinearImpl>()) out[item.key() + ".weight"] = lin;
+  }
+  return out;
 }
 
 }  // namespace biolm::nn

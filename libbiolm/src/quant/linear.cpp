@@ -88,4 +88,40 @@ std::vector<std::string> quantize_linears(torch::nn::Module& model, QuantType ty
   return names;
 }
 
+void check_quantized_frozen(torch::nn::Module& model) {
+  for (const auto& [name, lin] : nn::linears_by_weight(model)) {
+    BIOLM_CHECK(!lin->quantized_weight() || !lin->weight.requires_grad(), ConfigError, "model.quantize",
+                name + " is quantized but the fine-tuning method would train it in full; a quantized base is "
+                       "frozen and trains through adapters (peft.method lora, ia3 or prompt; not full, and no "
+                       "train_top_layers or train_patterns that reach a block's projections)");
+  }
+}
+
+void load_weight(nn::LinearImpl& lin, const at::Tensor& dense, const std::string& name) {
+  const std::vector<int64_t> expect = {lin.options.out_features(), lin.options.in_features()};
+  BIOLM_CHECK(dense.sizes().vec() == expect, ShapeError, name,
+              fmt::format("shape {} does not fit a ({}, {}) Linear", c10::str(dense.sizes()), expect[0], expect[1]));
+  if (const auto& q = lin.quantized_weight()) {
+    const QuantType type = q->type;
+    const bool nested = q->nested;
+    lin.set_quantized_weight(std::make_shared<const QuantizedTensor>(quantize(dense.to(at::kCPU), type, nested)));
+    return;
+  }
+  torch::NoGradGuard no_grad;
+  lin.weight.copy_(dense.to(lin.weight.device(), lin.weight.scalar_type()));
+}
+
+void load_weight(nn::LinearImpl& lin, std::shared_ptr<const QuantizedTensor> q, const std::string& name) {
+  const std::vector<int64_t> expect = {lin.options.out_features(), lin.options.in_features()};
+  BIOLM_CHECK(q && q->shape == expect, ShapeError, name,
+              fmt::format("quantized shape {} does not fit a ({}, {}) Linear",
+                          q ? c10::str(c10::IntArrayRef(q->shape)) : "none", expect[0], expect[1]));
+  if (lin.quantized_weight()) {
+    lin.set_quantized_weight(std::move(q));
+    return;
+  }
+  torch::NoGradGuard no_grad;
+  lin.weight.copy_(dequantize(*q, at::kFloat).to(lin.weight.device(), lin.weight.scalar_type()));
+}
+
 }  // namespace biolm::quant

@@ -432,6 +432,28 @@ void to_tensors(const QuantizedTensor& q, const std::string& name, std::map<std:
       at::from_blob(const_cast<char*>(text.data()), {static_cast<int64_t>(text.size())}, at::kByte).clone();
 }
 
+std::vector<std::string> stored_quantized_names(const std::function<bool(const std::string&)>& has,
+                                                const std::string& name) {
+  for (const QuantType type : {QuantType::NF4, QuantType::FP4}) {
+    if (!has(state_key(name, type))) continue;
+    std::vector<std::string> names;
+    for (const auto& n : stored_names(name, type, /*nested=*/true))
+      if (has(n)) names.push_back(n);
+    return names;
+  }
+  if (has(scb_key(name))) return {name, scb_key(name)};
+  return {};
+}
+
+QuantizedTensor read_stored(const std::function<bool(const std::string&)>& has,
+                            const std::function<at::Tensor(const std::string&)>& get, const std::string& name,
+                            const std::string& where) {
+  std::map<std::string, at::Tensor> tensors;
+  for (const auto& n : stored_quantized_names(has, name)) tensors[n] = get(n);
+  BIOLM_CHECK(!tensors.empty(), CheckpointError, where, name, "not stored in quantized form");
+  return from_tensors(tensors, name, where);
+}
+
 bool has_quant_state(const std::map<std::string, at::Tensor>& tensors, const std::string& name) {
   return tensors.count(state_key(name, QuantType::NF4)) || tensors.count(state_key(name, QuantType::FP4));
 }

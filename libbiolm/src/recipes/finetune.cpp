@@ -16,6 +16,7 @@
 #include "biolm/io/init_source.h"
 #include "biolm/io/model_dir.h"
 #include "biolm/models/task_model.h"
+#include "biolm/quant/linear.h"
 #include "biolm/peft/method.h"
 #include "biolm/tokenize/wordpiece.h"
 #include "biolm/train/distributed.h"
@@ -193,7 +194,15 @@ FinetuneConfig finetune_config_from_json(const json& tree) {
     const json mj = resolve_model_json(c, task && task->needs_decoder(), init);
     r.check(!init || c.tokenizer_train_on.empty(), "tokenizer.train_on",
             "a model.init directory brings its vocabulary; give tokenizer.path or nothing");
-    (void)models::config_from_json(mj, "model");
+    const auto mc = models::config_from_json(mj, "model");
+    // A quantized base is frozen: refused here, before any work, for the methods that train it.
+    if (mc.quantize) {
+      const std::string m = method_name(c.peft);
+      r.check(m != "full", "model.quantize", "a quantized base is frozen and cannot train with peft.method full; "
+                                              "use lora (QLoRA), ia3 or prompt");
+      r.check(!c.peft.contains("train_top_layers") || c.peft["train_top_layers"] == 0, "peft.train_top_layers",
+              "cannot train layers in full on a quantized base (model.quantize)");
+    }
   });
   r.finish();
   return c;
@@ -273,6 +282,7 @@ FinetuneResult finetune(const FinetuneConfig& c, const FinetuneHooks& hooks) {
   const auto method = peft::method_config_from_json(pj, "peft");
   const auto summary = peft::apply(*model, method);
   log::info("peft: {}", summary.to_string());
+  if (mcfg.quantize) quant::check_quantized_frozen(*model);
 
   auto tcfg = train::train_config_from_json(c.train, "train");
   tcfg.run_dir = out_dir.string();

@@ -193,6 +193,8 @@ PretrainConfig pretrain_config_from_json(const json& tree) {
     const auto mcfg = models::config_from_json(mj, "model");
     range(mcfg.positions != models::PositionKind::Learned || mcfg.max_positions >= c.seq_len, "model.max_positions",
           ">= seq_len", std::to_string(mcfg.max_positions));
+    r.check(!mcfg.quantize, "model.quantize",
+            "pretraining trains every weight; a quantized base is frozen (quantize for fine-tuning with adapters)");
   });
   r.finish();
   return c;

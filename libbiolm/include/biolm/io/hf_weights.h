@@ -112,8 +112,14 @@ struct HfTensorSource {
   static HfTensorSource open_pytorch_bin_index(const std::filesystem::path& index);
 };
 
-/// Copies the HF tensors into `model`'s parameters (dtype converted to the parameter's), after
-/// checking every shape. `config` is the model's configuration (for head counts and layers).
+/// Copies the HF tensors into `model`'s parameters (dtype converted to the parameter's), one tensor
+/// at a time: each is read, converted and put in place before the next is read, so a sharded 7B
+/// checkpoint loads with one tensor in flight. Names are checked first (strict refuses before any
+/// parameter changes); a tensor whose shape does not fit stops the load with a CheckpointError
+/// naming it. Quantized Linears (ModelConfig::quantize) quantize their weight as it arrives, and a
+/// weight the file stores quantized (transformers + bitsandbytes 4-bit quant_state or int8 SCB) is
+/// installed as stored, or dequantized into a dense Linear (quant::load_weight).
+/// `config` is the model's configuration (for head counts and layers).
 /// LoRA/IA3 adapter parameters ("*.adapter.*") and a soft prompt are not part of an HF model and
 /// are neither loaded nor reported missing.
 HfLoadReport load_hf_weights(torch::nn::Module& model, const models::ModelConfig& config, HfArch arch,

@@ -41,6 +41,17 @@ struct MoeConfig {
   std::vector<int64_t> layers;     ///< 0-based layers with MoE; empty = every layer
 };
 
+/// A frozen quantized base (QLoRA, quant/quantize.h): every Linear inside the transformer blocks
+/// (attention and MLP projections, MoE experts) is held in 4 or 8 bits from the moment the block
+/// is built, and weights loaded into it are quantized as they arrive (io/hf_weights.h,
+/// io/model_dir.h), so no full-precision copy of the base ever exists. Embeddings, the pooler,
+/// norms and task heads (lm_head included, as bitsandbytes' default skip list) stay float32.
+/// Such a model trains through adapters only: a quantized weight cannot train in full.
+struct QuantizeConfig {
+  std::string type = "nf4";   ///< nf4 | fp4 | int8
+  bool double_quant = true;   ///< 4-bit: quantize the absmax constants too (QLoRA §3)
+};
+
 struct ModelConfig {
   std::string name = "custom";     ///< free text; presets put their name here
   Family family = Family::Encoder;
@@ -77,6 +88,8 @@ struct ModelConfig {
   double init_std = 0.02;          ///< std of the normal init of every projection and embedding
   bool gradient_checkpointing = false;  ///< recompute each block in backward (training memory)
   bool fused_attention = true;     ///< use compat::scaled_dot_product_attention; false = explicit softmax
+  /// Set: the blocks' Linears are quantized (QuantizeConfig); JSON key "quantize", absent = dense.
+  std::optional<QuantizeConfig> quantize;
 
   int64_t head_dim() const { return hidden_size / n_heads; }  ///< D
   bool is_decoder() const { return family == Family::Decoder; }

@@ -13,7 +13,9 @@
 #include <torch/types.h>
 
 #include <functional>
+#include <map>
 #include <memory>
+#include <string>
 
 namespace biolm::quant {
 enum class QuantType;
@@ -73,7 +75,8 @@ class LinearImpl : public torch::nn::Cloneable<LinearImpl> {
 
   /// QLoRA (quant/linear.h): replaces the weight by its NF4 / FP4 / int8 form. The parameter
   /// `weight` stays registered but empty (0 elements, frozen); forward dequantizes chunk by
-  /// chunk. Adapters keep working; merging first dequantizes (merge_adapter).
+  /// chunk. Adapters keep working; merging first dequantizes (merge_adapter) and unmerging
+  /// restores the quantized base it had, bit for bit.
   void quantize_weight(quant::QuantType type, bool double_quant = true);
   /// Installs an already quantized weight (a loader's), shape (out, in) checked.
   void set_quantized_weight(std::shared_ptr<const quant::QuantizedTensor> q);
@@ -93,8 +96,14 @@ class LinearImpl : public torch::nn::Cloneable<LinearImpl> {
   std::shared_ptr<LinearAdapter> adapter_;
   bool merged_ = false;
   std::shared_ptr<const quant::QuantizedTensor> quantized_;
+  /// While merged: the quantized base before the merge (unmerge restores it exactly).
+  std::shared_ptr<const quant::QuantizedTensor> quantized_before_merge_;
 };
 
 TORCH_MODULE(Linear);
+
+/// Every Linear of `model` by the name of its weight ("layers.0.attn.q_proj.weight"): loaders and
+/// savers use it to treat quantized weights (which are not plain parameters) by name.
+std::map<std::string, LinearImpl*> linears_by_weight(torch::nn::Module& model);
 
 }  // namespace biolm::nn

@@ -21,6 +21,9 @@
 namespace torch::nn {
 class Module;
 }
+namespace biolm::nn {
+class LinearImpl;
+}
 
 namespace biolm::quant {
 
@@ -39,5 +42,21 @@ at::Tensor quantized_linear(const at::Tensor& x, const std::shared_ptr<const Qua
 std::vector<std::string> quantize_linears(torch::nn::Module& model, QuantType type,
                                           const std::vector<std::string>& exclude = {"lm_head"},
                                           bool double_quant = true);
+
+/// Throws ConfigError("model.quantize") naming the first quantized Linear whose weight is set to
+/// train (requires_grad): a quantized base is frozen, it trains through adapters only. Recipes call
+/// it after peft::apply.
+void check_quantized_frozen(torch::nn::Module& model);
+
+/// Loaders (io/hf_weights.h, io/model_dir.h) put a weight read from a file into a Linear with
+/// these, whichever forms the two have. A dense (out, in) tensor is copied into a dense Linear and
+/// quantized, with the Linear's own type and double quantization, into a quantized one (QLoRA's
+/// quantize-on-load: only this one tensor is ever in full precision). ShapeError naming `name`
+/// on a wrong shape.
+void load_weight(nn::LinearImpl& lin, const at::Tensor& dense, const std::string& name);
+/// A weight stored quantized (our model directories, transformers + bitsandbytes checkpoints) is
+/// installed as it is into a quantized Linear (no re-quantization, whatever type the Linear had)
+/// and dequantized into a dense one.
+void load_weight(nn::LinearImpl& lin, std::shared_ptr<const QuantizedTensor> q, const std::string& name);
 
 }  // namespace biolm::quant

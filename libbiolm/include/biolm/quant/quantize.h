@@ -34,6 +34,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -123,5 +124,15 @@ QuantizedTensor from_tensors(const std::map<std::string, at::Tensor>& tensors, c
                              const std::string& where);
 /// The names to_tensors writes for `name` and `type` (for loaders that read tensor by tensor).
 std::vector<std::string> stored_names(const std::string& name, QuantType type, bool nested);
+
+/// For loaders that read a file tensor by tensor: the names of the tensors that store `name` in
+/// quantized form (4-bit: a quant_state beside it; int8: an SCB beside it), given what the file
+/// holds (`has`); empty when `name` is stored as a plain dense tensor.
+std::vector<std::string> stored_quantized_names(const std::function<bool(const std::string&)>& has,
+                                                const std::string& name);
+/// Reads the quantized weight `name` from those tensors (`get` reads one); `where` names the file.
+QuantizedTensor read_stored(const std::function<bool(const std::string&)>& has,
+                            const std::function<at::Tensor(const std::string&)>& get, const std::string& name,
+                            const std::string& where);
 
 }  // namespace biolm::quant
