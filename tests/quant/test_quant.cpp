@@ -5,8 +5,19 @@
 
 #include <catch2/catch.hpp>
 
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+
 #include "biolm/core/error.h"
+#include "biolm/data/batch.h"
+#include "biolm/io/hf_weights.h"
+#include "biolm/io/model_dir.h"
+#include "biolm/io/safetensors.h"
+#include "biolm/models/config.h"
+#include "biolm/models/task_model.h"
 #include "biolm/nn/linear.h"
+#include "biolm/peft/method.h"
 #include "biolm/peft/dora.h"
 #include "biolm/peft/lora.h"
 #include "biolm/quant/linear.h"
@@ -14,6 +25,7 @@
 #include "support/test_util.h"
 
 using namespace biolm;
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -135,5 +147,137 @@ TEST_CASE("QLoRA / QDoRA: adapters train on a quantized base; merge goes into th
     CHECK(!lin->quantized_weight());
     CHECK(lin->weight.sizes() == torch::IntArrayRef({16, 24}));
     BIOLM_REQUIRE_CLOSE(lin->forward(x), y.detach(), 1e-5);
+  }
+}
+
+namespace {
+
+models::ModelConfig tiny_llama() {
+  auto c = models::preset("tiny-decoder");
+  c.hidden_size = 64;
+  c.n_heads = 4;
+  c.n_kv_heads = 2;
+  c.ffn_size = 96;
+  c.n_layers = 2;
+  c.vocab_size = 50;
+  c.tie_embeddings = false;
+  c.hidden_dropout = 0.0;
+  c.attention_dropout = 0.0;
+  return c;
+}
+
+torch::Tensor logits_of(models::TaskModelImpl& m, const torch::Tensor& ids) {
+  torch::NoGradGuard ng;
+  m.eval();
+  data::Batch b;
+  b["input_ids"] = ids;
+  return m.run(b).logits;
+}
+
+}  // namespace
+
+TEST_CASE("model.quantize: every block Linear is built quantized, the rest stays dense; config by key", "[quant]") {
+  auto c = tiny_llama();
+  c.quantize = models::QuantizeConfig{"nf4", true};
+  const auto m = models::make_task_model(c, models::TaskKind::CausalLM);
+  int quantized = 0;
+  for (const auto& [name, lin] : nn::linears_by_weight(*m)) {
+    const bool in_block = name.rfind("layers.", 0) == 0;
+    CHECK(static_cast<bool>(lin->quantized_weight()) == in_block);
+    if (in_block) {
+      ++quantized;
+      CHECK(lin->quantized_weight()->type == quant::QuantType::NF4);
+      CHECK(lin->quantized_weight()->nested);
+      CHECK(lin->weight.numel() == 0);
+    }
+  }
+  CHECK(quantized == 2 * 7);  // q, k, v, o, gate, up, down per layer
+  // JSON: written only when set, read back; shorthand and errors by key
+  const auto j = models::to_json(c);
+  CHECK(j.at("quantize").at("type") == "nf4");
+  CHECK(!models::to_json(tiny_llama()).contains("quantize"));
+  CHECK(models::config_from_json(j).quantize->type == "nf4");
+  auto short_form = j;
+  short_form["quantize"] = "int8";
+  CHECK(models::config_from_json(short_form).quantize->type == "int8");
+  auto bad = j;
+  bad["quantize"] = {{"type", "nf5"}, {"double_quantize", true}};
+  CHECK_THROWS_WITH(models::config_from_json(bad),
+                    Catch::Contains("model.quantize.type") && Catch::Contains("nf5") &&
+                        Catch::Contains("model.quantize.double_quantize"));
+}
+
+TEST_CASE("QLoRA model directory: the 4-bit base round-trips byte for byte; merge and unmerge restore it", "[quant]") {
+  test::TempDir tmp("qlora");
+  auto dense_cfg = tiny_llama();
+  torch::manual_seed(3);
+  const auto dense = models::make_task_model(dense_cfg, models::TaskKind::CausalLM);
+  io::HfSaveOptions save;
+  save.max_shard_bytes = 20'000;  // several shards
+  io::save_hf_directory(*dense, dense_cfg, tmp / "hf", save);
+  CHECK(fs::exists(tmp / "hf" / "model.safetensors.index.json"));
+
+  for (const char* type : {"nf4", "fp4", "int8"}) {
+    auto cfg = dense_cfg;
+    cfg.quantize = models::QuantizeConfig{type, true};
+    const auto m = models::make_task_model(cfg, models::TaskKind::CausalLM);
+    io::HfLoadOptions strict;
+    strict.strict = true;
+    const auto report = io::load_hf_directory(*m, tmp / "hf", strict);
+    CHECK(report.missing.empty());
+    // Quantize-on-load equals quantizing the dense weights (the same bytes).
+    const auto dense_linears = nn::linears_by_weight(*dense);
+    for (const auto& [name, lin] : nn::linears_by_weight(*m)) {
+      if (!lin->quantized_weight()) continue;
+      const auto expect = quant::quantize(dense_linears.at(name)->weight.detach(), *quant::parse_quant_type(type), true);
+      CHECK(torch::equal(lin->quantized_weight()->data, expect.data));
+      CHECK(torch::equal(lin->quantized_weight()->absmax, expect.absmax));
+    }
+    peft::MethodConfig lora;
+    lora.method = peft::Method::Lora;
+    lora.lora = peft::LoraOptions(4, 8.0).targets({"**.q_proj", "**.down"}).use_dora(std::string(type) == "fp4");
+    peft::apply(*m, lora);
+    {
+      torch::NoGradGuard ng;
+      for (auto& p : m->named_parameters()) {
+        if (p.key().find("lora_b") != std::string::npos) p.value().normal_(0.0, 0.1);
+      }
+    }
+    quant::check_quantized_frozen(*m);
+    const auto ids = torch::randint(0, 50, {2, 9}, torch::kLong);
+    const auto before = logits_of(*m, ids);
+
+    io::ModelDirInfo info;
+    info.config = cfg;
+    info.task = models::TaskKind::CausalLM;
+    info.peft = lora;
+    const auto dir = tmp / (std::string("md_") + type);
+    io::save_model_dir(*m, info, dir);
+    const auto stored = io::load_safetensors(dir / "model.safetensors");
+    CHECK(stored.at("layers.0.attn.q_proj.weight").scalar_type() ==
+          (std::string(type) == "int8" ? torch::kChar : torch::kByte));
+    const auto loaded = io::load_model_dir(dir);
+    CHECK(torch::equal(logits_of(*loaded.model, ids), before));
+    const auto a = nn::linears_by_weight(*m), b = nn::linears_by_weight(*loaded.model);
+    for (const auto& [name, lin] : a) {
+      if (!lin->quantized_weight()) continue;
+      CHECK(torch::equal(b.at(name)->quantized_weight()->data, lin->quantized_weight()->data));
+    }
+
+    // Merge dequantizes (the merged weight is not 4-bit); unmerge brings back the same object.
+    auto* q_proj = a.at("layers.0.attn.q_proj.weight");
+    const auto q_before = q_proj->quantized_weight();
+    peft::merge_adapters(*m);
+    CHECK(!q_proj->quantized_weight());
+    BIOLM_REQUIRE_CLOSE(logits_of(*m, ids), before, 1e-4);
+    peft::unmerge_adapters(*m);
+    CHECK(q_proj->quantized_weight() == q_before);
+    CHECK(q_proj->weight.numel() == 0);
+    CHECK(torch::equal(logits_of(*m, ids), before));
+
+    // A full fine-tune of the quantized base is refused by key.
+    auto full_model = models::make_task_model(cfg, models::TaskKind::CausalLM);
+    peft::apply(*full_model, peft::MethodConfig{});
+    CHECK_THROWS_WITH(quant::check_quantized_frozen(*full_model), Catch::Contains("model.quantize"));
   }
 }
