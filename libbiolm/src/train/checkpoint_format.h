@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -40,10 +41,14 @@ std::vector<std::uint8_t> tensor_bytes(const torch::Tensor& t);
 io::TensorMap rng_tensors(const core::RngState& rng);
 core::RngState rng_from_tensors(const io::TensorMap& map, const std::filesystem::path& file);
 
-/// model.safetensors: every parameter and defined buffer, or (adapter_only) peft::adapter_state.
-void write_model_state(const std::filesystem::path& file, torch::nn::Module& model, bool adapter_only);
+/// model.safetensors: every parameter and defined buffer, or (adapter_only) peft::adapter_state;
+/// `exclude` names tensors kept elsewhere (ZeRO-3 shards, dist/sharded_checkpoint.h).
+void write_model_state(const std::filesystem::path& file, torch::nn::Module& model, bool adapter_only,
+                       const std::set<std::string>& exclude = {});
 /// Copies model.safetensors into `model`; CheckpointError naming a missing or misshapen tensor.
-void read_model_state(const std::filesystem::path& file, torch::nn::Module& model, bool adapter_only);
+/// Names in `exclude` are neither read nor required.
+void read_model_state(const std::filesystem::path& file, torch::nn::Module& model, bool adapter_only,
+                      const std::set<std::string>& exclude = {});
 void write_optimizer_state(const std::filesystem::path& file, torch::optim::Optimizer& optimizer);
 void read_optimizer_state(const std::filesystem::path& file, torch::optim::Optimizer& optimizer, c10::Device device);
 /// A JSON file of the checkpoint; CheckpointError when missing or unparsable.
