@@ -1,7 +1,9 @@
 // Internal: the contents of a trainer checkpoint directory (format "biolm-checkpoint", version 1;
 // the directory protocol is train/checkpoint.h, what the trainer saves is train/trainer.h):
 //   model.safetensors   every parameter and defined buffer by name (adapter_only: the trainable ones)
-//   optimizer.pt        the LibTorch optimizer archive
+//   optimizer.pt        the LibTorch optimizer archive (train.zero: 0, or a single process)
+//   optimizer.safetensors  train.zero >= 1, checkpoint_format consolidated: flat state (dist/zero.h)
+//   shards/             train.zero >= 1, checkpoint_format sharded: dist/sharded_checkpoint.h
 //   rng.safetensors     RNG states as uint8 tensors "cpu", "cuda.<i>"
 //   rank-<r>.safetensors  data parallel: rank r's RNG states + "state_json" (loader position, epoch)
 //   trainer_state.json  step, epoch, loader, best metric, seed, config, DP accountant history
