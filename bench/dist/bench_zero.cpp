@@ -2,19 +2,26 @@
 // 0-3 at world sizes 1, 2, 4 (Gloo over loopback, CPU). Without RANK in the environment it starts
 // the workers itself (re-running this program) and prints one JSON line per (world, stage, rank):
 //   {"world", "zero", "rank", "trainable", "param_numel", "optimizer_numel",
-//    "bytes": {"allreduce", "reduce", "allgather"}}  (payload handed to c10d by this rank)
+//    "bytes": {"allreduce", "reduce", "allgather"},  (payload handed to c10d by this rank)
+//    "save": {...}}  (stages 1-3: writing the optimizer state, train.checkpoint_format sharded vs
+//    consolidated: wall seconds barrier to barrier, bytes this rank wrote, state elements it held)
 // docs/distributed.md compares them with the theory. Usage: biolm-bench-zero [--hidden C] [--layers L]
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <torch/torch.h>
 
+#include <chrono>
 #include <cstdio>
+#include <filesystem>
+#include <functional>
 #include <iostream>
 #include <string>
 #include <vector>
 
+#include "biolm/dist/sharded_checkpoint.h"
 #include "biolm/dist/zero.h"
+#include "biolm/io/tensor_file.h"
 #include "biolm/train/distributed.h"
 
 using namespace biolm;
@@ -48,13 +55,52 @@ int worker(int64_t C, int64_t L) {
   ddp.step(*opt.optimizer, 1.0 / 8, cfg.clip_grad_norm);
   const auto after = group->traffic();
   const auto m = ddp.memory(*opt.optimizer);
+  // Saving the optimizer state both ways (dist/sharded_checkpoint.h vs optimizer.safetensors).
+  std::string save = "null";
+  if (cfg.zero > 0) {
+    namespace fs = std::filesystem;
+    const fs::path dir = fs::temp_directory_path() / ("biolm-bench-zero-" + std::to_string(::getpid()));
+    fs::create_directories(dir);
+    auto timed = [&](const std::function<void()>& f) {
+      group->barrier();
+      const auto t0 = std::chrono::steady_clock::now();
+      f();
+      group->barrier();
+      return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    };
+    uint64_t sharded_bytes = 0, consolidated_bytes = 0;
+    int64_t sharded_held = 0, consolidated_held = 0;
+    const double sharded_s = timed([&] {
+      const auto state = ddp.local_optimizer_state(*opt.optimizer);
+      for (const auto& [k, t] : state) sharded_held += t.numel();
+      const auto [lo, hi] = ddp.own_range();
+      sharded_bytes = dist::write_shard_file(dir, env.rank, env.world_size, lo, hi, state).bytes;
+    });
+    const double consolidated_s = timed([&] {
+      const auto state = ddp.gather_optimizer_state(*opt.optimizer);
+      for (const auto& [k, t] : state) consolidated_held += k == "step" ? 0 : t.numel();
+      if (env.rank == 0) {
+        io::write_tensor_file(dir / "optimizer.safetensors", state);
+        consolidated_bytes = fs::file_size(dir / "optimizer.safetensors");
+      }
+    });
+    fs::remove_all(dir);
+    char buf[512];
+    std::snprintf(buf, sizeof buf,
+                  "{\"sharded_s\": %.4f, \"sharded_bytes\": %llu, \"sharded_state_held\": %lld, "
+                  "\"consolidated_s\": %.4f, \"consolidated_bytes\": %llu, \"consolidated_state_held\": %lld}",
+                  sharded_s, static_cast<unsigned long long>(sharded_bytes), static_cast<long long>(sharded_held),
+                  consolidated_s, static_cast<unsigned long long>(consolidated_bytes),
+                  static_cast<long long>(consolidated_held));
+    save = buf;
+  }
   std::printf(
       "{\"world\": %d, \"zero\": %d, \"rank\": %d, \"trainable\": %lld, \"param_numel\": %lld, \"optimizer_numel\": %lld, "
-      "\"bytes\": {\"allreduce\": %lld, \"reduce\": %lld, \"allgather\": %lld}}\n",
+      "\"bytes\": {\"allreduce\": %lld, \"reduce\": %lld, \"allgather\": %lld}, \"save\": %s}\n",
       env.world_size, cfg.zero, env.rank, static_cast<long long>(m.trainable_numel),
       static_cast<long long>(m.parameter_numel), static_cast<long long>(m.optimizer_numel),
       static_cast<long long>(after.allreduce - before.allreduce), static_cast<long long>(after.reduce - before.reduce),
-      static_cast<long long>(after.allgather - before.allgather));
+      static_cast<long long>(after.allgather - before.allgather), save.c_str());
   return 0;
 }
 

@@ -27,3 +27,9 @@ add_test(NAME cli::dist_torchrun_elastic_restart
          WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 set_tests_properties(cli::dist_torchrun_elastic_restart PROPERTIES
                      SKIP_RETURN_CODE 77 PASS_REGULAR_EXPRESSION "DIST_RESTART_OK" TIMEOUT 900)
+# ZeRO-3 sharded checkpoint -> `biolm convert checkpoint` == the consolidated run's weights, exactly.
+add_test(NAME cli::dist_convert_sharded_checkpoint
+         COMMAND /bin/sh ${CMAKE_CURRENT_SOURCE_DIR}/cli/scripts/dist_convert.sh ${BIOLM_EXE} ${cli_out}/dist-convert
+         WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+set_tests_properties(cli::dist_convert_sharded_checkpoint PROPERTIES PASS_REGULAR_EXPRESSION "DIST_CONVERT_OK"
+                     TIMEOUT 900)

@@ -13,6 +13,7 @@
 #include "../peft/tiny_model.h"
 #include "biolm/data/collate.h"
 #include "biolm/data/loader.h"
+#include "biolm/dist/sharded_checkpoint.h"
 #include "biolm/dist/zero.h"
 #include "biolm/io/tensor_file.h"
 #include "biolm/train/checkpoint.h"
@@ -191,6 +192,7 @@ TEST_CASE("zero worker", "[.zero_worker]") {
   auto src = loader(env.rank, env.world_size);
   auto c = cfg(out / "run", std::stoi(env_or("BIOLM_TEST_ZERO", "0")), std::stoll(env_or("BIOLM_TEST_STEPS", "5")));
   if (!env_or("BIOLM_TEST_RESUME", "").empty()) c.resume = "auto";
+  if (env_or("BIOLM_TEST_FORMAT", "") == "consolidated") c.checkpoint_format = train::CheckpointFormat::Consolidated;
   c.checkpoint_every = std::stoll(env_or("BIOLM_TEST_CHECKPOINT_EVERY", "0"));
   c.dist_timeout_s = timeout_s;
   train::Trainer t(*model, c);
@@ -278,30 +280,168 @@ void require_ranks_match(const fs::path& out, int world, torch::nn::Module& want
   }
 }
 
-// 3 steps with 4 ranks (ZeRO-2) and a checkpoint, then 3 more with 2 ranks (ZeRO-3) from it ==
-// 6 unbroken single-process steps. `four` / `two` say where the ranks run.
-void check_reshard_4_to_2(const fs::path& dir, const Hosts& four = {}, const Hosts& two = {}) {
+// A single process (no process group) resumes `run` (a copy of a run directory) and trains to step 6.
+std::shared_ptr<test::TinyModel> resume_single(const fs::path& run, int zero) {
+  auto m = tiny();
+  auto src = loader(0, 1);
+  auto c = cfg(run, zero, 6);
+  c.resume = "auto";
+  train::Trainer(*m, c).fit(*src);
+  return m;
+}
+
+void copy_run(const fs::path& from, const fs::path& to) {
+  fs::create_directories(to);
+  fs::copy(from, to, fs::copy_options::recursive);
+}
+
+// 3 steps with `w1` ranks at stage `z1` (checkpoint format `format`) and a checkpoint, then 3 more
+// with `w2` ranks at stage `z2`, and 3 more in a single process, from it == 6 unbroken
+// single-process steps. `four` / `two` say where the ranks run. Returns the step-3 checkpoint.
+fs::path check_reshard(const fs::path& dir, int w1, int z1, int w2, int z2, const std::string& format,
+                       const Hosts& first_hosts = {}, const Hosts& second_hosts = {}) {
   auto single = single_run(dir / "single6", 6);
-  const fs::path out = dir / "run4to2";
+  const fs::path out = dir / "reshard";
   fs::create_directories(out);
   const std::map<std::string, std::string> env = {{"BIOLM_TEST_OUT", out.string()}, {"BIOLM_TEST_STEPS", "6"}};
   auto first = env, second = env;
-  first.insert({{"BIOLM_TEST_ZERO", "2"}, {"BIOLM_TEST_STOP", "3"}});
-  second.insert({{"BIOLM_TEST_ZERO", "3"}, {"BIOLM_TEST_RESUME", "1"}});
-  run_ranks(4, "[.zero_worker]", first, four);
+  first.insert({{"BIOLM_TEST_ZERO", std::to_string(z1)}, {"BIOLM_TEST_STOP", "3"}, {"BIOLM_TEST_FORMAT", format}});
+  second.insert({{"BIOLM_TEST_ZERO", std::to_string(z2)}, {"BIOLM_TEST_RESUME", "1"}});
+  run_ranks(w1, "[.zero_worker]", first, first_hosts);
   const auto ck = out / "run" / "checkpoints" / "step-00000003";
   train::verify_checkpoint(ck);
-  CHECK(io::read_tensor_file(ck / "optimizer.safetensors").at("exp_avg").numel() == trainable_numel(*single));
-  run_ranks(2, "[.zero_worker]", second, two);
-  require_ranks_match(out, 2, *single);
+  if (format == "consolidated") {
+    CHECK(io::read_tensor_file(ck / "optimizer.safetensors").at("exp_avg").numel() == trainable_numel(*single));
+    CHECK_FALSE(fs::exists(ck / "shards"));
+  } else {
+    CHECK_FALSE(fs::exists(ck / "optimizer.safetensors"));
+    for (int r = 0; r < w1; ++r) CHECK(fs::is_regular_file(ck / dist::shard_file_name(r, w1)));
+  }
+  copy_run(out / "run", dir / "single_resume" / "run");
+  run_ranks(w2, "[.zero_worker]", second, second_hosts);
+  {
+    INFO(w1 << " ranks (ZeRO-" << z1 << ", " << format << ") -> " << w2 << " ranks (ZeRO-" << z2 << ")");
+    require_ranks_match(out, w2, *single);
+  }
+  {
+    INFO(w1 << " ranks (ZeRO-" << z1 << ", " << format << ") -> one process without a process group");
+    auto resumed = resume_single(dir / "single_resume" / "run", z2);
+    require_weights_close(weights_of(*resumed), *single, 1e-6);
+  }
+  return ck;
+}
+
+void check_reshard_4_to_2(const fs::path& dir, const Hosts& four = {}, const Hosts& two = {}) {
+  check_reshard(dir, 4, 2, 2, 3, "sharded", four, two);
 }
 
 }  // namespace
 
-TEST_CASE("a ZeRO-2 checkpoint written by 4 processes resumes on 2 (ZeRO-3) and ends with the unbroken run",
+TEST_CASE("a sharded ZeRO-2 checkpoint written by 4 processes resumes on 2 (ZeRO-3) and on 1, ending with the "
+          "unbroken run",
           "[dist][zero][checkpoint]") {
   test::TempDir dir("zero_reshard");
-  check_reshard_4_to_2(dir.path());
+  const auto ck = check_reshard(dir.path(), 4, 2, 2, 3, "sharded");
+  // The layout: 4 shard files tiling [0, S), metadata naming them with their sizes and hashes.
+  dist::ShardedCheckpointReader reader(ck);
+  const auto& meta = reader.metadata();
+  const int64_t S = trainable_numel(*tiny()), s = (S + 3) / 4;
+  CHECK(meta.world_size == 4);
+  CHECK(meta.stage == 2);
+  CHECK(meta.total_numel == S);
+  CHECK(meta.shard_numel == s);
+  CHECK_FALSE(meta.has_parameters);  // stage 2: the weights are whole in model.safetensors
+  REQUIRE(meta.shards.size() == 4);
+  for (int r = 0; r < 4; ++r) {
+    const auto& sh = meta.shards[static_cast<size_t>(r)];
+    CHECK(sh.begin == r * s);
+    CHECK(sh.end == std::min<int64_t>((r + 1) * s, S));
+    CHECK(sh.bytes == fs::file_size(ck / sh.file));
+    CHECK(sh.sha256 == train::sha256_file(ck / sh.file));
+    CHECK(io::read_tensor_file(ck / sh.file).at("exp_avg").numel() == sh.end - sh.begin);
+  }
+  // A range inside rank 1's shard opens only that file.
+  const auto part = reader.read("exp_avg", s + 1, 3);
+  CHECK(reader.opened() == std::set<std::string>{dist::shard_file_name(1, 4)});
+  CHECK(torch::equal(part, io::read_tensor_file(ck / dist::shard_file_name(1, 4)).at("exp_avg").narrow(0, 1, 3)));
+  // The 2-process ZeRO-3 run's final checkpoint holds its parameters in the shards only; put
+  // together they are exactly the weights that run ended with.
+  const auto last = dir.path() / "reshard" / "run" / "checkpoints" / "step-00000006";
+  dist::ShardedCheckpointReader last_reader(last);
+  CHECK(last_reader.metadata().has_parameters);
+  const auto model_file = io::read_tensor_file(last / "model.safetensors");
+  CHECK_FALSE(model_file.count("head.weight"));  // trainable: in the shards
+  const auto whole = dist::consolidated_model_tensors(last);
+  const auto w0 = io::read_tensor_file(dir.path() / "reshard" / "w0.safetensors");
+  REQUIRE(whole.size() == w0.size());
+  for (const auto& [name, t] : w0) {
+    INFO(name);
+    REQUIRE(whole.count(name));
+    CHECK(torch::equal(whole.at(name), t));
+  }
+}
+
+TEST_CASE("a sharded ZeRO-3 checkpoint (parameters in the shards) of 2 processes resumes on 4 (ZeRO-3) and on 1",
+          "[dist][zero][checkpoint]") {
+  test::TempDir dir("zero_reshard3");
+  const auto ck = check_reshard(dir.path(), 2, 3, 4, 3, "sharded");
+  CHECK(dist::ShardedCheckpointReader(ck).metadata().has_parameters);
+}
+
+TEST_CASE("a consolidated ZeRO-2 checkpoint (optimizer.safetensors) still resumes on 2 processes and on 1",
+          "[dist][zero][checkpoint]") {
+  test::TempDir dir("zero_consolidated");
+  check_reshard(dir.path(), 4, 2, 2, 3, "consolidated");
+}
+
+TEST_CASE("a sharded checkpoint missing one shard file is refused, naming the file", "[dist][zero][checkpoint]") {
+  test::TempDir dir("zero_missing_shard");
+  const fs::path out = dir / "job";
+  fs::create_directories(out);
+  run_ranks(4, "[.zero_worker]",
+            {{"BIOLM_TEST_OUT", out.string()}, {"BIOLM_TEST_ZERO", "2"}, {"BIOLM_TEST_STEPS", "6"},
+             {"BIOLM_TEST_STOP", "3"}});
+  const auto ck = out / "run" / "checkpoints" / "step-00000003";
+  train::verify_checkpoint(ck);
+  const std::string gone = dist::shard_file_name(2, 4);
+  fs::remove(ck / gone);
+  CHECK_THROWS_WITH(train::verify_checkpoint(ck), Catch::Contains(gone) && Catch::Contains("missing"));
+  // Resuming that directory explicitly, or "auto" (no other checkpoint), names the file.
+  for (const std::string resume : {ck.string(), std::string("auto")}) {
+    INFO("resume " << resume);
+    auto m = tiny();
+    auto src = loader(0, 1);
+    auto c = cfg(out / "run", 2, 6);
+    c.resume = resume;
+    CHECK_THROWS_WITH(train::Trainer(*m, c).fit(*src), Catch::Contains(gone));
+  }
+  // The reader alone (a checkpoint whose manifest was not checked) names it too.
+  dist::ShardedCheckpointReader reader(ck);
+  CHECK_THROWS_WITH(reader.read("exp_avg", 0, reader.metadata().total_numel),
+                    Catch::Contains(gone) && Catch::Contains("missing"));
+}
+
+TEST_CASE("a collective checkpoint is not committed when a shard its writer reported is missing or short",
+          "[dist][zero][checkpoint]") {
+  test::TempDir dir("zero_commit");
+  const auto root = dir / "checkpoints";
+  const auto tmp = train::begin_checkpoint(root, 4, 77);
+  CHECK(tmp == train::checkpoint_tmp_dir(root, 4, 77));
+  const auto written = dist::write_shard_file(tmp, 0, 2, 0, 3, {{"exp_avg", torch::ones({3})}});
+  CHECK(written.bytes == fs::file_size(tmp / written.name));
+  CHECK(written.sha256 == train::sha256_file(tmp / written.name));
+  const train::KnownFile absent{dist::shard_file_name(1, 2), 100, std::string(64, '0')};
+  CHECK_THROWS_WITH(train::finish_checkpoint(root, 4, tmp, {written, absent}),
+                    Catch::Contains(absent.name) && Catch::Contains("missing"));
+  CHECK(train::list_checkpoints(root).empty());
+  auto short_file = written;
+  short_file.bytes += 1;
+  CHECK_THROWS_WITH(train::finish_checkpoint(root, 4, tmp, {short_file}), Catch::Contains(written.name));
+  CHECK(train::list_checkpoints(root).empty());
+  // Committed: the manifest lists the shard under its relative name with the writer's hash.
+  const auto final_dir = train::finish_checkpoint(root, 4, tmp, {written});
+  const auto manifest = train::verify_checkpoint(final_dir);
+  CHECK(manifest["files"][written.name]["sha256"] == written.sha256);
 }
 
 namespace {

@@ -3,6 +3,7 @@
 // and tools/hf_reference.py compare against).
 //   biolm convert from-hf HF_DIR OUT_DIR [--task KIND] [--labels a,b,c] [--n-labels N] [--strict]
 //   biolm convert to-hf MODEL_DIR OUT_DIR [--dtype bf16|f16|f32] [--merge] [--arch TYPE]
+//   biolm convert checkpoint CHECKPOINT_DIR OUT_DIR [--dtype bf16|f16|f32] [--merge] [--arch TYPE]
 //   biolm convert adapter MODEL_DIR OUT_DIR --base-hf NAME_OR_PATH [--arch TYPE]
 //   biolm convert from-peft HF_DIR PEFT_DIR OUT_DIR [--task KIND] [--labels a,b,c] [--n-labels N]
 //   biolm convert logits DIR (--ids 2,7,11 | --batch FILE.json) [--task KIND] [--dtype f32|bf16] [--out FILE]
@@ -20,6 +21,8 @@
 
 #include "biolm/core/error.h"
 #include "biolm/core/log.h"
+#include "biolm/dist/sharded_checkpoint.h"
+#include "biolm/io/files.h"
 #include "biolm/io/hf_config.h"
 #include "biolm/io/hf_weights.h"
 #include "biolm/quant/quantize.h"
@@ -31,6 +34,7 @@
 #include "biolm/peft/lora.h"
 #include "biolm/peft/method.h"
 #include "biolm/tokenize/tokenizer.h"
+#include "biolm/train/checkpoint.h"
 #include "command.h"
 
 namespace {
@@ -233,21 +237,23 @@ struct ToHfArgs {
   bool merge = false;
 };
 
-void to_hf(const ToHfArgs& a) {
-  auto loaded = biolm::io::load_model_dir(a.model_dir);
+/// Writes `loaded` as a Hugging Face directory (the one exporter, io::save_hf_directory); `source`
+/// names it in errors. Returns the summary fields shared by to-hf and checkpoint.
+json export_hf(biolm::io::LoadedModel& loaded, const std::string& source, const ToHfArgs& a,
+               const std::optional<fs::path>& tokenizer_dir) {
   const auto& info = loaded.info;
   bool merged = false;
   if (info.peft && info.peft->method == biolm::peft::Method::PromptTuning) {
     throw ConfigError("peft", fmt::format("{} carries a soft prompt, which no Hugging Face model class holds; it "
                                           "cannot be merged into the weights",
-                                          a.model_dir));
+                                          source));
   }
   if (info.peft && carries_adapters(*info.peft)) {
     if (!a.merge) {
       throw ConfigError("--merge", fmt::format("{} carries {} adapters: pass --merge to write the merged model, or "
                                                "export the adapter alone with `biolm convert adapter {} OUT_DIR "
                                                "--base-hf NAME_OR_PATH`",
-                                               a.model_dir, biolm::peft::to_string(info.peft->method), a.model_dir));
+                                               source, biolm::peft::to_string(info.peft->method), source));
     }
     biolm::peft::merge_adapters(*loaded.model);
     merged = true;
@@ -259,17 +265,99 @@ void to_hf(const ToHfArgs& a) {
   opt.labels = info.labels;
   const auto dtype = parse_dtype(a.dtype);
   if (dtype != at::kFloat) opt.dtype = dtype;
-  if (fs::exists(fs::path(a.model_dir) / "tokenizer")) opt.tokenizer_dir = fs::path(a.model_dir) / "tokenizer";
+  opt.tokenizer_dir = tokenizer_dir;
   const auto files = biolm::io::save_hf_directory(*loaded.model, info.config, a.out_dir, opt);
   const json written = json::parse(std::ifstream(fs::path(a.out_dir) / "config.json"));
-  json out = {{"command", "convert to-hf"},
-              {"model_type", written["model_type"]},
-              {"architecture", written["architectures"][0]},
-              {"dtype", written["torch_dtype"]},
-              {"merged_adapters", merged},
-              {"tokenizer", opt.tokenizer_dir.has_value()},
-              {"files", files.size()},
-              {"output", a.out_dir}};
+  return {{"model_type", written["model_type"]},
+          {"architecture", written["architectures"][0]},
+          {"dtype", written["torch_dtype"]},
+          {"merged_adapters", merged},
+          {"tokenizer", opt.tokenizer_dir.has_value()},
+          {"files", files.size()},
+          {"output", a.out_dir}};
+}
+
+void to_hf(const ToHfArgs& a) {
+  auto loaded = biolm::io::load_model_dir(a.model_dir);
+  std::optional<fs::path> tokenizer_dir;
+  if (fs::exists(fs::path(a.model_dir) / "tokenizer")) tokenizer_dir = fs::path(a.model_dir) / "tokenizer";
+  json out = {{"command", "convert to-hf"}};
+  out.update(export_hf(loaded, a.model_dir, a, tokenizer_dir));
+  std::cout << out.dump() << "\n";
+}
+
+// ---- checkpoint ----------------------------------------------------------------------------------
+
+/// The task model a trainer checkpoint holds: rebuilt from trainer_state.json's "run" (model
+/// config, head, labels, peft), weights from model.safetensors and, for ZeRO-3 sharded
+/// checkpoints, the parameter shards (dist::consolidated_model_tensors). Strict: every tensor of
+/// the model must be there with its shape, and nothing else.
+biolm::io::LoadedModel model_from_checkpoint(const fs::path& dir) {
+  biolm::train::verify_checkpoint(dir);  // every file, shards included, against the manifest
+  const fs::path ts_path = dir / "trainer_state.json";
+  const json ts = biolm::io::read_json_file(ts_path);
+  if (ts.value("adapter_only", false)) {
+    throw CheckpointError(ts_path.string(), "adapter_only",
+                          "written with train.save_adapter_only: it holds the trained tensors only, not a whole "
+                          "model; convert the run's model directory (`biolm convert to-hf RUN/model OUT_DIR`)");
+  }
+  const json run = ts.value("run", json::object());
+  for (const char* key : {"model", "head"}) {
+    if (!run.contains(key)) {
+      throw CheckpointError(ts_path.string(), std::string("run.") + key,
+                            "missing: the checkpoint does not say which model it holds (written by `biolm finetune` / "
+                            "`biolm pretrain` of an older version?)");
+    }
+  }
+  biolm::io::LoadedModel loaded;
+  auto& info = loaded.info;
+  info.config = biolm::models::config_from_json(run["model"], "run.model");
+  info.task = biolm::models::parse_task_kind(run["head"].get<std::string>(), "run.head");
+  info.n_labels = run.value("n_labels", int64_t{2});
+  if (run.contains("labels")) info.labels = run["labels"].get<std::vector<std::string>>();
+  loaded.model = biolm::models::make_task_model(info.config, info.task, info.n_labels);
+  if (run.contains("peft")) {
+    const auto method = biolm::peft::method_config_from_json(run["peft"], "run.peft");
+    if (method.method != biolm::peft::Method::Full) {
+      biolm::peft::apply(*loaded.model, method);
+      info.peft = method;
+    }
+  }
+  auto tensors = biolm::dist::consolidated_model_tensors(dir);
+  const std::string where = (dir / "model.safetensors").string();
+  torch::NoGradGuard no_grad;
+  auto assign = [&](const std::string& name, torch::Tensor& dst) {
+    const auto it = tensors.find(name);
+    if (it == tensors.end()) throw CheckpointError(where, name, "missing from the checkpoint");
+    if (it->second.sizes() != dst.sizes()) {
+      throw CheckpointError(where, name, "shape " + c10::str(it->second.sizes()) + " in the checkpoint, " +
+                                             c10::str(dst.sizes()) + " in the model");
+    }
+    dst.copy_(it->second);
+    tensors.erase(it);
+  };
+  for (auto& item : loaded.model->named_parameters(true)) assign(item.key(), item.value());
+  for (auto& item : loaded.model->named_buffers(true)) {
+    if (item.value().defined()) assign(item.key(), item.value());
+  }
+  if (!tensors.empty()) {
+    throw CheckpointError(where, tensors.begin()->first,
+                          fmt::format("{} tensor(s) of the checkpoint are not in the model rebuilt from run.model",
+                                      tensors.size()));
+  }
+  info.info = {{"source", "checkpoint"}, {"checkpoint", fs::absolute(dir).string()}};
+  return loaded;
+}
+
+void checkpoint(const ToHfArgs& a) {
+  const fs::path dir = a.model_dir;
+  auto loaded = model_from_checkpoint(dir);
+  const json ts = biolm::io::read_json_file(dir / "trainer_state.json");
+  json out = {{"command", "convert checkpoint"},
+              {"step", ts.value("step", int64_t{0})},
+              {"world_size", ts.value("world_size", 1)},
+              {"sharded", fs::exists(dir / biolm::dist::kShardMetadataFile)}};
+  out.update(export_hf(loaded, a.model_dir, a, std::nullopt));
   std::cout << out.dump() << "\n";
 }
 
@@ -550,6 +638,17 @@ void setup(CLI::App& sub) {
   t->add_option("--arch", ta->arch, "model_type to write: bert, megatron-bert, gpt2, llama, mistral (default: the "
                                     "type it was converted from, else inferred)");
   t->callback([ta] { to_hf(*ta); });
+
+  auto* k = sub.add_subcommand("checkpoint", "trainer checkpoint directory (ZeRO sharded or consolidated) -> Hugging "
+                                            "Face directory");
+  auto ka = std::make_shared<ToHfArgs>();
+  k->add_option("checkpoint_dir", ka->model_dir, "checkpoint directory (RUN/checkpoints/step-N)")->required();
+  k->add_option("out_dir", ka->out_dir, "HF directory to write")->required();
+  k->add_option("--dtype", ka->dtype, "bf16, f16 or f32")->capture_default_str();
+  k->add_flag("--merge", ka->merge, "merge LoRA/IA3 adapters into the weights");
+  k->add_option("--arch", ka->arch, "model_type to write: bert, megatron-bert, gpt2, llama, mistral (default: "
+                                    "inferred)");
+  k->callback([ka] { checkpoint(*ka); });
 
   auto* d = sub.add_subcommand("adapter", "model directory with LoRA, IA3 or a soft prompt -> PEFT adapter directory");
   auto da = std::make_shared<AdapterArgs>();

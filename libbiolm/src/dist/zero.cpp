@@ -13,7 +13,115 @@ namespace {
 // LibTorch keys optimizer state by the parameter's TensorImpl address.
 std::string state_key(const torch::Tensor& t) { return c10::guts::to_string(t.unsafeGetTensorImpl()); }
 
+bool is_adamw(const torch::optim::Optimizer& optimizer) {
+  return dynamic_cast<const torch::optim::AdamW*>(&optimizer) != nullptr;
+}
+
+std::vector<std::string> state_names(bool adamw) {
+  return adamw ? std::vector<std::string>{"exp_avg", "exp_avg_sq"} : std::vector<std::string>{"momentum_buffer"};
+}
+
+/// The state tensor `which` (index into state_names) of the optimizer parameter `param`;
+/// undefined when it has no state yet.
+torch::Tensor state_field(const torch::optim::Optimizer& optimizer, const torch::Tensor& param, int which) {
+  const auto& state = optimizer.state();
+  const auto it = state.find(state_key(param));
+  if (it == state.end()) return {};
+  if (is_adamw(optimizer)) {
+    const auto& st = static_cast<const torch::optim::AdamWParamState&>(*it->second);
+    return which == 0 ? st.exp_avg() : st.exp_avg_sq();
+  }
+  return static_cast<const torch::optim::SGDParamState&>(*it->second).momentum_buffer();
+}
+
+int64_t state_step(const torch::optim::Optimizer& optimizer, const torch::Tensor& param) {
+  const auto& state = optimizer.state();
+  const auto it = state.find(state_key(param));
+  if (it == state.end()) return 0;
+  return is_adamw(optimizer) ? static_cast<const torch::optim::AdamWParamState&>(*it->second).step() : int64_t{1};
+}
+
+/// Replaces the state of `param` (step 0: none) with slices read for the flat range
+/// [begin, begin + param.numel()).
+void set_state(torch::optim::Optimizer& optimizer, const torch::Tensor& param, int64_t step, int64_t begin,
+               const FlatReader& read, const std::string& where) {
+  auto& state = optimizer.state();
+  state.erase(state_key(param));
+  if (step == 0) return;
+  auto slice = [&](const std::string& key) {
+    auto t = read(key, begin, param.numel());
+    BIOLM_CHECK(t.defined() && t.numel() == param.numel(), CheckpointError, where, key,
+                fmt::format("expected {} elements at flat offset {}", param.numel(), begin));
+    return t.view_as(param).to(param.device()).clone();
+  };
+  if (is_adamw(optimizer)) {
+    auto st = std::make_unique<torch::optim::AdamWParamState>();
+    st->step(step);
+    st->exp_avg(slice("exp_avg"));
+    st->exp_avg_sq(slice("exp_avg_sq"));
+    state[state_key(param)] = std::move(st);
+  } else {
+    auto st = std::make_unique<torch::optim::SGDParamState>();
+    st->momentum_buffer(slice("momentum_buffer"));
+    state[state_key(param)] = std::move(st);
+  }
+}
+
+/// A reader over a map of whole flat tensors (the consolidated optimizer.safetensors).
+FlatReader map_reader(const std::map<std::string, torch::Tensor>& flat, int64_t total, bool adamw,
+                      const std::string& where) {
+  for (const auto& key : state_names(adamw)) {
+    const auto it = flat.find(key);
+    BIOLM_CHECK(it != flat.end(), CheckpointError, where, key,
+                std::string("missing: the checkpoint's optimizer is not ") + (adamw ? "AdamW" : "SGD"));
+    BIOLM_CHECK(it->second.numel() == total, CheckpointError, where, key,
+                fmt::format("{} elements in the checkpoint, the trainable parameters have {}", it->second.numel(),
+                            total));
+  }
+  return [&flat](const std::string& key, int64_t begin, int64_t numel) {
+    return flat.at(key).reshape({-1}).narrow(0, begin, numel);
+  };
+}
+
+std::vector<int64_t> map_steps(const std::map<std::string, torch::Tensor>& flat, size_t n, const std::string& where) {
+  const auto it = flat.find("step");
+  BIOLM_CHECK(it != flat.end(), CheckpointError, where, "step", "missing");
+  BIOLM_CHECK(it->second.numel() == static_cast<int64_t>(n), CheckpointError, where, "step",
+              fmt::format("{} entries in the checkpoint, the model has {} trainable parameters", it->second.numel(), n));
+  const auto t = it->second.to(torch::kInt64).contiguous();
+  return std::vector<int64_t>(t.data_ptr<int64_t>(), t.data_ptr<int64_t>() + n);
+}
+
 }  // namespace
+
+std::vector<FlatEntry> flat_layout(torch::nn::Module& model) {
+  std::vector<FlatEntry> out;
+  int64_t offset = 0;
+  for (const auto& item : model.named_parameters(true)) {
+    const auto& p = item.value();
+    if (!p.requires_grad()) continue;
+    out.push_back({item.key(), p.sizes().vec(), offset, p.numel()});
+    offset += p.numel();
+  }
+  return out;
+}
+
+void load_flat_optimizer_state(torch::optim::Optimizer& optimizer, torch::nn::Module& model, const FlatReader& read,
+                               const std::vector<int64_t>& steps, const std::string& where) {
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> params;
+  for (const auto& p : model.parameters(true)) {
+    if (p.requires_grad()) params.push_back(p);
+  }
+  BIOLM_CHECK(steps.size() == params.size(), CheckpointError, where, "step",
+              fmt::format("{} entries in the checkpoint, the model has {} trainable parameters", steps.size(),
+                          params.size()));
+  int64_t offset = 0;
+  for (size_t i = 0; i < params.size(); ++i) {
+    set_state(optimizer, params[i], steps[i], offset, read, where);
+    offset += params[i].numel();
+  }
+}
 
 DataParallel::DataParallel(std::shared_ptr<train::ProcessGroup> group, torch::nn::Module& model,
                            const train::TrainConfig& config)
@@ -213,79 +321,84 @@ torch::Tensor DataParallel::step(torch::optim::Optimizer& optimizer, double grad
 
 std::map<std::string, torch::Tensor> DataParallel::gather_optimizer_state(torch::optim::Optimizer& optimizer) {
   torch::NoGradGuard no_grad;
-  auto& state = optimizer.state();
-  const bool adamw = dynamic_cast<torch::optim::AdamW*>(&optimizer) != nullptr;
-  auto field = [&](const Piece& pc, int which) -> torch::Tensor {
-    const auto it = state.find(state_key(pc.tensor));
-    if (it == state.end()) return {};
-    if (adamw) {
-      const auto& st = static_cast<const torch::optim::AdamWParamState&>(*it->second);
-      return which == 0 ? st.exp_avg() : st.exp_avg_sq();
-    }
-    return static_cast<const torch::optim::SGDParamState&>(*it->second).momentum_buffer();
-  };
+  const auto names = state_names(is_adamw(optimizer));
   std::map<std::string, torch::Tensor> out;
-  if (adamw) {
-    out["exp_avg"] = gather_flat([&](const Piece& pc) { return field(pc, 0); }).cpu().clone();
-    out["exp_avg_sq"] = gather_flat([&](const Piece& pc) { return field(pc, 1); }).cpu().clone();
-  } else {
-    out["momentum_buffer"] = gather_flat([&](const Piece& pc) { return field(pc, 0); }).cpu().clone();
+  for (size_t k = 0; k < names.size(); ++k) {
+    out[names[k]] =
+        gather_flat([&](const Piece& pc) { return state_field(optimizer, pc.tensor, static_cast<int>(k)); }).cpu().clone();
   }
+  out["step"] = torch::tensor(optimizer_steps(optimizer), torch::kInt64);
+  return out;
+}
+
+std::vector<int64_t> DataParallel::optimizer_steps(torch::optim::Optimizer& optimizer) {
   // Steps per parameter: the pieces of one parameter share it; the max over ranks fills it in.
   const auto n = static_cast<int64_t>(slots_.size());
   auto steps = torch::zeros({n}, torch::kInt64);
-  for (const auto& pc : pieces_) {
-    const auto it = state.find(state_key(pc.tensor));
-    if (it == state.end()) continue;
-    steps[static_cast<int64_t>(pc.slot)] =
-        adamw ? static_cast<const torch::optim::AdamWParamState&>(*it->second).step() : int64_t{1};
-  }
+  for (const auto& pc : pieces_) steps[static_cast<int64_t>(pc.slot)] = state_step(optimizer, pc.tensor);
   if (stage_ != ZeroStage::Replicated) {
     auto all = torch::empty({world_ * n}, torch::kInt64);
     group_->allgather(steps, all);
-    steps = std::get<0>(all.view({world_, n}).max(0));
+    steps = std::get<0>(all.view({world_, n}).max(0)).contiguous();
   }
-  out["step"] = steps;
-  return out;
+  return std::vector<int64_t>(steps.data_ptr<int64_t>(), steps.data_ptr<int64_t>() + n);
 }
 
 void DataParallel::load_optimizer_state(torch::optim::Optimizer& optimizer,
                                         const std::map<std::string, torch::Tensor>& flat, const std::string& where) {
+  const auto read = map_reader(flat, total_, is_adamw(optimizer), where);
+  load_optimizer_state(optimizer, read, map_steps(flat, slots_.size(), where), where);
+}
+
+void DataParallel::load_optimizer_state(torch::optim::Optimizer& optimizer, const FlatReader& read,
+                                        const std::vector<int64_t>& steps, const std::string& where) {
   torch::NoGradGuard no_grad;
-  const bool adamw = dynamic_cast<torch::optim::AdamW*>(&optimizer) != nullptr;
-  const std::vector<std::string> keys = adamw ? std::vector<std::string>{"exp_avg", "exp_avg_sq"}
-                                              : std::vector<std::string>{"momentum_buffer"};
-  auto get = [&](const std::string& key, int64_t numel) -> const torch::Tensor& {
-    const auto it = flat.find(key);
-    BIOLM_CHECK(it != flat.end(), CheckpointError, where, key,
-                std::string("missing: the checkpoint's optimizer is not ") + (adamw ? "AdamW" : "SGD"));
-    BIOLM_CHECK(it->second.numel() == numel, CheckpointError, where, key,
-                fmt::format("{} elements in the checkpoint, the trainable parameters have {}", it->second.numel(),
-                            numel));
-    return it->second;
-  };
-  const auto& steps = get("step", static_cast<int64_t>(slots_.size()));
-  for (const auto& k : keys) get(k, total_);
-  auto& state = optimizer.state();
-  for (const auto& pc : pieces_) {
-    const int64_t step = steps[static_cast<int64_t>(pc.slot)].item<int64_t>();
-    state.erase(state_key(pc.tensor));
-    if (step == 0) continue;
-    auto slice = [&](const std::string& key) {
-      return get(key, total_).narrow(0, pc.begin, pc.numel).view_as(pc.tensor).to(options_.device()).clone();
-    };
-    if (adamw) {
-      auto st = std::make_unique<torch::optim::AdamWParamState>();
-      st->step(step);
-      st->exp_avg(slice("exp_avg"));
-      st->exp_avg_sq(slice("exp_avg_sq"));
-      state[state_key(pc.tensor)] = std::move(st);
-    } else {
-      auto st = std::make_unique<torch::optim::SGDParamState>();
-      st->momentum_buffer(slice("momentum_buffer"));
-      state[state_key(pc.tensor)] = std::move(st);
+  BIOLM_CHECK(steps.size() == slots_.size(), CheckpointError, where, "step",
+              fmt::format("{} entries in the checkpoint, the model has {} trainable parameters", steps.size(),
+                          slots_.size()));
+  for (const auto& pc : pieces_) set_state(optimizer, pc.tensor, steps[pc.slot], pc.begin, read, where);
+}
+
+std::pair<int64_t, int64_t> DataParallel::own_range() const {
+  const int64_t lo = own_begin();
+  return {std::min(lo, total_), std::min(lo + own_size(), total_)};
+}
+
+std::map<std::string, torch::Tensor> DataParallel::local_optimizer_state(torch::optim::Optimizer& optimizer) const {
+  torch::NoGradGuard no_grad;
+  const auto [lo, hi] = own_range();
+  const auto names = state_names(is_adamw(optimizer));
+  std::map<std::string, torch::Tensor> out;
+  for (size_t k = 0; k < names.size(); ++k) {
+    auto mine = torch::zeros({hi - lo}, options_.device(torch::kCPU));
+    for (const auto& pc : pieces_) {
+      const auto t = state_field(optimizer, pc.tensor, static_cast<int>(k));
+      if (t.defined()) mine.narrow(0, pc.begin - lo, pc.numel).copy_(t.reshape({-1}));
     }
+    out[names[k]] = mine;
   }
+  return out;
+}
+
+torch::Tensor DataParallel::local_parameters() const {
+  torch::NoGradGuard no_grad;
+  const auto [lo, hi] = own_range();
+  auto mine = torch::zeros({hi - lo}, options_.device(torch::kCPU));
+  for (const auto& pc : pieces_) mine.narrow(0, pc.begin - lo, pc.numel).copy_(pc.tensor.detach().reshape({-1}));
+  return mine;
+}
+
+void DataParallel::load_local_parameters(const FlatReader& read) {
+  BIOLM_CHECK(stage_ == ZeroStage::Parameters && !gathered_, Error,
+              "dist::DataParallel::load_local_parameters: only at stage 3 with the parameters released");
+  torch::NoGradGuard no_grad;
+  for (auto& pc : pieces_) pc.tensor.copy_(read("param", pc.begin, pc.numel).view_as(pc.tensor));
+}
+
+std::vector<FlatEntry> DataParallel::layout() const {
+  std::vector<FlatEntry> out;
+  for (const auto& sl : slots_) out.push_back({sl.name, sl.shape, sl.offset, sl.numel});
+  return out;
 }
 
 ShardMemory DataParallel::memory(const torch::optim::Optimizer& optimizer) const {

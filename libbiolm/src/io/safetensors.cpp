@@ -313,6 +313,19 @@ at::Tensor SafetensorsFile::tensor(const std::string& name) const {
   return out;
 }
 
+at::Tensor SafetensorsFile::flat_range(const std::string& name, int64_t begin, int64_t numel) const {
+  const TensorInfo& t = info(name);
+  BIOLM_CHECK(begin >= 0 && numel >= 0 && begin + numel <= t.numel(), CheckpointError, path_.string(), name,
+              fmt::format("elements [{}, {}) requested, the tensor has {}", begin, begin + numel, t.numel()));
+  const auto esize = static_cast<uint64_t>(dtype_size(t.dtype));
+  auto out = torch::empty({numel}, torch::TensorOptions().dtype(to_scalar_type(t.dtype)));
+  if (numel > 0) {
+    std::memcpy(out.data_ptr(), map_ + header_.data_offset + t.begin + static_cast<uint64_t>(begin) * esize,
+                static_cast<uint64_t>(numel) * esize);
+  }
+  return out;
+}
+
 std::map<std::string, at::Tensor> SafetensorsFile::load_all() const {
   std::map<std::string, at::Tensor> out;
   for (const auto& t : header_.tensors) out.emplace(t.name, tensor(t.name));

@@ -310,7 +310,9 @@ FinetuneResult finetune(const FinetuneConfig& c, const FinetuneHooks& hooks) {
   train::Trainer trainer(*model, tcfg);
   trainer.set_process_group(group);
   trainer.set_lr_scales(summary.lr_scales);
-  json run_info = {{"task", c.task}, {"model", models::to_json(mcfg)}, {"peft", peft::to_json(method)}};
+  // "head", "n_labels", "labels": what `biolm convert checkpoint` needs to rebuild the model.
+  json run_info = {{"task", c.task},          {"model", models::to_json(mcfg)},      {"peft", peft::to_json(method)},
+                   {"head", models::to_string(kind)}, {"n_labels", model->n_labels()}, {"labels", task->labels().names()}};
   if (init) run_info["init"] = init->dir.string();
   trainer.set_run_info(run_info);
   trainer.set_eval([&](train::TrainableModel&, int64_t step) {

@@ -399,7 +399,11 @@ PretrainResult pretrain(const PretrainConfig& c, const PretrainHooks& hooks) {
   CountingSource counting(loader);
   train::Trainer trainer(*model, tcfg);
   trainer.set_process_group(group);
-  trainer.set_run_info({{"objective", objective}, {"model", models::to_json(mcfg)}, {"seq_len", seq_len}});
+  trainer.set_run_info({{"objective", objective},
+                        {"model", models::to_json(mcfg)},
+                        {"seq_len", seq_len},
+                        {"head", models::to_string(task)},  // for `biolm convert checkpoint`
+                        {"n_labels", model->n_labels()}});
   trainer.set_eval([&](train::TrainableModel&, int64_t step) {
     const auto e = evaluate();
     const train::Metrics m{{"val_loss", e.loss}, {"val_ppl", std::exp(e.loss)}};

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstring>
 #include <fstream>
+#include <map>
 
 #include "biolm/core/error.h"
 #include "biolm/core/log.h"
@@ -38,26 +39,52 @@ int64_t checkpoint_step(const fs::path& dir) {
   return std::stoll(dir.filename().string().substr(5));
 }
 
-fs::path commit_checkpoint(const fs::path& root, int64_t step, const std::function<void(const fs::path&)>& write_files) {
+fs::path checkpoint_tmp_dir(const fs::path& root, int64_t step, int64_t tag) {
+  return root / fmt::format(".tmp-{}{:08d}-{}", kPrefix, step, tag);
+}
+
+fs::path begin_checkpoint(const fs::path& root, int64_t step, int64_t tag) {
   fs::create_directories(root);
-  const fs::path final_dir = root / fmt::format("{}{:08d}", kPrefix, step);
-  const fs::path tmp = root / fmt::format(".tmp-{}{:08d}-{}", kPrefix, step, ::getpid());
+  const fs::path tmp = checkpoint_tmp_dir(root, step, tag);
   fs::remove_all(tmp);
   fs::create_directories(tmp);
-  write_files(tmp);
+  return tmp;
+}
+
+fs::path finish_checkpoint(const fs::path& root, int64_t step, const fs::path& tmp, const std::vector<KnownFile>& known) {
+  const fs::path final_dir = root / fmt::format("{}{:08d}", kPrefix, step);
   nlohmann::json manifest;
   manifest["format"] = kFormat;
   manifest["version"] = 1;
   manifest["step"] = step;
   manifest["files"] = nlohmann::json::object();
+  std::map<std::string, const KnownFile*> by_name;
+  for (const auto& k : known) {
+    const fs::path f = tmp / k.name;
+    BIOLM_CHECK(fs::is_regular_file(f), CheckpointError, f.string(), "",
+                "missing: its writer reported it written; the checkpoint is not committed");
+    BIOLM_CHECK(fs::file_size(f) == k.bytes, CheckpointError, f.string(), "",
+                fmt::format("{} bytes on disk, its writer reported {}; the checkpoint is not committed",
+                            fs::file_size(f), k.bytes));
+    by_name[k.name] = &k;
+  }
   std::vector<fs::path> files;
-  for (const auto& e : fs::directory_iterator(tmp)) {
+  for (const auto& e : fs::recursive_directory_iterator(tmp)) {
     if (e.is_regular_file()) files.push_back(e.path());
   }
   std::sort(files.begin(), files.end());
   for (const auto& f : files) {
+    const std::string name = f.lexically_relative(tmp).generic_string();
+    const auto it = by_name.find(name);
+    if (it != by_name.end()) {  // fsynced and hashed by its writer
+      manifest["files"][name] = {{"bytes", it->second->bytes}, {"sha256", it->second->sha256}};
+      continue;
+    }
     io::fsync_path(f);
-    manifest["files"][f.filename().string()] = {{"bytes", fs::file_size(f)}, {"sha256", sha256_file(f)}};
+    manifest["files"][name] = {{"bytes", fs::file_size(f)}, {"sha256", sha256_file(f)}};
+  }
+  for (const auto& e : fs::recursive_directory_iterator(tmp)) {
+    if (e.is_directory()) io::fsync_path(e.path());
   }
   const fs::path mpath = tmp / "manifest.json";
   {
@@ -76,7 +103,13 @@ fs::path commit_checkpoint(const fs::path& root, int64_t step, const std::functi
   return final_dir;
 }
 
-nlohmann::json verify_checkpoint(const fs::path& dir) {
+fs::path commit_checkpoint(const fs::path& root, int64_t step, const std::function<void(const fs::path&)>& write_files) {
+  const fs::path tmp = begin_checkpoint(root, step, ::getpid());
+  write_files(tmp);
+  return finish_checkpoint(root, step, tmp);
+}
+
+nlohmann::json verify_checkpoint(const fs::path& dir, bool hash_shards) {
   const fs::path mpath = dir / "manifest.json";
   BIOLM_CHECK(fs::is_regular_file(mpath), CheckpointError, mpath.string(), "",
               "missing: the checkpoint is incomplete or not a biolm checkpoint");
@@ -97,6 +130,7 @@ nlohmann::json verify_checkpoint(const fs::path& dir) {
     const auto bytes = fs::file_size(f);
     BIOLM_CHECK(bytes == expected_bytes, CheckpointError, f.string(), "",
                 fmt::format("size {} bytes, manifest says {} (truncated or overwritten)", bytes, expected_bytes));
+    if (!hash_shards && item.key().rfind("shards/", 0) == 0) continue;
     const std::string expected = item.value().at("sha256").get<std::string>();
     const std::string found = sha256_file(f);
     BIOLM_CHECK(found == expected, CheckpointError, f.string(), "",
@@ -116,13 +150,13 @@ std::vector<fs::path> list_checkpoints(const fs::path& root) {
   return out;
 }
 
-std::optional<fs::path> find_latest_valid(const fs::path& root) {
+std::optional<fs::path> find_latest_valid(const fs::path& root, bool hash_shards) {
   const auto all = list_checkpoints(root);
   if (all.empty()) return std::nullopt;
   std::string reasons;
   for (auto it = all.rbegin(); it != all.rend(); ++it) {
     try {
-      verify_checkpoint(*it);
+      verify_checkpoint(*it, hash_shards);
       return *it;
     } catch (const CheckpointError& e) {
       log::warn("skipping invalid checkpoint {}: {}", it->string(), e.what());
@@ -186,12 +220,15 @@ core::RngState rng_from_tensors(const io::TensorMap& map, const fs::path& file) 
   return rng;
 }
 
-void write_model_state(const fs::path& file, torch::nn::Module& model, bool adapter_only) {
+void write_model_state(const fs::path& file, torch::nn::Module& model, bool adapter_only,
+                       const std::set<std::string>& exclude) {
   io::TensorMap weights;
   if (adapter_only) {
     weights = peft::adapter_state(model);
   } else {
-    for (const auto& item : model.named_parameters(true)) weights[item.key()] = item.value();
+    for (const auto& item : model.named_parameters(true)) {
+      if (!exclude.count(item.key())) weights[item.key()] = item.value();
+    }
     for (const auto& item : model.named_buffers(true)) {
       if (item.value().defined()) weights[item.key()] = item.value();
     }
@@ -199,7 +236,8 @@ void write_model_state(const fs::path& file, torch::nn::Module& model, bool adap
   io::write_tensor_file(file, weights);
 }
 
-void read_model_state(const fs::path& file, torch::nn::Module& model, bool adapter_only) {
+void read_model_state(const fs::path& file, torch::nn::Module& model, bool adapter_only,
+                      const std::set<std::string>& exclude) {
   if (adapter_only) {
     peft::load_adapter(model, file);
     return;
@@ -207,6 +245,7 @@ void read_model_state(const fs::path& file, torch::nn::Module& model, bool adapt
   const auto saved = io::read_tensor_file(file);
   torch::NoGradGuard no_grad;
   auto assign = [&](const std::string& name, torch::Tensor& dst) {
+    if (exclude.count(name)) return;
     const auto it = saved.find(name);
     BIOLM_CHECK(it != saved.end(), CheckpointError, file.string(), name, "missing from the checkpoint");
     BIOLM_CHECK(it->second.sizes() == dst.sizes(), CheckpointError, file.string(), name,

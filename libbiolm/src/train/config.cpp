@@ -17,6 +17,8 @@ constexpr std::pair<ScheduleKind, const char*> kSchedules[] = {
     {ScheduleKind::Constant, "constant"}, {ScheduleKind::Linear, "linear"}, {ScheduleKind::Cosine, "cosine"}};
 constexpr std::pair<MetricMode, const char*> kMetricModes[] = {{MetricMode::Max, "max"}, {MetricMode::Min, "min"}};
 constexpr std::pair<DpSampling, const char*> kDpSamplings[] = {{DpSampling::Poisson, "poisson"}};
+constexpr std::pair<CheckpointFormat, const char*> kCheckpointFormats[] = {
+    {CheckpointFormat::Sharded, "sharded"}, {CheckpointFormat::Consolidated, "consolidated"}};
 
 template <typename E, size_t N>
 std::string spelling(const std::pair<E, const char*> (&table)[N], E v) {
@@ -27,6 +29,7 @@ std::string spelling(const std::pair<E, const char*> (&table)[N], E v) {
 std::string kind_name(OptimizerKind k) { return spelling(kOptimizers, k); }
 std::string kind_name(ScheduleKind k) { return spelling(kSchedules, k); }
 std::string kind_name(MetricMode m) { return spelling(kMetricModes, m); }
+std::string kind_name(CheckpointFormat f) { return spelling(kCheckpointFormats, f); }
 
 }  // namespace
 
@@ -109,6 +112,7 @@ nlohmann::json to_json(const TrainConfig& c) {
   j["seed"] = c.seed ? nlohmann::json(*c.seed) : nlohmann::json(nullptr);
   j["bucket_mb"] = c.bucket_mb;
   j["zero"] = c.zero;
+  j["checkpoint_format"] = kind_name(c.checkpoint_format);
   j["dist_timeout_s"] = c.dist_timeout_s;
   j["handle_signals"] = c.handle_signals;
   if (c.dp) {  // written only when set, so a non-private run's config.json is unchanged
@@ -158,6 +162,7 @@ TrainConfig read_train_config(core::ConfigReader& r) {
   c.seed = r.optional<std::uint64_t>("seed");
   c.bucket_mb = r.get("bucket_mb", c.bucket_mb);
   c.zero = r.get("zero", c.zero);
+  c.checkpoint_format = r.choice("checkpoint_format", kCheckpointFormats, c.checkpoint_format);
   c.dist_timeout_s = r.get("dist_timeout_s", c.dist_timeout_s);
   c.handle_signals = r.get("handle_signals", c.handle_signals);
   if (r.has("dp")) {

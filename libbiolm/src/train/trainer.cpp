@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <set>
 
 #include "biolm/core/compat.h"
 #include "biolm/core/device.h"
@@ -15,6 +16,7 @@
 #include "biolm/core/log.h"
 #include "biolm/core/seed.h"
 #include "biolm/core/version.h"
+#include "biolm/dist/sharded_checkpoint.h"
 #include "biolm/dist/zero.h"
 #include "biolm/io/safetensors.h"
 #include "biolm/io/tensor_file.h"
@@ -324,7 +326,7 @@ TrainResult Trainer::fit(data::BatchSource& train) {
   if (config_.resume) {
     std::optional<fs::path> dir;
     if (*config_.resume == "auto") {
-      dir = find_latest_valid(checkpoint_root());
+      dir = find_latest_valid(checkpoint_root(), /*hash_shards=*/false);
       if (!dir) log::info("resume: no checkpoint under {}, starting fresh", checkpoint_root().string());
     } else {
       dir = fs::path(*config_.resume);
@@ -476,10 +478,58 @@ fs::path Trainer::save_checkpoint() {
   s.last_checkpoint_step = step_;
   BIOLM_CHECK(s.source != nullptr, Error, "Trainer::save_checkpoint: only during fit (the loader position is needed)");
   const auto rng = core::capture_rng_state();
-  if (s.ddp) s.ddp->gather_parameters();
-  // Sharded optimizer state travels in flat, world-size independent coordinates (collective).
+  // train.checkpoint_format: sharded (dist/sharded_checkpoint.h): every rank writes its own range
+  // of the flat optimizer state (and, at stage 3, of the parameters) into the temporary directory;
+  // nothing is gathered. consolidated: gathered to rank 0, one optimizer.safetensors.
+  const bool sharded = s.ddp && s.ddp->stage() != dist::ZeroStage::Replicated &&
+                       config_.checkpoint_format == CheckpointFormat::Sharded;
+  const bool params_in_shards =
+      sharded && s.ddp->stage() == dist::ZeroStage::Parameters && !config_.save_adapter_only;
+  if (s.ddp && !params_in_shards) s.ddp->gather_parameters();
   std::map<std::string, torch::Tensor> flat_optimizer;
-  if (s.ddp && s.ddp->stage() != dist::ZeroStage::Replicated) flat_optimizer = s.ddp->gather_optimizer_state(*s.opt.optimizer);
+  if (s.ddp && s.ddp->stage() != dist::ZeroStage::Replicated && !sharded) {
+    flat_optimizer = s.ddp->gather_optimizer_state(*s.opt.optimizer);
+  }
+  fs::path tmp;
+  std::vector<KnownFile> shard_files;
+  dist::ShardMetadata shard_meta;
+  if (sharded) {
+    // All ranks write into rank 0's temporary directory: its name carries rank 0's pid.
+    auto tag = torch::full({1}, is_rank0() ? static_cast<int64_t>(::getpid()) : int64_t{0}, torch::kInt64);
+    group_->allreduce_sum(tag);
+    if (is_rank0()) begin_checkpoint(checkpoint_root(), step_, tag.item<int64_t>());
+    tmp = checkpoint_tmp_dir(checkpoint_root(), step_, tag.item<int64_t>());
+    group_->barrier();  // the directory exists
+    const auto steps = s.ddp->optimizer_steps(*s.opt.optimizer);  // collective (one int64 per parameter)
+    auto tensors = s.ddp->local_optimizer_state(*s.opt.optimizer);
+    if (params_in_shards) tensors["param"] = s.ddp->local_parameters();
+    const auto [lo, hi] = s.ddp->own_range();
+    const auto mine = dist::write_shard_file(tmp, s.ddp->rank(), s.ddp->world_size(), lo, hi, tensors);
+    tensors.clear();
+    // Every rank's file entry to rank 0 (a collective: past it, every shard is written and fsynced).
+    const auto entries = gather_to_rank0(
+        *group_, nlohmann::json{{"file", mine.name}, {"bytes", mine.bytes}, {"sha256", mine.sha256}, {"begin", lo},
+                                {"end", hi}}
+                     .dump());
+    if (is_rank0()) {
+      shard_meta.stage = static_cast<int>(s.ddp->stage());
+      shard_meta.world_size = s.ddp->world_size();
+      shard_meta.parameters = s.ddp->layout();
+      shard_meta.total_numel = shard_meta.parameters.back().offset + shard_meta.parameters.back().numel;
+      shard_meta.shard_numel = (shard_meta.total_numel + shard_meta.world_size - 1) / shard_meta.world_size;
+      shard_meta.adamw = config_.optimizer == OptimizerKind::AdamW;
+      shard_meta.has_parameters = params_in_shards;
+      shard_meta.steps = steps;
+      for (size_t r = 0; r < entries.size(); ++r) {
+        const auto e = nlohmann::json::parse(entries[r]);
+        shard_meta.shards.push_back({static_cast<int>(r), e.at("file").get<std::string>(), e.at("begin").get<int64_t>(),
+                                     e.at("end").get<int64_t>(), e.at("bytes").get<uint64_t>(),
+                                     e.at("sha256").get<std::string>()});
+        shard_files.push_back({e.at("file").get<std::string>(), e.at("bytes").get<uint64_t>(),
+                               e.at("sha256").get<std::string>()});
+      }
+    }
+  }
   // Data parallel: every rank's loader position, epoch and RNG state go into the checkpoint as
   // rank-<r>.safetensors, gathered to rank 0 (a collective: every rank calls save_checkpoint).
   std::vector<std::string> rank_blobs;
@@ -495,6 +545,7 @@ fs::path Trainer::save_checkpoint() {
   ts["epoch"] = s.epoch;
   ts["loader"] = s.source->state();
   ts["world_size"] = group_ ? group_->world_size() : 1;
+  ts["checkpoint_format"] = sharded ? "sharded" : (flat_optimizer.empty() ? "optimizer.pt" : "consolidated");
   ts["best_metric"] = s.best_metric ? nlohmann::json(*s.best_metric) : nlohmann::json(nullptr);
   ts["best_step"] = s.best_step ? nlohmann::json(*s.best_step) : nlohmann::json(nullptr);
   ts["evals_without_improvement"] = s.evals_without_improvement;
@@ -508,9 +559,15 @@ fs::path Trainer::save_checkpoint() {
     for (const auto& h : s.accountant.history()) hist.push_back({h.noise_multiplier, h.q, h.steps});
     ts["dp"] = {{"accountant_history", hist}, {"noise_multiplier", s.dp_sigma}};
   }
-  const fs::path dir = commit_checkpoint(checkpoint_root(), step_, [&](const fs::path& tmp) {
-    write_model_state(tmp / kModelFile, model_, config_.save_adapter_only);
-    if (!flat_optimizer.empty()) {
+  const auto write_files = [&](const fs::path& tmp) {
+    std::set<std::string> in_shards;
+    for (const auto& p : shard_meta.parameters) {
+      if (params_in_shards) in_shards.insert(p.name);
+    }
+    write_model_state(tmp / kModelFile, model_, config_.save_adapter_only, in_shards);
+    if (sharded) {
+      io::write_file_atomic(tmp / dist::kShardMetadataFile, shard_meta.to_json().dump(2) + "\n");
+    } else if (!flat_optimizer.empty()) {
       io::write_tensor_file(tmp / kFlatOptimizerFile, flat_optimizer);
     } else {
       write_optimizer_state(tmp / kOptimizerFile, *s.opt.optimizer);
@@ -523,7 +580,14 @@ fs::path Trainer::save_checkpoint() {
       if (!out.good()) throw IoError(f.string(), "cannot write");
     }
     std::ofstream(tmp / kTrainerStateFile) << ts.dump(2) << "\n";
-  });
+  };
+  fs::path dir;
+  if (sharded) {
+    write_files(tmp);
+    dir = finish_checkpoint(checkpoint_root(), step_, tmp, shard_files);  // refuses a missing shard
+  } else {
+    dir = commit_checkpoint(checkpoint_root(), step_, write_files);
+  }
   s.last_checkpoint = dir;
   prune_checkpoints(checkpoint_root(), config_.keep_last, s.best_step);
   log::info("checkpoint written: {}", dir.string());
@@ -533,21 +597,83 @@ fs::path Trainer::save_checkpoint() {
 void Trainer::load_checkpoint(const fs::path& dir, data::BatchSource& train) {
   auto& s = *state_;
   setup();
-  verify_checkpoint(dir);
+  // Shard files are hashed when (and only when) this rank reads them (dist/sharded_checkpoint.h).
+  verify_checkpoint(dir, /*hash_shards=*/false);
   const auto ts = read_checkpoint_json(dir / kTrainerStateFile);
-  if (s.ddp) s.ddp->gather_parameters();
   try {
-    read_model_state(dir / kModelFile, model_, ts.at("adapter_only").get<bool>());
-    if (s.ddp) s.ddp->parameters_loaded();
-    if (fs::exists(dir / kFlatOptimizerFile)) {
-      BIOLM_CHECK(s.ddp != nullptr, CheckpointError, (dir / kFlatOptimizerFile).string(), "",
-                  "a sharded (train.zero) checkpoint resumes under data parallelism");
-      s.ddp->load_optimizer_state(*s.opt.optimizer, io::read_tensor_file(dir / kFlatOptimizerFile),
-                                  (dir / kFlatOptimizerFile).string());
+    const bool adapter_only = ts.at("adapter_only").get<bool>();
+    if (fs::exists(dir / dist::kShardMetadataFile)) {
+      // Sharded: each rank reads the byte ranges of the shard files overlapping what it holds; any
+      // world size and stage, or a single process (resharding).
+      dist::ShardedCheckpointReader shards(dir);
+      const auto layout = s.ddp ? s.ddp->layout() : dist::flat_layout(model_);
+      shards.check_layout(layout);
+      const auto read = shards.reader();
+      if (shards.metadata().has_parameters) {
+        std::set<std::string> in_shards;
+        for (const auto& p : layout) in_shards.insert(p.name);
+        if (s.ddp && s.ddp->stage() == dist::ZeroStage::Parameters && !s.ddp->parameters_gathered()) {
+          read_model_state(dir / kModelFile, model_, adapter_only, in_shards);
+          s.ddp->load_local_parameters(read);  // this rank's range only
+        } else {
+          if (s.ddp) s.ddp->gather_parameters();
+          read_model_state(dir / kModelFile, model_, adapter_only, in_shards);
+          torch::NoGradGuard no_grad;
+          size_t i = 0;
+          for (auto& p : model_.parameters(true)) {
+            if (!p.requires_grad()) continue;
+            p.view({-1}).copy_(read("param", layout[i].offset, layout[i].numel).to(p.device()));
+            ++i;
+          }
+          if (s.ddp) s.ddp->parameters_loaded();
+        }
+      } else {
+        if (s.ddp) s.ddp->gather_parameters();
+        read_model_state(dir / kModelFile, model_, adapter_only);
+        if (s.ddp) s.ddp->parameters_loaded();
+      }
+      const auto where = (dir / dist::kShardMetadataFile).string();
+      BIOLM_CHECK(shards.metadata().adamw == (config_.optimizer == OptimizerKind::AdamW), CheckpointError, where,
+                  "optimizer", "the checkpoint's optimizer is not this run's train.optimizer");
+      if (s.ddp) {
+        s.ddp->load_optimizer_state(*s.opt.optimizer, read, shards.metadata().steps, where);
+      } else {
+        dist::load_flat_optimizer_state(*s.opt.optimizer, model_, read, shards.metadata().steps, where);
+      }
+      log::info("sharded checkpoint (world size {}): read {} of {} shard files", shards.metadata().world_size,
+                shards.opened().size(), shards.metadata().shards.size());
     } else {
-      BIOLM_CHECK(!s.ddp || s.ddp->stage() == dist::ZeroStage::Replicated, CheckpointError,
-                  (dir / kOptimizerFile).string(), "", "written without train.zero; resume it with train.zero: 0");
-      read_optimizer_state(dir / kOptimizerFile, *s.opt.optimizer, s.device);
+      if (s.ddp) s.ddp->gather_parameters();
+      read_model_state(dir / kModelFile, model_, adapter_only);
+      if (s.ddp) s.ddp->parameters_loaded();
+      const fs::path flat_file = dir / kFlatOptimizerFile;
+      if (fs::exists(flat_file)) {
+        const auto flat = io::read_tensor_file(flat_file);
+        if (s.ddp) {
+          s.ddp->load_optimizer_state(*s.opt.optimizer, flat, flat_file.string());
+        } else {  // a single process takes the whole flat state
+          const auto layout = dist::flat_layout(model_);
+          const int64_t total = layout.empty() ? 0 : layout.back().offset + layout.back().numel;
+          std::vector<int64_t> steps;
+          BIOLM_CHECK(flat.count("step"), CheckpointError, flat_file.string(), "step", "missing");
+          const auto st = flat.at("step").to(torch::kInt64).contiguous();
+          steps.assign(st.data_ptr<int64_t>(), st.data_ptr<int64_t>() + st.numel());
+          for (const auto& key : config_.optimizer == OptimizerKind::AdamW
+                                     ? std::vector<std::string>{"exp_avg", "exp_avg_sq"}
+                                     : std::vector<std::string>{"momentum_buffer"}) {
+            BIOLM_CHECK(flat.count(key) && flat.at(key).numel() == total, CheckpointError, flat_file.string(), key,
+                        fmt::format("missing or not {} elements (the trainable parameters of this model)", total));
+          }
+          dist::load_flat_optimizer_state(
+              *s.opt.optimizer, model_,
+              [&](const std::string& key, int64_t begin, int64_t numel) { return flat.at(key).narrow(0, begin, numel); },
+              steps, flat_file.string());
+        }
+      } else {
+        BIOLM_CHECK(!s.ddp || s.ddp->stage() == dist::ZeroStage::Replicated, CheckpointError,
+                    (dir / kOptimizerFile).string(), "", "written without train.zero; resume it with train.zero: 0");
+        read_optimizer_state(dir / kOptimizerFile, *s.opt.optimizer, s.device);
+      }
     }
   } catch (const c10::Error& e) {
     throw CheckpointError(dir.string(), "", std::string("does not fit this model/optimizer: ") +

@@ -46,6 +46,26 @@ namespace biolm::dist {
 
 enum class ZeroStage { Replicated = 0, OptimizerState = 1, Gradients = 2, Parameters = 3 };
 
+/// One trainable parameter's place in the flat vector (named_parameters order, frozen ones out).
+struct FlatEntry {
+  std::string name;
+  std::vector<int64_t> shape;
+  int64_t offset = 0;
+  int64_t numel = 0;
+};
+/// The flat layout of `model`'s trainable parameters (what DataParallel shards).
+std::vector<FlatEntry> flat_layout(torch::nn::Module& model);
+
+/// Elements [begin, begin + numel) of the flat state `key` ("exp_avg", "param", ...), as a CPU
+/// tensor: how a loader hands a checkpoint's state over without holding all of it.
+using FlatReader = std::function<torch::Tensor(const std::string& key, int64_t begin, int64_t numel)>;
+
+/// A single process (no process group, the optimizer of train::build_optimizer(model, ...)) takes
+/// the whole flat optimizer state: `steps` per trainable parameter, 0 = no state. `where` names
+/// the file in errors.
+void load_flat_optimizer_state(torch::optim::Optimizer& optimizer, torch::nn::Module& model, const FlatReader& read,
+                               const std::vector<int64_t>& steps, const std::string& where);
+
 /// Elements this rank holds between steps (what ZeRO divides by W).
 struct ShardMemory {
   int64_t trainable_numel = 0;   ///< S: all trainable elements of the model
@@ -86,6 +106,27 @@ class DataParallel {
   /// `where` names the file in errors.
   void load_optimizer_state(torch::optim::Optimizer& optimizer, const std::map<std::string, torch::Tensor>& flat,
                             const std::string& where);
+  /// The same from a reader: only this rank's pieces are read.
+  void load_optimizer_state(torch::optim::Optimizer& optimizer, const FlatReader& read,
+                            const std::vector<int64_t>& steps, const std::string& where);
+
+  // --- sharded checkpoints (dist/sharded_checkpoint.h): every rank saves its own range ---------
+  /// [begin, end) of the flat vector this rank writes: its shard without the padding (the whole
+  /// vector at stage 0).
+  std::pair<int64_t, int64_t> own_range() const;
+  /// This rank's optimizer state over own_range() ("exp_avg", "exp_avg_sq" or "momentum_buffer";
+  /// zeros where a parameter has no state yet). Not collective: nothing else is gathered.
+  std::map<std::string, torch::Tensor> local_optimizer_state(torch::optim::Optimizer& optimizer) const;
+  /// Steps per trainable parameter (0 = no state), max over ranks. Collective (small all-gather).
+  std::vector<int64_t> optimizer_steps(torch::optim::Optimizer& optimizer);
+  /// This rank's master parameters over own_range() (stage 1-3).
+  torch::Tensor local_parameters() const;
+  /// Stage 3, parameters released: sets this rank's master pieces from `read("param", ...)`.
+  void load_local_parameters(const FlatReader& read);
+  std::vector<FlatEntry> layout() const;
+  int world_size() const { return world_; }
+  int rank() const { return rank_; }
+  bool parameters_gathered() const { return gathered_; }
 
   ShardMemory memory(const torch::optim::Optimizer& optimizer) const;
 

@@ -85,6 +85,9 @@ class SafetensorsFile {
   const TensorInfo& info(const std::string& name) const;
   /// A CPU tensor owning a copy of the bytes.
   at::Tensor tensor(const std::string& name) const;
+  /// Elements [begin, begin + numel) of the tensor in row-major order, as a 1-D CPU tensor; only
+  /// those bytes of the mapping are touched. CheckpointError naming the tensor when out of range.
+  at::Tensor flat_range(const std::string& name, int64_t begin, int64_t numel) const;
   std::map<std::string, at::Tensor> load_all() const;
 
  private:

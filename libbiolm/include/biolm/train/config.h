@@ -16,6 +16,11 @@ namespace biolm::train {
 enum class OptimizerKind { AdamW, Sgd };
 enum class ScheduleKind { Constant, Linear, Cosine };
 enum class MetricMode { Max, Min };
+/// How train.zero >= 1 runs write the optimizer state (docs/distributed.md, "Checkpoints").
+enum class CheckpointFormat {
+  Sharded,       ///< every rank writes its flat range to shards/ in parallel, rank 0 the metadata
+  Consolidated,  ///< gathered to rank 0, written as one optimizer.safetensors
+};
 /// How DP-SGD draws a logical batch. Only Poisson sampling (each example independently with
 /// probability q, as Opacus' DPDataLoader) has the accounting the RDP accountant computes.
 enum class DpSampling { Poisson };
@@ -74,6 +79,9 @@ struct TrainConfig {
   /// Data-parallel sharding (dist/zero.h, docs/distributed.md): 0 replicated, 1 optimizer state
   /// sharded, 2 + gradients reduce-scattered, 3 + parameters sharded at rest.
   int zero = 0;
+  /// train.zero >= 1 under data parallelism: "sharded" (default) or "consolidated". Ignored for
+  /// train.zero: 0 and a single process (optimizer.pt).
+  CheckpointFormat checkpoint_format = CheckpointFormat::Sharded;
   double dist_timeout_s = 300;        ///< a collective waiting longer for a dead/hung rank fails
   bool handle_signals = true;         ///< SIGINT/SIGTERM: finish the step, checkpoint, return Interrupted
   // --- differential privacy
