@@ -27,7 +27,8 @@ struct BenchConfig {
 };
 
 /// "tiny", "small", "bert" (CPU and CUDA); "gpt2-124m", "gpt2-350m", "megatron-bert-345m",
-/// "llama-1b" (CUDA only). ConfigError("config") otherwise.
+/// "llama-1b", "llama-7b" (CUDA, or CPU with --big-cpu: the memory benchmarks of docs/memory.md).
+/// ConfigError("config") otherwise.
 BenchConfig bench_config(const std::string& name);
 std::vector<std::string> bench_config_names();
 
@@ -57,6 +58,8 @@ struct CaseResult {
   /// forward / backward / optimizer medians (ms) with --breakdown, else empty.
   std::vector<std::pair<std::string, double>> breakdown_ms;
   std::vector<std::string> notes;  ///< what this run did that a reader should know
+  double build_s = 0.0;             ///< seconds to build the model (random init, quantization, adapters)
+  double rss_after_build_mb = 0.0;  ///< peak RSS once the model is built, before the first step
 };
 
 /// Builds the model for `case_name` (clm_full, clm_lora, clm_hybrid, mlm, forward, generate), times it.

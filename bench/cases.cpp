@@ -3,7 +3,8 @@
 //   clm_full   CausalLM step: forward, mean next-token cross entropy, backward, AdamW (lr 1e-4, wd 0)
 //   clm_lora   the same with the body frozen and LoRA r 8, alpha 16 on every q_proj and v_proj
 //   clm_dora   clm_lora with DoRA (LoraOptions::use_dora): a magnitude per output row on top
-//   clm_qlora  clm_lora on a frozen NF4 base (double-quantized, every Linear but lm_head; QLoRA)
+//   clm_qlora  clm_lora on a frozen NF4 base (double-quantized, every Linear of the blocks; QLoRA),
+//              quantized block by block as the model is built
 //   clm_dp_lora clm_lora as a DP-SGD step (train/dp.h): per-example gradients of the adapters
 //              from recorded activations, clipping to C = 1, noise σ = 1, AdamW
 //   clm_hybrid clm_lora plus every norm weight, every bias and the LM head trained in full
@@ -106,12 +107,18 @@ CaseResult run_case(const BenchConfig& config, const std::string& case_name, con
   CaseResult r;
   r.training = training;
 
-  auto model = models::make_task_model(config.model, is_mlm ? models::TaskKind::MaskedLM : models::TaskKind::CausalLM);
+  // QLoRA: the blocks are quantized as they are built (ModelConfig::quantize), so a 7B shape never
+  // exists in float32; everything else (embeddings, norms, lm_head) stays float32.
+  models::ModelConfig model_config = config.model;
+  if (is_qlora) model_config.quantize = models::QuantizeConfig{"nf4", true};
+  const auto build_start = std::chrono::steady_clock::now();
+  auto model = models::make_task_model(model_config, is_mlm ? models::TaskKind::MaskedLM : models::TaskKind::CausalLM);
   if (is_lora) {
     peft::set_requires_grad(*model, false);
-    if (is_qlora) quant::quantize_linears(*model, quant::QuantType::NF4);
     peft::apply_lora(*model, peft::LoraOptions(8, 16.0).targets(config.lora_targets).use_dora(is_dora));
   }
+  r.build_s = ms_since(build_start) / 1e3;
+  r.rss_after_build_mb = peak_rss_mb();
   if (is_hybrid) {
     peft::MethodConfig hybrid;
     hybrid.method = peft::Method::Hybrid;

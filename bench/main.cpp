@@ -61,7 +61,7 @@ models::ModelConfig bert_style(int64_t d, int64_t layers, int64_t heads, int64_t
 }  // namespace
 
 std::vector<std::string> bench_config_names() {
-  return {"tiny", "small", "bert", "gpt2-124m", "gpt2-350m", "megatron-bert-345m", "llama-1b"};
+  return {"tiny", "small", "bert", "gpt2-124m", "gpt2-350m", "megatron-bert-345m", "llama-1b", "llama-7b"};
 }
 
 BenchConfig bench_config(const std::string& name) {
@@ -107,6 +107,13 @@ BenchConfig bench_config(const std::string& name) {
     c.model = llama_style(2048, 22, 32, 4, 5632, 32000, 2048);
     c.seq = 1024;
     c.batch = 8;
+    c.cuda_only = true;
+  } else if (name == "llama-7b") {
+    // LLaMA-7B shapes (Touvron et al. 2023, Table 2: d 4096, 32 layers, 32 heads; SwiGLU 11008,
+    // vocab 32000): the QLoRA memory benchmark, batch 1 x 512 tokens.
+    c.model = llama_style(4096, 32, 32, 32, 11008, 32000, 4096);
+    c.seq = 512;
+    c.batch = 1;
     c.cuda_only = true;
   } else {
     std::string valid;
@@ -154,8 +161,14 @@ int run(int argc, char** argv) {
   std::string dtype_name = "fp32";
   int threads = 2;
   RunOptions opts;
-  app.add_option("--config", config_name, "tiny|small|bert|gpt2-124m|gpt2-350m|megatron-bert-345m|llama-1b")
+  app.add_option("--config", config_name, "tiny|small|bert|gpt2-124m|gpt2-350m|megatron-bert-345m|llama-1b|llama-7b")
       ->capture_default_str();
+  int64_t seq = 0, batch = 0;
+  bool big_cpu = false, grad_ckpt = false;
+  app.add_option("--seq", seq, "tokens per row (default: the config's)");
+  app.add_option("--batch", batch, "rows per step (default: the config's)");
+  app.add_flag("--big-cpu", big_cpu, "allow a CUDA-sized config on the CPU (memory benchmarks: llama-1b, llama-7b)");
+  app.add_flag("--grad-ckpt", grad_ckpt, "activation checkpointing: recompute each block in backward");
   app.add_option("--case", case_name, "clm_full|clm_lora|clm_dora|clm_qlora|clm_dp_lora|clm_hybrid|mlm|forward|generate")->capture_default_str();
   app.add_option("--threads", threads, "intra-op threads (CPU) and OpenBLAS threads")->capture_default_str();
   app.add_option("--steps", opts.steps, "timed steps")->capture_default_str()->check(CLI::PositiveNumber);
@@ -173,9 +186,12 @@ int run(int argc, char** argv) {
   }
   log::set_level(log::parse_level("warn"));
 
-  const BenchConfig config = bench_config(config_name);
+  BenchConfig config = bench_config(config_name);
+  if (seq > 0) config.seq = seq;
+  if (batch > 0) config.batch = batch;
+  if (grad_ckpt) config.model.gradient_checkpointing = true;
   opts.device = core::parse_device(device_spec, "device");
-  if (config.cuda_only && !opts.device.is_cuda()) {
+  if (config.cuda_only && !opts.device.is_cuda() && !big_cpu) {
     throw ConfigError("config", "\"" + config_name + "\" is a CUDA preset (too big for a CPU benchmark); run it with "
                                 "--device cuda, or pick tiny|small|bert");
   }
@@ -228,6 +244,11 @@ int run(int argc, char** argv) {
   j["steps"] = opts.steps;
   j["warmup"] = opts.warmup;
   j["peak_rss_mb"] = rss;
+  j["seq"] = config.seq;
+  j["batch"] = config.batch;
+  j["grad_ckpt"] = config.model.gradient_checkpointing;
+  j["build_s"] = r.build_s;
+  j["rss_after_build_mb"] = r.rss_after_build_mb;
   j["peak_cuda_mb"] = optional_number(cuda_mb);
   if (case_name == "generate") {
     j["flops_per_token"] = nullptr;

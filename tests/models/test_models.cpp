@@ -12,6 +12,8 @@
 #include "biolm/models/generate.h"
 #include "biolm/models/task_model.h"
 #include "biolm/models/transformer.h"
+#include "biolm/peft/lora.h"
+#include "biolm/peft/method.h"
 #include "support/test_util.h"
 
 using namespace biolm;
@@ -421,6 +423,46 @@ TEST_CASE("gradient checkpointing in the body gives the same gradients", "[model
   const auto a = run(false), b = run(true);
   REQUIRE(a.size() == b.size());
   for (size_t i = 0; i < a.size(); ++i) BIOLM_REQUIRE_CLOSE(a[i], b[i], 1e-6);
+}
+
+TEST_CASE("gradient checkpointing with LoRA on a frozen body (QLoRA too) gives the adapters the same gradients",
+          "[models][grad]") {
+  // The body's input (the frozen embeddings' output) carries no graph: before the anchor input of
+  // nn::checkpoint, the blocks' LoRA parameters got no gradient at all under checkpointing.
+  for (bool quantized : {false, true}) {
+    auto run = [quantized](bool ckpt) {
+      auto c = tiny(Family::Decoder);
+      c.hidden_size = 64;
+      c.gradient_checkpointing = ckpt;
+      if (quantized) c.quantize = QuantizeConfig{"nf4", true};
+      torch::manual_seed(17);
+      CausalLMModelImpl m(c);
+      peft::set_requires_grad(m, false);
+      peft::apply_lora(m, peft::LoraOptions(4, 8.0).targets({"**.q_proj", "**.down"}));
+      {
+        torch::NoGradGuard ng;
+        for (auto& p : m.named_parameters())
+          if (p.key().find("lora_b") != std::string::npos) p.value().normal_(0.0, 0.1);
+      }
+      m.train();
+      data::Batch b;
+      torch::manual_seed(18);
+      b["input_ids"] = random_ids(2, 7);
+      m.run(b).loss_sum.backward();
+      std::vector<torch::Tensor> grads;
+      for (auto& p : m.named_parameters()) {
+        if (!p.value().requires_grad()) continue;
+        INFO(p.key());
+        REQUIRE(p.value().grad().defined());
+        grads.push_back(p.value().grad().clone());
+      }
+      return grads;
+    };
+    const auto a = run(false), b = run(true);
+    REQUIRE(a.size() == b.size());
+    REQUIRE(!a.empty());
+    for (size_t i = 0; i < a.size(); ++i) BIOLM_REQUIRE_CLOSE(a[i], b[i], 1e-5);
+  }
 }
 
 TEST_CASE("a tiny model of each family memorises a small batch", "[models][train]") {

@@ -38,4 +38,10 @@ HostAllocatorTuning tune_host_allocator(std::size_t mmap_threshold, std::size_t 
   return out;
 }
 
+void release_free_host_memory() {
+#if defined(__GLIBC__)
+  malloc_trim(0);
+#endif
+}
+
 }  // namespace biolm::core

@@ -3,6 +3,7 @@
 #include <unordered_set>
 
 #include "biolm/core/error.h"
+#include "biolm/core/host_memory.h"
 #include "biolm/nn/checkpoint.h"
 #include "biolm/nn/rotary.h"
 #include "biolm/quant/linear.h"
@@ -52,6 +53,7 @@ TransformerImpl::TransformerImpl(const ModelConfig& config) : config_(config) {
     // any depth holds at most one block in float32 (a 7B shape: 0.8 GB, not 27 GB).
     if (c.quantize) {
       quant::quantize_linears(*blocks_.back(), *quant::parse_quant_type(c.quantize->type), {}, c.quantize->double_quant);
+      core::release_free_host_memory();  // the block's float32 weights, freed, leave the process
     }
     layers->push_back(blocks_.back());
   }
@@ -188,7 +190,7 @@ BodyOutput TransformerImpl::forward(const ModelInputs& in) {
         auto r = block->forward(xs[0], block_ctx, token_mask);
         return std::vector<torch::Tensor>{r.hidden, r.aux_loss};
       };
-      auto r = nn::checkpoint(fn, {h});
+      auto r = nn::checkpoint(fn, {h}, block->parameters());
       h = r[0];
       if (!block->moe.is_empty()) aux = aux + r[1];
     } else {
@@ -223,7 +225,7 @@ BodyOutput TransformerImpl::forward(const ModelInputs& in) {
       auto fn = [block, rows_ctx, rows_of](const std::vector<torch::Tensor>& xs) mutable {
         return std::vector<torch::Tensor>{block->forward_rows(rows_of(xs[0]), xs[0], rows_ctx).hidden};
       };
-      h = nn::checkpoint(fn, {h})[0];
+      h = nn::checkpoint(fn, {h}, block->parameters())[0];
     } else {
       h = block->forward_rows(rows_of(h), h, rows_ctx).hidden;  // (B,M,C)
     }

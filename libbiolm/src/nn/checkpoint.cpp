@@ -1,5 +1,7 @@
 #include "biolm/nn/checkpoint.h"
 
+#include <algorithm>
+
 #include "biolm/core/compat.h"
 
 #include <ATen/core/ivalue.h>
@@ -102,7 +104,8 @@ struct CheckpointFunction : torch::autograd::Function<CheckpointFunction> {
 
 }  // namespace
 
-std::vector<torch::Tensor> checkpoint(const CheckpointFn& fn, const std::vector<torch::Tensor>& inputs) {
+std::vector<torch::Tensor> checkpoint(const CheckpointFn& fn, const std::vector<torch::Tensor>& inputs,
+                                      const std::vector<torch::Tensor>& params) {
   if (!torch::GradMode::is_enabled()) return fn(inputs);
   auto state = c10::make_intrusive<CheckpointState>();
   state->fn = fn;
@@ -119,6 +122,20 @@ std::vector<torch::Tensor> checkpoint(const CheckpointFn& fn, const std::vector<
       state->cuda_rng = g.get_state();
       break;
     }
+  }
+  const auto trains = [](const torch::Tensor& t) { return t.defined() && t.requires_grad(); };
+  if (std::none_of(inputs.begin(), inputs.end(), trains) && std::any_of(params.begin(), params.end(), trains)) {
+    // The anchor: an input that requires grad, so the outputs get this function as grad_fn and
+    // the recomputation in backward reaches the parameters. fn never sees it (it gets `inputs`).
+    const CheckpointFn fn_user = state->fn;
+    const size_t n = inputs.size();
+    state->fn = [fn_user, n](const std::vector<torch::Tensor>& xs) {
+      return fn_user(std::vector<torch::Tensor>(xs.begin(), xs.begin() + static_cast<std::ptrdiff_t>(n)));
+    };
+    std::vector<torch::Tensor> with_anchor = inputs;
+    const auto device = inputs.empty() || !inputs.front().defined() ? torch::Device(torch::kCPU) : inputs.front().device();
+    with_anchor.push_back(torch::zeros({}, torch::TensorOptions().device(device)).requires_grad_(true));
+    return CheckpointFunction::apply(state, at::TensorList(with_anchor));
   }
   return CheckpointFunction::apply(state, at::TensorList(inputs));
 }

@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include "biolm/core/error.h"
+#include "biolm/core/host_memory.h"
 #include "biolm/nn/linear.h"
 
 namespace biolm::quant {
@@ -105,6 +106,7 @@ void load_weight(nn::LinearImpl& lin, const at::Tensor& dense, const std::string
     const QuantType type = q->type;
     const bool nested = q->nested;
     lin.set_quantized_weight(std::make_shared<const QuantizedTensor>(quantize(dense.to(at::kCPU), type, nested)));
+    core::release_free_host_memory();  // quantize-on-load: the transient float32 copies leave the process
     return;
   }
   torch::NoGradGuard no_grad;

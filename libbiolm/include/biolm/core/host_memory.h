@@ -34,4 +34,10 @@ inline constexpr std::size_t kDefaultTrimThreshold = std::size_t{512} << 20;  //
 HostAllocatorTuning tune_host_allocator(std::size_t mmap_threshold = kDefaultMmapThreshold,
                                         std::size_t trim_threshold = kDefaultTrimThreshold);
 
+/// Hands the heap's free pages back to the kernel (glibc malloc_trim, which also releases free
+/// pages inside the heap): with the tuning above, memory freed once and not needed again (the
+/// float32 weights of a block just quantized, QLoRA) would otherwise stay resident and, fragmented
+/// by the small allocations in between, add up to several times the model. No-op elsewhere.
+void release_free_host_memory();
+
 }  // namespace biolm::core

@@ -18,7 +18,12 @@ using CheckpointFn = std::function<std::vector<torch::Tensor>(const std::vector<
 
 /// outputs = fn(inputs), with fn's activations recomputed in backward instead of stored.
 /// Every output must be a defined floating-point tensor. Runs fn directly (no checkpointing) when
-/// grad mode is off.
-std::vector<torch::Tensor> checkpoint(const CheckpointFn& fn, const std::vector<torch::Tensor>& inputs);
+/// grad mode is off. `params` are the parameters fn uses: when some of them train but no input
+/// requires grad (LoRA / QLoRA on a frozen body: the embeddings' output carries no graph), the
+/// outputs still get a backward, through an anchor input, so those parameters receive their
+/// gradients. Without it the reentrant scheme would cut them off (PyTorch's use_reentrant=True has
+/// the same trap; transformers works around it with enable_input_require_grads()).
+std::vector<torch::Tensor> checkpoint(const CheckpointFn& fn, const std::vector<torch::Tensor>& inputs,
+                                      const std::vector<torch::Tensor>& params = {});
 
 }  // namespace biolm::nn
