@@ -27,6 +27,7 @@ import contextlib
 import ctypes
 import json
 import math
+import os
 import resource
 import statistics
 import sys
@@ -50,6 +51,8 @@ CONFIGS = {
     "megatron-bert-345m": dict(d=1024, layers=24, heads=16, kv=16, seq=512, batch=16, vocab=50176, ffn=4096,
                                family="encoder", style="megatron"),
     "llama-1b": dict(d=2048, layers=22, heads=32, kv=4, seq=1024, batch=8, vocab=32000, ffn=5632, family="decoder",
+                     style="llama"),
+    "llama-7b": dict(d=4096, layers=32, heads=32, kv=32, seq=512, batch=1, vocab=32000, ffn=11008, family="decoder",
                      style="llama"),
 }
 
@@ -318,10 +321,28 @@ def set_openblas_threads(n):
         return None
 
 
-def run_hf_peft(config, c, warmup, steps, seed, device, dtype):
-    """The clm_lora step through Hugging Face transformers + peft: LlamaForCausalLM of the same shape
-    (SDPA attention), peft LoRA r 8, alpha 16 on q_proj and v_proj, AdamW (fused on CUDA) on the
-    adapter weights. LLaMA-style configs only (GPT-2 fuses q/k/v into c_attn, not the same LoRA)."""
+def _hf_llama_config(c, T):
+    import transformers
+    return transformers.LlamaConfig(
+        vocab_size=c["vocab"], hidden_size=c["d"], intermediate_size=c["ffn"], num_hidden_layers=c["layers"],
+        num_attention_heads=c["heads"], num_key_value_heads=c["kv"], max_position_embeddings=T,
+        rms_norm_eps=1e-6, tie_word_embeddings=False, attention_dropout=0.0)
+
+
+def _save_dense(cfg, seed, path):  # in a child process: its float32 copy must not count in our peak RSS
+    import transformers
+    torch.manual_seed(seed)
+    transformers.LlamaForCausalLM(cfg).save_pretrained(path, safe_serialization=True)
+
+
+def run_hf_peft(config, c, warmup, steps, seed, device, dtype, case="clm_lora", grad_ckpt=False):
+    """The clm_full / clm_lora / clm_qlora step through Hugging Face transformers + peft (+ bitsandbytes):
+    LlamaForCausalLM of the same shape (SDPA attention); LoRA r 8, alpha 16 on q_proj and v_proj;
+    clm_qlora loads the base with BitsAndBytesConfig(nf4, double quantization, compute float32), the way
+    QLoRA users do (from a dense checkpoint written by a child process, so that its float32 copy does
+    not count in this process's peak RSS); AdamW (fused on CUDA) on the trainable weights;
+    grad_ckpt: gradient_checkpointing_enable() (+ enable_input_require_grads for adapters).
+    LLaMA-style configs only (GPT-2 fuses q/k/v into c_attn, not the same LoRA)."""
     try:
         import peft
         import transformers
@@ -331,17 +352,38 @@ def run_hf_peft(config, c, warmup, steps, seed, device, dtype):
         raise SystemExit(f"hf-peft is defined for the LLaMA-style configs, not {config}")
     torch.manual_seed(seed)
     B, T, V = c["batch"], c["seq"], c["vocab"]
-    cfg = transformers.LlamaConfig(
-        vocab_size=V, hidden_size=c["d"], intermediate_size=c["ffn"], num_hidden_layers=c["layers"],
-        num_attention_heads=c["heads"], num_key_value_heads=c["kv"], max_position_embeddings=T,
-        rms_norm_eps=1e-6, tie_word_embeddings=False, attention_dropout=0.0)
-    try:
-        model = transformers.LlamaForCausalLM._from_config(cfg, attn_implementation="sdpa")
-    except (TypeError, ValueError, ImportError):
-        model = transformers.LlamaForCausalLM(cfg)
-    lora = peft.LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules=["q_proj", "v_proj"],
-                           task_type="CAUSAL_LM")
-    model = peft.get_peft_model(model, lora).to(device)
+    cfg = _hf_llama_config(c, T)
+    t_build = time.perf_counter()
+    if case == "clm_qlora":
+        import multiprocessing as mp
+        import tempfile
+        dense_dir = os.path.join(tempfile.gettempdir(), f"biolm-bench-hf-{config}-{seed}")
+        if not os.path.exists(os.path.join(dense_dir, "config.json")):
+            proc = mp.get_context("spawn").Process(target=_save_dense, args=(cfg, seed, dense_dir))
+            proc.start()
+            proc.join()
+            if proc.exitcode != 0:
+                raise SystemExit(f"writing the dense checkpoint {dense_dir} failed")
+        bnb = transformers.BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                                              bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=torch.float32)
+        model = transformers.LlamaForCausalLM.from_pretrained(dense_dir, quantization_config=bnb,
+                                                             attn_implementation="sdpa", device_map=str(device))
+    else:
+        try:
+            model = transformers.LlamaForCausalLM._from_config(cfg, attn_implementation="sdpa")
+        except (TypeError, ValueError, ImportError):
+            model = transformers.LlamaForCausalLM(cfg)
+    if grad_ckpt:
+        model.gradient_checkpointing_enable()
+        if case != "clm_full":
+            model.enable_input_require_grads()
+    if case != "clm_full":
+        lora = peft.LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules=["q_proj", "v_proj"],
+                               task_type="CAUSAL_LM")
+        model = peft.get_peft_model(model, lora)
+    model = model.to(device)
+    build_s = time.perf_counter() - t_build
+    rss_after_build = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     model.train()
     ids = torch.randint(0, V, (B, T)).to(device)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -366,7 +408,8 @@ def run_hf_peft(config, c, warmup, steps, seed, device, dtype):
     achieved = fpt * B * T / med
     peak = measure_matmul_peak(device)
     return {
-        "case": "clm_lora", "config": config, "impl": "hf-peft", "torch": torch.__version__,
+        "case": case, "config": config, "impl": "hf-peft", "torch": torch.__version__,
+        "seq": T, "batch": B, "grad_ckpt": grad_ckpt, "build_s": build_s, "rss_after_build_mb": rss_after_build,
         "transformers": transformers.__version__, "peft": peft.__version__,
         "device": str(device), "dtype": dtype, "threads": torch.get_num_threads(), "blas": mapped_blas(),
         "tokens_per_s": B * T / med, "step_ms_median": med * 1e3, "step_ms_min": min(times) * 1e3,
@@ -377,9 +420,11 @@ def run_hf_peft(config, c, warmup, steps, seed, device, dtype):
     }
 
 
-def run(config, case, warmup, steps, seed, device, dtype, impl="pytorch", batch=None, seq=None):
+def run(config, case, warmup, steps, seed, device, dtype, impl="pytorch", batch=None, seq=None, grad_ckpt=False):
     c = dict(CONFIGS[config])
     c["batch"], c["seq"] = batch or c["batch"], seq or c["seq"]
+    if impl == "hf-peft" and case in ("clm_full", "clm_lora", "clm_qlora"):
+        return run_hf_peft(config, c, warmup, steps, seed, device, dtype, case, grad_ckpt)
     torch.manual_seed(seed)
     B, T, V = c["batch"], c["seq"], c["vocab"]
     ids = torch.randint(0, V, (B, T))
@@ -396,7 +441,7 @@ def run(config, case, warmup, steps, seed, device, dtype, impl="pytorch", batch=
         if c["family"] != "decoder":
             raise SystemExit(f"case {case} needs a decoder config")
         model = Decoder(c)
-    if case in ("clm_lora", "clm_hybrid") and impl == "hf-peft":
+    if case == "clm_hybrid" and impl == "hf-peft":
         return run_hf_peft(config, c, warmup, steps, seed, device, dtype)
     if case in ("clm_lora", "clm_hybrid"):
         for p in model.parameters():
@@ -469,7 +514,7 @@ def run(config, case, warmup, steps, seed, device, dtype, impl="pytorch", batch=
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--config", choices=sorted(CONFIGS), required=True)
-    ap.add_argument("--case", choices=["clm_full", "clm_lora", "clm_hybrid", "mlm", "forward", "generate"],
+    ap.add_argument("--case", choices=["clm_full", "clm_lora", "clm_qlora", "clm_hybrid", "mlm", "forward", "generate"],
                     required=True)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--warmup", type=int, default=3)
@@ -481,6 +526,7 @@ def main():
                     help="hf-peft: the clm_lora step through transformers + peft (LLaMA-style configs)")
     ap.add_argument("--batch", type=int, help="override the config's batch (smoke checks of big presets)")
     ap.add_argument("--seq", type=int, help="override the config's sequence length")
+    ap.add_argument("--grad-ckpt", action="store_true", help="hf-peft: gradient checkpointing")
     a = ap.parse_args()
     device = torch.device(a.device)
     if a.dtype == "bf16" and device.type != "cuda":
@@ -490,9 +536,12 @@ def main():
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    if a.impl == "hf-peft" and a.case != "clm_lora":
-        raise SystemExit("--impl hf-peft times the clm_lora case only")
-    print(json.dumps(run(a.config, a.case, a.warmup, a.steps, a.seed, device, a.dtype, a.impl, a.batch, a.seq)))
+    if a.impl == "hf-peft" and a.case not in ("clm_full", "clm_lora", "clm_qlora"):
+        raise SystemExit("--impl hf-peft times clm_full, clm_lora and clm_qlora")
+    if a.impl != "hf-peft" and a.case == "clm_qlora":
+        raise SystemExit("clm_qlora is timed through --impl hf-peft (transformers + peft + bitsandbytes)")
+    print(json.dumps(run(a.config, a.case, a.warmup, a.steps, a.seed, device, a.dtype, a.impl, a.batch, a.seq,
+                         a.grad_ckpt)))
     sys.stdout.flush()
 
 

@@ -15,6 +15,7 @@
 #include "biolm/io/model_dir.h"
 #include "biolm/io/safetensors.h"
 #include "biolm/models/config.h"
+#include "biolm/models/memory.h"
 #include "biolm/models/task_model.h"
 #include "biolm/nn/linear.h"
 #include "biolm/peft/method.h"
@@ -280,4 +281,47 @@ TEST_CASE("QLoRA model directory: the 4-bit base round-trips byte for byte; merg
     peft::apply(*full_model, peft::MethodConfig{});
     CHECK_THROWS_WITH(quant::check_quantized_frozen(*full_model), Catch::Contains("model.quantize"));
   }
+}
+
+TEST_CASE("inspect --memory: weights and trainable counts equal a built model's; checkpointing lowers activations",
+          "[quant][memory]") {
+  for (const char* type : {"", "nf4", "int8"}) {
+    auto cfg = tiny_llama();
+    if (*type) cfg.quantize = models::QuantizeConfig{type, true};
+    const auto m = models::make_task_model(cfg, models::TaskKind::CausalLM);
+    peft::set_requires_grad(*m, false);
+    peft::apply_lora(*m, peft::LoraOptions(4, 8.0).targets({"**.q_proj", "**.down"}));
+    int64_t bytes = 0, trainable = 0;
+    const auto linears = nn::linears_by_weight(*m);
+    for (const auto& p : m->named_parameters()) {
+      const auto lin = linears.find(p.key());
+      if (lin != linears.end() && lin->second->quantized_weight()) {
+        bytes += lin->second->quantized_weight()->nbytes();
+      } else {
+        bytes += p.value().numel() * 4;
+      }
+      if (p.value().requires_grad()) trainable += p.value().numel();
+    }
+    models::MemoryPlan plan;
+    plan.batch = 2;
+    plan.seq = 16;
+    plan.lora_rank = 4;
+    plan.lora_targets = {"q_proj", "down"};
+    const auto e = models::estimate_memory(cfg, models::TaskKind::CausalLM, plan);
+    INFO(type);
+    CHECK(e.weights == bytes);
+    CHECK(e.trainable_parameters == trainable);
+    CHECK(e.trainable == 12 * trainable);
+    plan.gradient_checkpointing = true;
+    CHECK(models::estimate_memory(cfg, models::TaskKind::CausalLM, plan).activations < e.activations);
+  }
+  models::MemoryPlan bad;
+  bad.lora_targets = {"qproj"};
+  CHECK_THROWS_WITH(models::estimate_memory(tiny_llama(), models::TaskKind::CausalLM, bad),
+                    Catch::Contains("memory.lora_targets") && Catch::Contains("qproj"));
+  auto q = tiny_llama();
+  q.quantize = models::QuantizeConfig{"nf4", true};
+  bad = models::MemoryPlan{};
+  bad.method = "full";
+  CHECK_THROWS_WITH(models::estimate_memory(q, models::TaskKind::CausalLM, bad), Catch::Contains("memory.method"));
 }

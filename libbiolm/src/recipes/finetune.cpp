@@ -263,6 +263,10 @@ FinetuneResult finetune(const FinetuneConfig& c, const FinetuneHooks& hooks) {
     log::info("model.init {} ({}): {}", init->dir.string(), init->format(), report.summary);
   }
   const auto device = core::parse_device(c.device);
+  // The 4-bit tensors are not module buffers (Module::to does not move them) and the dequantization
+  // kernels are tested on the CPU only: refuse rather than fail inside the first forward.
+  BIOLM_CHECK(!mcfg.quantize || !device.is_cuda(), ConfigError, "model.quantize",
+              "quantized bases run on the CPU in this release (device " + device.str() + ")");
   model->to(device);
 
   // A soft prompt's width is the model's: filled in unless given.

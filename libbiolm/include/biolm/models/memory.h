@@ -44,7 +44,7 @@ struct MemoryPlan {
   std::vector<std::string> lora_targets = {"q_proj", "v_proj"};
   bool gradient_checkpointing = false;
   /// The process before the model (LibTorch, BLAS, runtime), measured on the bench machine.
-  int64_t runtime_bytes = int64_t{320} << 20;
+  int64_t runtime_bytes = int64_t{216} << 20;
 };
 
 struct MemoryEstimate {
