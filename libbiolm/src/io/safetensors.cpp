@@ -306,10 +306,29 @@ const TensorInfo& SafetensorsFile::info(const std::string& name) const {
   return *it;
 }
 
+namespace {
+
+// The mapped pages of [p, p + n) leave this process once copied out (the file's page cache stays):
+// without this, reading a checkpoint tensor by tensor would keep the whole file resident through
+// the mapping, and a quantize-on-load of a 4.4 GB checkpoint peaked at 5.8 GB instead of near its
+// quantized size. A page shared with a neighbouring tensor is simply read again if needed.
+void drop_mapped_pages(const uint8_t* p, uint64_t n) {
+  if (n == 0) return;
+  static const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+  const auto begin = reinterpret_cast<uintptr_t>(p) & ~(page - 1);
+  const auto end = reinterpret_cast<uintptr_t>(p) + n;
+  (void)::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
+}  // namespace
+
 at::Tensor SafetensorsFile::tensor(const std::string& name) const {
   const TensorInfo& t = info(name);
   auto out = torch::empty(t.shape, torch::TensorOptions().dtype(to_scalar_type(t.dtype)));
-  if (t.nbytes() > 0) std::memcpy(out.data_ptr(), map_ + header_.data_offset + t.begin, t.nbytes());
+  if (t.nbytes() > 0) {
+    std::memcpy(out.data_ptr(), map_ + header_.data_offset + t.begin, t.nbytes());
+    drop_mapped_pages(map_ + header_.data_offset + t.begin, t.nbytes());
+  }
   return out;
 }
 
@@ -322,6 +341,8 @@ at::Tensor SafetensorsFile::flat_range(const std::string& name, int64_t begin, i
   if (numel > 0) {
     std::memcpy(out.data_ptr(), map_ + header_.data_offset + t.begin + static_cast<uint64_t>(begin) * esize,
                 static_cast<uint64_t>(numel) * esize);
+    drop_mapped_pages(map_ + header_.data_offset + t.begin + static_cast<uint64_t>(begin) * esize,
+                      static_cast<uint64_t>(numel) * esize);
   }
   return out;
 }
