@@ -8,13 +8,11 @@
 //    sorted code, right=False: a value on a midpoint goes to the lower entry; FP4's code holds +0
 //    (index 0) and -0 (index 8): 0 maps to +0, values in (0, 0.0026] to -0 (argsort order);
 //  - the absmax constants: offset = torch.mean (float32), then the native 8-bit kernel
-//    (csrc/common.cpp quantize_block): x / absmax, the left neighbour by binary search, moved right
-//    only when strictly nearer, searching with code[0] = -1 (the stored code keeps -0.99297).
-//    bitsandbytes finds the left neighbour with BinSearch's "Direct2" bucket search, which near 0
-//    (code entries 5e-7 apart) now and then starts from the wrong entry and keeps a farther one
-//    (MiniLM's position embeddings: 1 of 3072 constants, index 131 where 130 is nearer; 13 of
-//    6144 for a random weight); we keep the nearest entry, so those rare indices differ
-//    (test_quant.py checks that at each of them ours is the nearer, and that they stay under 1 %);
+//    (csrc/cpu_ops.cpp quantize_cpu_impl): x * (1 / absmax), then not a search but one of 65,536
+//    bins of [-1, 1] and the code entry precomputed for it (BinnedCode below). Near 0, where the
+//    dynamic code's entries are closer than a bin, that entry is now and then not the nearest
+//    (MiniLM's word embeddings: 296 of their constants); we reproduce it, so the bytes are equal
+//    there too (an earlier version kept the nearest entry and differed at those indices);
 //  - dequantization: code[i] * scale in float32, then the cast (round to nearest even).
 #include "biolm/quant/quantize.h"
 
@@ -281,6 +279,40 @@ at::Tensor QuantizedTensor::scales() const {
   return out;
 }
 
+namespace {
+
+// bitsandbytes 0.50's CPU blockwise quantization (csrc/cpu_ops.cpp, quantize_cpu_impl) does not
+// search the code per value: it maps the normalised value v = x · (1 / absmax) to one of 65,536
+// evenly spaced bins of [-1, 1], index trunc((v + 1) · 0.5 · 65535 + 0.5), and reads the code entry
+// precomputed for that bin: the number of midpoints between consecutive entries that lie below the
+// bin's value -1 + 2i / 65535 (build_quantize_lut). Near 0, where the dynamic code's entries are
+// 5e-7 apart and a bin is 3e-5 wide, that entry is not always the nearest one to v. Those are
+// bitsandbytes' bytes, so we compute them the same way, in the same float32 steps.
+class BinnedCode {
+ public:
+  static constexpr int kBins = 65536;
+  explicit BinnedCode(const std::array<float, 256>& code) : lut_(kBins) {
+    std::array<float, 255> mid{};
+    for (int i = 0; i < 255; ++i) mid[i] = 0.5f * (code[i] + code[i + 1]);
+    int k = 0;
+    for (int i = 0; i < kBins; ++i) {
+      const float v = -1.0f + (2.0f * static_cast<float>(i)) / static_cast<float>(kBins - 1);
+      while (k < 255 && mid[k] < v) ++k;
+      lut_[i] = static_cast<uint8_t>(k);
+    }
+  }
+  uint8_t operator()(float v) const {
+    v = std::clamp(v, -1.0f, 1.0f);
+    volatile float t = (v + 1.0f) * 0.5f * static_cast<float>(kBins - 1);  // no fused multiply-add
+    return lut_[static_cast<uint16_t>(t + 0.5f)];
+  }
+
+ private:
+  std::vector<uint8_t> lut_;
+};
+
+}  // namespace
+
 std::pair<at::Tensor, at::Tensor> quantize_blockwise(const at::Tensor& values, const std::array<float, 256>& code,
                                                      int64_t blocksize) {
   const at::Tensor a = float_contiguous(values).reshape({-1});
@@ -291,27 +323,18 @@ std::pair<at::Tensor, at::Tensor> quantize_blockwise(const at::Tensor& values, c
   const float* x = a.data_ptr<float>();
   uint8_t* o = out.data_ptr<uint8_t>();
   float* am = absmax.data_ptr<float>();
-  // csrc/cpu_ops.cpp quantize_cpu searches a code whose first entry is set to -1 ("the default
-  // code has range [-0.993, 1.0]"); the code stored beside the result keeps its own first entry.
-  std::array<float, 256> search = code;
-  search[0] = -1.0f;
+  const BinnedCode binned(code);
   for (int64_t b = 0; b < n_blocks; ++b) {
     const int64_t begin = b * blocksize, end = std::min(n, begin + blocksize);
-    float m = -std::numeric_limits<float>::max();
-    for (int64_t i = begin; i < end; ++i) m = std::fmax(m, std::fabs(x[i]));
+    float m = 0.0f;
+    for (int64_t i = begin; i < end; ++i) m = std::max(m, std::fabs(x[i]));
     am[b] = m;
-    for (int64_t i = begin; i < end; ++i) {
-      const float v = x[i] / m;
-      // the left neighbour (largest code[k] <= v), then the right one when strictly nearer
-      if (std::isnan(v)) {  // an all-zero block (0 / 0): bitsandbytes' search yields index 0
-        o[i] = 0;
-        continue;
-      }
-      auto k = std::upper_bound(search.begin(), search.end(), v) - search.begin() - 1;
-      k = std::clamp<int64_t>(k, 0, 255);
-      if (k < 255 && std::fabs(v - search[k + 1]) < std::fabs(v - search[k])) ++k;
-      o[i] = static_cast<uint8_t>(k);
+    if (m == 0.0f) {  // an all-zero block: index 0 throughout, as bitsandbytes writes
+      std::fill(o + begin, o + end, uint8_t{0});
+      continue;
     }
+    const float inv = 1.0f / m;
+    for (int64_t i = begin; i < end; ++i) o[i] = binned(x[i] * inv);
   }
   return {out, absmax};
 }

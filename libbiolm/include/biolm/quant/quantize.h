@@ -16,9 +16,9 @@
 // in 16 bits) concerns the activations of the int8 matmul, which we do not run: the forward
 // dequantizes the weight and multiplies in floating point.
 //
-// Bit for bit (one exception: the 8-bit indices of the double-quantized absmax, where
-// bitsandbytes' bucket search sometimes keeps a farther code entry near 0 and we keep the nearest,
-// 0.02-0.2 % of the constants; see src/quant/quantize.cpp): quantize_4bit / dequantize_4bit / quantize_int8 / dequantize_int8 equal
+// Bit for bit (the 8-bit indices of the double-quantized absmax included, where bitsandbytes'
+// binned lookup keeps a farther code entry than the nearest near 0; see src/quant/quantize.cpp):
+// quantize_4bit / dequantize_4bit / quantize_int8 / dequantize_int8 equal
 // bitsandbytes 0.50's CPU path (functional.quantize_4bit with compress_statistics=True, its
 // default torch kernels for quantize_4bit and dequantize_4bit, its native CPU kernel for the 8-bit
 // blockwise step; int8_vectorwise_quant / int8_vectorwise_dequant), tested byte for byte by
