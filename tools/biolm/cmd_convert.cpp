@@ -323,28 +323,9 @@ biolm::io::LoadedModel model_from_checkpoint(const fs::path& dir) {
       info.peft = method;
     }
   }
-  auto tensors = biolm::dist::consolidated_model_tensors(dir);
-  const std::string where = (dir / "model.safetensors").string();
-  torch::NoGradGuard no_grad;
-  auto assign = [&](const std::string& name, torch::Tensor& dst) {
-    const auto it = tensors.find(name);
-    if (it == tensors.end()) throw CheckpointError(where, name, "missing from the checkpoint");
-    if (it->second.sizes() != dst.sizes()) {
-      throw CheckpointError(where, name, "shape " + c10::str(it->second.sizes()) + " in the checkpoint, " +
-                                             c10::str(dst.sizes()) + " in the model");
-    }
-    dst.copy_(it->second);
-    tensors.erase(it);
-  };
-  for (auto& item : loaded.model->named_parameters(true)) assign(item.key(), item.value());
-  for (auto& item : loaded.model->named_buffers(true)) {
-    if (item.value().defined()) assign(item.key(), item.value());
-  }
-  if (!tensors.empty()) {
-    throw CheckpointError(where, tensors.begin()->first,
-                          fmt::format("{} tensor(s) of the checkpoint are not in the model rebuilt from run.model",
-                                      tensors.size()));
-  }
+  // Strict, and 4-bit bases (QLoRA checkpoints keep them in stored form) installed as stored.
+  const auto tensors = biolm::dist::consolidated_model_tensors(dir);
+  (void)biolm::io::load_weights(*loaded.model, tensors, (dir / "model.safetensors").string(), /*strict=*/true);
   info.info = {{"source", "checkpoint"}, {"checkpoint", fs::absolute(dir).string()}};
   return loaded;
 }

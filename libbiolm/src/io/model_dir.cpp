@@ -155,7 +155,12 @@ LoadedModel load_model_dir(const fs::path& dir) {
 WeightLoadReport load_weights(torch::nn::Module& model, const fs::path& path, bool strict) {
   const fs::path file = fs::is_directory(path) ? path / "model.safetensors" : path;
   if (!fs::is_regular_file(file)) throw CheckpointError(file.string(), "", "no such weights file");
-  const auto tensors = load_safetensors(file);
+  return load_weights(model, load_safetensors(file), file.string(), strict);
+}
+
+WeightLoadReport load_weights(torch::nn::Module& model, const std::map<std::string, at::Tensor>& tensors,
+                              const std::string& where, bool strict) {
+  const fs::path file = where;
   WeightLoadReport report;
   std::set<std::string> used;
   torch::NoGradGuard no_grad;
@@ -199,6 +204,17 @@ WeightLoadReport load_weights(torch::nn::Module& model, const fs::path& path, bo
     param.copy_(it->second.to(param.dtype()));
     used.insert(item.key());
     report.loaded.push_back(item.key());
+  }
+  for (auto& item : model.named_buffers(/*recurse=*/true)) {
+    const auto it = tensors.find(item.key());
+    if (it == tensors.end() || !item.value().defined() || used.count(item.key())) continue;
+    if (it->second.sizes() != item.value().sizes()) {
+      std::ostringstream os;
+      os << "shape " << it->second.sizes() << " in the file, " << item.value().sizes() << " in the model";
+      throw CheckpointError(file.string(), item.key(), os.str());
+    }
+    item.value().copy_(it->second.to(item.value().dtype()));
+    used.insert(item.key());
   }
   for (const auto& kv : tensors) {
     if (!used.count(kv.first)) report.unexpected.push_back(kv.first);

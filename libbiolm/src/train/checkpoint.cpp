@@ -15,7 +15,10 @@
 #include "biolm/core/log.h"
 #include "biolm/io/files.h"
 #include "biolm/io/tensor_file.h"
+#include "biolm/nn/linear.h"
 #include "biolm/peft/method.h"
+#include "biolm/quant/linear.h"
+#include "biolm/quant/quantize.h"
 #include "checkpoint_format.h"
 
 namespace fs = std::filesystem;
@@ -226,8 +229,17 @@ void write_model_state(const fs::path& file, torch::nn::Module& model, bool adap
   if (adapter_only) {
     weights = peft::adapter_state(model);
   } else {
+    // A quantized base weight (QLoRA) is written in its stored form, so the checkpoint holds the
+    // whole model (and `biolm convert checkpoint` can rebuild it).
+    const auto linears = nn::linears_by_weight(model);
     for (const auto& item : model.named_parameters(true)) {
-      if (!exclude.count(item.key())) weights[item.key()] = item.value();
+      if (exclude.count(item.key())) continue;
+      const auto lin = linears.find(item.key());
+      if (lin != linears.end() && lin->second->quantized_weight()) {
+        quant::to_tensors(*lin->second->quantized_weight(), item.key(), weights);
+      } else {
+        weights[item.key()] = item.value();
+      }
     }
     for (const auto& item : model.named_buffers(true)) {
       if (item.value().defined()) weights[item.key()] = item.value();
@@ -244,8 +256,26 @@ void read_model_state(const fs::path& file, torch::nn::Module& model, bool adapt
   }
   const auto saved = io::read_tensor_file(file);
   torch::NoGradGuard no_grad;
+  const auto linears = nn::linears_by_weight(model);
+  const auto has = [&](const std::string& n) { return saved.count(n) > 0; };
+  const auto get = [&](const std::string& n) { return saved.at(n); };
   auto assign = [&](const std::string& name, torch::Tensor& dst) {
     if (exclude.count(name)) return;
+    const auto lin = linears.find(name);
+    if (lin != linears.end() && lin->second->quantized_weight()) {
+      // The stored 4-/8-bit form; a checkpoint written before it was stored holds an empty
+      // placeholder, and the base stays as the run rebuilt it from model.init.
+      if (!quant::stored_quantized_names(has, name).empty()) {
+        quant::load_weight(*lin->second,
+                           std::make_shared<const quant::QuantizedTensor>(quant::read_stored(has, get, name, file.string())),
+                           name);
+        return;
+      }
+      const auto it = saved.find(name);
+      BIOLM_CHECK(it != saved.end() && it->second.numel() == 0, CheckpointError, file.string(), name,
+                  "the model's weight is quantized but the checkpoint holds neither its quantized form nor a placeholder");
+      return;
+    }
     const auto it = saved.find(name);
     BIOLM_CHECK(it != saved.end(), CheckpointError, file.string(), name, "missing from the checkpoint");
     BIOLM_CHECK(it->second.sizes() == dst.sizes(), CheckpointError, file.string(), name,

@@ -4,6 +4,7 @@
 #    and is smaller than the same LoRA run's dense one;
 #  - `biolm eval` of that directory reproduces finetune's test F1 (loading the stored 4-bit form);
 #  - a run stopped at step 20 and resumed (train.resume=auto) ends with the unbroken run's bytes;
+#  - its training checkpoint holds the 4-bit base: `convert checkpoint` equals `convert to-hf`;
 #  - full fine-tuning and pretraining of a quantized base are refused before any work, by key.
 # usage: qlora_finetune.sh <biolm> <out dir>   (run from the source root)
 set -eu
@@ -36,6 +37,12 @@ echo "eval     $ev"
 "$BIOLM" "$@" model.quantize=nf4 output="$OUT/resumed" train.resume=auto > "$OUT/resumed.json"
 cmp "$OUT/qlora/model/model.safetensors" "$OUT/resumed/model/model.safetensors" ||
   { echo "the resumed QLoRA run differs from the unbroken one"; exit 1; }
+
+# The training checkpoint holds the 4-bit base too: converting it gives the final model's HF export.
+"$BIOLM" --log-level warn convert checkpoint "$OUT/qlora/checkpoints/step-00000040" "$OUT/ckpt-hf" --merge > /dev/null
+"$BIOLM" --log-level warn convert to-hf "$OUT/qlora/model" "$OUT/model-hf" --merge > /dev/null
+cmp "$OUT/ckpt-hf/model.safetensors" "$OUT/model-hf/model.safetensors" ||
+  { echo "convert checkpoint of the QLoRA run differs from its model directory's export"; exit 1; }
 
 if "$BIOLM" "$@" model.quantize=nf4 peft.method=full output="$OUT/full" > "$OUT/full.log" 2>&1; then
   echo "full fine-tuning of a quantized base was accepted"; exit 1

@@ -19,6 +19,7 @@
 #include <torch/nn/module.h>
 
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -92,5 +93,9 @@ struct WeightLoadReport {
 /// Adapter tensors ("*.adapter.*") and a soft prompt in the model but not the file are never
 /// reported missing.
 WeightLoadReport load_weights(torch::nn::Module& model, const std::filesystem::path& path, bool strict);
+/// The same from tensors already in memory (a checkpoint put together from shards); `where` names
+/// their source in errors. Buffers of the model found among the tensors are copied too.
+WeightLoadReport load_weights(torch::nn::Module& model, const std::map<std::string, at::Tensor>& tensors,
+                              const std::string& where, bool strict);
 
 }  // namespace biolm::io
