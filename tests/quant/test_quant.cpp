@@ -208,7 +208,8 @@ TEST_CASE("model.quantize: every block Linear is built quantized, the rest stays
                         Catch::Contains("model.quantize.double_quantize"));
 }
 
-TEST_CASE("QLoRA model directory: the 4-bit base round-trips byte for byte; merge and unmerge restore it", "[quant]") {
+TEST_CASE("QLoRA model directory: the 4-bit base round-trips byte for byte (LoRA, DoRA, IA3); merge and unmerge restore it",
+          "[quant]") {
   test::TempDir tmp("qlora");
   auto dense_cfg = tiny_llama();
   torch::manual_seed(3);
@@ -234,14 +235,21 @@ TEST_CASE("QLoRA model directory: the 4-bit base round-trips byte for byte; merg
       CHECK(torch::equal(lin->quantized_weight()->data, expect.data));
       CHECK(torch::equal(lin->quantized_weight()->absmax, expect.absmax));
     }
+    // nf4: LoRA, fp4: DoRA, int8: IA3, each on its quantized base.
     peft::MethodConfig lora;
-    lora.method = peft::Method::Lora;
-    lora.lora = peft::LoraOptions(4, 8.0).targets({"**.q_proj", "**.down"}).use_dora(std::string(type) == "fp4");
+    if (std::string(type) == "int8") {
+      lora.method = peft::Method::Ia3;
+      lora.ia3 = peft::Ia3Options().targets({"**.k_proj", "**.v_proj"}).input_targets({"**.down"});
+    } else {
+      lora.method = peft::Method::Lora;
+      lora.lora = peft::LoraOptions(4, 8.0).targets({"**.q_proj", "**.down"}).use_dora(std::string(type) == "fp4");
+    }
     peft::apply(*m, lora);
     {
       torch::NoGradGuard ng;
       for (auto& p : m->named_parameters()) {
         if (p.key().find("lora_b") != std::string::npos) p.value().normal_(0.0, 0.1);
+        if (p.key().find("ia3") != std::string::npos) p.value().uniform_(0.5, 1.5);
       }
     }
     quant::check_quantized_frozen(*m);
@@ -266,7 +274,7 @@ TEST_CASE("QLoRA model directory: the 4-bit base round-trips byte for byte; merg
     }
 
     // Merge dequantizes (the merged weight is not 4-bit); unmerge brings back the same object.
-    auto* q_proj = a.at("layers.0.attn.q_proj.weight");
+    auto* q_proj = a.at(std::string(type) == "int8" ? "layers.0.attn.k_proj.weight" : "layers.0.attn.q_proj.weight");
     const auto q_before = q_proj->quantized_weight();
     peft::merge_adapters(*m);
     CHECK(!q_proj->quantized_weight());
