@@ -177,7 +177,7 @@ torch::Tensor logits_of(models::TaskModelImpl& m, const torch::Tensor& ids) {
 
 }  // namespace
 
-TEST_CASE("model.quantize: every block Linear is built quantized, the rest stays dense; config by key", "[quant]") {
+TEST_CASE("model.quantize: every block Linear is built quantized, the rest stays dense, config by key", "[quant]") {
   auto c = tiny_llama();
   c.quantize = models::QuantizeConfig{"nf4", true};
   const auto m = models::make_task_model(c, models::TaskKind::CausalLM);
@@ -208,7 +208,7 @@ TEST_CASE("model.quantize: every block Linear is built quantized, the rest stays
                         Catch::Contains("model.quantize.double_quantize"));
 }
 
-TEST_CASE("QLoRA model directory: the 4-bit base round-trips byte for byte (LoRA, DoRA, IA3); merge and unmerge restore it",
+TEST_CASE("QLoRA model directory: the 4-bit base round-trips byte for byte (LoRA, DoRA, IA3), merge and unmerge restore it",
           "[quant]") {
   test::TempDir tmp("qlora");
   auto dense_cfg = tiny_llama();
@@ -291,7 +291,7 @@ TEST_CASE("QLoRA model directory: the 4-bit base round-trips byte for byte (LoRA
   }
 }
 
-TEST_CASE("inspect --memory: weights and trainable counts equal a built model's; checkpointing lowers activations",
+TEST_CASE("inspect --memory: weights and trainable counts equal a built model's, checkpointing lowers activations",
           "[quant][memory]") {
   for (const char* type : {"", "nf4", "int8"}) {
     auto cfg = tiny_llama();
