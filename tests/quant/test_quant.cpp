@@ -253,6 +253,23 @@ TEST_CASE("QLoRA model directory: the 4-bit base round-trips byte for byte (LoRA
       }
     }
     quant::check_quantized_frozen(*m);
+    // A bfloat16 checkpoint quantizes on load as bitsandbytes does it: from the bf16 values, in float32.
+    {
+      io::HfSaveOptions bf16;
+      bf16.dtype = torch::kBFloat16;
+      bf16.max_shard_bytes = 20'000;
+      const auto dir16 = tmp / (std::string("hf16_") + type);
+      io::save_hf_directory(*dense, dense_cfg, dir16, bf16);
+      const auto m16 = models::make_task_model(cfg, models::TaskKind::CausalLM);
+      io::load_hf_directory(*m16, dir16, strict);
+      const auto w16 = dense_linears.at("layers.1.mlp.down.weight")->weight.detach().to(torch::kBFloat16);
+      const auto expect = quant::quantize(w16, *quant::parse_quant_type(type), true);
+      const auto& got = nn::linears_by_weight(*m16).at("layers.1.mlp.down.weight")->quantized_weight();
+      REQUIRE(got);
+      CHECK(torch::equal(got->data, expect.data));
+      CHECK(torch::equal(got->absmax, expect.absmax));
+      CHECK(got->dtype == torch::kBFloat16);
+    }
     const auto ids = torch::randint(0, 50, {2, 9}, torch::kLong);
     const auto before = logits_of(*m, ids);
 
