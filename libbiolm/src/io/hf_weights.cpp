@@ -427,16 +427,22 @@ HfLoadReport load_hf_weights(torch::nn::Module& model, const ModelConfig& config
   // Names first (nothing read yet): what is missing, what is unused, and strictness.
   HfLoadReport report;
   std::set<std::string> used;
-  std::vector<std::pair<std::string, const HfNamePair*>> to_load;
+  struct ToLoad {
+    std::string name;
+    const HfNamePair* pair;
+    bool stored_quantized;  // a bitsandbytes quant_state / SCB beside the tensor
+  };
+  std::vector<ToLoad> to_load;
   for (const auto& name : our_names) {
     const auto it = by_ours.find(name);
     if (it == by_ours.end() || !hf_names.count(it->second->hf)) {
       report.missing.push_back(name);
       continue;
     }
-    to_load.emplace_back(name, it->second);
+    const auto stored = quant::stored_quantized_names(has, it->second->hf);
+    to_load.push_back({name, it->second, !stored.empty()});
     used.insert(it->second->hf);
-    for (const auto& n : quant::stored_quantized_names(has, it->second->hf)) used.insert(n);
+    used.insert(stored.begin(), stored.end());
   }
   // A tied lm_head / MLM decoder has no parameter of its own: its copy in the file is redundant.
   const bool tied_here = config.tie_embeddings;
@@ -455,22 +461,16 @@ HfLoadReport load_hf_weights(torch::nn::Module& model, const ModelConfig& config
   // shape that does not fit stops the load with a CheckpointError (the model is then unusable).
   torch::NoGradGuard no_grad;
   std::map<std::string, at::Tensor> fused_cache;  // GPT-2's c_attn, read once for q, k and v
-  for (const auto& [name, pair_ptr] : to_load) {
+  for (const auto& [name, pair_ptr, stored_quantized] : to_load) {
     const HfNamePair& pair = *pair_ptr;
     const auto lin = linears.find(name);
-    const auto stored_q = quant::stored_quantized_names(has, pair.hf);
-    if (!stored_q.empty()) {
+    if (stored_quantized) {
       // A transformers + bitsandbytes checkpoint (4-bit quant_state or int8 SCB beside the weight).
       BIOLM_CHECK(lin != linears.end() && pair.transform == HfTransform::Copy &&
                       options.qk_layout == QkLayout::RotateHalf,
                   CheckpointError, origin, pair.hf,
                   "stored quantized, which only a Linear weight in the file's own layout can take");
-      auto q = std::make_shared<const quant::QuantizedTensor>(quant::read_stored(has, source.get, pair.hf, origin));
-      try {
-        quant::load_weight(*lin->second, std::move(q), name);
-      } catch (const ShapeError& e) {
-        throw CheckpointError(origin, pair.hf, e.what());
-      }
+      quant::load_stored_weight(*lin->second, has, source.get, pair.hf, origin);
       report.loaded.push_back(name);
       continue;
     }

@@ -160,7 +160,6 @@ WeightLoadReport load_weights(torch::nn::Module& model, const fs::path& path, bo
 
 WeightLoadReport load_weights(torch::nn::Module& model, const std::map<std::string, at::Tensor>& tensors,
                               const std::string& where, bool strict) {
-  const fs::path file = where;
   WeightLoadReport report;
   std::set<std::string> used;
   torch::NoGradGuard no_grad;
@@ -173,25 +172,25 @@ WeightLoadReport load_weights(torch::nn::Module& model, const std::map<std::stri
       if (!is_adapter_name(item.key())) report.missing.push_back(item.key());
       continue;
     }
-    // Quantized on either side: the file's quantized form (installed or dequantized), or a dense
-    // tensor for a quantized Linear (quantized now).
+    // Quantized on either side: the file's quantized form (installed, or dequantized into a dense
+    // Linear), or a dense tensor for a quantized Linear (quantized now).
     const auto lin = linears.find(item.key());
-    const auto stored_q = quant::stored_quantized_names(has, item.key());
-    if (lin != linears.end() && (!stored_q.empty() || lin->second->quantized_weight())) {
-      try {
-        if (!stored_q.empty()) {
-          quant::load_weight(*lin->second,
-                             std::make_shared<const quant::QuantizedTensor>(
-                                 quant::read_stored(has, get, item.key(), file.string())),
-                             item.key());
-          used.insert(stored_q.begin(), stored_q.end());
-        } else {
-          quant::load_weight(*lin->second, it->second, item.key());
-          used.insert(item.key());
-        }
-      } catch (const ShapeError& e) {
-        throw CheckpointError(file.string(), item.key(), e.what());
+    nn::LinearImpl* linear = lin == linears.end() ? nullptr : lin->second;
+    if (linear) {
+      const auto stored = quant::load_stored_weight(*linear, has, get, item.key(), where);
+      if (!stored.empty()) {
+        used.insert(stored.begin(), stored.end());
+        report.loaded.push_back(item.key());
+        continue;
       }
+    }
+    if (linear && linear->quantized_weight()) {
+      try {
+        quant::load_weight(*linear, it->second, item.key());
+      } catch (const ShapeError& e) {
+        throw CheckpointError(where, item.key(), e.what());
+      }
+      used.insert(item.key());
       report.loaded.push_back(item.key());
       continue;
     }
@@ -199,7 +198,7 @@ WeightLoadReport load_weights(torch::nn::Module& model, const std::map<std::stri
     if (it->second.sizes() != param.sizes()) {
       std::ostringstream os;
       os << "shape " << it->second.sizes() << " in the file, " << param.sizes() << " in the model";
-      throw CheckpointError(file.string(), item.key(), os.str());
+      throw CheckpointError(where, item.key(), os.str());
     }
     param.copy_(it->second.to(param.dtype()));
     used.insert(item.key());
@@ -211,7 +210,7 @@ WeightLoadReport load_weights(torch::nn::Module& model, const std::map<std::stri
     if (it->second.sizes() != item.value().sizes()) {
       std::ostringstream os;
       os << "shape " << it->second.sizes() << " in the file, " << item.value().sizes() << " in the model";
-      throw CheckpointError(file.string(), item.key(), os.str());
+      throw CheckpointError(where, item.key(), os.str());
     }
     item.value().copy_(it->second.to(item.value().dtype()));
     used.insert(item.key());
@@ -220,7 +219,7 @@ WeightLoadReport load_weights(torch::nn::Module& model, const std::map<std::stri
     if (!used.count(kv.first)) report.unexpected.push_back(kv.first);
   }
   if (strict && (!report.missing.empty() || !report.unexpected.empty())) {
-    throw CheckpointError(file.string(), "", "weights do not match the model: " + report.to_string());
+    throw CheckpointError(where, "", "weights do not match the model: " + report.to_string());
   }
   return report;
 }

@@ -126,4 +126,17 @@ void load_weight(nn::LinearImpl& lin, std::shared_ptr<const QuantizedTensor> q, 
   lin.weight.copy_(dequantize(*q, at::kFloat).to(lin.weight.device(), lin.weight.scalar_type()));
 }
 
+std::vector<std::string> load_stored_weight(nn::LinearImpl& lin, const std::function<bool(const std::string&)>& has,
+                                            const std::function<at::Tensor(const std::string&)>& get,
+                                            const std::string& stored_name, const std::string& where) {
+  auto names = stored_quantized_names(has, stored_name);
+  if (names.empty()) return names;
+  try {
+    load_weight(lin, std::make_shared<const QuantizedTensor>(read_stored(has, get, stored_name, where)), stored_name);
+  } catch (const ShapeError& e) {
+    throw CheckpointError(where, stored_name, e.what());
+  }
+  return names;
+}
+
 }  // namespace biolm::quant

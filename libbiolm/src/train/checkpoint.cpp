@@ -265,12 +265,7 @@ void read_model_state(const fs::path& file, torch::nn::Module& model, bool adapt
     if (lin != linears.end() && lin->second->quantized_weight()) {
       // The stored 4-/8-bit form; a checkpoint written before it was stored holds an empty
       // placeholder, and the base stays as the run rebuilt it from model.init.
-      if (!quant::stored_quantized_names(has, name).empty()) {
-        quant::load_weight(*lin->second,
-                           std::make_shared<const quant::QuantizedTensor>(quant::read_stored(has, get, name, file.string())),
-                           name);
-        return;
-      }
+      if (!quant::load_stored_weight(*lin->second, has, get, name, file.string()).empty()) return;
       const auto it = saved.find(name);
       BIOLM_CHECK(it != saved.end() && it->second.numel() == 0, CheckpointError, file.string(), name,
                   "the model's weight is quantized but the checkpoint holds neither its quantized form nor a placeholder");

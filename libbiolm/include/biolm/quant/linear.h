@@ -12,6 +12,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -58,5 +59,13 @@ void load_weight(nn::LinearImpl& lin, const at::Tensor& dense, const std::string
 /// installed as it is into a quantized Linear (no re-quantization, whatever type the Linear had)
 /// and dequantized into a dense one.
 void load_weight(nn::LinearImpl& lin, std::shared_ptr<const QuantizedTensor> q, const std::string& name);
+/// The loaders' common step for a source read tensor by tensor (`has` / `get`): when it stores
+/// `stored_name` in quantized form (read_stored), puts that weight into `lin` as the overload above
+/// does and returns the names of the tensors it used; returns an empty list, having done nothing,
+/// when `stored_name` is a plain tensor there. A shape that does not fit is a CheckpointError
+/// naming `where` and `stored_name`.
+std::vector<std::string> load_stored_weight(nn::LinearImpl& lin, const std::function<bool(const std::string&)>& has,
+                                            const std::function<at::Tensor(const std::string&)>& get,
+                                            const std::string& stored_name, const std::string& where);
 
 }  // namespace biolm::quant
