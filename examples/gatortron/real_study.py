@@ -57,8 +57,7 @@ def load_config(path, quick):
         cfg = yaml.safe_load(f)
     known = {"data", "biolm", "threads", "max_length", "batch_size", "bootstrap", "starts", "pretrain", "tasks",
              "methods", "runs", "seeds", "headline", "transformers", "transformers_seeds", "quick", "published", "dropout",
-             "scratch_vocab_size",
-             "eval_points"}
+             "scratch_vocab_size", "eval_points", "privacy"}
     bad = sorted(set(cfg) - known)
     if bad:
         raise SystemExit(f"{path}: unknown key(s) {', '.join(bad)} (known: {', '.join(sorted(known))})")
@@ -484,7 +483,7 @@ def paired_tests(cfg, out, recs):
     return rows
 
 
-def write_report(cfg, out, recs, starts, data_report, hf, quick, wall):
+def write_report(cfg, out, recs, starts, data_report, hf, quick, wall, privacy=None):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -634,14 +633,23 @@ def write_report(cfg, out, recs, starts, data_report, hf, quick, wall):
         ax.set_title(f"{task}: learning curves (dev)")
         ax.legend(fontsize=7)
         plots.append(("learning curves: " + task, save(fig, f"curves_{task}")))
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.8))
     meth = sorted({x["method"] for x in table})
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.8))
     axes[0].bar(meth, [statistics.fmean(x["seconds"] for x in table if x["method"] == m) for m in meth])
     axes[0].set_ylabel("seconds per run (mean)")
     axes[1].bar(meth, [max(x["rss"] for x in table if x["method"] == m) for m in meth])
     axes[1].set_ylabel("peak RSS (MB)")
     fig.suptitle("time and memory per method")
-    plots.append(("time and memory per method", save(fig, "time_memory")))
+    if table:
+        plots.append(("time and memory per method", save(fig, "time_memory")))
+    else:
+        plt.close(fig)
+    if privacy and privacy["cells"]:
+        import privacy_study
+
+        more, more_plots = privacy_study.section(cfg, privacy, save, plt)
+        lines += more
+        plots += more_plots
     lines += ["", "## Plots", ""] + [f"![{t}]({p})" for t, p in plots]
     md = "\n".join(lines) + "\n"
     with open(os.path.join(out, "report.md"), "w") as f:
@@ -649,7 +657,7 @@ def write_report(cfg, out, recs, starts, data_report, hf, quick, wall):
     with open(os.path.join(out, "report.json"), "w") as f:
         json.dump({"table": table, "paired_tests": tests, "runs": list(recs.values()), "transformers": list(hf.values()),
                    "data": data_report, "starts": {k: {kk: vv for kk, vv in v.items() if kk != "pretrain"} for k, v in starts.items()},
-                   "wall_seconds": wall, "quick": quick}, f, indent=1, default=str)
+                   "wall_seconds": wall, "quick": quick, "privacy": privacy}, f, indent=1, default=str)
     write_html(out, md)
     return table
 
@@ -713,8 +721,18 @@ def main():
     ap.add_argument("--out", default=None)
     ap.add_argument("--report-only", action="store_true",
                     help="write the report from the runs already done (run nothing)")
+    ap.add_argument("--parts", default="main",
+                    help="which parts to run, comma-separated: main (starts x tasks x methods), privacy (the "
+                         "federated and DP cells of the config's privacy: block); the report shows every part "
+                         "with runs done (default: main)")
     a = ap.parse_args()
     cfg = load_config(a.config, a.quick)
+    parts = set(a.parts.split(","))
+    if parts - {"main", "privacy"} or not parts:
+        raise SystemExit(f"--parts {a.parts}: give main, privacy or main,privacy")
+    if "privacy" in parts and "privacy" not in cfg:
+        raise SystemExit(f"--parts privacy: {a.config} has no privacy: block")
+    main_report_only = a.report_only or "main" not in parts
     cfg["data"] = os.path.abspath(os.path.join(ROOT, cfg.get("data", "../shared/data")))
     cfg["biolm"] = os.path.abspath(os.environ.get("BIOLM", os.path.join(ROOT, cfg.get("biolm", "build/bin/biolm"))))
     out = os.path.abspath(a.out or os.path.join(ROOT, "runs", "real-study-quick" if a.quick else "real-study"))
@@ -735,13 +753,13 @@ def main():
 
     def transformers_cells(task, method, seed):
         if (task, method) in hf_cells and seed in hf_seeds:
-            name, rec = hf_run(cfg, out, starts["minilm"], task, method, seed, env, a.report_only)
+            name, rec = hf_run(cfg, out, starts["minilm"], task, method, seed, env, main_report_only)
             if rec:
                 hf[name] = rec
 
     for st, task, method, seed in plan:
         try:
-            name, rec = finetune(cfg, out, st, starts, task, method, seed, env, a.report_only)
+            name, rec = finetune(cfg, out, st, starts, task, method, seed, env, main_report_only)
         except KeyError:  # report_only: its starting point was never built
             continue
         if rec:
@@ -751,15 +769,23 @@ def main():
     for task, method in hf_cells:
         for seed in hf_seeds:
             transformers_cells(task, method, seed)
+    privacy = None
+    if "privacy" in cfg:
+        import privacy_study
+
+        privacy = privacy_study.run_cells(cfg, out, starts, env, a.report_only or "privacy" not in parts,
+                                          run_cmd, tail, log, deep_merge)
     wall = time.time() - t0
     if a.report_only:
         for name in cfg["starts"]:
             if starts.built(name):
                 starts[name]  # noqa: B018 (loads a built starting point for the report)
-        wall = sum(r["seconds"] for r in list(recs.values()) + list(hf.values()))
+        wall = sum(r["seconds"] for r in list(recs.values()) + list(hf.values()) + (privacy or {}).get("cells", []))
         log(f"report from the runs done so far: {len(recs)} of {len(plan)} cells and seeds run")
-    table = write_report(cfg, out, recs, starts, data_report, hf, a.quick, wall)
+    table = write_report(cfg, out, recs, starts, data_report, hf, a.quick, wall, privacy)
     bad = check(cfg, table, a.quick)
+    if "privacy" in parts and not a.report_only:
+        bad += privacy_study.check(privacy, cfg)
     log(f"study report written: {os.path.join(out, 'report.md')} (and report.html, report.json, figures/) "
         f"in {wall / 60:.1f} min")
     if bad:
