@@ -6,7 +6,8 @@
 # table with the ratios (ours / reference tokens/s; peak RSS ours / reference).
 #
 #   bench/run_bench.sh [--out bench/results/latest.jsonl] [--configs "tiny small bert"]
-#                      [--cases "clm_full clm_lora clm_hybrid"] (default: every case of each config)
+#                      [--cases "clm_full clm_lora clm_hybrid"] (default: every case of each config;
+#                      clm_dp_lora is raced against transformers + peft + Opacus)
 #                      [--threads 2] [--steps 10] [--warmup 3] [--device cpu] [--dtype fp32]
 #                      [--bin build/bin/biolm-bench] [--python /usr/bin/python3] [--repeat 1]
 #
@@ -63,7 +64,7 @@ cases_for() {
   case "$1" in
     bert|megatron-bert-345m) echo "mlm" ;;
     llama-1b) echo "clm_lora" ;;
-    *) echo "clm_full clm_lora clm_hybrid forward generate" ;;
+    *) echo "clm_full clm_lora clm_dp_lora clm_hybrid forward generate" ;;
   esac
 }
 
@@ -77,11 +78,22 @@ common=(--threads "$threads" --steps "$steps" --warmup "$warmup")
 hf_peft=0
 if "$python" -c "import transformers, peft" 2>/dev/null; then hf_peft=1; fi
 echo "# transformers + peft LoRA reference: $([[ $hf_peft == 1 ]] && echo yes || echo "not installed, skipped")" >&2
+opacus=0
+if [[ "$hf_peft" == 1 ]] && "$python" -c "import opacus" 2>/dev/null; then opacus=1; fi
+echo "# transformers + peft + Opacus DP-LoRA reference: $([[ $opacus == 1 ]] && echo yes || echo "not installed, skipped")" >&2
 for cfg in $configs; do
   for cs in $(cases_for "$cfg"); do
     for ((r = 0; r < repeat; r++)); do
       echo "# $cfg $cs (load $(cut -d' ' -f1 /proc/loadavg))" >&2
       "$bin" --config "$cfg" --case "$cs" "${common[@]}" --device "$device" --dtype "$dtype" >> "$out"
+      if [[ "$cs" == clm_dp_lora ]]; then
+        # DP-SGD has no plain-PyTorch twin here: its peer is transformers + peft + Opacus.
+        if [[ "$opacus" == 1 ]]; then
+          "$python" "$here/reference/torch_reference.py" --config "$cfg" --case "$cs" "${common[@]}" \
+            --device "$device" --dtype "$dtype" --impl opacus-peft >> "$out"
+        fi
+        continue
+      fi
       "$python" "$here/reference/torch_reference.py" --config "$cfg" --case "$cs" "${common[@]}" \
         --device "$device" --dtype "$dtype" >> "$out"
       if [[ "$cs" == clm_lora && "$hf_peft" == 1 && "$cfg" != gpt2-* ]]; then
@@ -126,9 +138,10 @@ for cfg, cs in keys:
           f(b["step_ms_median"], ".1f"), f(mem_a, ".0f"), f(mem_b, ".0f"), f(mem_a / mem_b, ".2f"),
           f(pa * 100 if pa else None, ".0f"), f(pb * 100 if pb else None, ".0f"),
           str(a["trainable_params"])]) + " |")
-hf = [(k, r) for k, r in best.items() if k[2] == "hf-peft"]
+hf = [(k, r) for k, r in best.items() if k[2] in ("hf-peft", "opacus-peft")]
 if hf:
-    print("\n| config | case | biolm tok/s | transformers+peft tok/s | ratio | biolm MB | transformers+peft MB | mem ratio |")
+    print("\n| config | case | biolm tok/s | transformers+peft (+Opacus for clm_dp_lora) tok/s | ratio | biolm MB | "
+          "transformers+peft MB | mem ratio |")
     print("|---|---|---|---|---|---|---|---|")
     for (cfg, cs, _), h in hf:
         a = best.get((cfg, cs, "biolm"))

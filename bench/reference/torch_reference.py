@@ -11,13 +11,14 @@ in the same session on the same machine. Models mirror libbiolm's builders exact
 
   python3 bench/reference/torch_reference.py --config tiny --case clm_full [--threads 2]
                                              [--device cpu|cuda] [--dtype fp32|bf16]
-                                             [--impl pytorch|hf-peft] [--batch B] [--seq T]
+                                             [--impl pytorch|hf-peft|opacus-peft] [--batch B] [--seq T]
 
 Configs: tiny, small, bert, and the CUDA presets gpt2-124m, gpt2-350m (GPT-2 style: pre-LayerNorm,
 learned positions, GELU tanh, biases, tied head), megatron-bert-345m (pre-LN encoder, final
 LayerNorm) and llama-1b (grouped KV heads), the same shapes as biolm-bench. On torch 2.x attention
 uses torch.nn.functional.scaled_dot_product_attention (fused kernels), on 1.13 the explicit product.
---impl hf-peft times the clm_lora step through transformers + peft instead (LLaMA-style configs).
+--impl hf-peft times the clm_lora step through transformers + peft instead (LLaMA-style configs);
+--impl opacus-peft the clm_dp_lora step (DP-SGD of the LoRA adapters) through transformers + peft + Opacus.
 
 On CUDA each timed step ends with torch.cuda.synchronize() (the measurement), bf16 runs under
 autocast, TF32 is allowed, and AdamW uses fused=True where this torch has it.
@@ -382,6 +383,14 @@ def run_hf_peft(config, c, warmup, steps, seed, device, dtype, case="clm_lora", 
                                task_type="CAUSAL_LM")
         model = peft.get_peft_model(model, lora)
     model = model.to(device)
+    dp = case == "clm_dp_lora"
+    if dp:
+        # Opacus: per-example gradients of the trainable (LoRA) Linears from its forward/backward
+        # hooks, clipping to C = 1 and noise sigma = 1 in DPOptimizer: biolm-bench's clm_dp_lora.
+        import opacus
+        from opacus import GradSampleModule
+        from opacus.optimizers import DPOptimizer
+        model = GradSampleModule(model, batch_first=True, loss_reduction="mean")
     build_s = time.perf_counter() - t_build
     rss_after_build = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     model.train()
@@ -390,6 +399,8 @@ def run_hf_peft(config, c, warmup, steps, seed, device, dtype, case="clm_lora", 
     has_fused = "fused" in torch.optim.AdamW.__init__.__code__.co_varnames
     fused = {"fused": True} if device.type == "cuda" and has_fused else {}
     opt = torch.optim.AdamW(params, lr=1e-4, weight_decay=0.0, **fused)
+    if dp:
+        opt = DPOptimizer(opt, noise_multiplier=1.0, max_grad_norm=1.0, expected_batch_size=B, loss_reduction="mean")
     autocast = device.type == "cuda" and dtype == "bf16"
     last_loss = [None]
 
@@ -408,7 +419,8 @@ def run_hf_peft(config, c, warmup, steps, seed, device, dtype, case="clm_lora", 
     achieved = fpt * B * T / med
     peak = measure_matmul_peak(device)
     return {
-        "case": case, "config": config, "impl": "hf-peft", "torch": torch.__version__,
+        "case": case, "config": config, "impl": "opacus-peft" if dp else "hf-peft", "torch": torch.__version__,
+        **({"opacus": opacus.__version__} if dp else {}),
         "seq": T, "batch": B, "grad_ckpt": grad_ckpt, "build_s": build_s, "rss_after_build_mb": rss_after_build,
         "transformers": transformers.__version__, "peft": peft.__version__,
         "device": str(device), "dtype": dtype, "threads": torch.get_num_threads(), "blas": mapped_blas(),
@@ -425,6 +437,8 @@ def run(config, case, warmup, steps, seed, device, dtype, impl="pytorch", batch=
     c["batch"], c["seq"] = batch or c["batch"], seq or c["seq"]
     if impl == "hf-peft" and case in ("clm_full", "clm_lora", "clm_qlora"):
         return run_hf_peft(config, c, warmup, steps, seed, device, dtype, case, grad_ckpt)
+    if impl == "opacus-peft":
+        return run_hf_peft(config, c, warmup, steps, seed, device, dtype, "clm_dp_lora", grad_ckpt)
     torch.manual_seed(seed)
     B, T, V = c["batch"], c["seq"], c["vocab"]
     ids = torch.randint(0, V, (B, T))
@@ -514,7 +528,8 @@ def run(config, case, warmup, steps, seed, device, dtype, impl="pytorch", batch=
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--config", choices=sorted(CONFIGS), required=True)
-    ap.add_argument("--case", choices=["clm_full", "clm_lora", "clm_qlora", "clm_hybrid", "mlm", "forward", "generate"],
+    ap.add_argument("--case", choices=["clm_full", "clm_lora", "clm_qlora", "clm_dp_lora", "clm_hybrid", "mlm", "forward",
+                                       "generate"],
                     required=True)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--warmup", type=int, default=3)
@@ -522,8 +537,9 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32")
-    ap.add_argument("--impl", choices=["pytorch", "hf-peft"], default="pytorch",
-                    help="hf-peft: the clm_lora step through transformers + peft (LLaMA-style configs)")
+    ap.add_argument("--impl", choices=["pytorch", "hf-peft", "opacus-peft"], default="pytorch",
+                    help="hf-peft: the clm_full/lora/qlora step through transformers + peft (LLaMA-style configs); "
+                         "opacus-peft: clm_dp_lora through transformers + peft + Opacus")
     ap.add_argument("--batch", type=int, help="override the config's batch (smoke checks of big presets)")
     ap.add_argument("--seq", type=int, help="override the config's sequence length")
     ap.add_argument("--grad-ckpt", action="store_true", help="hf-peft: gradient checkpointing")
@@ -538,6 +554,8 @@ def main():
         torch.backends.cudnn.allow_tf32 = True
     if a.impl == "hf-peft" and a.case not in ("clm_full", "clm_lora", "clm_qlora"):
         raise SystemExit("--impl hf-peft times clm_full, clm_lora and clm_qlora")
+    if (a.impl == "opacus-peft") != (a.case == "clm_dp_lora"):
+        raise SystemExit("clm_dp_lora is timed through --impl opacus-peft (transformers + peft + Opacus), and only it")
     if a.impl != "hf-peft" and a.case == "clm_qlora":
         raise SystemExit("clm_qlora is timed through --impl hf-peft (transformers + peft + bitsandbytes)")
     print(json.dumps(run(a.config, a.case, a.warmup, a.steps, a.seed, device, a.dtype, a.impl, a.batch, a.seq,
