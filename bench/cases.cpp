@@ -10,6 +10,9 @@
 //   clm_hybrid clm_lora plus every norm weight, every bias and the LM head trained in full
 //              (peft::Method::Hybrid, the adaptation study's hybrid setting)
 //   mlm        MaskedLM step on the encoder, 15 % of positions masked, logits only at those
+//   tok_full   token classification step on the encoder (NER: 3 labels, every position labelled),
+//              every weight trained: what fine-tuning all-MiniLM-L6-v2 on NCBI-disease does
+//   tok_lora   the same with LoRA r 8, alpha 16 on q and v and the classifier trained in full
 //   forward    CausalLM logits, inference mode
 //   generate   greedy decoding of 32 new tokens per row after a 16-token prompt, KV cache
 //
@@ -50,6 +53,7 @@ namespace {
 constexpr int64_t kPromptTokens = 16;
 constexpr int64_t kNewTokens = 32;
 constexpr double kMaskFraction = 0.15;
+constexpr int64_t kTokenLabels = 3;  // NER with one entity type: O, B-, I-
 
 int64_t count_trainable(torch::nn::Module& module) {
   int64_t n = 0;
@@ -82,21 +86,25 @@ double ms_since(std::chrono::steady_clock::time_point t0) {
 
 CaseResult run_case(const BenchConfig& config, const std::string& case_name, const RunOptions& o) {
   const bool is_mlm = case_name == "mlm";
+  const bool is_tok = case_name == "tok_full" || case_name == "tok_lora";
+  const bool is_encoder_case = is_mlm || is_tok;
   const bool is_dp = case_name == "clm_dp_lora";
   const bool is_dora = case_name == "clm_dora";
   const bool is_qlora = case_name == "clm_qlora";
   const bool is_lora = case_name == "clm_lora" || is_dp || is_dora || is_qlora;
   const bool is_hybrid = case_name == "clm_hybrid";
-  const bool training = case_name == "clm_full" || is_lora || is_hybrid || is_mlm;
+  const bool training = case_name == "clm_full" || is_lora || is_hybrid || is_mlm || is_tok;
   if (!training && case_name != "forward" && case_name != "generate") {
-    throw ConfigError("case", "expected clm_full|clm_lora|clm_dora|clm_qlora|clm_dp_lora|clm_hybrid|mlm|forward|generate, "
+    throw ConfigError("case", "expected clm_full|clm_lora|clm_dora|clm_qlora|clm_dp_lora|clm_hybrid|mlm|tok_full|tok_lora|"
+                              "forward|generate, "
                               "found \"" +
                                   case_name + "\"");
   }
-  if (is_mlm && config.model.is_decoder()) {
-    throw ConfigError("case", "mlm needs an encoder config (bert, megatron-bert-345m), not \"" + config.name + "\"");
+  if (is_encoder_case && config.model.is_decoder()) {
+    throw ConfigError("case", case_name + " needs an encoder config (bert, minilm, megatron-bert-345m), not \"" +
+                                  config.name + "\"");
   }
-  if (!is_mlm && !config.model.is_decoder()) {
+  if (!is_encoder_case && !config.model.is_decoder()) {
     throw ConfigError("case", "\"" + case_name + "\" needs a decoder config, not the encoder \"" + config.name + "\"");
   }
 
@@ -112,7 +120,17 @@ CaseResult run_case(const BenchConfig& config, const std::string& case_name, con
   models::ModelConfig model_config = config.model;
   if (is_qlora) model_config.quantize = models::QuantizeConfig{"nf4", true};
   const auto build_start = std::chrono::steady_clock::now();
-  auto model = models::make_task_model(model_config, is_mlm ? models::TaskKind::MaskedLM : models::TaskKind::CausalLM);
+  const auto kind = is_mlm ? models::TaskKind::MaskedLM
+                   : is_tok ? models::TaskKind::TokenClassification
+                            : models::TaskKind::CausalLM;
+  auto model = models::make_task_model(model_config, kind, is_tok ? kTokenLabels : 2);
+  if (case_name == "tok_lora") {  // LoRA on q/v plus the classifier in full, as a study LoRA cell
+    peft::MethodConfig lora;
+    lora.method = peft::Method::Lora;
+    lora.lora = peft::LoraOptions(8, 16.0).targets(config.lora_targets);
+    lora.train_patterns = models::task_head_patterns(*model);
+    peft::apply(*model, lora);
+  }
   if (is_lora) {
     peft::set_requires_grad(*model, false);
     peft::apply_lora(*model, peft::LoraOptions(8, 16.0).targets(config.lora_targets).use_dora(is_dora));
@@ -143,6 +161,10 @@ CaseResult run_case(const BenchConfig& config, const std::string& case_name, con
     batch.n_target_tokens = masked.sum().item<int64_t>();
     r.notes.push_back("mlm logits only at the " + std::to_string(batch.n_target_tokens) +
                       " masked positions (MaskedLMModel sparse_logits)");
+  } else if (is_tok) {
+    batch["labels"] = torch::randint(0, kTokenLabels, {B, T}, torch::kLong);
+    batch["attention_mask"] = torch::ones({B, T}, torch::kLong);
+    batch.n_target_tokens = B * T;
   } else {
     batch.n_target_tokens = B * (T - 1);
   }

@@ -1,6 +1,7 @@
 // biolm-bench: times one libbiolm training / inference case and prints one JSON line.
 //
-//   biolm-bench --config tiny|small|bert --case clm_full|clm_lora|clm_dora|clm_qlora|clm_dp_lora|clm_hybrid|mlm|forward|generate
+//   biolm-bench --config tiny|small|bert|minilm --case clm_full|clm_lora|clm_dora|clm_qlora|clm_dp_lora|clm_hybrid|mlm|
+//               tok_full|tok_lora|forward|generate
 //               [--threads 2] [--steps N] [--warmup N] [--device cpu|cuda] [--dtype fp32|bf16]
 //               [--breakdown]
 //
@@ -61,7 +62,7 @@ models::ModelConfig bert_style(int64_t d, int64_t layers, int64_t heads, int64_t
 }  // namespace
 
 std::vector<std::string> bench_config_names() {
-  return {"tiny", "small", "bert", "gpt2-124m", "gpt2-350m", "megatron-bert-345m", "llama-1b", "llama-7b"};
+  return {"tiny", "small", "bert", "minilm", "gpt2-124m", "gpt2-350m", "megatron-bert-345m", "llama-1b", "llama-7b"};
 }
 
 BenchConfig bench_config(const std::string& name) {
@@ -79,6 +80,10 @@ BenchConfig bench_config(const std::string& name) {
     c.model = bert_style(256, 4, 4, 1024, 8000);
     c.seq = 128;
     c.batch = 8;
+  } else if (name == "minilm") {  // all-MiniLM-L6-v2's shape, the study's NCBI-disease batch (16 x 64 pieces)
+    c.model = bert_style(384, 6, 12, 1536, 30522);
+    c.seq = 64;
+    c.batch = 16;
   } else if (name == "gpt2-124m" || name == "gpt2-350m") {
     c.model = models::preset("gpt2");
     if (name == "gpt2-350m") {  // GPT-2 medium (HF gpt2-medium)
@@ -169,7 +174,7 @@ int run(int argc, char** argv) {
   app.add_option("--batch", batch, "rows per step (default: the config's)");
   app.add_flag("--big-cpu", big_cpu, "allow a CUDA-sized config on the CPU (memory benchmarks: llama-1b, llama-7b)");
   app.add_flag("--grad-ckpt", grad_ckpt, "activation checkpointing: recompute each block in backward");
-  app.add_option("--case", case_name, "clm_full|clm_lora|clm_dora|clm_qlora|clm_dp_lora|clm_hybrid|mlm|forward|generate")->capture_default_str();
+  app.add_option("--case", case_name, "clm_full|clm_lora|clm_dora|clm_qlora|clm_dp_lora|clm_hybrid|mlm|tok_full|tok_lora|forward|generate")->capture_default_str();
   app.add_option("--threads", threads, "intra-op threads (CPU) and OpenBLAS threads")->capture_default_str();
   app.add_option("--steps", opts.steps, "timed steps")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--warmup", opts.warmup, "untimed steps first")->capture_default_str()->check(CLI::NonNegativeNumber);

@@ -10,10 +10,13 @@
 #                      clm_dp_lora is raced against transformers + peft + Opacus)
 #                      [--threads 2] [--steps 10] [--warmup 3] [--device cpu] [--dtype fp32]
 #                      [--bin build/bin/biolm-bench] [--python /usr/bin/python3] [--repeat 1]
+#                      [--hf "sdpa eager compile"] (transformers variants timed; default sdpa)
 #
 # On CUDA (--device cuda) the default configs become the CUDA presets; the reference is run with
 # --device cuda as well; where transformers and peft import, every LLaMA-style clm_lora case is
-# also timed through them (torch_reference.py --impl hf-peft) and gets a table of its own.
+# also timed through them (torch_reference.py --impl hf-peft) and gets a table of its own, and so are
+# the encoder cases (mlm; tok_full / tok_lora of --configs minilm, which only transformers runs);
+# --hf picks the variants: sdpa, eager (attn_implementation) and compile (torch.compile, sdpa).
 # --repeat N runs each pair N times and keeps every line; the table shows each side's fastest run
 # (by median), and "ratio (min)" compares the fastest single steps, which is the steadier figure on
 # a machine shared with other work.
@@ -32,6 +35,7 @@ dtype=fp32
 bin="$root/build/bin/biolm-bench"
 python=/usr/bin/python3
 repeat=1
+hf_variants="sdpa"
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -46,6 +50,7 @@ while [[ $# -gt 0 ]]; do
     --bin) bin="$2"; shift 2 ;;
     --python) python="$2"; shift 2 ;;
     --repeat) repeat="$2"; shift 2 ;;
+    --hf) hf_variants="$2"; shift 2 ;;
     -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *) echo "run_bench.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
@@ -63,6 +68,7 @@ cases_for() {
   if [[ -n "$cases" ]]; then echo "$cases"; return; fi
   case "$1" in
     bert|megatron-bert-345m) echo "mlm" ;;
+    minilm) echo "tok_full tok_lora" ;;
     llama-1b) echo "clm_lora" ;;
     *) echo "clm_full clm_lora clm_dp_lora clm_hybrid forward generate" ;;
   esac
@@ -94,11 +100,21 @@ for cfg in $configs; do
         fi
         continue
       fi
-      "$python" "$here/reference/torch_reference.py" --config "$cfg" --case "$cs" "${common[@]}" \
-        --device "$device" --dtype "$dtype" >> "$out"
-      if [[ "$cs" == clm_lora && "$hf_peft" == 1 && "$cfg" != gpt2-* ]]; then
+      if [[ "$cs" != tok_* ]]; then
         "$python" "$here/reference/torch_reference.py" --config "$cfg" --case "$cs" "${common[@]}" \
-          --device "$device" --dtype "$dtype" --impl hf-peft >> "$out"
+          --device "$device" --dtype "$dtype" >> "$out"
+      fi
+      if [[ "$hf_peft" == 1 && "$cfg" != gpt2-* && " clm_full clm_lora mlm tok_full tok_lora " == *" $cs "* ]]; then
+        for v in $hf_variants; do
+          case "$v" in
+            sdpa) extra=() ;;
+            eager) extra=(--attn eager) ;;
+            compile) extra=(--compile) ;;
+            *) echo "run_bench.sh: --hf variant '$v' (sdpa, eager, compile)" >&2; exit 2 ;;
+          esac
+          "$python" "$here/reference/torch_reference.py" --config "$cfg" --case "$cs" "${common[@]}" \
+            --device "$device" --dtype "$dtype" --impl hf-peft "${extra[@]}" >> "$out"
+        done
       fi
     done
   done
@@ -138,18 +154,17 @@ for cfg, cs in keys:
           f(b["step_ms_median"], ".1f"), f(mem_a, ".0f"), f(mem_b, ".0f"), f(mem_a / mem_b, ".2f"),
           f(pa * 100 if pa else None, ".0f"), f(pb * 100 if pb else None, ".0f"),
           str(a["trainable_params"])]) + " |")
-hf = [(k, r) for k, r in best.items() if k[2] in ("hf-peft", "opacus-peft")]
+hf = [(k, r) for k, r in best.items() if k[2].startswith(("hf-peft", "opacus-peft"))]
 if hf:
-    print("\n| config | case | biolm tok/s | transformers+peft (+Opacus for clm_dp_lora) tok/s | ratio | biolm MB | "
-          "transformers+peft MB | mem ratio |")
-    print("|---|---|---|---|---|---|---|---|")
-    for (cfg, cs, _), h in hf:
+    print("\n| config | case | peer | biolm tok/s | peer tok/s | ratio | biolm MB | peer MB | mem ratio |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for (cfg, cs, impl), h in hf:
         a = best.get((cfg, cs, "biolm"))
         if a is None:
             continue
         mem_a = a.get("peak_cuda_mb") or a["peak_rss_mb"]
         mem_h = h.get("peak_cuda_mb") or h["peak_rss_mb"]
-        print("| " + " | ".join([cfg, cs, f(a["tokens_per_s"], ".0f"), f(h["tokens_per_s"], ".0f"),
+        print("| " + " | ".join([cfg, cs, impl, f(a["tokens_per_s"], ".0f"), f(h["tokens_per_s"], ".0f"),
               f(a["tokens_per_s"] / h["tokens_per_s"], ".2f") + "x", f(mem_a, ".0f"), f(mem_h, ".0f"),
               f(mem_a / mem_h, ".2f")]) + " |")
 first = next((r for r in rows if r["impl"] == "biolm"), None)

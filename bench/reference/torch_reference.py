@@ -45,6 +45,8 @@ CONFIGS = {
                   style="llama"),
     "bert": dict(d=256, layers=4, heads=4, kv=4, seq=128, batch=8, vocab=8000, ffn=1024, family="encoder",
                  style="bert"),
+    "minilm": dict(d=384, layers=6, heads=12, kv=12, seq=64, batch=16, vocab=30522, ffn=1536, family="encoder",
+                   style="bert"),
     "gpt2-124m": dict(d=768, layers=12, heads=12, kv=12, seq=1024, batch=8, vocab=50257, ffn=3072, family="decoder",
                       style="gpt2"),
     "gpt2-350m": dict(d=1024, layers=24, heads=16, kv=16, seq=1024, batch=8, vocab=50257, ffn=4096, family="decoder",
@@ -336,7 +338,12 @@ def _save_dense(cfg, seed, path):  # in a child process: its float32 copy must n
     transformers.LlamaForCausalLM(cfg).save_pretrained(path, safe_serialization=True)
 
 
-def run_hf_peft(config, c, warmup, steps, seed, device, dtype, case="clm_lora", grad_ckpt=False):
+def _hf_impl(dp, attn, compiled):
+    return ("opacus-peft" if dp else "hf-peft") + ("" if attn == "sdpa" else "-" + attn) + ("-compile" if compiled else "")
+
+
+def run_hf_peft(config, c, warmup, steps, seed, device, dtype, case="clm_lora", grad_ckpt=False, attn="sdpa",
+                compiled=False):
     """The clm_full / clm_lora / clm_qlora step through Hugging Face transformers + peft (+ bitsandbytes):
     LlamaForCausalLM of the same shape (SDPA attention); LoRA r 8, alpha 16 on q_proj and v_proj;
     clm_qlora loads the base with BitsAndBytesConfig(nf4, double quantization, compute float32), the way
@@ -368,10 +375,10 @@ def run_hf_peft(config, c, warmup, steps, seed, device, dtype, case="clm_lora", 
         bnb = transformers.BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
                                               bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=torch.float32)
         model = transformers.LlamaForCausalLM.from_pretrained(dense_dir, quantization_config=bnb,
-                                                             attn_implementation="sdpa", device_map=str(device))
+                                                             attn_implementation=attn, device_map=str(device))
     else:
         try:
-            model = transformers.LlamaForCausalLM._from_config(cfg, attn_implementation="sdpa")
+            model = transformers.LlamaForCausalLM._from_config(cfg, attn_implementation=attn)
         except (TypeError, ValueError, ImportError):
             model = transformers.LlamaForCausalLM(cfg)
     if grad_ckpt:
@@ -401,13 +408,14 @@ def run_hf_peft(config, c, warmup, steps, seed, device, dtype, case="clm_lora", 
     opt = torch.optim.AdamW(params, lr=1e-4, weight_decay=0.0, **fused)
     if dp:
         opt = DPOptimizer(opt, noise_multiplier=1.0, max_grad_norm=1.0, expected_batch_size=B, loss_reduction="mean")
+    fwd = torch.compile(model) if compiled else model
     autocast = device.type == "cuda" and dtype == "bf16"
     last_loss = [None]
 
     def step():
         ctx = torch.autocast("cuda", dtype=torch.bfloat16) if autocast else contextlib.nullcontext()
         with ctx:
-            loss = model(input_ids=ids, labels=ids).loss  # HF shifts the labels itself
+            loss = fwd(input_ids=ids, labels=ids).loss  # HF shifts the labels itself
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -419,7 +427,8 @@ def run_hf_peft(config, c, warmup, steps, seed, device, dtype, case="clm_lora", 
     achieved = fpt * B * T / med
     peak = measure_matmul_peak(device)
     return {
-        "case": case, "config": config, "impl": "opacus-peft" if dp else "hf-peft", "torch": torch.__version__,
+        "case": case, "config": config, "impl": _hf_impl(dp, attn, compiled), "attn": attn, "compiled": compiled,
+        "torch": torch.__version__,
         **({"opacus": opacus.__version__} if dp else {}),
         "seq": T, "batch": B, "grad_ckpt": grad_ckpt, "build_s": build_s, "rss_after_build_mb": rss_after_build,
         "transformers": transformers.__version__, "peft": peft.__version__,
@@ -432,13 +441,80 @@ def run_hf_peft(config, c, warmup, steps, seed, device, dtype, case="clm_lora", 
     }
 
 
-def run(config, case, warmup, steps, seed, device, dtype, impl="pytorch", batch=None, seq=None, grad_ckpt=False):
+def run_hf_encoder(config, c, case, warmup, steps, seed, device, attn="sdpa", compiled=False):
+    """tok_full / tok_lora / mlm through transformers (+ peft): BertForTokenClassification (3 labels,
+    every position labelled) or BertForMaskedLM (15 % masked; transformers computes the logits at
+    every position) of the config's shape, no dropout; tok_lora: peft LoRA r 8, alpha 16 on query
+    and value, task_type TOKEN_CLS (the classifier trained in full); AdamW lr 1e-4 on the trainable
+    weights; attn: eager or sdpa; compiled: torch.compile of the model (its compilation falls in
+    the warm-up steps)."""
+    import peft
+    import transformers
+    if c["family"] != "encoder":
+        raise SystemExit(f"{case} needs an encoder config (bert, minilm), not {config}")
+    torch.manual_seed(seed)
+    B, T, V = c["batch"], c["seq"], c["vocab"]
+    cfg = transformers.BertConfig(vocab_size=V, hidden_size=c["d"], num_hidden_layers=c["layers"],
+                                  num_attention_heads=c["heads"], intermediate_size=c["ffn"],
+                                  max_position_embeddings=512, hidden_act="gelu", hidden_dropout_prob=0.0,
+                                  attention_probs_dropout_prob=0.0, num_labels=3)
+    cls = transformers.BertForMaskedLM if case == "mlm" else transformers.BertForTokenClassification
+    t_build = time.perf_counter()
+    model = cls._from_config(cfg, attn_implementation=attn)
+    if case == "tok_lora":
+        model = peft.get_peft_model(model, peft.LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0,
+                                                           target_modules=["query", "value"], task_type="TOKEN_CLS"))
+    model = model.to(device)
+    build_s = time.perf_counter() - t_build
+    model.train()
+    ids = torch.randint(0, V, (B, T))
+    if case == "mlm":
+        labels = torch.full((B, T), -100, dtype=torch.long)
+        mask = torch.rand(B, T) < 0.15
+        labels[mask] = ids[mask]
+    else:
+        labels = torch.randint(0, 3, (B, T))
+    ids, labels, att = ids.to(device), labels.to(device), torch.ones(B, T, dtype=torch.long, device=device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=1e-4, weight_decay=0.0)
+    fwd = torch.compile(model) if compiled else model
+    last_loss = [None]
+
+    def step():
+        loss = fwd(input_ids=ids, attention_mask=att, labels=labels).loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        last_loss[0] = loss.detach()
+
+    times, rss, cuda_mb = time_steps(step, warmup, steps, device)
+    med = statistics.median(times)
+    fpt = flops_per_token(c, True)
+    achieved = fpt * B * T / med
+    peak = measure_matmul_peak(device)
+    return {
+        "case": case, "config": config, "impl": _hf_impl(False, attn, compiled), "attn": attn, "compiled": compiled,
+        "torch": torch.__version__, "seq": T, "batch": B, "build_s": build_s,
+        "transformers": transformers.__version__, "peft": peft.__version__,
+        "device": str(device), "dtype": "fp32", "threads": torch.get_num_threads(), "blas": mapped_blas(),
+        "tokens_per_s": B * T / med, "step_ms_median": med * 1e3, "step_ms_min": min(times) * 1e3,
+        "step_ms_max": max(times) * 1e3, "steps": steps, "warmup": warmup,
+        "peak_rss_mb": rss, "peak_cuda_mb": cuda_mb, "flops_per_token": fpt, "achieved_flops": achieved,
+        "matmul_peak_flops": peak, "peak_fraction": achieved / peak,
+        "trainable_params": sum(p.numel() for p in params), "final_loss": float(last_loss[0]),
+    }
+
+
+def run(config, case, warmup, steps, seed, device, dtype, impl="pytorch", batch=None, seq=None, grad_ckpt=False,
+        attn="sdpa", compiled=False):
     c = dict(CONFIGS[config])
     c["batch"], c["seq"] = batch or c["batch"], seq or c["seq"]
+    if impl == "hf-peft" and case in ("tok_full", "tok_lora", "mlm"):
+        return run_hf_encoder(config, c, case, warmup, steps, seed, device, attn, compiled)
     if impl == "hf-peft" and case in ("clm_full", "clm_lora", "clm_qlora"):
-        return run_hf_peft(config, c, warmup, steps, seed, device, dtype, case, grad_ckpt)
+        return run_hf_peft(config, c, warmup, steps, seed, device, dtype, case, grad_ckpt, attn, compiled)
     if impl == "opacus-peft":
-        return run_hf_peft(config, c, warmup, steps, seed, device, dtype, "clm_dp_lora", grad_ckpt)
+        return run_hf_peft(config, c, warmup, steps, seed, device, dtype, "clm_dp_lora", grad_ckpt, attn, compiled)
     torch.manual_seed(seed)
     B, T, V = c["batch"], c["seq"], c["vocab"]
     ids = torch.randint(0, V, (B, T))
@@ -528,8 +604,8 @@ def run(config, case, warmup, steps, seed, device, dtype, impl="pytorch", batch=
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--config", choices=sorted(CONFIGS), required=True)
-    ap.add_argument("--case", choices=["clm_full", "clm_lora", "clm_qlora", "clm_dp_lora", "clm_hybrid", "mlm", "forward",
-                                       "generate"],
+    ap.add_argument("--case", choices=["clm_full", "clm_lora", "clm_qlora", "clm_dp_lora", "clm_hybrid", "mlm", "tok_full",
+                                       "tok_lora", "forward", "generate"],
                     required=True)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--warmup", type=int, default=3)
@@ -543,6 +619,8 @@ def main():
     ap.add_argument("--batch", type=int, help="override the config's batch (smoke checks of big presets)")
     ap.add_argument("--seq", type=int, help="override the config's sequence length")
     ap.add_argument("--grad-ckpt", action="store_true", help="hf-peft: gradient checkpointing")
+    ap.add_argument("--attn", choices=["sdpa", "eager"], default="sdpa", help="hf-peft: transformers' attention")
+    ap.add_argument("--compile", action="store_true", help="hf-peft: torch.compile of the transformers model")
     a = ap.parse_args()
     device = torch.device(a.device)
     if a.dtype == "bf16" and device.type != "cuda":
@@ -552,14 +630,18 @@ def main():
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    if a.impl == "hf-peft" and a.case not in ("clm_full", "clm_lora", "clm_qlora"):
-        raise SystemExit("--impl hf-peft times clm_full, clm_lora and clm_qlora")
+    if a.impl == "hf-peft" and a.case not in ("clm_full", "clm_lora", "clm_qlora", "tok_full", "tok_lora", "mlm"):
+        raise SystemExit("--impl hf-peft times clm_full, clm_lora, clm_qlora, tok_full, tok_lora and mlm")
+    if a.impl == "pytorch" and a.case in ("tok_full", "tok_lora"):
+        raise SystemExit("tok_full and tok_lora are timed through --impl hf-peft (transformers + peft)")
+    if (a.attn != "sdpa" or a.compile) and a.impl == "pytorch":
+        raise SystemExit("--attn and --compile apply to the transformers implementations")
     if (a.impl == "opacus-peft") != (a.case == "clm_dp_lora"):
         raise SystemExit("clm_dp_lora is timed through --impl opacus-peft (transformers + peft + Opacus), and only it")
     if a.impl != "hf-peft" and a.case == "clm_qlora":
         raise SystemExit("clm_qlora is timed through --impl hf-peft (transformers + peft + bitsandbytes)")
     print(json.dumps(run(a.config, a.case, a.warmup, a.steps, a.seed, device, a.dtype, a.impl, a.batch, a.seq,
-                         a.grad_ckpt)))
+                         a.grad_ckpt, a.attn, a.compile)))
     sys.stdout.flush()
 
 

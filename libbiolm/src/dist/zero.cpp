@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <torch/torch.h>
 
+#include "biolm/core/compat.h"
 #include "biolm/core/error.h"
 #include "biolm/core/log.h"
 #include "biolm/train/distributed.h"
@@ -10,8 +11,8 @@
 namespace biolm::dist {
 namespace {
 
-// LibTorch keys optimizer state by the parameter's TensorImpl address.
-std::string state_key(const torch::Tensor& t) { return c10::guts::to_string(t.unsafeGetTensorImpl()); }
+// LibTorch keys optimizer state by the parameter's TensorImpl address (compat.h: as which type).
+auto state_key(const torch::Tensor& t) { return compat::optimizer_state_key(t); }
 
 bool is_adamw(const torch::optim::Optimizer& optimizer) {
   return dynamic_cast<const torch::optim::AdamW*>(&optimizer) != nullptr;

@@ -18,8 +18,10 @@ StepOutput TrainableModel::run(const data::Batch& batch) {
 }
 
 void TrainableModel::attach_soft_prompt(std::shared_ptr<InputPrefix> prompt) {
+  BIOLM_CHECK(prompt != nullptr, Error, "attach_soft_prompt: no prompt");
   if (soft_prompt_) unregister_module("soft_prompt");
-  soft_prompt_ = register_module("soft_prompt", std::move(prompt));
+  register_module("soft_prompt", prompt->prefix_module());
+  soft_prompt_ = std::move(prompt);
 }
 
 }  // namespace biolm::models

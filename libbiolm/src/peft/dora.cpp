@@ -20,7 +20,7 @@ DoraAdapterImpl::DoraAdapterImpl(int64_t in_features, int64_t out_features, cons
 torch::Tensor DoraAdapterImpl::weight_norm(const torch::Tensor& weight) const {
   torch::NoGradGuard no_grad;
   const auto adapted = weight + scaling() * torch::matmul(lora_b, lora_a).to(weight.dtype());  // (out, in)
-  return torch::linalg::vector_norm(adapted, 2, /*dim=*/torch::IntArrayRef{1}, /*keepdim=*/false, c10::nullopt)
+  return at::linalg_vector_norm(adapted, 2, /*dim=*/torch::IntArrayRef{1}, /*keepdim=*/false, c10::nullopt)
       .to(weight.dtype());
 }
 

@@ -261,7 +261,7 @@ PeftSummary apply(models::TrainableModel& model, const MethodConfig& config) {
   for_each_adapter(model, [](nn::LinearImpl& lin) {
     for (auto& p : lin.adapter()->parameters()) p.set_requires_grad(true);
   });
-  if (model.soft_prompt()) set_requires_grad(*model.soft_prompt(), true);
+  if (model.soft_prompt()) set_requires_grad(*model.soft_prompt()->prefix_module(), true);
 
   // Parts trained in full next to the adapter (PEFT's modules_to_save: a new task head), and for
   // hybrid also the top layers.

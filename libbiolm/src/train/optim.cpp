@@ -4,8 +4,6 @@
 #include <torch/optim/sgd.h>
 
 #include <cmath>
-#include <sstream>
-#include <type_traits>
 
 #include "biolm/core/compat.h"
 #include "biolm/core/error.h"
@@ -35,7 +33,7 @@ class FusedAdamW : public torch::optim::AdamW {
       std::vector<torch::Tensor> ps, gs, ms, vs, steps;
       for (auto& p : group.params()) {
         if (!p.grad().defined()) continue;
-        auto& slot = state_[state_key(p)];
+        auto& slot = state_[compat::optimizer_state_key(p)];
         if (!slot) {
           auto st = std::make_unique<torch::optim::AdamWParamState>();
           st->step(0);
@@ -55,20 +53,6 @@ class FusedAdamW : public torch::optim::AdamW {
                            o.weight_decay(), o.eps());
     }
     return loss;
-  }
-
- private:
-  // The optimizer's state map is keyed by the TensorImpl address: as a string in LibTorch 1.13
-  // (c10::guts::to_string of the pointer, an ostream print), as the pointer itself in 2.x.
-  template <typename Key = typename std::decay_t<decltype(std::declval<torch::optim::Optimizer&>().state())>::key_type>
-  static Key state_key(const torch::Tensor& p) {
-    if constexpr (std::is_same_v<Key, std::string>) {
-      std::ostringstream s;
-      s << p.unsafeGetTensorImpl();
-      return s.str();
-    } else {
-      return static_cast<Key>(p.unsafeGetTensorImpl());
-    }
   }
 };
 

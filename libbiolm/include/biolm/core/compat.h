@@ -20,10 +20,14 @@
 #include <c10/core/DeviceType.h>
 #include <c10/core/ScalarType.h>
 #include <c10/util/Optional.h>
+#include <torch/optim/optimizer.h>
 #include <torch/version.h>
 
 #include <cstdint>
 #include <optional>
+#include <sstream>
+#include <string>
+#include <type_traits>
 
 #define BIOLM_TORCH_AT_LEAST(major, minor) \
   (TORCH_VERSION_MAJOR > (major) || (TORCH_VERSION_MAJOR == (major) && TORCH_VERSION_MINOR >= (minor)))
@@ -95,5 +99,19 @@ bool autocast_enabled(c10::DeviceType device);
 std::optional<int64_t> cuda_peak_allocated_bytes(int device);
 /// Restarts the peak statistics of `device` (no-op without CUDA).
 void cuda_reset_peak_memory(int device);
+
+/// The key of parameter `p` in torch::optim::Optimizer::state(): its TensorImpl address, printed
+/// to a std::string (LibTorch 1.13: c10::guts::to_string, an ostream print) or the pointer itself
+/// (2.x). Chosen from the map's key type, so it follows whichever LibTorch is built against.
+template <typename Key = typename std::decay_t<decltype(std::declval<torch::optim::Optimizer&>().state())>::key_type>
+Key optimizer_state_key(const at::Tensor& p) {
+  if constexpr (std::is_same_v<Key, std::string>) {
+    std::ostringstream s;
+    s << p.unsafeGetTensorImpl();
+    return s.str();
+  } else {
+    return static_cast<Key>(p.unsafeGetTensorImpl());
+  }
+}
 
 }  // namespace biolm::compat

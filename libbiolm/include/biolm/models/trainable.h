@@ -36,14 +36,19 @@ struct StepOutput {
 
 /// Something that rewrites a batch before the model sees it by prepending learned input vectors:
 /// the soft prompt of prompt tuning (peft::SoftPromptImpl). The model only knows this interface,
-/// so models/ does not depend on peft/.
-class InputPrefix : public virtual torch::nn::Module {
+/// so models/ does not depend on peft/. Not itself a Module (LibTorch 2.x's Cloneable derives
+/// from Module non-virtually, so a second Module base would be ambiguous): prefix_module() is the
+/// module that holds its parameters, registered as the model's "soft_prompt".
+class InputPrefix {
  public:
+  virtual ~InputPrefix() = default;
   /// `batch` with inputs_embeds = cat(prefix, token_embeds) and masks/labels extended (see
   /// peft/prompt_tuning.h); token_embeds (B,T,C) is the model's embedding of batch.input_ids.
   virtual data::Batch prepend(const data::Batch& batch, const torch::Tensor& token_embeds) const = 0;
   /// P, the number of positions prepended.
   virtual int64_t n_prefix_tokens() const = 0;
+  /// The module holding the prefix's parameters (the same object).
+  virtual std::shared_ptr<torch::nn::Module> prefix_module() = 0;
 };
 
 class TrainableModel : public torch::nn::Module {

@@ -49,6 +49,7 @@ class SoftPromptImpl : public torch::nn::Cloneable<SoftPromptImpl>, public model
   /// Throws ConfigError for packed batches (segment_ids): a prompt per packed example is not defined.
   data::Batch prepend(const data::Batch& batch, const torch::Tensor& token_embeds) const override;
   int64_t n_prefix_tokens() const override { return options.n_virtual_tokens(); }
+  std::shared_ptr<torch::nn::Module> prefix_module() override { return shared_from_this(); }
 
   PromptTuningOptions options;
   torch::Tensor embeddings;  // (P, C)
