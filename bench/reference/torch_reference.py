@@ -342,6 +342,28 @@ def _hf_impl(dp, attn, compiled):
     return ("opacus-peft" if dp else "hf-peft") + ("" if attn == "sdpa" else "-" + attn) + ("-compile" if compiled else "")
 
 
+def _timed_result(c, step, warmup, steps, device, params, last_loss, **fields):
+    """Times `step` and returns the JSON fields every transformers-based run reports, plus `fields`."""
+    import peft
+    import transformers
+    B, T = c["batch"], c["seq"]
+    times, rss, cuda_mb = time_steps(step, warmup, steps, device)
+    med = statistics.median(times)
+    fpt = flops_per_token(c, True)
+    achieved = fpt * B * T / med
+    peak = measure_matmul_peak(device)
+    return {
+        **fields, "torch": torch.__version__, "seq": T, "batch": B,
+        "transformers": transformers.__version__, "peft": peft.__version__,
+        "device": str(device), "threads": torch.get_num_threads(), "blas": mapped_blas(),
+        "tokens_per_s": B * T / med, "step_ms_median": med * 1e3, "step_ms_min": min(times) * 1e3,
+        "step_ms_max": max(times) * 1e3, "steps": steps, "warmup": warmup,
+        "peak_rss_mb": rss, "peak_cuda_mb": cuda_mb, "flops_per_token": fpt, "achieved_flops": achieved,
+        "matmul_peak_flops": peak, "peak_fraction": achieved / peak,
+        "trainable_params": sum(p.numel() for p in params), "final_loss": float(last_loss[0]),
+    }
+
+
 def run_hf_peft(config, c, warmup, steps, seed, device, dtype, case="clm_lora", grad_ckpt=False, attn="sdpa",
                 compiled=False):
     """The clm_full / clm_lora / clm_qlora step through Hugging Face transformers + peft (+ bitsandbytes):
@@ -421,24 +443,10 @@ def run_hf_peft(config, c, warmup, steps, seed, device, dtype, case="clm_lora", 
         opt.step()
         last_loss[0] = loss.detach()
 
-    times, rss, cuda_mb = time_steps(step, warmup, steps, device)
-    med = statistics.median(times)
-    fpt = flops_per_token(c, True)
-    achieved = fpt * B * T / med
-    peak = measure_matmul_peak(device)
-    return {
-        "case": case, "config": config, "impl": _hf_impl(dp, attn, compiled), "attn": attn, "compiled": compiled,
-        "torch": torch.__version__,
-        **({"opacus": opacus.__version__} if dp else {}),
-        "seq": T, "batch": B, "grad_ckpt": grad_ckpt, "build_s": build_s, "rss_after_build_mb": rss_after_build,
-        "transformers": transformers.__version__, "peft": peft.__version__,
-        "device": str(device), "dtype": dtype, "threads": torch.get_num_threads(), "blas": mapped_blas(),
-        "tokens_per_s": B * T / med, "step_ms_median": med * 1e3, "step_ms_min": min(times) * 1e3,
-        "step_ms_max": max(times) * 1e3, "steps": steps, "warmup": warmup,
-        "peak_rss_mb": rss, "peak_cuda_mb": cuda_mb, "flops_per_token": fpt, "achieved_flops": achieved,
-        "matmul_peak_flops": peak, "peak_fraction": achieved / peak,
-        "trainable_params": sum(p.numel() for p in params), "final_loss": float(last_loss[0]),
-    }
+    return _timed_result(c, step, warmup, steps, device, params, last_loss, case=case, config=config,
+                         impl=_hf_impl(dp, attn, compiled), attn=attn, compiled=compiled,
+                         **({"opacus": opacus.__version__} if dp else {}), grad_ckpt=grad_ckpt, build_s=build_s,
+                         rss_after_build_mb=rss_after_build, dtype=dtype)
 
 
 def run_hf_encoder(config, c, case, warmup, steps, seed, device, attn="sdpa", compiled=False):
@@ -487,22 +495,9 @@ def run_hf_encoder(config, c, case, warmup, steps, seed, device, attn="sdpa", co
         opt.step()
         last_loss[0] = loss.detach()
 
-    times, rss, cuda_mb = time_steps(step, warmup, steps, device)
-    med = statistics.median(times)
-    fpt = flops_per_token(c, True)
-    achieved = fpt * B * T / med
-    peak = measure_matmul_peak(device)
-    return {
-        "case": case, "config": config, "impl": _hf_impl(False, attn, compiled), "attn": attn, "compiled": compiled,
-        "torch": torch.__version__, "seq": T, "batch": B, "build_s": build_s,
-        "transformers": transformers.__version__, "peft": peft.__version__,
-        "device": str(device), "dtype": "fp32", "threads": torch.get_num_threads(), "blas": mapped_blas(),
-        "tokens_per_s": B * T / med, "step_ms_median": med * 1e3, "step_ms_min": min(times) * 1e3,
-        "step_ms_max": max(times) * 1e3, "steps": steps, "warmup": warmup,
-        "peak_rss_mb": rss, "peak_cuda_mb": cuda_mb, "flops_per_token": fpt, "achieved_flops": achieved,
-        "matmul_peak_flops": peak, "peak_fraction": achieved / peak,
-        "trainable_params": sum(p.numel() for p in params), "final_loss": float(last_loss[0]),
-    }
+    return _timed_result(c, step, warmup, steps, device, params, last_loss, case=case, config=config,
+                         impl=_hf_impl(False, attn, compiled), attn=attn, compiled=compiled, build_s=build_s,
+                         dtype="fp32")
 
 
 def run(config, case, warmup, steps, seed, device, dtype, impl="pytorch", batch=None, seq=None, grad_ckpt=False,
