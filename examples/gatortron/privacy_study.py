@@ -92,19 +92,21 @@ def split_sites(p, train_path, out_dir):
     for n in names:
         path = os.path.join(out_dir, f"{n}.conll")
         sentences = [s for b, _ in got[n] for s in b]
-        text = "\n\n".join("\n".join(s) for s in sentences) + "\n"
-        if not os.path.exists(path) or open(path, encoding="utf-8").read() != text:
-            with open(path, "w", encoding="utf-8") as f:
-                f.write(text)
+        _write_conll(path, sentences)
         sites.append({"name": n, "train": path, "sentences": len(sentences),
                       "mentions": len(_mentions(sentences)), "blocks": len(got[n]),
                       "oncology_blocks": sum(1 for _, o in got[n] if o)})
     pooled = os.path.join(out_dir, "pooled.conll")
-    text = "\n\n".join("\n".join(s) for site in names for b, _ in got[site] for s in b) + "\n"
-    if not os.path.exists(pooled) or open(pooled, encoding="utf-8").read() != text:
-        with open(pooled, "w", encoding="utf-8") as f:
-            f.write(text)
+    _write_conll(pooled, [s for n in names for b, _ in got[n] for s in b])
     return sites, pooled
+
+
+def _write_conll(path, sentences):
+    """Writes the sentences (lists of lines) as a CoNLL file, unless the file already holds exactly that."""
+    text = "\n\n".join("\n".join(s) for s in sentences) + "\n"
+    if not os.path.exists(path) or open(path, encoding="utf-8").read() != text:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
 
 
 def _curve(run):
@@ -139,27 +141,27 @@ def run_cells(cfg, out, starts, env, report_only, run_cmd, tail, log, deep_merge
                   "algorithm": "fedavg", "exchange": "adapters", "round_timeout_s": 3600}
     plan = []
     for s in sites:
-        plan.append(("alone", s["name"], "finetune",
+        plan.append(("alone", s["name"], "finetune", local,
                      {"data": {"train": s["train"]}, "train": {"max_steps": local, "eval_every": p["local_steps"],
                                                                "log_every": p["local_steps"]}}))
     fed_sites = [{"name": s["name"], "train": s["train"]} for s in sites]
-    plan.append(("fedavg", "all", "federate", {"sites": fed_sites, "federation": federation}))
-    plan.append(("fedprox", "all", "federate",
+    plan.append(("fedavg", "all", "federate", local, {"sites": fed_sites, "federation": federation}))
+    plan.append(("fedprox", "all", "federate", local,
                  {"sites": fed_sites, "federation": dict(federation, algorithm="fedprox", mu=p["fedprox_mu"])}))
-    plan.append(("central", "pooled", "finetune",
+    plan.append(("central", "pooled", "finetune", local * len(sites),
                  {"data": {"train": pooled}, "train": {"max_steps": local * len(sites),
                                                        "eval_every": p["local_steps"] * len(sites),
                                                        "log_every": p["local_steps"]}}))
     dp = p["dp"]
     for eps in dp["epsilons"]:
         steps = max(1, p["local_steps"] // dp["grad_accum"])
-        plan.append((f"dp-eps-{eps:g}", "all", "federate",
+        plan.append((f"dp-eps-{eps:g}", "all", "federate", p["rounds"] * steps,
                      {"sites": fed_sites, "federation": dict(federation, local_steps=steps),
                       "train": {"lr": dp.get("lr", p["lr"]), "grad_accum": dp["grad_accum"], "clip_grad_norm": None,
                                 "dp": {"target_epsilon": eps, "delta": dp["delta"], "max_grad_norm": dp["max_grad_norm"],
                                        "sampling": "poisson"}}}))
     cells = []
-    for cell, who, command, extra in plan:
+    for cell, who, command, steps_per_site, extra in plan:
         name = f"privacy-{cell}" + (f"-{who}" if cell == "alone" else "")
         run = os.path.join(out, "runs", name)
         rec_path = os.path.join(run, "study_run.json")
@@ -178,14 +180,11 @@ def run_cells(cfg, out, starts, env, report_only, run_cmd, tail, log, deep_merge
             raise SystemExit(f"{name} failed (rc {rc}):\n{tail(run + '.log')}")
         res = json.load(open(os.path.join(run, "results.json")))
         rec = {"name": name, "cell": cell, "site": who, "command": command, "seconds": secs, "peak_rss_mb": rss,
-               "metrics": res["tasks"][t["kind"]], "curve": _curve(run),
-               "steps_per_site": local if command == "federate" or cell == "alone" else local * len(sites)}
+               "metrics": res["tasks"][t["kind"]], "curve": _curve(run), "steps_per_site": steps_per_site}
         if command == "federate":
             rec.update({k: res.get(k) for k in ("rounds", "bytes_up", "bytes_down", "exchanged_bytes", "exchanged_tensors")})
             if "privacy" in res:
                 rec["privacy"] = res["privacy"]
-            if cell.startswith("dp-"):
-                rec["steps_per_site"] = p["rounds"] * extra["federation"]["local_steps"]
         else:
             rec["trainable_parameters"] = res.get("trainable_parameters")
         with open(rec_path, "w") as f:

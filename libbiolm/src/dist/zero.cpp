@@ -11,9 +11,6 @@
 namespace biolm::dist {
 namespace {
 
-// LibTorch keys optimizer state by the parameter's TensorImpl address (compat.h: as which type).
-auto state_key(const torch::Tensor& t) { return compat::optimizer_state_key(t); }
-
 bool is_adamw(const torch::optim::Optimizer& optimizer) {
   return dynamic_cast<const torch::optim::AdamW*>(&optimizer) != nullptr;
 }
@@ -26,7 +23,7 @@ std::vector<std::string> state_names(bool adamw) {
 /// undefined when it has no state yet.
 torch::Tensor state_field(const torch::optim::Optimizer& optimizer, const torch::Tensor& param, int which) {
   const auto& state = optimizer.state();
-  const auto it = state.find(state_key(param));
+  const auto it = state.find(compat::optimizer_state_key(param));
   if (it == state.end()) return {};
   if (is_adamw(optimizer)) {
     const auto& st = static_cast<const torch::optim::AdamWParamState&>(*it->second);
@@ -37,7 +34,7 @@ torch::Tensor state_field(const torch::optim::Optimizer& optimizer, const torch:
 
 int64_t state_step(const torch::optim::Optimizer& optimizer, const torch::Tensor& param) {
   const auto& state = optimizer.state();
-  const auto it = state.find(state_key(param));
+  const auto it = state.find(compat::optimizer_state_key(param));
   if (it == state.end()) return 0;
   return is_adamw(optimizer) ? static_cast<const torch::optim::AdamWParamState&>(*it->second).step() : int64_t{1};
 }
@@ -47,7 +44,7 @@ int64_t state_step(const torch::optim::Optimizer& optimizer, const torch::Tensor
 void set_state(torch::optim::Optimizer& optimizer, const torch::Tensor& param, int64_t step, int64_t begin,
                const FlatReader& read, const std::string& where) {
   auto& state = optimizer.state();
-  state.erase(state_key(param));
+  state.erase(compat::optimizer_state_key(param));
   if (step == 0) return;
   auto slice = [&](const std::string& key) {
     auto t = read(key, begin, param.numel());
@@ -60,11 +57,11 @@ void set_state(torch::optim::Optimizer& optimizer, const torch::Tensor& param, i
     st->step(step);
     st->exp_avg(slice("exp_avg"));
     st->exp_avg_sq(slice("exp_avg_sq"));
-    state[state_key(param)] = std::move(st);
+    state[compat::optimizer_state_key(param)] = std::move(st);
   } else {
     auto st = std::make_unique<torch::optim::SGDParamState>();
     st->momentum_buffer(slice("momentum_buffer"));
-    state[state_key(param)] = std::move(st);
+    state[compat::optimizer_state_key(param)] = std::move(st);
   }
 }
 
