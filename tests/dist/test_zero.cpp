@@ -193,6 +193,7 @@ TEST_CASE("zero worker", "[.zero_worker]") {
   auto c = cfg(out / "run", std::stoi(env_or("BIOLM_TEST_ZERO", "0")), std::stoll(env_or("BIOLM_TEST_STEPS", "5")));
   if (!env_or("BIOLM_TEST_RESUME", "").empty()) c.resume = "auto";
   if (env_or("BIOLM_TEST_FORMAT", "") == "consolidated") c.checkpoint_format = train::CheckpointFormat::Consolidated;
+  if (env_or("BIOLM_TEST_ZERO3_UNIT", "") == "model") c.zero3_unit = train::Zero3Unit::Model;
   c.checkpoint_every = std::stoll(env_or("BIOLM_TEST_CHECKPOINT_EVERY", "0"));
   c.dist_timeout_s = timeout_s;
   train::Trainer t(*model, c);
@@ -213,19 +214,22 @@ TEST_CASE("zero worker", "[.zero_worker]") {
   // The resting footprint: a fresh DataParallel over the same model, one step taken.
   auto probe = tiny();
   auto pc = cfg(out / "probe", c.zero, 1);
+  pc.zero3_unit = c.zero3_unit;
   dist::DataParallel ddp(group, *probe, pc);
   auto opt = ddp.build_optimizer(pc, {});
-  ddp.gather_parameters();
+  ddp.begin_step();  // stage 3: the root (per block) or everything (whole)
   auto b = src->next();
   if (!b) {
     src->start_epoch(0);
     b = src->next();
   }
   if (b->n_examples > 0) probe->run(*b).loss_sum.backward();
+  ddp.micro_batch_done(b->n_examples > 0, b->n_examples > 0);
   ddp.step(*opt.optimizer, 0.1, std::nullopt);
   const auto mem = ddp.memory(*opt.optimizer);
   std::ofstream(out / ("mem" + std::to_string(env.rank) + ".txt"))
-      << mem.trainable_numel << " " << mem.parameter_numel << " " << mem.optimizer_numel << "\n";
+      << mem.trainable_numel << " " << mem.parameter_numel << " " << mem.optimizer_numel << " "
+      << mem.peak_parameter_numel << "\n";
 }
 
 TEST_CASE("data parallel, ZeRO-1/2/3: 1, 2 and 4 Gloo processes end with one process's weights", "[dist][zero]") {
@@ -236,27 +240,36 @@ TEST_CASE("data parallel, ZeRO-1/2/3: 1, 2 and 4 Gloo processes end with one pro
   const auto initial = weights_of(*tiny());
   // The run must move every trainable weight, or equality would prove little.
   CHECK_FALSE(torch::allclose(initial.at("head.weight"), single->named_parameters()["head.weight"]));
+  // Per-block ZeRO-3 gathers the root (embedding, head) and one block at a time: its peak is the
+  // whole set less the smaller block (block 0, whose norm is frozen).
+  const auto block0 = trainable_numel(*single->layers[0]);
+  CHECK(block0 < trainable_numel(*single->layers[1]));
+  // zero 4 stands for ZeRO-3 with train.zero3_unit: model (the whole set gathered for the step).
   for (const int world : {1, 2, 4}) {
-    for (const int zero : {0, 1, 2, 3}) {
+    for (const int zero : {0, 1, 2, 3, 4}) {
       if (world == 1 && zero > 0) continue;
       INFO("world " << world << " zero " << zero);
       const fs::path out = dir / ("w" + std::to_string(world) + "z" + std::to_string(zero));
       fs::create_directories(out);
-      run_ranks(world, "[.zero_worker]", {{"BIOLM_TEST_OUT", out.string()}, {"BIOLM_TEST_ZERO", std::to_string(zero)}});
+      run_ranks(world, "[.zero_worker]",
+                {{"BIOLM_TEST_OUT", out.string()},
+                 {"BIOLM_TEST_ZERO", std::to_string(std::min(zero, 3))},
+                 {"BIOLM_TEST_ZERO3_UNIT", zero == 4 ? "model" : "block"}});
       int64_t optimizer_sum = 0;
       for (int r = 0; r < world; ++r) {
         INFO("rank " << r);
         // Summation order differs (bucketed sums over ranks, shard norms): 1e-6 on weights of O(1).
         require_weights_close(io::read_tensor_file(out / ("w" + std::to_string(r) + ".safetensors")), *single, 1e-6);
-        int64_t trainable = 0, params = 0, optim = 0;
-        std::ifstream(out / ("mem" + std::to_string(r) + ".txt")) >> trainable >> params >> optim;
+        int64_t trainable = 0, params = 0, optim = 0, peak = 0;
+        std::ifstream(out / ("mem" + std::to_string(r) + ".txt")) >> trainable >> params >> optim >> peak;
+        CHECK(peak == (zero == 3 ? trainable - block0 : trainable));
         const int64_t shard = (trainable + world - 1) / world;
         if (zero == 0) {
           CHECK(optim == 2 * trainable);  // AdamW: exp_avg + exp_avg_sq for every element
         } else {
           CHECK(optim <= 2 * shard);
         }
-        CHECK(params == (zero == 3 ? std::min(shard, trainable - r * shard) : trainable));
+        CHECK(params == (zero >= 3 ? std::min(shard, trainable - r * shard) : trainable));
         optimizer_sum += optim;
       }
       CHECK(optimizer_sum == (zero == 0 ? world : 1) * 2 * trainable_numel(*single));

@@ -11,6 +11,7 @@
 #include <random>
 
 #include "biolm/data/batch.h"
+#include "biolm/nn/checkpoint.h"
 #include "biolm/nn/linear.h"
 #include "biolm/train/instruction.h"
 #include "biolm/models/trainable.h"
@@ -47,7 +48,7 @@ struct TinyBlockImpl : torch::nn::Module {
 };
 TORCH_MODULE(TinyBlock);
 
-class TinyModel : public models::TrainableModel {
+class TinyModel : public models::TrainableModel, public nn::BlockSequence {
  public:
   TinyModel(int64_t V, int64_t C, int64_t K, int64_t n_layers, double dropout = 0.0) : C_(C), K_(K), dropout_(dropout) {
     embed = register_module("embed", torch::nn::Embedding(V, C));
@@ -57,6 +58,13 @@ class TinyModel : public models::TrainableModel {
   }
 
   torch::Tensor embed_tokens(const torch::Tensor& ids) override { return embed(ids); }
+
+  std::vector<std::shared_ptr<torch::nn::Module>> sharding_blocks() override {
+    std::vector<std::shared_ptr<torch::nn::Module>> out;
+    for (const auto& m : *layers) out.push_back(m);
+    return out;
+  }
+  void set_block_gather(std::shared_ptr<nn::BlockGather> gather) override { gather_ = std::move(gather); }
 
   /// (B,T,K) logits.
   torch::Tensor logits(const data::Batch& batch) {
@@ -68,15 +76,22 @@ class TinyModel : public models::TrainableModel {
       allowed = allowed.logical_and(train::segment_attention_mask(batch.at("segment_ids"), false).squeeze(1));
     }
     allowed = allowed.logical_or(torch::eye(T, torch::kBool).unsqueeze(0));  // padded queries see themselves
-    for (const auto& m : *layers) {
-      auto* blk = m->as<TinyBlockImpl>();
-      auto q = blk->attn->q_proj(x);                                                  // (B,T,C)
-      auto scores = torch::matmul(q, x.transpose(1, 2)) / std::sqrt(double(C_));      // (B,T,T)
-      scores = scores.masked_fill(allowed.logical_not(), -1e9);
-      auto o = torch::matmul(torch::softmax(scores, -1), blk->attn->v_proj(x));       // (B,T,C)
-      if (dropout_ > 0) o = torch::dropout(o, dropout_, is_training());
-      x = x + o;
-      x = x + blk->mlp->down(torch::gelu(blk->mlp->up(blk->norm(x))));
+    // Each block through nn::run_block: gathered per block under ZeRO-3 (dist/zero.h).
+    for (size_t l = 0; l < layers->size(); ++l) {
+      auto* blk = layers[l]->as<TinyBlockImpl>();
+      const bool train = is_training();
+      const double C = double(C_), p = dropout_;
+      auto fn = [blk, allowed, train, C, p](const std::vector<torch::Tensor>& xs) {
+        auto x = xs[0];
+        auto q = blk->attn->q_proj(x);                                                // (B,T,C)
+        auto scores = torch::matmul(q, x.transpose(1, 2)) / std::sqrt(C);             // (B,T,T)
+        scores = scores.masked_fill(allowed.logical_not(), -1e9);
+        auto o = torch::matmul(torch::softmax(scores, -1), blk->attn->v_proj(x));     // (B,T,C)
+        if (p > 0) o = torch::dropout(o, p, train);
+        x = x + o;
+        return std::vector<torch::Tensor>{x + blk->mlp->down(torch::gelu(blk->mlp->up(blk->norm(x))))};
+      };
+      x = nn::run_block(gather_, l, fn, {x}, layers[l]->parameters(), /*recompute=*/false)[0];
     }
     if (nan_next) {
       nan_next = false;
@@ -103,6 +118,7 @@ class TinyModel : public models::TrainableModel {
   bool nan_next = false;
 
  private:
+  std::shared_ptr<nn::BlockGather> gather_;
   int64_t C_, K_;
   double dropout_;
 };

@@ -3,6 +3,9 @@
 #include <fmt/format.h>
 #include <torch/torch.h>
 
+#include <algorithm>
+#include <unordered_map>
+
 #include "biolm/core/compat.h"
 #include "biolm/core/error.h"
 #include "biolm/core/log.h"
@@ -144,6 +147,7 @@ DataParallel::DataParallel(std::shared_ptr<train::ProcessGroup> group, torch::nn
   BIOLM_CHECK(!slots_.empty(), ConfigError, "peft.method", "the model has no trainable parameters");
   shard_ = (total_ + world_ - 1) / world_;
   torch::NoGradGuard no_grad;
+  gathered_numel_ = peak_gathered_ = total_;
   if (stage_ == ZeroStage::Replicated) {
     for (size_t i = 0; i < slots_.size(); ++i) pieces_.push_back({i, slots_[i].offset, slots_[i].numel, slots_[i].param});
     return;
@@ -160,12 +164,274 @@ DataParallel::DataParallel(std::shared_ptr<train::ProcessGroup> group, torch::nn
   BIOLM_CHECK(!pieces_.empty(), ConfigError, "train.zero",
               fmt::format("rank {} of {} owns no trainable element ({} in all): use fewer processes or train.zero: 0",
                           rank_, world_, total_));
-  if (stage_ == ZeroStage::Parameters) release_parameters();
-  log::info("dist: ZeRO-{} over {} ranks: {} trainable elements, {} per shard", static_cast<int>(stage_), world_,
-            total_, shard_);
+  if (stage_ == ZeroStage::Parameters) {
+    find_units(model, config);
+    release_parameters();
+    peak_gathered_ = 0;
+  }
+  log::info("dist: ZeRO-{} over {} ranks: {} trainable elements, {} per shard{}", static_cast<int>(stage_), world_,
+            total_, shard_,
+            per_block() ? fmt::format("; parameters gathered per block ({} blocks, root {} elements)", units_.size(),
+                                      root_.numel)
+                        : std::string());
 }
 
-DataParallel::~DataParallel() = default;
+DataParallel::~DataParallel() {
+  for (auto* seq : sequences_) seq->set_block_gather(nullptr);
+}
+
+// The nn::BlockGather of one block sequence: block index -> unit (none for a frozen block).
+class DataParallel::Gather : public nn::BlockGather {
+ public:
+  Gather(DataParallel* dp, std::vector<std::optional<size_t>> units) : dp_(dp), units_(std::move(units)) {}
+  void gather(size_t block) override { call(Event::Gather, block); }
+  void release(size_t block) override { call(Event::Release, block); }
+  void gradients_ready(size_t block) override { call(Event::Reduce, block); }
+
+ private:
+  void call(Event::Kind kind, size_t block) {
+    BIOLM_CHECK(block < units_.size(), Error,
+                fmt::format("dist::DataParallel: block {} of a sequence of {}", block, units_.size()));
+    if (units_[block]) dp_->on_event({kind, *units_[block]});
+  }
+  DataParallel* dp_;
+  std::vector<std::optional<size_t>> units_;
+};
+
+namespace {
+std::vector<std::pair<int64_t, int64_t>> runs_of(const std::vector<size_t>& slots,
+                                                 const std::function<std::pair<int64_t, int64_t>(size_t)>& range) {
+  std::vector<std::pair<int64_t, int64_t>> runs;
+  for (size_t i : slots) {
+    const auto [b, e] = range(i);
+    if (!runs.empty() && runs.back().second == b) {
+      runs.back().second = e;
+    } else {
+      runs.emplace_back(b, e);
+    }
+  }
+  return runs;
+}
+}  // namespace
+
+void DataParallel::find_units(torch::nn::Module& model, const train::TrainConfig& config) {
+  if (config.zero3_unit != train::Zero3Unit::Block) return;
+  std::vector<nn::BlockSequence*> seqs;
+  if (auto* self = dynamic_cast<nn::BlockSequence*>(&model)) seqs.push_back(self);
+  for (const auto& m : model.modules(/*include_self=*/false)) {
+    if (auto* seq = dynamic_cast<nn::BlockSequence*>(m.get())) seqs.push_back(seq);
+  }
+  if (seqs.empty()) {
+    log::info("dist: train.zero3_unit = block, but the model has no block sequence: gathering the whole set");
+    return;
+  }
+  std::unordered_map<const void*, size_t> slot_of;
+  for (size_t i = 0; i < slots_.size(); ++i) slot_of[slots_[i].param.unsafeGetTensorImpl()] = i;
+  std::vector<std::optional<size_t>> unit_of_slot(slots_.size());
+  const auto range = [this](size_t i) { return std::make_pair(slots_[i].offset, slots_[i].offset + slots_[i].numel); };
+  std::vector<std::vector<std::optional<size_t>>> maps;
+  for (auto* seq : seqs) {
+    std::vector<std::optional<size_t>> map;
+    for (const auto& block : seq->sharding_blocks()) {
+      Unit u;
+      for (const auto& p : block->parameters(/*recurse=*/true)) {
+        const auto it = slot_of.find(p.unsafeGetTensorImpl());
+        if (it == slot_of.end()) continue;  // frozen
+        const size_t i = it->second;
+        if (std::find(u.slots.begin(), u.slots.end(), i) != u.slots.end()) continue;
+        BIOLM_CHECK(!unit_of_slot[i], ConfigError, "train.zero3_unit",
+                    "parameter '" + slots_[i].name +
+                        "' belongs to two blocks: gather per block needs each trainable parameter in one block "
+                        "(train.zero3_unit: model gathers the whole set)");
+        unit_of_slot[i] = units_.size();
+        u.slots.push_back(i);
+        u.numel += slots_[i].numel;
+      }
+      if (u.slots.empty()) {
+        map.emplace_back();
+        continue;
+      }
+      std::sort(u.slots.begin(), u.slots.end());
+      u.runs = runs_of(u.slots, range);
+      map.emplace_back(units_.size());
+      units_.push_back(std::move(u));
+    }
+    maps.push_back(std::move(map));
+  }
+  if (units_.empty()) return;  // no block trains (only the head): nothing to gather per block
+  for (size_t i = 0; i < slots_.size(); ++i) {
+    if (unit_of_slot[i]) continue;
+    root_.slots.push_back(i);
+    root_.numel += slots_[i].numel;
+  }
+  root_.runs = runs_of(root_.slots, range);
+  for (size_t k = 0; k < seqs.size(); ++k) {
+    seqs[k]->set_block_gather(std::make_shared<Gather>(this, maps[k]));
+    sequences_.push_back(seqs[k]);
+  }
+  grad_seen_.assign(slots_.size(), false);
+}
+
+void DataParallel::note_gathered(int64_t delta) {
+  gathered_numel_ += delta;
+  peak_gathered_ = std::max(peak_gathered_, gathered_numel_);
+}
+
+void DataParallel::reset_peak() { peak_gathered_ = gathered_numel_; }
+
+void DataParallel::copy_own(int64_t lo, int64_t hi, torch::Tensor dst) const {
+  for (const auto& pc : pieces_) {
+    const int64_t b = std::max(lo, pc.begin), e = std::min(hi, pc.begin + pc.numel);
+    if (b >= e) continue;
+    dst.narrow(0, b - lo, e - b).copy_(pc.tensor.detach().reshape({-1}).narrow(0, b - pc.begin, e - b));
+  }
+}
+
+void DataParallel::gather_unit(Unit& u) {
+  if (u.gathered) return;
+  torch::NoGradGuard no_grad;
+  auto buffer = torch::empty({u.numel}, options_);
+  std::vector<int64_t> run_pos;  // where each run starts in the buffer
+  int64_t pos = 0;
+  std::vector<train::ProcessGroup::Pending> pending;
+  for (const auto& [a, b] : u.runs) {
+    run_pos.push_back(pos);
+    for (int64_t r = a / shard_; r * shard_ < b; ++r) {
+      const int64_t lo = std::max(a, r * shard_), hi = std::min(b, (r + 1) * shard_);
+      auto seg = buffer.narrow(0, pos + lo - a, hi - lo);
+      if (r == rank_) copy_own(lo, hi, seg);
+      pending.push_back(group_->broadcast_async(seg, static_cast<int>(r)));  // the owner's part, to every rank
+    }
+    pos += b - a;
+  }
+  for (auto& p : pending) p.wait();
+  size_t run = 0;
+  for (size_t i : u.slots) {
+    auto& sl = slots_[i];
+    while (sl.offset >= u.runs[run].second) ++run;
+    sl.param.set_data(buffer.narrow(0, run_pos[run] + sl.offset - u.runs[run].first, sl.numel).view(sl.shape));
+  }
+  u.gathered = true;
+  note_gathered(u.numel);
+}
+
+void DataParallel::release_unit(Unit& u) {
+  if (!u.gathered) return;
+  torch::NoGradGuard no_grad;
+  for (size_t i : u.slots) slots_[i].param.set_data(torch::empty({0}, options_));
+  u.gathered = false;
+  note_gathered(-u.numel);
+}
+
+void DataParallel::reduce_unit(const Unit& u) {
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> parts;
+  for (size_t i : u.slots) {
+    auto& g = slots_[i].param.mutable_grad();
+    if (g.defined()) grad_seen_[i] = true;
+    parts.push_back(g.defined() ? g.reshape({-1}) : torch::zeros({slots_[i].numel}, options_));
+  }
+  if (parts.empty()) return;
+  InFlight next;
+  next.flat = torch::cat(parts);  // the runs, back to back
+  for (size_t i : u.slots) slots_[i].param.mutable_grad().reset();
+  finish_reduce();
+  int64_t pos = 0;
+  for (const auto& [a, b] : u.runs) {
+    for (int64_t r = a / shard_; r * shard_ < b; ++r) {
+      const int64_t lo = std::max(a, r * shard_), hi = std::min(b, (r + 1) * shard_);
+      auto seg = next.flat.narrow(0, pos + lo - a, hi - lo);
+      next.pending.push_back(group_->reduce_sum_async(seg, static_cast<int>(r)));
+      if (r == rank_) next.mine.emplace_back(seg, lo);
+    }
+    pos += b - a;
+  }
+  in_flight_ = std::move(next);
+}
+
+void DataParallel::finish_reduce() {
+  if (!in_flight_) return;
+  torch::NoGradGuard no_grad;
+  for (auto& p : in_flight_->pending) p.wait();
+  for (const auto& [seg, lo] : in_flight_->mine) shard_grad_.narrow(0, lo - own_begin(), seg.numel()).add_(seg);
+  in_flight_.reset();
+}
+
+void DataParallel::on_event(const Event& e) {
+  if (!in_step_ || gathered_) return;  // outside a per-block step (evaluation holds the whole set)
+  events_.push_back(e);
+  auto& u = units_[e.unit];
+  switch (e.kind) {
+    case Event::Gather: gather_unit(u); break;
+    case Event::Release: release_unit(u); break;
+    case Event::Reduce: reduce_unit(u); break;
+  }
+}
+
+std::vector<DataParallel::Event> DataParallel::default_trace() const {
+  std::vector<Event> t;
+  for (size_t u = 0; u < units_.size(); ++u) {
+    t.push_back({Event::Gather, u});
+    t.push_back({Event::Release, u});
+  }
+  for (size_t u = units_.size(); u-- > 0;) {
+    t.push_back({Event::Gather, u});
+    t.push_back({Event::Reduce, u});
+    t.push_back({Event::Release, u});
+  }
+  return t;
+}
+
+void DataParallel::begin_step() {
+  if (stage_ != ZeroStage::Parameters) return;
+  if (!per_block()) {
+    gather_parameters();
+    return;
+  }
+  if (gathered_) release_parameters();  // evaluation or a checkpoint gathered everything
+  gather_unit(root_);
+  shard_grad_ = torch::zeros({shard_}, options_);
+  grad_seen_.assign(slots_.size(), false);
+  events_.clear();
+  in_step_ = true;
+}
+
+void DataParallel::micro_batch_done(bool forward_ran, bool backward_ran) {
+  if (!in_step_) return;
+  if (forward_ran && backward_ran) {
+    if (!events_.empty()) last_trace_ = events_;
+    events_.clear();
+    return;
+  }
+  // What the ranks with data do, minus what this rank did: the whole trace, or its backward part
+  // (from the gather before the first reduce).
+  const auto trace = last_trace_.empty() ? default_trace() : last_trace_;
+  size_t start = 0;
+  if (forward_ran) {
+    const auto first_reduce = std::find_if(trace.begin(), trace.end(), [](const Event& e) { return e.kind == Event::Reduce; });
+    start = first_reduce == trace.begin() || first_reduce == trace.end()
+                ? trace.size()
+                : static_cast<size_t>(first_reduce - trace.begin()) - 1;
+  }
+  for (size_t k = start; k < trace.size(); ++k) {
+    auto& u = units_[trace[k].unit];
+    switch (trace[k].kind) {
+      case Event::Gather: gather_unit(u); break;
+      case Event::Release: release_unit(u); break;
+      case Event::Reduce: reduce_unit(u); break;  // no gradient here: zeros
+    }
+  }
+  events_.clear();
+}
+
+void DataParallel::discard_step() {
+  if (!in_step_) return;
+  finish_reduce();
+  for (auto& sl : slots_) sl.param.mutable_grad().reset();
+  shard_grad_ = torch::Tensor();
+  events_.clear();
+  in_step_ = false;
+}
 
 int64_t DataParallel::own_begin() const { return stage_ == ZeroStage::Replicated ? 0 : rank_ * shard_; }
 int64_t DataParallel::own_size() const { return stage_ == ZeroStage::Replicated ? total_ : shard_; }
@@ -187,6 +453,9 @@ void DataParallel::release_parameters() {
   torch::NoGradGuard no_grad;
   for (auto& sl : slots_) sl.param.set_data(torch::empty({0}, options_));
   gathered_ = false;
+  root_.gathered = false;
+  for (auto& u : units_) u.gathered = false;
+  note_gathered(-gathered_numel_);
 }
 
 void DataParallel::gather_parameters() {
@@ -196,6 +465,9 @@ void DataParallel::gather_parameters() {
   // The parameters become views of one flat buffer (as FSDP's flat_param).
   for (auto& sl : slots_) sl.param.set_data(full.narrow(0, sl.offset, sl.numel).view(sl.shape));
   gathered_ = true;
+  root_.gathered = false;
+  for (auto& u : units_) u.gathered = false;
+  note_gathered(total_ - gathered_numel_);
 }
 
 void DataParallel::parameters_loaded() {
@@ -225,9 +497,15 @@ torch::Tensor DataParallel::gather_flat(const std::function<torch::Tensor(const 
 std::vector<bool> DataParallel::gradient_defined_anywhere() {
   // A parameter without a gradient on every rank (unused in this step) must stay without one, as
   // in a single process (AdamW skips it); a rank whose slice was empty contributes zeros.
+  std::vector<bool> local(slots_.size());
+  for (size_t i = 0; i < slots_.size(); ++i) local[i] = slots_[i].param.grad().defined();
+  return any_rank(local);
+}
+
+std::vector<bool> DataParallel::any_rank(const std::vector<bool>& local) {
   auto flags = torch::zeros({static_cast<int64_t>(slots_.size())}, torch::kFloat32);
   for (size_t i = 0; i < slots_.size(); ++i) {
-    if (slots_[i].param.grad().defined()) flags[static_cast<int64_t>(i)] = 1.0f;
+    if (local[i]) flags[static_cast<int64_t>(i)] = 1.0f;
   }
   group_->allreduce_sum(flags);
   std::vector<bool> out(slots_.size());
@@ -250,6 +528,16 @@ torch::Tensor DataParallel::flat_gradients() const {
 torch::Tensor DataParallel::step(torch::optim::Optimizer& optimizer, double grad_scale,
                                  const std::optional<double>& clip_norm) {
   torch::NoGradGuard no_grad;
+  if (in_step_) {
+    // Per-block ZeRO-3: the blocks' gradients are already on their owners; the root's go now.
+    in_step_ = false;
+    reduce_unit(root_);
+    finish_reduce();
+    const auto defined = any_rank(grad_seen_);
+    auto shard = shard_grad_;
+    shard_grad_ = torch::Tensor();
+    return finish_step(optimizer, shard, defined, grad_scale, clip_norm);
+  }
   const auto defined = gradient_defined_anywhere();
   auto flat = flat_gradients();
   const int64_t padded = flat.numel();
@@ -288,7 +576,13 @@ torch::Tensor DataParallel::step(torch::optim::Optimizer& optimizer, double grad
     return norm;
   }
 
-  auto shard = flat.narrow(0, own_begin(), shard_);
+  return finish_step(optimizer, flat.narrow(0, own_begin(), shard_), defined, grad_scale, clip_norm);
+}
+
+torch::Tensor DataParallel::finish_step(torch::optim::Optimizer& optimizer, torch::Tensor shard,
+                                        const std::vector<bool>& defined, double grad_scale,
+                                        const std::optional<double>& clip_norm) {
+  torch::Tensor norm;
   shard.mul_(grad_scale);
   if (clip_norm) {
     // Every element lives in exactly one shard (the padding is zero): the global squared norm is
@@ -408,6 +702,7 @@ ShardMemory DataParallel::memory(const torch::optim::Optimizer& optimizer) const
     m.parameter_numel = total_;
   }
   m.optimizer_numel = train::optimizer_state_numel(optimizer);
+  m.peak_parameter_numel = peak_gathered_;
   return m;
 }
 

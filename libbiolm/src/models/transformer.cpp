@@ -172,6 +172,9 @@ BodyOutput TransformerImpl::forward(const ModelInputs& in) {
   int64_t n_moe = 0;
   const bool recompute = c.gradient_checkpointing && is_training() && !in.use_cache && !has_past &&
                          torch::GradMode::is_enabled();
+  BIOLM_CHECK(!gather_ || !torch::GradMode::is_enabled() || (!in.use_cache && !has_past), ConfigError, "train.zero",
+              "ZeRO-3 per-block gathering trains without a KV cache");
+  const bool wrapped = recompute || (gather_ && !in.use_cache);  // through nn::run_block
   // Output rows only: where each requested row sits, and whether the last block runs at them alone.
   BIOLM_CHECK(!in.output_positions.defined() || !in.use_cache, ShapeError, "Transformer",
               "output_positions cannot be combined with use_cache");
@@ -184,13 +187,13 @@ BodyOutput TransformerImpl::forward(const ModelInputs& in) {
   for (int64_t l = 0; l < full_layers; ++l) {
     auto& block = blocks_[static_cast<size_t>(l)];
     ctx.past = has_past ? &in.past->layers[static_cast<size_t>(l)] : nullptr;
-    if (recompute) {
+    if (wrapped) {
       const auto block_ctx = ctx;
       auto fn = [block, block_ctx, token_mask](const std::vector<torch::Tensor>& xs) mutable {
         auto r = block->forward(xs[0], block_ctx, token_mask);
         return std::vector<torch::Tensor>{r.hidden, r.aux_loss};
       };
-      auto r = nn::checkpoint(fn, {h}, block->parameters());
+      auto r = nn::run_block(gather_, static_cast<size_t>(l), fn, {h}, block->parameters(), recompute);
       h = r[0];
       if (!block->moe.is_empty()) aux = aux + r[1];
     } else {
@@ -221,11 +224,11 @@ BodyOutput TransformerImpl::forward(const ModelInputs& in) {
     const auto rows_of = [row_pos, B, M, C](const torch::Tensor& x) {
       return x.gather(1, row_pos.unsqueeze(-1).expand({B, M, C}));
     };
-    if (recompute) {
+    if (wrapped) {
       auto fn = [block, rows_ctx, rows_of](const std::vector<torch::Tensor>& xs) mutable {
         return std::vector<torch::Tensor>{block->forward_rows(rows_of(xs[0]), xs[0], rows_ctx).hidden};
       };
-      h = nn::checkpoint(fn, {h}, block->parameters())[0];
+      h = nn::run_block(gather_, blocks_.size() - 1, fn, {h}, block->parameters(), recompute)[0];
     } else {
       h = block->forward_rows(rows_of(h), h, rows_ctx).hidden;  // (B,M,C)
     }
@@ -238,6 +241,12 @@ BodyOutput TransformerImpl::forward(const ModelInputs& in) {
     out.hidden = rows.b.defined() ? h.index({rows.b, rows.t}) : h;
   }
   out.aux_loss = n_moe > 0 ? aux * (c.moe.aux_loss_weight / static_cast<double>(n_moe)) : aux;
+  return out;
+}
+
+std::vector<std::shared_ptr<torch::nn::Module>> TransformerImpl::sharding_blocks() {
+  std::vector<std::shared_ptr<torch::nn::Module>> out;
+  for (const auto& b : blocks_) out.push_back(b.ptr());
   return out;
 }
 

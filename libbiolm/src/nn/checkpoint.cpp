@@ -16,6 +16,8 @@ namespace {
 // only IValues).
 struct CheckpointState : torch::CustomClassHolder {
   CheckpointFn fn;
+  std::shared_ptr<BlockGather> gather;  ///< set: gather block `index` around both runs
+  size_t index = 0;
   at::Tensor cpu_rng;
   at::Tensor cuda_rng;
   c10::Device cuda_device{c10::DeviceType::CPU};
@@ -61,7 +63,9 @@ struct CheckpointFunction : torch::autograd::Function<CheckpointFunction> {
     std::vector<torch::Tensor> outputs;
     {
       torch::NoGradGuard no_grad;
+      if (state->gather) state->gather->gather(state->index);
       outputs = state->fn(detached);
+      if (state->gather) state->gather->release(state->index);
     }
     for (const auto& o : outputs) {
       BIOLM_CHECK(o.defined() && o.is_floating_point(), ShapeError, "checkpoint",
@@ -82,6 +86,7 @@ struct CheckpointFunction : torch::autograd::Function<CheckpointFunction> {
       inputs.push_back(t.defined() ? t.detach().requires_grad_(t.requires_grad()) : t);
     }
     std::vector<torch::Tensor> outputs;
+    if (state.gather) state.gather->gather(state.index);
     {
       RngFork fork(state);
       torch::AutoGradMode grad_on(true);
@@ -95,6 +100,11 @@ struct CheckpointFunction : torch::autograd::Function<CheckpointFunction> {
       }
     }
     if (!roots.empty()) torch::autograd::backward(roots, grads);
+    outputs.clear();  // the recomputed graph goes before the parameters do
+    if (state.gather) {
+      state.gather->gradients_ready(state.index);
+      state.gather->release(state.index);
+    }
     torch::autograd::variable_list result;
     result.push_back(torch::Tensor());  // the state argument
     for (const auto& t : inputs) result.push_back(t.defined() && t.requires_grad() ? t.grad() : torch::Tensor());
@@ -102,13 +112,13 @@ struct CheckpointFunction : torch::autograd::Function<CheckpointFunction> {
   }
 };
 
-}  // namespace
-
-std::vector<torch::Tensor> checkpoint(const CheckpointFn& fn, const std::vector<torch::Tensor>& inputs,
-                                      const std::vector<torch::Tensor>& params) {
-  if (!torch::GradMode::is_enabled()) return fn(inputs);
+std::vector<torch::Tensor> checkpoint_impl(const CheckpointFn& fn, const std::vector<torch::Tensor>& inputs,
+                                           const std::vector<torch::Tensor>& params,
+                                           const std::shared_ptr<BlockGather>& gather, size_t index) {
   auto state = c10::make_intrusive<CheckpointState>();
   state->fn = fn;
+  state->gather = gather;
+  state->index = index;
   {
     auto cpu = at::detail::getDefaultCPUGenerator();
     std::lock_guard<std::mutex> lock(cpu.mutex());
@@ -138,6 +148,26 @@ std::vector<torch::Tensor> checkpoint(const CheckpointFn& fn, const std::vector<
     return CheckpointFunction::apply(state, at::TensorList(with_anchor));
   }
   return CheckpointFunction::apply(state, at::TensorList(inputs));
+}
+
+
+}  // namespace
+
+std::vector<torch::Tensor> checkpoint(const CheckpointFn& fn, const std::vector<torch::Tensor>& inputs,
+                                      const std::vector<torch::Tensor>& params) {
+  if (!torch::GradMode::is_enabled()) return fn(inputs);
+  return checkpoint_impl(fn, inputs, params, nullptr, 0);
+}
+
+std::vector<torch::Tensor> run_block(const std::shared_ptr<BlockGather>& gather, size_t index, const CheckpointFn& fn,
+                                     const std::vector<torch::Tensor>& inputs, const std::vector<torch::Tensor>& params,
+                                     bool recompute) {
+  if (torch::GradMode::is_enabled() && (gather || recompute)) return checkpoint_impl(fn, inputs, params, gather, index);
+  if (!gather) return fn(inputs);
+  gather->gather(index);
+  auto outputs = fn(inputs);
+  gather->release(index);
+  return outputs;
 }
 
 }  // namespace biolm::nn

@@ -19,6 +19,7 @@ constexpr std::pair<MetricMode, const char*> kMetricModes[] = {{MetricMode::Max,
 constexpr std::pair<DpSampling, const char*> kDpSamplings[] = {{DpSampling::Poisson, "poisson"}};
 constexpr std::pair<CheckpointFormat, const char*> kCheckpointFormats[] = {
     {CheckpointFormat::Sharded, "sharded"}, {CheckpointFormat::Consolidated, "consolidated"}};
+constexpr std::pair<Zero3Unit, const char*> kZero3Units[] = {{Zero3Unit::Block, "block"}, {Zero3Unit::Model, "model"}};
 
 template <typename E, size_t N>
 std::string spelling(const std::pair<E, const char*> (&table)[N], E v) {
@@ -113,6 +114,7 @@ nlohmann::json to_json(const TrainConfig& c) {
   j["bucket_mb"] = c.bucket_mb;
   j["zero"] = c.zero;
   j["checkpoint_format"] = kind_name(c.checkpoint_format);
+  j["zero3_unit"] = spelling(kZero3Units, c.zero3_unit);
   j["dist_timeout_s"] = c.dist_timeout_s;
   j["handle_signals"] = c.handle_signals;
   if (c.dp) {  // written only when set, so a non-private run's config.json is unchanged
@@ -163,6 +165,7 @@ TrainConfig read_train_config(core::ConfigReader& r) {
   c.bucket_mb = r.get("bucket_mb", c.bucket_mb);
   c.zero = r.get("zero", c.zero);
   c.checkpoint_format = r.choice("checkpoint_format", kCheckpointFormats, c.checkpoint_format);
+  c.zero3_unit = r.choice("zero3_unit", kZero3Units, c.zero3_unit);
   c.dist_timeout_s = r.get("dist_timeout_s", c.dist_timeout_s);
   c.handle_signals = r.get("handle_signals", c.handle_signals);
   if (r.has("dp")) {

@@ -219,6 +219,17 @@ ProcessGroup::Pending ProcessGroup::reduce_sum_async(torch::Tensor& tensor, int 
   return Pending{[impl, work] { impl->wait("reduce", work); }};
 }
 
+ProcessGroup::Pending ProcessGroup::broadcast_async(torch::Tensor& tensor, int root) {
+  BIOLM_CHECK(tensor.device() == impl_->device, Error, "ProcessGroup::broadcast_async: the tensor is not on the group's device");
+  c10d::BroadcastOptions o;
+  o.rootRank = root;
+  impl_->traffic.broadcast += tensor.numel() * static_cast<int64_t>(tensor.element_size());
+  std::vector<torch::Tensor> ts{tensor};
+  auto work = impl_->pg->broadcast(ts, o);
+  const Impl* impl = impl_.get();
+  return Pending{[impl, work] { impl->wait("broadcast", work); }};
+}
+
 void broadcast_module(ProcessGroup& group, torch::nn::Module& module) {
   torch::NoGradGuard no_grad;
   for (auto& p : module.parameters(true)) group.broadcast(p, 0);

@@ -164,6 +164,7 @@ int64_t Trainer::forward_backward(const data::Batch& batch, torch::Tensor& loss_
               model_.name() + "::run must return a scalar loss_sum (the summed loss of the batch)");
   loss_sum.add_(out.loss_sum.detach().reshape({}).to(torch::kFloat64));
   if (out.n_target_tokens > 0) out.loss_sum.to(torch::kFloat32).backward();
+  if (state_->ddp) state_->ddp->micro_batch_done(true, out.n_target_tokens > 0);
   return out.n_target_tokens;
 }
 
@@ -177,10 +178,13 @@ StepInfo Trainer::train_step(data::BatchSource& source, torch::Tensor& grad_norm
   // backward pass runs too; the poisoned gradients are dropped with the skipped step.
   auto loss_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat64).device(s.device));
   int64_t tokens = 0;
-  if (s.ddp) s.ddp->gather_parameters();  // ZeRO-3: parameters are sharded between steps
+  if (s.ddp) s.ddp->begin_step();  // ZeRO-3: parameters are sharded between steps
   for (int64_t m = 0; m < config_.grad_accum; ++m) {
     const data::Batch batch = next_batch(source);
-    if (batch.n_examples == 0 && batch.tensors.empty()) continue;  // an empty slice of a small global batch
+    if (batch.n_examples == 0 && batch.tensors.empty()) {  // an empty slice of a small global batch
+      if (s.ddp) s.ddp->micro_batch_done(false, false);  // per-block ZeRO-3: its collectives still
+      continue;
+    }
     tokens += forward_backward(batch, loss_sum);  // counted on the host by the collator: no device read
   }
   // The one device->host copy of the step. The skip decision must be known on the host before
@@ -205,6 +209,7 @@ StepInfo Trainer::train_step(data::BatchSource& source, torch::Tensor& grad_norm
   StepInfo info;
   info.lr = s.opt.base_lrs.front() * lr_factor(config_, step_);
   info.n_target_tokens = global_tokens;
+  if (s.ddp && (skip || global_tokens == 0)) s.ddp->discard_step();
   if (skip) {
     for (auto& p : s.trainable) p.mutable_grad().reset();
     info.skipped = true;

@@ -11,17 +11,22 @@
 //   2  + gradients: gradients reduced to their owner bucket by bucket (a reduce-scatter), the full
 //                   gradients freed; only the shard's gradient is kept and stepped.
 //   3  + parameters: between steps a rank holds only its shard of the trainable parameters (the
-//                   module's tensors are emptied); gather_parameters() all-gathers them before the
-//                   step's forward (and for evaluation, checkpoints and the end of training), and
-//                   the step frees them again. The gathering unit is the whole set of trainable
-//                   parameters, not a block: LibTorch C++ modules have no forward pre-hooks, see
-//                   docs/distributed.md for what that leaves.
+//                   module's tensors are emptied). With train.zero3_unit "block" (default) and a
+//                   model whose body is an nn::BlockSequence, each block is an FSDP unit: the
+//                   block loop gathers it before its forward and before its recomputation in
+//                   backward and releases it after each, and its gradients are reduce-scattered to
+//                   their owners as soon as its backward is done; the rest (embeddings, final
+//                   norm, heads: the root) is gathered for the whole step. With "model" (or a
+//                   model without blocks) the whole trainable set is gathered for the step.
+//                   gather_parameters() gathers everything (evaluation, checkpoints, the end).
 // Every stage divides the summed gradients by the global target count and clips by the global
 // norm, so all of them equal the single-process step up to float summation order (tested at
 // 1e-6 on weights: tests/dist/test_zero.cpp).
 //
 // Reduce-scatter is built from reduce-to-owner calls (Gloo in LibTorch 1.13 has no
 // reduce_scatter); collectives of one bucket pass are issued asynchronously and waited together.
+// A unit's gather is a broadcast of each owner's part of the unit's flat range (the layout stays
+// the world-size independent flat vector, so checkpoints do not depend on the unit).
 #pragma once
 
 #include <torch/nn/module.h>
@@ -35,7 +40,9 @@
 #include <string>
 #include <vector>
 
+#include "biolm/nn/checkpoint.h"
 #include "biolm/train/config.h"
+#include "biolm/train/distributed.h"
 #include "biolm/train/optim.h"
 
 namespace biolm::train {
@@ -71,6 +78,9 @@ struct ShardMemory {
   int64_t trainable_numel = 0;   ///< S: all trainable elements of the model
   int64_t parameter_numel = 0;   ///< trainable parameter elements held (S, or s under stage 3)
   int64_t optimizer_numel = 0;   ///< optimizer state elements (2 per element stepped for AdamW)
+  /// The most trainable parameter elements gathered at once since the last reset_peak() (S when
+  /// the whole set is gathered; root + the largest block under per-block ZeRO-3).
+  int64_t peak_parameter_numel = 0;
 };
 
 class DataParallel {
@@ -89,6 +99,20 @@ class DataParallel {
   /// Stage 3: all-gathers the trainable parameters into the module (a no-op when they are
   /// already gathered or at stages 0-2). Collective.
   void gather_parameters();
+  /// Before a training step's first forward. Stage 3 per block: gathers the root only (the blocks
+  /// are gathered by the block loop); stage 3 whole: gather_parameters(). Collective.
+  void begin_step();
+  /// After every micro-batch of a step, on every rank: whether this rank ran the forward and the
+  /// backward. Under per-block ZeRO-3 a rank that ran neither (an empty slice of a small global
+  /// batch) or no backward (no target token) takes part in the collectives it missed, in the
+  /// order the others run them (the sequence of the last complete micro-batch). Collective then.
+  void micro_batch_done(bool forward_ran, bool backward_ran);
+  /// The step is not taken (non-finite loss, no target token anywhere): drops the gradients
+  /// already reduced; the root stays gathered until the next step.
+  void discard_step();
+  /// Whether stage 3 gathers block by block.
+  bool per_block() const { return !units_.empty(); }
+  void reset_peak();
   /// The module's trainable parameters were overwritten (a checkpoint loaded, after
   /// gather_parameters): refreshes this rank's master pieces from them (stage 3 releases again).
   void parameters_loaded();
@@ -97,6 +121,8 @@ class DataParallel {
   /// train::clip_grad_norm), steps and brings the parameters back in line (all-gather; stage 3
   /// releases them instead). Returns the pre-clip norm (undefined without clipping). Collective.
   torch::Tensor step(torch::optim::Optimizer& optimizer, double grad_scale, const std::optional<double>& clip_norm);
+  /// Number of per-block units (0 unless per_block()).
+  size_t n_units() const { return units_.size(); }
 
   /// The optimizer state of the whole model in flat, world-size independent coordinates
   /// ("exp_avg", "exp_avg_sq" (AdamW) or "momentum_buffer" (SGD): S elements each; "step": one
@@ -138,6 +164,19 @@ class DataParallel {
     int64_t offset = 0;  ///< in the flat vector
     int64_t numel = 0;
   };
+  /// A gathering unit of per-block ZeRO-3: some slots, as contiguous runs of the flat vector.
+  struct Unit {
+    std::vector<size_t> slots;
+    std::vector<std::pair<int64_t, int64_t>> runs;  ///< [begin, end) flat ranges
+    int64_t numel = 0;
+    bool gathered = false;
+  };
+  struct Event {  ///< one block-loop call, for replaying a missed micro-batch
+    enum Kind { Gather, Release, Reduce } kind;
+    size_t unit;
+    bool backward;
+  };
+  class Gather;  ///< the nn::BlockGather handed to each block sequence
   struct Piece {  ///< what this rank steps of one slot: an optimizer parameter
     size_t slot = 0;
     int64_t begin = 0;  ///< flat offset
@@ -149,9 +188,24 @@ class DataParallel {
   int64_t own_size() const;
   torch::Tensor flat_gradients() const;
   std::vector<bool> gradient_defined_anywhere();
+  std::vector<bool> any_rank(const std::vector<bool>& local);
+  void copy_own(int64_t lo, int64_t hi, torch::Tensor dst) const;  ///< my pieces' elements in [lo, hi)
+  std::vector<Event> default_trace() const;
+  torch::Tensor finish_step(torch::optim::Optimizer& optimizer, torch::Tensor shard, const std::vector<bool>& defined,
+                            double grad_scale, const std::optional<double>& clip_norm);
   /// Every rank's pieces (length own_size, zeros where a rank has nothing) -> the flat vector (S).
   torch::Tensor gather_flat(const std::function<torch::Tensor(const Piece&)>& get);
   void release_parameters();
+  // Per-block ZeRO-3.
+  void find_units(torch::nn::Module& model, const train::TrainConfig& config);
+  void gather_unit(Unit& u);
+  void release_unit(Unit& u);
+  /// Starts reducing u's gradients onto their owners (frees them), after finishing the previous
+  /// unit's reduce: one unit in flight, overlapped with the next block's recompute and backward.
+  void reduce_unit(const Unit& u);
+  void finish_reduce();  ///< waits for the unit in flight and adds this rank's part to shard_grad_
+  void on_event(const Event& e);
+  void note_gathered(int64_t delta);
 
   std::shared_ptr<train::ProcessGroup> group_;
   ZeroStage stage_;
@@ -162,6 +216,21 @@ class DataParallel {
   std::vector<Piece> pieces_;
   int64_t total_ = 0, shard_ = 0;
   bool gathered_ = true;
+  std::vector<Unit> units_;        ///< per-block ZeRO-3: one per block with trainable slots
+  Unit root_;                      ///< the slots of no block
+  std::vector<nn::BlockSequence*> sequences_;  ///< given a Gather (taken back in ~DataParallel)
+  bool in_step_ = false;           ///< between begin_step() and step()/discard_step()
+  torch::Tensor shard_grad_;       ///< this rank's reduced gradient shard, accumulated over the step
+  std::vector<bool> grad_seen_;    ///< per slot: a gradient was reduced on this rank this step
+  std::vector<Event> events_, last_trace_;
+  /// The last unit's reduce-to-owner, still running (overlapped with the next block's backward).
+  struct InFlight {
+    std::vector<train::ProcessGroup::Pending> pending;
+    std::vector<std::pair<torch::Tensor, int64_t>> mine;  ///< this rank's segments, flat offsets
+    torch::Tensor flat;                                   ///< what the collectives read and write
+  };
+  std::optional<InFlight> in_flight_;
+  int64_t gathered_numel_ = 0, peak_gathered_ = 0;
 };
 
 }  // namespace biolm::dist

@@ -42,7 +42,7 @@ struct TaskOutput : StepOutput {
 /// Every task model is a TrainableModel: the trainer, peft and evaluation call run(batch)
 /// (which prepends a soft prompt when one is attached) and get the summed loss back; a caller
 /// that has the tensors at hand calls the head's typed forward(inputs, labels).
-class TaskModelImpl : public TrainableModel {
+class TaskModelImpl : public TrainableModel, public nn::BlockSequence {
  public:
   TaskModelImpl(const ModelConfig& config, TaskKind task, int64_t n_labels);
   /// Token embedding lookup for prompt tuning, (B,T) -> (B,T,C).
@@ -55,6 +55,9 @@ class TaskModelImpl : public TrainableModel {
   const ModelConfig& config() const { return body_->config(); }
   TransformerImpl& body() { return *body_; }
   const std::shared_ptr<TransformerImpl>& body_ptr() const { return body_; }
+  /// The body's blocks (its children are registered here, not the body itself).
+  std::vector<std::shared_ptr<torch::nn::Module>> sharding_blocks() override { return body_->sharding_blocks(); }
+  void set_block_gather(std::shared_ptr<nn::BlockGather> gather) override { body_->set_block_gather(std::move(gather)); }
   void train(bool on = true) override;
   /// MoE bodies are refused: top-k routing with capacity and the load-balancing loss depend on
   /// every example of the batch.

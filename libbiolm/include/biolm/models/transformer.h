@@ -18,6 +18,7 @@
 #include "biolm/models/config.h"
 #include "biolm/nn/attention.h"
 #include "biolm/nn/block.h"
+#include "biolm/nn/checkpoint.h"
 #include "biolm/nn/embeddings.h"
 #include "biolm/nn/norm.h"
 
@@ -61,13 +62,17 @@ struct BodyOutput {
 };
 
 /// The shared body; Encoder and Decoder fix the attention direction.
-class TransformerImpl : public torch::nn::Module {
+class TransformerImpl : public torch::nn::Module, public nn::BlockSequence {
  public:
   explicit TransformerImpl(const ModelConfig& config);
   BodyOutput forward(const ModelInputs& inputs);
   const ModelConfig& config() const { return config_; }
   /// Switches per-block recomputation in backward (activation checkpointing) on or off.
   void set_gradient_checkpointing(bool enabled) { config_.gradient_checkpointing = enabled; }
+  /// ZeRO-3 per block (dist::DataParallel): the blocks, gathered one at a time; a block with a
+  /// gather set is always recomputed in backward when training.
+  std::vector<std::shared_ptr<torch::nn::Module>> sharding_blocks() override;
+  void set_block_gather(std::shared_ptr<nn::BlockGather> gather) override { gather_ = std::move(gather); }
   bool causal() const { return config_.is_decoder(); }
   /// The position ids used when ModelInputs.position_ids is absent (see ModelInputs).
   torch::Tensor default_position_ids(const ModelInputs& inputs, int64_t batch, int64_t length) const;
@@ -79,6 +84,7 @@ class TransformerImpl : public torch::nn::Module {
  protected:
   std::vector<nn::Block> blocks_;
   ModelConfig config_;
+  std::shared_ptr<nn::BlockGather> gather_;
 };
 
 class EncoderImpl : public TransformerImpl {

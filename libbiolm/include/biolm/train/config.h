@@ -21,6 +21,11 @@ enum class CheckpointFormat {
   Sharded,       ///< every rank writes its flat range to shards/ in parallel, rank 0 the metadata
   Consolidated,  ///< gathered to rank 0, written as one optimizer.safetensors
 };
+/// What train.zero: 3 gathers at once (docs/distributed.md, "ZeRO stages").
+enum class Zero3Unit {
+  Block,  ///< one block at a time, released after its forward and after its recomputed backward (FSDP)
+  Model,  ///< the whole trainable set, held through the step's forward and backward
+};
 /// How DP-SGD draws a logical batch. Only Poisson sampling (each example independently with
 /// probability q, as Opacus' DPDataLoader) has the accounting the RDP accountant computes.
 enum class DpSampling { Poisson };
@@ -82,6 +87,9 @@ struct TrainConfig {
   /// train.zero >= 1 under data parallelism: "sharded" (default) or "consolidated". Ignored for
   /// train.zero: 0 and a single process (optimizer.pt).
   CheckpointFormat checkpoint_format = CheckpointFormat::Sharded;
+  /// train.zero: 3: the gathering unit. "block" needs a model whose body is a block sequence
+  /// (nn::BlockSequence: every Transformer); other models are gathered whole.
+  Zero3Unit zero3_unit = Zero3Unit::Block;
   double dist_timeout_s = 300;        ///< a collective waiting longer for a dead/hung rank fails
   bool handle_signals = true;         ///< SIGINT/SIGTERM: finish the step, checkpoint, return Interrupted
   // --- differential privacy

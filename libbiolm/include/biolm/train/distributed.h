@@ -64,6 +64,8 @@ class ProcessGroup {
     std::function<void()> wait;
   };
   Pending reduce_sum_async(torch::Tensor& tensor, int root);
+  /// broadcast(), asynchronous; `tensor` must be on the group's device.
+  Pending broadcast_async(torch::Tensor& tensor, int root);
 
   /// Bytes handed to each kind of collective by this rank since creation (the payload, not the
   /// wire traffic: docs/distributed.md relates the two per algorithm).
