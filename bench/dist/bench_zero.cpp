@@ -86,6 +86,7 @@ int worker(int64_t C, int64_t L) {
   group->barrier();
   const auto before = group->traffic();
   ddp.begin_step();
+  ddp.begin_micro_batch(true);  // stages 0-2: buckets reduced as the backward pass fills them
   model.forward(torch::randn({8, C})).pow(2).sum().backward();
   ddp.micro_batch_done(true, true);
   ddp.step(*opt.optimizer, 1.0 / 8, cfg.clip_grad_norm);

@@ -229,6 +229,23 @@ TEST_CASE("zero worker", "[.zero_worker]") {
   ddp.micro_batch_done(b->n_examples > 0, b->n_examples > 0);
   ddp.step(*opt.optimizer, 0.1, std::nullopt);
   const auto mem = ddp.memory(*opt.optimizer);
+  // Buckets of 100 elements (11 over the 1,028 trainable ones, crossing parameter and shard
+  // boundaries) reduced while the backward pass runs, against the same buckets reduced after it.
+  for (const bool overlap : {true, false}) {
+    auto m = tiny();
+    dist::DataParallel d(group, *m, pc);
+    d.set_bucket_numel(100);
+    d.set_overlap(overlap);
+    auto o = d.build_optimizer(pc, {});
+    d.begin_step();
+    d.begin_micro_batch(true);
+    if (b->n_examples > 0) m->run(*b).loss_sum.backward();
+    d.micro_batch_done(b->n_examples > 0, b->n_examples > 0);
+    d.step(*o.optimizer, 0.1, 0.05);
+    d.gather_parameters();
+    io::write_tensor_file(out / ((overlap ? "overlap" : "after") + std::to_string(env.rank) + ".safetensors"),
+                          weights_of(*m));
+  }
   std::ofstream(out / ("mem" + std::to_string(env.rank) + ".txt"))
       << mem.trainable_numel << " " << mem.parameter_numel << " " << mem.optimizer_numel << " "
       << mem.peak_parameter_numel << "\n";
@@ -265,6 +282,15 @@ TEST_CASE("data parallel, ZeRO-1/2/3: 1, 2 and 4 Gloo processes end with one pro
         int64_t trainable = 0, params = 0, optim = 0, peak = 0;
         std::ifstream(out / ("mem" + std::to_string(r) + ".txt")) >> trainable >> params >> optim >> peak;
         CHECK(peak == (zero == 3 ? trainable - block0 : trainable));
+        const auto after = io::read_tensor_file(out / ("after" + std::to_string(r) + ".safetensors"));
+        const auto overlap = io::read_tensor_file(out / ("overlap" + std::to_string(r) + ".safetensors"));
+        for (const auto& [name, w] : after) {
+          INFO(name);
+          CHECK(torch::equal(overlap.at(name), w));  // the same sums, started earlier
+          if (r > 0) {  // and every rank holds the same weights
+            CHECK(torch::equal(io::read_tensor_file(out / "after0.safetensors").at(name), w));
+          }
+        }
         const int64_t shard = (trainable + world - 1) / world;
         if (zero == 0) {
           CHECK(optim == 2 * trainable);  // AdamW: exp_avg + exp_avg_sq for every element

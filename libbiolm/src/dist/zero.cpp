@@ -150,6 +150,7 @@ DataParallel::DataParallel(std::shared_ptr<train::ProcessGroup> group, torch::nn
   gathered_numel_ = peak_gathered_ = total_;
   if (stage_ == ZeroStage::Replicated) {
     for (size_t i = 0; i < slots_.size(); ++i) pieces_.push_back({i, slots_[i].offset, slots_[i].numel, slots_[i].param});
+    register_hooks();
     return;
   }
   const int64_t lo = own_begin(), hi = lo + own_size();
@@ -169,6 +170,7 @@ DataParallel::DataParallel(std::shared_ptr<train::ProcessGroup> group, torch::nn
     release_parameters();
     peak_gathered_ = 0;
   }
+  if (!per_block()) register_hooks();
   log::info("dist: ZeRO-{} over {} ranks: {} trainable elements, {} per shard{}", static_cast<int>(stage_), world_,
             total_, shard_,
             per_block() ? fmt::format("; parameters gathered per block ({} blocks, root {} elements)", units_.size(),
@@ -178,6 +180,110 @@ DataParallel::DataParallel(std::shared_ptr<train::ProcessGroup> group, torch::nn
 
 DataParallel::~DataParallel() {
   for (auto* seq : sequences_) seq->set_block_gather(nullptr);
+  for (const auto& [slot, handle] : hooks_) slots_[slot].param.remove_hook(handle);
+}
+
+void DataParallel::set_bucket_numel(int64_t n) {
+  BIOLM_CHECK(n > 0 && !collecting_, Error, "dist::DataParallel::set_bucket_numel: n > 0, outside a step");
+  bucket_numel_ = n;
+  if (hooks_.empty()) return;
+  for (const auto& [slot, handle] : hooks_) slots_[slot].param.remove_hook(handle);
+  hooks_.clear();
+  buckets_.clear();
+  register_hooks();
+}
+
+void DataParallel::register_hooks() {
+  const int64_t padded = world_ * shard_;
+  // Bucket k holds [padded - (k+1)·B, padded - k·B): the end of the flat vector first.
+  for (int64_t e = padded; e > 0; e -= bucket_numel_) {
+    Bucket b;
+    b.begin = std::max<int64_t>(0, e - bucket_numel_);
+    b.end = e;
+    buckets_.push_back(b);
+  }
+  for (size_t i = 0; i < slots_.size(); ++i) {
+    const unsigned h = slots_[i].param.register_hook([this, i](const torch::Tensor& grad) { on_gradient(i, grad); });
+    hooks_.emplace_back(i, h);
+  }
+}
+
+void DataParallel::begin_micro_batch(bool last) {
+  if (!overlap_ || in_step_ || hooks_.empty()) return;
+  collecting_ = overlapped_step_ = last;
+  if (!last) return;
+  torch::NoGradGuard no_grad;
+  flat_ = torch::zeros({world_ * shard_}, options_);
+  slot_in_.assign(slots_.size(), false);
+  for (auto& b : buckets_) {
+    b.missing = 0;
+    for (const auto& sl : slots_) {
+      b.missing += std::max<int64_t>(0, std::min(b.end, sl.offset + sl.numel) - std::max(b.begin, sl.offset));
+    }
+  }
+  next_launch_ = 0;
+  bucket_pending_.clear();
+}
+
+void DataParallel::on_gradient(size_t slot, const torch::Tensor& grad) {
+  if (!collecting_) return;
+  BIOLM_CHECK(!slot_in_[slot], Error,
+              "dist::DataParallel: parameter '" + slots_[slot].name +
+                  "' received a second gradient in one backward pass after its bucket was filled (a parameter shared "
+                  "between recomputed blocks); overlapped reduction cannot handle it");
+  fill_slot(slot, grad);
+  launch_ready();
+}
+
+void DataParallel::fill_slot(size_t slot, const torch::Tensor& grad) {
+  torch::NoGradGuard no_grad;
+  const auto& sl = slots_[slot];
+  auto dst = flat_.narrow(0, sl.offset, sl.numel);
+  const auto& acc = sl.param.grad();
+  if (acc.defined() && grad.defined()) {
+    torch::add_out(dst, acc.reshape({-1}), grad.reshape({-1}));
+  } else if (acc.defined() || grad.defined()) {
+    dst.copy_((acc.defined() ? acc : grad).reshape({-1}));
+  }
+  slot_in_[slot] = true;
+  for (auto& b : buckets_) {
+    b.missing -= std::max<int64_t>(0, std::min(b.end, sl.offset + sl.numel) - std::max(b.begin, sl.offset));
+  }
+}
+
+void DataParallel::launch_ready() {
+  while (next_launch_ < buckets_.size() && buckets_[next_launch_].missing == 0) launch_bucket(buckets_[next_launch_++]);
+}
+
+void DataParallel::launch_bucket(const Bucket& b) {
+  if (stage_ == ZeroStage::Replicated || stage_ == ZeroStage::OptimizerState) {
+    auto part = flat_.narrow(0, b.begin, b.end - b.begin);
+    bucket_pending_.push_back(group_->allreduce_sum_async(part));
+    return;
+  }
+  for (int64_t r = b.begin / shard_; r * shard_ < b.end; ++r) {
+    const int64_t lo = std::max(b.begin, r * shard_), hi = std::min(b.end, (r + 1) * shard_);
+    auto part = flat_.narrow(0, lo, hi - lo);
+    bucket_pending_.push_back(group_->reduce_sum_async(part, static_cast<int>(r)));
+  }
+}
+
+void DataParallel::launch_rest() {
+  if (!collecting_) return;
+  // Parameters without a gradient in the last backward on this rank (an empty slice, an unused
+  // parameter): what they accumulated before, or zeros.
+  for (size_t i = 0; i < slots_.size(); ++i) {
+    if (!slot_in_[i]) fill_slot(i, torch::Tensor());
+  }
+  collecting_ = false;
+  launch_ready();
+}
+
+void DataParallel::finish_buckets() {
+  launch_rest();
+  for (auto& p : bucket_pending_) p.wait();
+  bucket_pending_.clear();
+  overlapped_step_ = false;
 }
 
 // The nn::BlockGather of one block sequence: block index -> unit (none for a frozen block).
@@ -397,6 +503,9 @@ void DataParallel::begin_step() {
 }
 
 void DataParallel::micro_batch_done(bool forward_ran, bool backward_ran) {
+  // The step's last micro-batch: every bucket not started yet starts now, before any other
+  // collective of the step (the trainer's statistics all-reduce comes next on every rank).
+  launch_rest();
   if (!in_step_) return;
   if (forward_ran && backward_ran) {
     if (!events_.empty()) last_trace_ = events_;
@@ -425,6 +534,10 @@ void DataParallel::micro_batch_done(bool forward_ran, bool backward_ran) {
 }
 
 void DataParallel::discard_step() {
+  if (overlapped_step_) {  // the buckets already launched must finish on every rank
+    finish_buckets();
+    flat_ = torch::Tensor();
+  }
   if (!in_step_) return;
   finish_reduce();
   for (auto& sl : slots_) sl.param.mutable_grad().reset();
@@ -539,18 +652,24 @@ torch::Tensor DataParallel::step(torch::optim::Optimizer& optimizer, double grad
     return finish_step(optimizer, shard, defined, grad_scale, clip_norm);
   }
   const auto defined = gradient_defined_anywhere();
-  auto flat = flat_gradients();
+  const bool overlapped = overlapped_step_;
+  if (overlapped) finish_buckets();
+  auto flat = overlapped ? std::exchange(flat_, torch::Tensor()) : flat_gradients();
   const int64_t padded = flat.numel();
-  if (stage_ == ZeroStage::Replicated || stage_ == ZeroStage::OptimizerState) {
-    for (int64_t b = 0; b < padded; b += bucket_numel_) {
-      auto bucket = flat.narrow(0, b, std::min(bucket_numel_, padded - b));
+  if (overlapped) {
+    // reduced bucket by bucket during the backward pass
+  } else if (stage_ == ZeroStage::Replicated || stage_ == ZeroStage::OptimizerState) {
+    // Buckets from the end of the flat vector, as the overlapped path cuts them (same sums).
+    for (int64_t e = padded; e > 0; e -= bucket_numel_) {
+      const int64_t b = std::max<int64_t>(0, e - bucket_numel_);
+      auto bucket = flat.narrow(0, b, e - b);
       group_->allreduce_sum(bucket);
     }
   } else {
     // Reduce-scatter, bucket by bucket: each bucket's part in shard r is summed onto rank r.
     std::vector<train::ProcessGroup::Pending> pending;
-    for (int64_t b = 0; b < padded; b += bucket_numel_) {
-      const int64_t e = std::min(padded, b + bucket_numel_);
+    for (int64_t e = padded; e > 0; e -= bucket_numel_) {
+      const int64_t b = std::max<int64_t>(0, e - bucket_numel_);
       for (int r = 0; r < world_; ++r) {
         const int64_t lo = std::max(b, r * shard_), hi = std::min(e, (r + 1) * shard_);
         if (lo >= hi) continue;

@@ -219,6 +219,16 @@ ProcessGroup::Pending ProcessGroup::reduce_sum_async(torch::Tensor& tensor, int 
   return Pending{[impl, work] { impl->wait("reduce", work); }};
 }
 
+ProcessGroup::Pending ProcessGroup::allreduce_sum_async(torch::Tensor& tensor) {
+  BIOLM_CHECK(tensor.device() == impl_->device, Error,
+              "ProcessGroup::allreduce_sum_async: the tensor is not on the group's device");
+  impl_->traffic.allreduce += tensor.numel() * static_cast<int64_t>(tensor.element_size());
+  std::vector<torch::Tensor> ts{tensor};
+  auto work = impl_->pg->allreduce(ts);
+  const Impl* impl = impl_.get();
+  return Pending{[impl, work] { impl->wait("allreduce", work); }};
+}
+
 ProcessGroup::Pending ProcessGroup::broadcast_async(torch::Tensor& tensor, int root) {
   BIOLM_CHECK(tensor.device() == impl_->device, Error, "ProcessGroup::broadcast_async: the tensor is not on the group's device");
   c10d::BroadcastOptions o;

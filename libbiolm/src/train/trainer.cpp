@@ -180,6 +180,7 @@ StepInfo Trainer::train_step(data::BatchSource& source, torch::Tensor& grad_norm
   int64_t tokens = 0;
   if (s.ddp) s.ddp->begin_step();  // ZeRO-3: parameters are sharded between steps
   for (int64_t m = 0; m < config_.grad_accum; ++m) {
+    if (s.ddp) s.ddp->begin_micro_batch(m == config_.grad_accum - 1);  // the last one's backward reduces
     const data::Batch batch = next_batch(source);
     if (batch.n_examples == 0 && batch.tensors.empty()) {  // an empty slice of a small global batch
       if (s.ddp) s.ddp->micro_batch_done(false, false);  // per-block ZeRO-3: its collectives still

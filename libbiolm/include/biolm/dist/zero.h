@@ -103,13 +103,22 @@ class DataParallel {
   /// are gathered by the block loop); stage 3 whole: gather_parameters(). Collective.
   void begin_step();
   /// After every micro-batch of a step, on every rank: whether this rank ran the forward and the
-  /// backward. Under per-block ZeRO-3 a rank that ran neither (an empty slice of a small global
+  /// backward. After the last one, the gradient buckets not started during the backward pass
+  /// start (stages 0-2), before any other collective. Under per-block ZeRO-3 a rank that ran neither (an empty slice of a small global
   /// batch) or no backward (no target token) takes part in the collectives it missed, in the
   /// order the others run them (the sequence of the last complete micro-batch). Collective then.
   void micro_batch_done(bool forward_ran, bool backward_ran);
   /// The step is not taken (non-finite loss, no target token anywhere): drops the gradients
   /// already reduced; the root stays gathered until the next step.
   void discard_step();
+  /// Before each micro-batch of a step (the trainer): on the step's last one, stages 0-2 (and 3
+  /// gathered whole) start each gradient bucket's collective as soon as the backward pass has
+  /// filled it, overlapping communication with the rest of the backward pass.
+  void begin_micro_batch(bool last);
+  /// Turns that overlap off (then every bucket is reduced in step(); for comparisons). On by default.
+  void set_overlap(bool on) { overlap_ = on; }
+  /// Bucket size in elements (train.bucket_mb sets it; tests use buckets smaller than a MB).
+  void set_bucket_numel(int64_t n);
   /// Whether stage 3 gathers block by block.
   bool per_block() const { return !units_.empty(); }
   void reset_peak();
@@ -230,6 +239,30 @@ class DataParallel {
     torch::Tensor flat;                                   ///< what the collectives read and write
   };
   std::optional<InFlight> in_flight_;
+  // Overlapped bucket reduction (stages 0-2 and 3 whole): a hook on every trainable parameter
+  // copies its step gradient (.grad + the last backward's) into flat_ when the last micro-batch's
+  // backward produces it; buckets cover flat_ from its end (the head's gradients come first) and
+  // are launched in index order, the same on every rank, each once all of its elements are in.
+  struct Bucket {
+    int64_t begin = 0, end = 0;
+    int64_t missing = 0;  ///< elements of parameters not yet in flat_
+  };
+  void register_hooks();
+  void on_gradient(size_t slot, const torch::Tensor& grad);
+  void fill_slot(size_t slot, const torch::Tensor& grad);  ///< flat_ <- .grad (+ grad), buckets updated
+  void launch_ready();
+  void launch_bucket(const Bucket& b);
+  void launch_rest();     ///< fills what the backward pass did not and starts every bucket left, in order
+  void finish_buckets();  ///< launch_rest(), then waits for all
+  bool overlap_ = true;
+  bool collecting_ = false;       ///< the hooks write into flat_ (the last micro-batch, until launch_rest)
+  bool overlapped_step_ = false;  ///< flat_ holds this step's gradients, reduced bucket by bucket
+  std::vector<Bucket> buckets_;
+  std::vector<bool> slot_in_;
+  torch::Tensor flat_;
+  size_t next_launch_ = 0;
+  std::vector<train::ProcessGroup::Pending> bucket_pending_;
+  std::vector<std::pair<size_t, unsigned>> hooks_;  ///< (slot, handle)
   int64_t gathered_numel_ = 0, peak_gathered_ = 0;
 };
 

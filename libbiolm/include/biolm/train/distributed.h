@@ -64,6 +64,8 @@ class ProcessGroup {
     std::function<void()> wait;
   };
   Pending reduce_sum_async(torch::Tensor& tensor, int root);
+  /// allreduce_sum(), asynchronous; `tensor` must be on the group's device.
+  Pending allreduce_sum_async(torch::Tensor& tensor);
   /// broadcast(), asynchronous; `tensor` must be on the group's device.
   Pending broadcast_async(torch::Tensor& tensor, int root);
 
