@@ -674,7 +674,10 @@ void check_one_rank_group(const std::string& device, double tol) {
 
 TEST_CASE("a 1-rank Gloo group: ZeRO-0..3 (per block and whole) on a real Transformer equal the plain trainer",
           "[dist][zero]") {
-  check_one_rank_group("cpu", 1e-6);
+  // 1e-5 as the NER demo's CLI check: the key bias's gradient is zero in exact arithmetic (softmax
+  // ignores a shift shared by all keys), so it is pure rounding noise, which AdamW scales up to
+  // lr-sized steps; on LibTorch 2.x ZeRO-1 ends 1.5e-6 from the plain trainer there (1.13: < 1e-6).
+  check_one_rank_group("cpu", 1e-5);
 }
 
 // Run by tools/gpu-check.sh (every [cuda] case): the NCCL process group, device tensors.
