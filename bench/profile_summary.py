@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Self time per operator of a chrome trace from `biolm-bench --profile PATH` (top N rows).
+"""Self time per operator of a chrome trace from `biolm-bench --profile PATH` or
+`bench/reference/torch_reference.py --profile PATH` (top N rows).
 
   python3 bench/profile_summary.py /tmp/trace.json [N]
 """
@@ -9,7 +10,11 @@ import sys
 
 
 def main():
-    events = [e for e in json.load(open(sys.argv[1])) if e.get("ph") == "X"]
+    trace = json.load(open(sys.argv[1]))
+    if isinstance(trace, dict):  # torch.profiler's export_chrome_trace: {"traceEvents": [...]}
+        trace = trace.get("traceEvents", [])
+    # Operators only: torch.profiler adds python frames and profiler bookkeeping with other cats.
+    events = [e for e in trace if e.get("ph") == "X" and e.get("cat", "cpu_op") in ("cpu_op", "Operator")]
     top = int(sys.argv[2]) if len(sys.argv) > 2 else 20
     by_tid = collections.defaultdict(list)
     for e in events:
