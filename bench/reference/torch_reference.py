@@ -277,6 +277,12 @@ def time_steps(fn, warmup, steps, device):
             times.append(time.perf_counter() - t)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     cuda_mb = torch.cuda.max_memory_allocated(device) / 2 ** 20 if device.type == "cuda" else None
+    if PROFILE_PATH:
+        # One more step under the profiler, as biolm-bench --profile: a chrome trace that
+        # bench/profile_summary.py reads (self time per operator).
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+            fn()
+        prof.export_chrome_trace(PROFILE_PATH)
     return times, rss, cuda_mb
 
 
@@ -577,12 +583,6 @@ def run(config, case, warmup, steps, seed, device, dtype, impl="pytorch", batch=
                 x_ids = logits.argmax(-1, keepdim=True)
             return n_new
     times, rss, cuda_mb = time_steps(generate if case == "generate" else step, warmup, steps, device)
-    if PROFILE_PATH and case != "generate":
-        # One more step under the profiler, as biolm-bench --profile: a chrome trace that
-        # bench/profile_summary.py reads (self time per operator).
-        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
-            step()
-        prof.export_chrome_trace(PROFILE_PATH)
     med = statistics.median(times)
     tokens = B * 32 if case == "generate" else B * T
     fpt = flops_per_token(c, training)
@@ -602,13 +602,13 @@ def run(config, case, warmup, steps, seed, device, dtype, impl="pytorch", batch=
     }
 
 
-PROFILE_PATH = None  # --profile (plain PyTorch cases)
+PROFILE_PATH = None  # --profile
 
 
 def main():
     global PROFILE_PATH
     ap = argparse.ArgumentParser()
-    ap.add_argument("--profile", help="pytorch impl: after timing, one more step under torch.profiler, chrome trace here")
+    ap.add_argument("--profile", help="after timing, one more step under torch.profiler, chrome trace here")
     ap.add_argument("--config", choices=sorted(CONFIGS), required=True)
     ap.add_argument("--case", choices=["clm_full", "clm_lora", "clm_qlora", "clm_dp_lora", "clm_hybrid", "mlm", "tok_full",
                                        "tok_lora", "forward", "generate"],
@@ -629,8 +629,6 @@ def main():
     ap.add_argument("--compile", action="store_true", help="hf-peft: torch.compile of the transformers model")
     a = ap.parse_args()
     PROFILE_PATH = a.profile
-    if a.profile and a.impl != "pytorch":
-        raise SystemExit("--profile applies to --impl pytorch")
     device = torch.device(a.device)
     if a.dtype == "bf16" and device.type != "cuda":
         raise SystemExit("bf16 is benchmarked on CUDA only")

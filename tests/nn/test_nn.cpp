@@ -7,6 +7,8 @@
 
 #include "biolm/core/error.h"
 #include "biolm/nn/attention.h"
+#include "biolm/core/compat.h"
+#include "biolm/nn/batched_matmul.h"
 #include "biolm/nn/block.h"
 #include "biolm/nn/checkpoint.h"
 #include "biolm/nn/mlp.h"
@@ -369,4 +371,47 @@ TEST_CASE("a decoder block equals its Eigen re-implementation (pre-LN RMSNorm, R
   const MatrixXd f = eigen_linear(silu(eigen_linear(n2, *block->mlp->gate)).cwiseProduct(eigen_linear(n2, *block->mlp->up)),
                                   *block->mlp->down);
   BIOLM_REQUIRE_CLOSE(y, from_eigen(h + f), 1e-5);
+}
+
+TEST_CASE("batched_matmul equals torch::matmul in value and gradient on attention's strided operands",
+          "[nn][attention]") {
+  torch::manual_seed(11);
+  const int64_t B = 3, T = 5, H = 4, D = 6;
+  // q, k, v as Attention makes them: (B,T,H,D) viewed as (B,H,T,D), not contiguous.
+  auto base = [&] { return torch::randn({B, T, H, D}, torch::kFloat).transpose(1, 2).requires_grad_(true); };
+  struct Case {
+    const char* name;
+    std::function<std::pair<torch::Tensor, torch::Tensor>()> make;
+  };
+  const std::vector<Case> cases = {
+      {"q k^T (a strided, b transposed)", [&] { return std::make_pair(base(), base()); }},
+      {"contiguous 3-d", [&] {
+         return std::make_pair(torch::randn({7, 4, 9}).requires_grad_(true), torch::randn({7, 9, 2}).requires_grad_(true));
+       }},
+      {"one row, one batch", [&] {
+         return std::make_pair(torch::randn({1, 1, 3}).requires_grad_(true), torch::randn({1, 3, 8}).requires_grad_(true));
+       }},
+  };
+  for (const auto& c : cases) {
+    INFO(c.name);
+    auto [a0, b0] = c.make();
+    const bool qk = std::string(c.name).rfind("q k^T", 0) == 0;
+    auto rhs = [&](const torch::Tensor& b) { return qk ? b.transpose(-2, -1) : b; };
+    // 1.13 without MKL (Debian's): the native path must be the one taken, or this proves nothing there.
+    if (compat::bmm_loops_per_matrix()) CHECK(batched_matmul_is_native(a0, rhs(b0)));
+    auto a1 = a0.detach().clone().requires_grad_(true), b1 = b0.detach().clone().requires_grad_(true);
+    const auto want = torch::matmul(a1, rhs(b1));
+    const auto got = batched_matmul(a0, rhs(b0));
+    REQUIRE(got.sizes() == want.sizes());
+    BIOLM_REQUIRE_CLOSE(got, want, 1e-5);
+    const auto g = torch::randn_like(want);
+    want.backward(g);
+    got.backward(g);
+    BIOLM_REQUIRE_CLOSE(a0.grad(), a1.grad(), 1e-5);
+    BIOLM_REQUIRE_CLOSE(b0.grad(), b1.grad(), 1e-5);
+  }
+  // Other dtypes and devices fall back to torch::matmul.
+  const auto d = torch::randn({2, 3, 4}, torch::kDouble);
+  CHECK_FALSE(batched_matmul_is_native(d, d.transpose(-2, -1)));
+  BIOLM_REQUIRE_CLOSE(batched_matmul(d, d.transpose(-2, -1)), torch::matmul(d, d.transpose(-2, -1)), 1e-12);
 }

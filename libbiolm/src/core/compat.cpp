@@ -35,6 +35,15 @@ at::Tensor scaled_dot_product_attention(const at::Tensor& q, const at::Tensor& k
 #endif
 }
 
+bool bmm_loops_per_matrix() {
+#if BIOLM_TORCH_AT_LEAST(2, 0)
+  return false;
+#else
+  static const bool loops = !at::hasMKL();
+  return loops;
+#endif
+}
+
 AutocastGuard::AutocastGuard(c10::DeviceType device, c10::ScalarType dtype, bool enabled) {
   if (!enabled || (device != c10::DeviceType::CUDA && device != c10::DeviceType::CPU)) return;
   active_ = true;

@@ -1,5 +1,7 @@
 #include "biolm/nn/attention.h"
 
+#include "biolm/nn/batched_matmul.h"
+
 #include <cmath>
 #include <limits>
 
@@ -34,13 +36,13 @@ void AttentionImpl::pretty_print(std::ostream& stream) const {
 torch::Tensor explicit_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                  const torch::Tensor& mask, double dropout_p, bool training) {
   const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
-  auto scores = torch::matmul(q, k.transpose(-2, -1)) * scale;  // (B,H,Tq,Tk)
+  auto scores = batched_matmul(q, k.transpose(-2, -1)) * scale;  // (B,H,Tq,Tk)
   if (mask.defined()) scores = scores.masked_fill(mask.logical_not(), -std::numeric_limits<double>::infinity());
   // softmax in float32 at least: bf16 exponentials lose the small probabilities.
   const bool upcast = q.scalar_type() == torch::kHalf || q.scalar_type() == torch::kBFloat16;
   auto probs = (upcast ? torch::softmax(scores.to(torch::kFloat), -1) : torch::softmax(scores, -1)).to(q.scalar_type());
   probs = torch::dropout(probs, dropout_p, training);
-  return torch::matmul(probs, v);  // (B,H,Tq,D)
+  return batched_matmul(probs, v);  // (B,H,Tq,D)
 }
 
 AttentionOutput AttentionImpl::forward(const torch::Tensor& x, const AttentionContext& ctx, const torch::Tensor& kv_x) {
@@ -89,7 +91,10 @@ AttentionOutput AttentionImpl::forward(const torch::Tensor& x, const AttentionCo
   torch::Tensor y;
   const bool causal_flag = ctx.is_causal && !ctx.mask.defined();
   BIOLM_CHECK(!causal_flag || Tk == T, ShapeError, "Attention", "is_causal needs as many keys as queries (no cache)");
-  if (options.fused()) {
+  // LibTorch 1.13 without MKL has no fused kernel, only a math path over its per-matrix bmm loop:
+  // the explicit path with nn::batched_matmul is the same math without the loop's overhead.
+  const bool fused = options.fused() && !batched_matmul_is_native(q, k.transpose(-2, -1));
+  if (fused) {
     y = compat::scaled_dot_product_attention(q, k, v, ctx.mask.defined() ? c10::optional<at::Tensor>(ctx.mask)
                                                                           : c10::nullopt,
                                              p, causal_flag);

@@ -52,6 +52,11 @@ at::Generator cuda_default_generator(c10::DeviceIndex index);
 /// True when LibTorch has the public fused SDPA (2.0+); false means the 1.13 math path.
 constexpr bool has_fused_sdpa() { return BIOLM_TORCH_AT_LEAST(2, 0); }
 
+/// True where at::bmm on CPU loops over the batch, one select() per operand and one BLAS call
+/// per matrix: LibTorch before 2.0 built without MKL (Debian's 1.13 + OpenBLAS). nn::batched_matmul
+/// replaces it there.
+bool bmm_loops_per_matrix();
+
 /// Scaled dot-product attention, softmax(q k^T / sqrt(D) + mask) v.
 ///   q: (B,H,Tq,D), k/v: (B,H,Tk,D) (same H; repeat grouped KV heads before calling).
 ///   mask: optional, broadcastable to (B,H,Tq,Tk); bool (true = may attend) or an additive float

@@ -1,0 +1,141 @@
+#include "biolm/nn/batched_matmul.h"
+
+#include <ATen/Parallel.h>
+#include <dlfcn.h>
+#include <torch/csrc/autograd/custom_function.h>
+#include <torch/torch.h>
+
+#include <vector>
+
+#include "biolm/core/compat.h"
+
+namespace biolm::nn {
+namespace {
+
+// cblas_sgemm of the BLAS in the process (OpenBLAS under Debian's LibTorch), found at run time:
+// libbiolm does not link a BLAS of its own. CBLAS constants: row major 101, no-trans 111, trans 112.
+using Sgemm = void (*)(int, int, int, int, int, int, float, const float*, int, const float*, int, float, float*, int);
+Sgemm cblas_sgemm_fn() {
+  static const Sgemm fn = reinterpret_cast<Sgemm>(::dlsym(RTLD_DEFAULT, "cblas_sgemm"));
+  return fn;
+}
+
+/// How one operand's matrices lie in memory: row-major (last stride 1) or transposed (the
+/// row stride 1), with their leading dimension.
+struct Layout {
+  bool transposed = false;
+  int64_t ld = 0;
+};
+
+bool layout_of(const torch::Tensor& x, Layout& out) {
+  const int64_t R = x.size(-2), C = x.size(-1);
+  const int64_t sr = x.stride(-2), sc = x.stride(-1);
+  if (sc == 1 && (R == 1 || sr >= std::max<int64_t>(C, 1))) {
+    out = {false, R == 1 ? std::max<int64_t>(C, 1) : sr};
+    return true;
+  }
+  if (sr == 1 && (C == 1 || sc >= std::max<int64_t>(R, 1))) {
+    out = {true, C == 1 ? std::max<int64_t>(R, 1) : sc};
+    return true;
+  }
+  return false;
+}
+
+/// Element offsets of every matrix of x (..., R, C), batch dimensions flattened in order.
+std::vector<int64_t> matrix_offsets(const torch::Tensor& x) {
+  const int64_t nd = x.dim() - 2;
+  int64_t n = 1;
+  for (int64_t d = 0; d < nd; ++d) n *= x.size(d);
+  std::vector<int64_t> out(static_cast<size_t>(n));
+  std::vector<int64_t> idx(static_cast<size_t>(nd), 0);
+  for (int64_t i = 0; i < n; ++i) {
+    int64_t off = 0;
+    for (int64_t d = 0; d < nd; ++d) off += idx[static_cast<size_t>(d)] * x.stride(d);
+    out[static_cast<size_t>(i)] = off;
+    for (int64_t d = nd - 1; d >= 0; --d) {
+      if (++idx[static_cast<size_t>(d)] < x.size(d)) break;
+      idx[static_cast<size_t>(d)] = 0;
+    }
+  }
+  return out;
+}
+
+torch::Tensor raw(torch::Tensor a, torch::Tensor b) {
+  Layout la, lb;
+  if (!layout_of(a, la)) {
+    a = a.contiguous();
+    layout_of(a, la);
+  }
+  if (!layout_of(b, lb)) {
+    b = b.contiguous();
+    layout_of(b, lb);
+  }
+  const int64_t M = a.size(-2), K = a.size(-1), N = b.size(-1);
+  auto sizes = a.sizes().vec();
+  sizes.back() = N;
+  auto c = torch::empty(sizes, a.options().memory_format(at::MemoryFormat::Contiguous));
+  if (c.numel() == 0) return c;
+  if (K == 0) return c.zero_();
+  const auto oa = matrix_offsets(a), ob = matrix_offsets(b);
+  const float* pa = a.data_ptr<float>();
+  const float* pb = b.data_ptr<float>();
+  float* pc = c.data_ptr<float>();
+  const Sgemm sgemm = cblas_sgemm_fn();
+  const int ta = la.transposed ? 112 : 111, tb = lb.transposed ? 112 : 111;
+  const auto nb = static_cast<int64_t>(oa.size());
+  // One matrix per task: inside the parallel region OpenBLAS runs single-threaded.
+  at::parallel_for(0, nb, 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i) {
+      sgemm(101, ta, tb, static_cast<int>(M), static_cast<int>(N), static_cast<int>(K), 1.0f,
+            pa + oa[static_cast<size_t>(i)], static_cast<int>(la.ld), pb + ob[static_cast<size_t>(i)],
+            static_cast<int>(lb.ld), 0.0f, pc + i * M * N, static_cast<int>(N));
+    }
+  });
+  return c;
+}
+
+struct BatchedMatmul : torch::autograd::Function<BatchedMatmul> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& a, const torch::Tensor& b) {
+    ctx->save_for_backward({a, b});
+    return raw(a, b);
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const auto& a = saved[0];
+    const auto& b = saved[1];
+    const auto& g = grads[0];
+    torch::Tensor ga, gb;
+    if (ctx->needs_input_grad(0)) ga = raw(g, b.transpose(-2, -1));  // (..., M, N) @ (..., N, K)
+    if (ctx->needs_input_grad(1)) gb = raw(a.transpose(-2, -1), g);  // (..., K, M) @ (..., M, N)
+    return {ga, gb};
+  }
+};
+
+}  // namespace
+
+bool batched_matmul_is_native(const torch::Tensor& a, const torch::Tensor& b) {
+  if (!compat::bmm_loops_per_matrix() || cblas_sgemm_fn() == nullptr) return false;
+  if (!a.device().is_cpu() || !b.device().is_cpu() || a.scalar_type() != torch::kFloat ||
+      b.scalar_type() != torch::kFloat || a.dim() < 3 || a.dim() != b.dim() || a.size(-1) != b.size(-2)) {
+    return false;
+  }
+  for (int64_t d = 0; d < a.dim() - 2; ++d) {
+    if (a.size(d) != b.size(d)) return false;
+  }
+  // 32-bit BLAS integers.
+  const int64_t limit = int64_t{1} << 30;
+  for (const auto& x : {a, b}) {
+    for (int64_t d = 0; d < x.dim(); ++d) {
+      if (x.size(d) >= limit || x.stride(d) >= limit) return false;
+    }
+  }
+  return true;
+}
+
+torch::Tensor batched_matmul(const torch::Tensor& a, const torch::Tensor& b) {
+  if (!batched_matmul_is_native(a, b)) return torch::matmul(a, b);
+  return BatchedMatmul::apply(a, b);
+}
+
+}  // namespace biolm::nn
