@@ -103,6 +103,18 @@ struct ProcessGroup::Impl {
            std::to_string(world_size) + ": a peer rank died or did not answer within train.dist_timeout_s = " +
            fmt::format("{:g}", static_cast<double>(timeout.count()) / 1000.0) + " s (" + what.substr(0, what.find('\n')) + ")";
   }
+  // An asynchronous collective on `tensor` (on the group's device): counts its bytes, starts it
+  // and returns the handle whose wait() finishes it (or throws the rank-naming error).
+  template <typename Start>
+  ProcessGroup::Pending start_async(const char* op, int64_t& bytes, torch::Tensor& tensor, Start start) {
+    BIOLM_CHECK(tensor.device() == device, Error,
+                std::string("ProcessGroup: asynchronous ") + op + " of a tensor that is not on the group's device");
+    bytes += tensor.numel() * static_cast<int64_t>(tensor.element_size());
+    std::vector<torch::Tensor> ts{tensor};
+    auto work = start(ts);
+    const Impl* self = this;
+    return ProcessGroup::Pending{[self, work, op] { self->wait(op, work); }};
+  }
   // NCCL reduces device tensors only: small host tensors (the trainer's step statistics, gathered
   // checkpoint state) make a round trip through the group's device. Gloo takes them as they are.
   template <typename Op>
@@ -212,32 +224,22 @@ void ProcessGroup::allgather(const torch::Tensor& shard, torch::Tensor& full) {
 ProcessGroup::Pending ProcessGroup::reduce_sum_async(torch::Tensor& tensor, int root) {
   c10d::ReduceOptions o;
   o.rootRank = root;
-  impl_->traffic.reduce += tensor.numel() * static_cast<int64_t>(tensor.element_size());
-  std::vector<torch::Tensor> ts{tensor};
-  auto work = impl_->pg->reduce(ts, o);
-  const Impl* impl = impl_.get();
-  return Pending{[impl, work] { impl->wait("reduce", work); }};
+  return impl_->start_async("reduce", impl_->traffic.reduce, tensor, [&](std::vector<torch::Tensor>& ts) {
+    return impl_->pg->reduce(ts, o);
+  });
 }
 
 ProcessGroup::Pending ProcessGroup::allreduce_sum_async(torch::Tensor& tensor) {
-  BIOLM_CHECK(tensor.device() == impl_->device, Error,
-              "ProcessGroup::allreduce_sum_async: the tensor is not on the group's device");
-  impl_->traffic.allreduce += tensor.numel() * static_cast<int64_t>(tensor.element_size());
-  std::vector<torch::Tensor> ts{tensor};
-  auto work = impl_->pg->allreduce(ts);
-  const Impl* impl = impl_.get();
-  return Pending{[impl, work] { impl->wait("allreduce", work); }};
+  return impl_->start_async("allreduce", impl_->traffic.allreduce, tensor,
+                            [&](std::vector<torch::Tensor>& ts) { return impl_->pg->allreduce(ts); });
 }
 
 ProcessGroup::Pending ProcessGroup::broadcast_async(torch::Tensor& tensor, int root) {
-  BIOLM_CHECK(tensor.device() == impl_->device, Error, "ProcessGroup::broadcast_async: the tensor is not on the group's device");
   c10d::BroadcastOptions o;
   o.rootRank = root;
-  impl_->traffic.broadcast += tensor.numel() * static_cast<int64_t>(tensor.element_size());
-  std::vector<torch::Tensor> ts{tensor};
-  auto work = impl_->pg->broadcast(ts, o);
-  const Impl* impl = impl_.get();
-  return Pending{[impl, work] { impl->wait("broadcast", work); }};
+  return impl_->start_async("broadcast", impl_->traffic.broadcast, tensor, [&](std::vector<torch::Tensor>& ts) {
+    return impl_->pg->broadcast(ts, o);
+  });
 }
 
 void broadcast_module(ProcessGroup& group, torch::nn::Module& module) {
