@@ -17,6 +17,7 @@
 #include "biolm/core/device.h"
 #include "biolm/dist/zero.h"
 #include "biolm/models/task_model.h"
+#include "biolm/peft/method.h"
 #include "biolm/io/tensor_file.h"
 #include "biolm/train/checkpoint.h"
 #include "biolm/train/distributed.h"
@@ -637,14 +638,22 @@ namespace {
 // 1-rank process group on `device` (Gloo on CPU, NCCL on CUDA) at each ZeRO stage, against the
 // plain trainer on the same device: the whole DataParallel path (per-block gathering, broadcasts,
 // reduces, all-gathers through c10d) without a second process.
-void check_one_rank_group(const std::string& device, double tol) {
+void check_one_rank_group(const std::string& device, double tol, bool lora = false) {
   test::TempDir dir("zero_one_rank");
-  auto make = [] {
+  auto make = [lora] {
     torch::manual_seed(7);
     auto c = models::preset("tiny-encoder");
     c.hidden_dropout = 0.0;
     c.attention_dropout = 0.0;
-    return models::make_task_model(c, models::TaskKind::TokenClassification, 4);
+    auto m = models::make_task_model(c, models::TaskKind::TokenClassification, 4);
+    if (lora) {  // only the adapters (in every block) and the head train: what ZeRO shards and gathers
+      peft::MethodConfig mc;
+      mc.method = peft::Method::Lora;
+      mc.lora = peft::LoraOptions(4, 8).targets({"**.q_proj", "**.v_proj"});
+      mc.train_patterns = {"classifier.**"};
+      peft::apply(*m, mc);
+    }
+    return m;
   };
   auto plain = make();
   auto pc = cfg(dir / "plain", 0, 5);
@@ -653,6 +662,11 @@ void check_one_rank_group(const std::string& device, double tol) {
   plain->to(torch::kCPU);
   const auto initial = weights_of(*make());
   CHECK_FALSE(torch::allclose(initial.at("classifier.weight"), plain->named_parameters()["classifier.weight"]));
+  if (lora) {  // the adapters moved, the frozen body did not
+    const std::string adapter = "layers.1.attn.v_proj.adapter.lora_b", base = "layers.1.attn.v_proj.weight";
+    CHECK_FALSE(torch::allclose(initial.at(adapter), plain->named_parameters()[adapter]));
+    CHECK(torch::equal(initial.at(base), plain->named_parameters()[base]));
+  }
   for (const int zero : {0, 1, 2, 3, 4}) {
     INFO(device << " zero " << zero);
     train::DistEnv env;
@@ -678,6 +692,12 @@ TEST_CASE("a 1-rank Gloo group: ZeRO-0..3 (per block and whole) on a real Transf
   // ignores a shift shared by all keys), so it is pure rounding noise, which AdamW scales up to
   // lr-sized steps; on LibTorch 2.x ZeRO-1 ends 1.5e-6 from the plain trainer there (1.13: < 1e-6).
   check_one_rank_group("cpu", 1e-5);
+}
+
+TEST_CASE("a 1-rank Gloo group with LoRA: ZeRO-0..3 shard and gather only the adapters and the head, equal to "
+          "the plain trainer",
+          "[dist][zero]") {
+  check_one_rank_group("cpu", 1e-5, /*lora=*/true);
 }
 
 // Run by tools/gpu-check.sh (every [cuda] case): the NCCL process group, device tensors.
