@@ -14,6 +14,11 @@
 namespace biolm::dist {
 namespace {
 
+/// Elements of [a0, a1) inside [b0, b1).
+int64_t overlap(int64_t a0, int64_t a1, int64_t b0, int64_t b1) {
+  return std::max<int64_t>(0, std::min(a1, b1) - std::max(a0, b0));
+}
+
 bool is_adamw(const torch::optim::Optimizer& optimizer) {
   return dynamic_cast<const torch::optim::AdamW*>(&optimizer) != nullptr;
 }
@@ -148,6 +153,7 @@ DataParallel::DataParallel(std::shared_ptr<train::ProcessGroup> group, torch::nn
   shard_ = (total_ + world_ - 1) / world_;
   torch::NoGradGuard no_grad;
   gathered_numel_ = peak_gathered_ = total_;
+  build_buckets();
   if (stage_ == ZeroStage::Replicated) {
     for (size_t i = 0; i < slots_.size(); ++i) pieces_.push_back({i, slots_[i].offset, slots_[i].numel, slots_[i].param});
     register_hooks();
@@ -186,22 +192,23 @@ DataParallel::~DataParallel() {
 void DataParallel::set_bucket_numel(int64_t n) {
   BIOLM_CHECK(n > 0 && !collecting_, Error, "dist::DataParallel::set_bucket_numel: n > 0, outside a step");
   bucket_numel_ = n;
-  if (hooks_.empty()) return;
-  for (const auto& [slot, handle] : hooks_) slots_[slot].param.remove_hook(handle);
-  hooks_.clear();
-  buckets_.clear();
-  register_hooks();
+  build_buckets();
 }
 
-void DataParallel::register_hooks() {
-  const int64_t padded = world_ * shard_;
-  // Bucket k holds [padded - (k+1)·B, padded - k·B): the end of the flat vector first.
-  for (int64_t e = padded; e > 0; e -= bucket_numel_) {
+void DataParallel::build_buckets() {
+  buckets_.clear();
+  // Bucket k holds [padded - (k+1)·B, padded - k·B): the end of the flat vector first, where the
+  // gradients the backward pass produces first lie. Both reduction paths cut them so.
+  for (int64_t e = world_ * shard_; e > 0; e -= bucket_numel_) {
     Bucket b;
     b.begin = std::max<int64_t>(0, e - bucket_numel_);
     b.end = e;
+    for (const auto& sl : slots_) b.real += overlap(b.begin, b.end, sl.offset, sl.offset + sl.numel);
     buckets_.push_back(b);
   }
+}
+
+void DataParallel::register_hooks() {
   for (size_t i = 0; i < slots_.size(); ++i) {
     const unsigned h = slots_[i].param.register_hook([this, i](const torch::Tensor& grad) { on_gradient(i, grad); });
     hooks_.emplace_back(i, h);
@@ -215,12 +222,7 @@ void DataParallel::begin_micro_batch(bool last) {
   torch::NoGradGuard no_grad;
   flat_ = torch::zeros({world_ * shard_}, options_);
   slot_in_.assign(slots_.size(), false);
-  for (auto& b : buckets_) {
-    b.missing = 0;
-    for (const auto& sl : slots_) {
-      b.missing += std::max<int64_t>(0, std::min(b.end, sl.offset + sl.numel) - std::max(b.begin, sl.offset));
-    }
-  }
+  for (auto& b : buckets_) b.missing = b.real;
   next_launch_ = 0;
   bucket_pending_.clear();
 }
@@ -246,9 +248,7 @@ void DataParallel::fill_slot(size_t slot, const torch::Tensor& grad) {
     dst.copy_((acc.defined() ? acc : grad).reshape({-1}));
   }
   slot_in_[slot] = true;
-  for (auto& b : buckets_) {
-    b.missing -= std::max<int64_t>(0, std::min(b.end, sl.offset + sl.numel) - std::max(b.begin, sl.offset));
-  }
+  for (auto& b : buckets_) b.missing -= overlap(b.begin, b.end, sl.offset, sl.offset + sl.numel);
 }
 
 void DataParallel::launch_ready() {
@@ -261,11 +261,10 @@ void DataParallel::launch_bucket(const Bucket& b) {
     bucket_pending_.push_back(group_->allreduce_sum_async(part));
     return;
   }
-  for (int64_t r = b.begin / shard_; r * shard_ < b.end; ++r) {
-    const int64_t lo = std::max(b.begin, r * shard_), hi = std::min(b.end, (r + 1) * shard_);
+  for_each_owner(b.begin, b.end, [&](int r, int64_t lo, int64_t hi) {
     auto part = flat_.narrow(0, lo, hi - lo);
-    bucket_pending_.push_back(group_->reduce_sum_async(part, static_cast<int>(r)));
-  }
+    bucket_pending_.push_back(group_->reduce_sum_async(part, r));
+  });
 }
 
 void DataParallel::launch_rest() {
@@ -279,10 +278,14 @@ void DataParallel::launch_rest() {
   launch_ready();
 }
 
-void DataParallel::finish_buckets() {
-  launch_rest();
+void DataParallel::wait_buckets() {
   for (auto& p : bucket_pending_) p.wait();
   bucket_pending_.clear();
+}
+
+void DataParallel::finish_buckets() {
+  launch_rest();
+  wait_buckets();
   overlapped_step_ = false;
 }
 
@@ -383,8 +386,6 @@ void DataParallel::note_gathered(int64_t delta) {
   peak_gathered_ = std::max(peak_gathered_, gathered_numel_);
 }
 
-void DataParallel::reset_peak() { peak_gathered_ = gathered_numel_; }
-
 void DataParallel::copy_own(int64_t lo, int64_t hi, torch::Tensor dst) const {
   for (const auto& pc : pieces_) {
     const int64_t b = std::max(lo, pc.begin), e = std::min(hi, pc.begin + pc.numel);
@@ -402,12 +403,11 @@ void DataParallel::gather_unit(Unit& u) {
   std::vector<train::ProcessGroup::Pending> pending;
   for (const auto& [a, b] : u.runs) {
     run_pos.push_back(pos);
-    for (int64_t r = a / shard_; r * shard_ < b; ++r) {
-      const int64_t lo = std::max(a, r * shard_), hi = std::min(b, (r + 1) * shard_);
+    for_each_owner(a, b, [&, a = a](int r, int64_t lo, int64_t hi) {
       auto seg = buffer.narrow(0, pos + lo - a, hi - lo);
       if (r == rank_) copy_own(lo, hi, seg);
-      pending.push_back(group_->broadcast_async(seg, static_cast<int>(r)));  // the owner's part, to every rank
-    }
+      pending.push_back(group_->broadcast_async(seg, r));  // the owner's part, to every rank
+    });
     pos += b - a;
   }
   for (auto& p : pending) p.wait();
@@ -444,12 +444,11 @@ void DataParallel::reduce_unit(const Unit& u) {
   finish_reduce();
   int64_t pos = 0;
   for (const auto& [a, b] : u.runs) {
-    for (int64_t r = a / shard_; r * shard_ < b; ++r) {
-      const int64_t lo = std::max(a, r * shard_), hi = std::min(b, (r + 1) * shard_);
+    for_each_owner(a, b, [&, a = a](int r, int64_t lo, int64_t hi) {
       auto seg = next.flat.narrow(0, pos + lo - a, hi - lo);
-      next.pending.push_back(group_->reduce_sum_async(seg, static_cast<int>(r)));
+      next.pending.push_back(group_->reduce_sum_async(seg, r));
       if (r == rank_) next.mine.emplace_back(seg, lo);
-    }
+    });
     pos += b - a;
   }
   in_flight_ = std::move(next);
@@ -466,11 +465,15 @@ void DataParallel::finish_reduce() {
 void DataParallel::on_event(const Event& e) {
   if (!in_step_ || gathered_) return;  // outside a per-block step (evaluation holds the whole set)
   events_.push_back(e);
+  apply(e);
+}
+
+void DataParallel::apply(const Event& e) {
   auto& u = units_[e.unit];
   switch (e.kind) {
     case Event::Gather: gather_unit(u); break;
     case Event::Release: release_unit(u); break;
-    case Event::Reduce: reduce_unit(u); break;
+    case Event::Reduce: reduce_unit(u); break;  // on a replaying rank: zeros
   }
 }
 
@@ -522,14 +525,7 @@ void DataParallel::micro_batch_done(bool forward_ran, bool backward_ran) {
                 ? trace.size()
                 : static_cast<size_t>(first_reduce - trace.begin()) - 1;
   }
-  for (size_t k = start; k < trace.size(); ++k) {
-    auto& u = units_[trace[k].unit];
-    switch (trace[k].kind) {
-      case Event::Gather: gather_unit(u); break;
-      case Event::Release: release_unit(u); break;
-      case Event::Reduce: reduce_unit(u); break;  // no gradient here: zeros
-    }
-  }
+  for (size_t k = start; k < trace.size(); ++k) apply(trace[k]);
   events_.clear();
 }
 
@@ -652,33 +648,14 @@ torch::Tensor DataParallel::step(torch::optim::Optimizer& optimizer, double grad
     return finish_step(optimizer, shard, defined, grad_scale, clip_norm);
   }
   const auto defined = gradient_defined_anywhere();
-  const bool overlapped = overlapped_step_;
-  if (overlapped) finish_buckets();
-  auto flat = overlapped ? std::exchange(flat_, torch::Tensor()) : flat_gradients();
-  const int64_t padded = flat.numel();
-  if (overlapped) {
-    // reduced bucket by bucket during the backward pass
-  } else if (stage_ == ZeroStage::Replicated || stage_ == ZeroStage::OptimizerState) {
-    // Buckets from the end of the flat vector, as the overlapped path cuts them (same sums).
-    for (int64_t e = padded; e > 0; e -= bucket_numel_) {
-      const int64_t b = std::max<int64_t>(0, e - bucket_numel_);
-      auto bucket = flat.narrow(0, b, e - b);
-      group_->allreduce_sum(bucket);
-    }
+  if (overlapped_step_) {
+    finish_buckets();  // reduced bucket by bucket during the backward pass
   } else {
-    // Reduce-scatter, bucket by bucket: each bucket's part in shard r is summed onto rank r.
-    std::vector<train::ProcessGroup::Pending> pending;
-    for (int64_t e = padded; e > 0; e -= bucket_numel_) {
-      const int64_t b = std::max<int64_t>(0, e - bucket_numel_);
-      for (int r = 0; r < world_; ++r) {
-        const int64_t lo = std::max(b, r * shard_), hi = std::min(e, (r + 1) * shard_);
-        if (lo >= hi) continue;
-        auto part = flat.narrow(0, lo, hi - lo);
-        pending.push_back(group_->reduce_sum_async(part, r));
-      }
-    }
-    for (auto& p : pending) p.wait();
+    flat_ = flat_gradients();
+    for (const auto& b : buckets_) launch_bucket(b);
+    wait_buckets();
   }
+  auto flat = std::exchange(flat_, torch::Tensor());
   for (auto& sl : slots_) sl.param.mutable_grad().reset();  // the full gradients are not kept
 
   torch::Tensor norm;

@@ -33,6 +33,7 @@
 #include <torch/optim/optimizer.h>
 #include <torch/types.h>
 
+#include <algorithm>
 #include <functional>
 #include <map>
 #include <memory>
@@ -78,7 +79,7 @@ struct ShardMemory {
   int64_t trainable_numel = 0;   ///< S: all trainable elements of the model
   int64_t parameter_numel = 0;   ///< trainable parameter elements held (S, or s under stage 3)
   int64_t optimizer_numel = 0;   ///< optimizer state elements (2 per element stepped for AdamW)
-  /// The most trainable parameter elements gathered at once since the last reset_peak() (S when
+  /// The most trainable parameter elements gathered at once since construction (S when
   /// the whole set is gathered; root + the largest block under per-block ZeRO-3).
   int64_t peak_parameter_numel = 0;
 };
@@ -121,7 +122,6 @@ class DataParallel {
   void set_bucket_numel(int64_t n);
   /// Whether stage 3 gathers block by block.
   bool per_block() const { return !units_.empty(); }
-  void reset_peak();
   /// The module's trainable parameters were overwritten (a checkpoint loaded, after
   /// gather_parameters): refreshes this rank's master pieces from them (stage 3 releases again).
   void parameters_loaded();
@@ -130,8 +130,6 @@ class DataParallel {
   /// train::clip_grad_norm), steps and brings the parameters back in line (all-gather; stage 3
   /// releases them instead). Returns the pre-clip norm (undefined without clipping). Collective.
   torch::Tensor step(torch::optim::Optimizer& optimizer, double grad_scale, const std::optional<double>& clip_norm);
-  /// Number of per-block units (0 unless per_block()).
-  size_t n_units() const { return units_.size(); }
 
   /// The optimizer state of the whole model in flat, world-size independent coordinates
   /// ("exp_avg", "exp_avg_sq" (AdamW) or "momentum_buffer" (SGD): S elements each; "step": one
@@ -214,6 +212,14 @@ class DataParallel {
   void reduce_unit(const Unit& u);
   void finish_reduce();  ///< waits for the unit in flight and adds this rank's part to shard_grad_
   void on_event(const Event& e);
+  void apply(const Event& e);  ///< gather, release or reduce one unit
+  /// fn(r, lo, hi) for every rank r whose shard meets [begin, end), with the intersection.
+  template <typename Fn>
+  void for_each_owner(int64_t begin, int64_t end, Fn fn) const {
+    for (int64_t r = begin / shard_; r * shard_ < end; ++r) {
+      fn(static_cast<int>(r), std::max(begin, r * shard_), std::min(end, (r + 1) * shard_));
+    }
+  }
   void note_gathered(int64_t delta);
 
   std::shared_ptr<train::ProcessGroup> group_;
@@ -245,15 +251,18 @@ class DataParallel {
   // are launched in index order, the same on every rank, each once all of its elements are in.
   struct Bucket {
     int64_t begin = 0, end = 0;
-    int64_t missing = 0;  ///< elements of parameters not yet in flat_
+    int64_t real = 0;     ///< elements of parameters (not padding) in it
+    int64_t missing = 0;  ///< of those, not yet in flat_
   };
+  void build_buckets();
   void register_hooks();
+  void wait_buckets();
   void on_gradient(size_t slot, const torch::Tensor& grad);
   void fill_slot(size_t slot, const torch::Tensor& grad);  ///< flat_ <- .grad (+ grad), buckets updated
   void launch_ready();
   void launch_bucket(const Bucket& b);
   void launch_rest();     ///< fills what the backward pass did not and starts every bucket left, in order
-  void finish_buckets();  ///< launch_rest(), then waits for all
+  void finish_buckets();  ///< launch_rest(), then wait_buckets()
   bool overlap_ = true;
   bool collecting_ = false;       ///< the hooks write into flat_ (the last micro-batch, until launch_rest)
   bool overlapped_step_ = false;  ///< flat_ holds this step's gradients, reduced bucket by bucket
