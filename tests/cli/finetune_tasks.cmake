@@ -36,6 +36,20 @@ set_tests_properties(cli::finetune_pubmedqa PROPERTIES FIXTURES_SETUP pubmedqa_m
   PASS_REGULAR_EXPRESSION "\"accuracy\":\\{\"ci\":\\[[0-9.e-]+,[0-9.e-]+\\],\"value\":(0\\.[89]|1)")
 
 # PubMedQA with LoRA on a decoder (last-token pooling): accuracy >= 0.6 and macro-F1 >= 0.5.
+# The reasoning-free setting (question + LONG_ANSWER, data.pubmedqa_setting) learns too; the key on
+# another task is refused before any work, exit 2.
+add_test(NAME cli::finetune_pubmedqa_reasoning_free
+  COMMAND ${BIOLM_EXE} --log-level warn finetune --config examples/configs/pubmedqa_demo.yaml
+          output=${cli_out}/pubmedqa-free data.pubmedqa_setting=reasoning-free train.max_steps=120
+          train.eval_every=120 ${ft_common})
+set_tests_properties(cli::finetune_pubmedqa_reasoning_free PROPERTIES
+  PASS_REGULAR_EXPRESSION "\"accuracy\":\\{\"ci\":\\[[0-9.e-]+,[0-9.e-]+\\],\"value\":(0\\.[89]|1)")
+add_test(NAME cli::finetune_pubmedqa_setting_refused
+  COMMAND bash -c "'${BIOLM_EXE}' finetune --config examples/configs/ner_demo.yaml output='${cli_out}/ner-setting' data.pubmedqa_setting=reasoning-free 2>&1; echo exit=$?"
+  WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+set_tests_properties(cli::finetune_pubmedqa_setting_refused PROPERTIES
+  PASS_REGULAR_EXPRESSION "data.pubmedqa_setting.*only the pubmedqa task has settings.*exit=2")
+
 add_test(NAME cli::finetune_pubmedqa_lora_decoder
   COMMAND ${BIOLM_EXE} --log-level warn finetune --config examples/configs/pubmedqa_lora_decoder_demo.yaml
           output=${cli_out}/pubmedqa-lora-decoder train.max_steps=150 train.eval_every=150 ${ft_common})

@@ -56,6 +56,17 @@ add_test(NAME cli::pretrain_shards_wrong_tokenizer
 set_tests_properties(cli::pretrain_shards_wrong_tokenizer PROPERTIES FIXTURES_REQUIRED "pretrain_shards;pretrain_clm"
   PASS_REGULAR_EXPRESSION "fingerprint.*exit=3")
 
+# A vocabulary trained cased (tokenizer.train.lowercase=false) is used and saved cased: no
+# "cased vocabulary loaded lower-cased" warning, do_lower_case false in the model's tokenizer, and a
+# capitalised word of the corpus keeps its capital when encoded with that tokenizer. (Until
+# 2026-12-06 the trained vocab.txt was reloaded with BERT's default lower-casing.)
+add_test(NAME cli::pretrain_cased_vocab
+  COMMAND bash -c "'${BIOLM_EXE}' pretrain --config examples/configs/pretrain_mlm_demo.yaml output='${cli_out}/pretrain-cased' train.max_steps=2 train.warmup_steps=0 train.eval_every=2 seq_len=48 validation.max_sequences=16 tokenizer.train.vocab_size=400 model.max_positions=48 tokenizer.train.lowercase=false 2>&1 && cat '${cli_out}/pretrain-cased/model/tokenizer/tokenizer_config.json' && '${BIOLM_EXE}' tokenizer encode --tokenizer '${cli_out}/pretrain-cased/model/tokenizer' --text 'Plan' 2>&1"
+  WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+set_tests_properties(cli::pretrain_cased_vocab PROPERTIES
+  PASS_REGULAR_EXPRESSION "\"do_lower_case\": false.*\"tokens\":\\[\"\\[CLS\\]\",\"Plan\""
+  FAIL_REGULAR_EXPRESSION "never matches|\"do_lower_case\": true")
+
 # An unknown config key: exit 2, the key named.
 add_test(NAME cli::pretrain_unknown_key
   COMMAND bash -c "'${BIOLM_EXE}' pretrain --config examples/configs/pretrain_mlm_demo.yaml mlm.probabilty=0.2 2>&1; echo exit=$?"

@@ -93,6 +93,42 @@ TEST_CASE("best_span re-assembles the best span across windows", "[tasks][qa]") 
   CHECK_THROWS_AS(tasks::best_span(ws, {start[0]}, end, context, 30), Error);
 }
 
+TEST_CASE("pubmedqa reasoning-free: question + LONG_ANSWER; a record without one named", "[tasks][pubmedqa]") {
+  test::TempDir dir("pubmedqa-free");
+  test::write_text(dir / "p.json", R"({"11": {"QUESTION": "Does drug help?", "CONTEXTS": ["It did not help."],
+    "final_decision": "no", "LONG_ANSWER": "It did not."},
+    "12": {"QUESTION": "Does drug help?", "CONTEXTS": ["It did", "help."], "final_decision": "maybe"}})");
+  test::write_text(dir / "one.json", R"({"11": {"QUESTION": "Does drug help?", "CONTEXTS": ["It did not help."],
+    "final_decision": "no", "LONG_ANSWER": "It did not."}})");
+  auto tok = tiny_tokenizer();
+  tasks::TaskOptions spec;
+  spec.max_length = 32;
+  spec.pubmedqa_setting = "reasoning-free";
+  auto task = tasks::make_task("pubmedqa", spec);
+  const auto dp = task->featurize_train(*tok, (dir / "one.json").string());
+  const auto& d = tasks::as<tasks::LabelData>(*dp, "pubmedqa");
+  REQUIRE(d.rows.size() == 1);
+  // [CLS] does drug help ? [SEP] it did not . [SEP]: the conclusion, not the context ("help").
+  CHECK(d.rows[0].input_ids == std::vector<int64_t>{2, 5, 6, 7, 12, 3, 9, 10, 11, 13, 3});
+  CHECK(d.rows[0].label == 1);
+  try {
+    task->featurize(*tok, (dir / "p.json").string());
+    FAIL("expected DataError");
+  } catch (const DataError& e) {
+    CHECK(std::string(e.what()).find("p.json") != std::string::npos);
+    CHECK(std::string(e.what()).find("PMID 12") != std::string::npos);
+    CHECK(e.field() == "LONG_ANSWER");
+  }
+  spec.pubmedqa_setting = "reasoning_free";
+  try {
+    (void)tasks::make_task("pubmedqa", spec);
+    FAIL("expected ConfigError");
+  } catch (const ConfigError& e) {
+    CHECK(std::string(e.what()).find("data.pubmedqa_setting") != std::string::npos);
+    CHECK(std::string(e.what()).find("reasoning_free") != std::string::npos);
+  }
+}
+
 TEST_CASE("pubmedqa featurization: question + joined contexts, yes/no/maybe ids", "[tasks][pubmedqa]") {
   test::TempDir dir("pubmedqa");
   test::write_text(dir / "p.json", R"({"11": {"QUESTION": "Does drug help?", "CONTEXTS": ["It did not help."],

@@ -140,6 +140,8 @@ FinetuneConfig finetune_config_from_json(const json& tree) {
   o.prompt_format = train::parse_prompt_format(c.prompt_format);
   o.packing = dr.get<bool>("packing", false);
   o.cop_zero_based = dr.get<bool>("cop_zero_based", false);
+  const auto pubmedqa_setting = dr.optional<std::string>("pubmedqa_setting");
+  if (pubmedqa_setting) o.pubmedqa_setting = *pubmedqa_setting;
   auto& tr = r.child("tokenizer");
   c.tokenizer_path = tr.optional<std::string>("path");
   c.tokenizer_train_on = tr.get<std::vector<std::string>>("train_on", {});
@@ -188,6 +190,7 @@ FinetuneConfig finetune_config_from_json(const json& tree) {
   }
   if (task) r.check(!o.packing || task->needs_decoder(), "data.packing", "only the instruct task packs examples");
   r.check(!o.negative_label || c.task == "re", "eval.negative_label", "only the re task has a negative class");
+  r.check(!pubmedqa_setting || c.task == "pubmedqa", "data.pubmedqa_setting", "only the pubmedqa task has settings");
   // The model section: a model.init directory's config merged with the keys given, or a preset.
   r.capture([&] {
     std::optional<io::InitSource> init;

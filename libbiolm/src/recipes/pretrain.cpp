@@ -73,8 +73,12 @@ std::shared_ptr<tokenize::Tokenizer> train_tokenizer(const TokenizerTrainConfig&
     wo.vocab_size = t.vocab_size;
     wo.lowercase = t.lowercase;
     tokenize::train_wordpiece({corpus_file}, wo, dir / "vocab.txt");
-    std::shared_ptr<tokenize::Tokenizer> tok = tokenize::load_tokenizer(dir / "vocab.txt");
-    tok->save(dir);  // tokenizer_config.json (do_lower_case) next to vocab.txt
+    // Loaded with the casing it was trained with (a bare vocab.txt means BERT's lower-casing),
+    // and saved with its tokenizer_config.json (do_lower_case) so every later load agrees.
+    tokenize::LoadOptions lo;
+    lo.lowercase = t.lowercase;
+    std::shared_ptr<tokenize::Tokenizer> tok = tokenize::load_tokenizer(dir / "vocab.txt", lo);
+    tok->save(dir);
     return tokenize::load_tokenizer(dir);
   }
 #if BIOLM_HAS_SENTENCEPIECE

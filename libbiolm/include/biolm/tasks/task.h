@@ -50,6 +50,10 @@ struct TaskOptions {
   /// data.format: mcqa "medqa" (default) | "medmcqa"; instruct "alpaca" (default) | "sharegpt".
   std::string format;
   bool cop_zero_based = false;     ///< mcqa medmcqa: files numbering the correct option 0..3 (data.cop_zero_based)
+  /// pubmedqa (data.pubmedqa_setting), the two settings of the PubMedQA paper (Jin et al. 2019):
+  /// "reasoning-required" (the default and BLURB's: question + CONTEXTS, the abstract without its
+  /// conclusion) or "reasoning-free" (question + LONG_ANSWER, the conclusion itself).
+  std::string pubmedqa_setting = "reasoning-required";
   train::PromptFormat prompt_format = train::PromptFormat::Alpaca;  ///< instruct
   bool packing = false;            ///< instruct training rows: pack examples into max_length rows
   int64_t max_answer_tokens = 30;  ///< qa-span: longest predicted span in tokens
