@@ -42,8 +42,22 @@ add_test(NAME cli::finetune_pubmedqa_reasoning_free
   COMMAND ${BIOLM_EXE} --log-level warn finetune --config examples/configs/pubmedqa_demo.yaml
           output=${cli_out}/pubmedqa-free data.pubmedqa_setting=reasoning-free train.max_steps=120
           train.eval_every=120 ${ft_common})
-set_tests_properties(cli::finetune_pubmedqa_reasoning_free PROPERTIES
+set_tests_properties(cli::finetune_pubmedqa_reasoning_free PROPERTIES FIXTURES_SETUP pubmedqa_free_model
   PASS_REGULAR_EXPRESSION "\"accuracy\":\\{\"ci\":\\[[0-9.e-]+,[0-9.e-]+\\],\"value\":(0\\.[89]|1)")
+# biolm eval of that head reads the setting from model/model.json: the test accuracy reproduces
+# finetune's to the last digit.
+add_test(NAME cli::eval_pubmedqa_reasoning_free_head
+  COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/cli/eval_same_as_finetune.sh ${BIOLM_EXE} ${cli_out}/pubmedqa-free pubmedqa
+          data/pubmedqa/test.json pubmedqa_setting=reasoning-free
+  WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+set_tests_properties(cli::eval_pubmedqa_reasoning_free_head PROPERTIES FIXTURES_REQUIRED pubmedqa_free_model
+  PASS_REGULAR_EXPRESSION "SAME_ACCURACY")
+# ... and so needs LONG_ANSWER in what it scores: a file without it is refused, naming the record.
+add_test(NAME cli::eval_pubmedqa_reasoning_free_needs_long_answer
+  COMMAND bash -c "sed 's/LONG_ANSWER/LONG_ANSWER_gone/' data/pubmedqa/test.json > '${cli_out}/pubmedqa-no-long-answer.json' && '${BIOLM_EXE}' eval --model '${cli_out}/pubmedqa-free/model' --task pubmedqa --data '${cli_out}/pubmedqa-no-long-answer.json' 2>&1; echo exit=$?"
+  WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+set_tests_properties(cli::eval_pubmedqa_reasoning_free_needs_long_answer PROPERTIES FIXTURES_REQUIRED pubmedqa_free_model
+  PASS_REGULAR_EXPRESSION "pubmedqa-no-long-answer.json.*PMID [0-9]+ has no LONG_ANSWER.*exit=[1-9]")
 add_test(NAME cli::finetune_pubmedqa_setting_refused
   COMMAND bash -c "'${BIOLM_EXE}' finetune --config examples/configs/ner_demo.yaml output='${cli_out}/ner-setting' data.pubmedqa_setting=reasoning-free 2>&1; echo exit=$?"
   WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})

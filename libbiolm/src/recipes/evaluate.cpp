@@ -112,6 +112,8 @@ json evaluate_head(const EvaluateConfig& c, Loaded& l) {
   spec.format = !format.empty() ? format : l.info.value("format", std::string());
   spec.cop_zero_based = c.cop_zero_based;
   if (l.info.contains("negative_label")) spec.negative_label = l.info.at("negative_label").get<std::string>();
+  // A pubmedqa head reads its input as it was fine-tuned (question + contexts or + long answer).
+  spec.pubmedqa_setting = l.info.value("pubmedqa_setting", spec.pubmedqa_setting);
   if (l.info.contains("prompt_format"))
     spec.prompt_format = train::parse_prompt_format(l.info.at("prompt_format").get<std::string>());
   // finetune's decoding settings, so a span or a generation is decoded as finetune decoded it.

@@ -362,6 +362,7 @@ FinetuneResult finetune(const FinetuneConfig& c, const FinetuneHooks& hooks) {
              {"max_new_tokens", o.max_new_tokens}};
   if (task->needs_decoder()) mi.info["prompt_format"] = c.prompt_format;
   if (o.negative_label) mi.info["negative_label"] = *o.negative_label;
+  if (c.task == "pubmedqa") mi.info["pubmedqa_setting"] = o.pubmedqa_setting;
   if (init) mi.info["init"] = init->dir.string();
   if (!fit.privacy.is_null()) mi.info["privacy"] = fit.privacy;
   io::ModelDirSaveOptions so;
