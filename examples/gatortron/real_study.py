@@ -306,7 +306,7 @@ def finetune(cfg, out, start_name, starts, task_name, method, seed, env, report_
                       "attention_dropout": cfg.get("dropout", 0.1)},
             "train": {"max_steps": t["steps"], "batch_size": t.get("batch_size", cfg["batch_size"]),
                       "schedule": "linear", "warmup_steps": max(1, t["steps"] // 10), "clip_grad_norm": 1.0,
-                      "eval_every": max(1, t["steps"] // cfg.get("eval_points", 4)), "log_every": max(1, t["steps"] // 20)},
+                      "eval_every": eval_every(cfg, t), "log_every": max(1, t["steps"] // 20)},
             "eval": {"bootstrap": cfg["bootstrap"]}}
     conf = deep_merge(base, {"train": {"lr": m["lr"] * t.get("lr_scale", 1.0)}, "peft": m.get("peft", {"method": method}),
                              "data": t.get("data", {})})  # a task's own data.* keys (pubmedqa_setting)
@@ -702,6 +702,13 @@ def write_html(out, md):
         html.append("</table>")
     with open(os.path.join(out, "report.html"), "w") as f:
         f.write("\n".join(html) + "\n")
+
+
+def eval_every(cfg, t):
+    """Dev evaluations (learning-curve points) per run: the task's eval_points, else the config's.
+    0: none; finetune tests the final weights either way, so dev points only draw the curve."""
+    points = t.get("eval_points", cfg.get("eval_points", 4))
+    return max(1, t["steps"] // points) if points > 0 else 0
 
 
 def pubmedqa_setting_text(cfg):
