@@ -623,19 +623,24 @@ def write_report(cfg, out, recs, starts, data_report, hf, quick, wall, privacy=N
         ax.set_title(f"{task}: metric against trainable parameters")
         ax.legend(fontsize=8)
         plots.append(("metric vs trainable parameters: " + task, save(fig, f"params_{task}")))
-        # learning curves (dev metric over steps)
+        # learning curves: the dev metric over steps, or the training loss where the task's runs
+        # had no dev points (eval_points: 0)
         fig, ax = plt.subplots(figsize=(6, 4))
-        for r in recs.values():
-            if r["task"] != task or r["seed"] != cfg["seeds"][0]:
-                continue
-            key = primary(r["kind"])
-            pts = [(c["step"], c["eval"][key]) for c in r["curve"]
-                   if isinstance(c.get("eval"), dict) and isinstance(c["eval"].get(key), (int, float))]
+        firsts = [r for r in recs.values() if r["task"] == task and r["seed"] == cfg["seeds"][0]]
+        key = primary(firsts[0]["kind"]) if firsts else None
+        dev = any(isinstance(c.get("eval"), dict) and key in c["eval"] for r in firsts for c in r["curve"])
+        for r in firsts:
+            if dev:
+                pts = [(c["step"], c["eval"][key]) for c in r["curve"]
+                       if isinstance(c.get("eval"), dict) and isinstance(c["eval"].get(key), (int, float))]
+            else:
+                pts = [(c["step"], c["loss"]) for c in r["curve"] if isinstance(c.get("loss"), (int, float))]
             if pts:
-                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=".", label=f"{r['start']} {r['method']}")
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="." if dev else None,
+                        label=f"{r['start']} {r['method']}")
         ax.set_xlabel("step")
-        ax.set_ylabel(f"dev {rows[0]['metric']}")
-        ax.set_title(f"{task}: learning curves (dev)")
+        ax.set_ylabel(f"dev {rows[0]['metric']}" if dev else "training loss")
+        ax.set_title(f"{task}: learning curves ({'dev' if dev else 'training loss; no dev points'})")
         ax.legend(fontsize=7)
         plots.append(("learning curves: " + task, save(fig, f"curves_{task}")))
     meth = sorted({x["method"] for x in table})

@@ -36,6 +36,15 @@ set_tests_properties(cli::finetune_pubmedqa PROPERTIES FIXTURES_SETUP pubmedqa_m
   PASS_REGULAR_EXPRESSION "\"accuracy\":\\{\"ci\":\\[[0-9.e-]+,[0-9.e-]+\\],\"value\":(0\\.[89]|1)")
 
 # PubMedQA with LoRA on a decoder (last-token pooling): accuracy >= 0.6 and macro-F1 >= 0.5.
+# train.eval_every=0: no dev evaluation (no best.json, no eval line in metrics.jsonl), the test
+# scores the final weights. (Until 2026-12-06 finetune's default best_metric refused it.)
+add_test(NAME cli::finetune_without_dev_evaluations
+  COMMAND bash -c "rm -rf '${cli_out}/ner-no-dev' && '${BIOLM_EXE}' --log-level warn finetune --config examples/configs/ner_demo.yaml output='${cli_out}/ner-no-dev' train.max_steps=10 train.warmup_steps=0 train.eval_every=0 eval.bootstrap=0 2>&1 && ls '${cli_out}/ner-no-dev' && grep -c '\"eval\"' '${cli_out}/ner-no-dev/metrics.jsonl'; echo exit=$?"
+  WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+set_tests_properties(cli::finetune_without_dev_evaluations PROPERTIES
+  PASS_REGULAR_EXPRESSION "\"steps\":10,.*\"f1\":[0-9.e-]+.*results.json.*\n0\nexit=1"
+  FAIL_REGULAR_EXPRESSION "best.json|error")
+
 # The reasoning-free setting (question + LONG_ANSWER, data.pubmedqa_setting) learns too; the key on
 # another task is refused before any work, exit 2.
 add_test(NAME cli::finetune_pubmedqa_reasoning_free

@@ -295,7 +295,9 @@ FinetuneResult finetune(const FinetuneConfig& c, const FinetuneHooks& hooks) {
   tcfg.run_dir = out_dir.string();
   tcfg.device = device.str();
   tcfg.seed = c.seed;
-  if (!tcfg.best_metric) tcfg.best_metric = task->primary_metric();
+  // The task's metric picks the best dev evaluation; train.eval_every: 0 (no dev evaluations, the
+  // test scores the final weights) has nothing to pick from.
+  if (!tcfg.best_metric && tcfg.eval_every > 0) tcfg.best_metric = task->primary_metric();
 
   // torchrun / biolm launch: WORLD_SIZE > 1 joins a process group; train.batch_size stays the
   // global batch, each rank takes its slice (data/loader.h), so the run does not depend on it.
