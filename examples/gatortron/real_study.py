@@ -564,6 +564,9 @@ def write_report(cfg, out, recs, starts, data_report, hf, quick, wall, privacy=N
         for k in ("f1_strict", "macro_f1", "macro_f1_yes_no_maybe", "precision", "recall"):
             if k in m:
                 extras.append(f"{k} {metric_value(m, k):.3f}")
+        types = {k[3:]: m[k] for k in sorted(m) if k.startswith("f1_") and k != "f1_strict"}
+        if types:  # NER per entity type (seqeval default mode), e.g. BC5CDR's Chemical and Disease
+            extras.append("per type F1: " + ", ".join(f"{t} {metric_value(types, t):.3f}" for t in types))
         per = m.get("per_type") or m.get("per_class")
         if isinstance(per, dict):
             extras.append("per type: " + ", ".join(f"{t} {metric_value(v, 'f1') if isinstance(v, dict) else v:.3f}"
@@ -643,6 +646,23 @@ def write_report(cfg, out, recs, starts, data_report, hf, quick, wall, privacy=N
         ax.set_title(f"{task}: learning curves ({'dev' if dev else 'training loss; no dev points'})")
         ax.legend(fontsize=7)
         plots.append(("learning curves: " + task, save(fig, f"curves_{task}")))
+    # Per-type F1 of the NER tasks with several entity types (first seed).
+    for task in sorted({r["task"] for r in recs.values()}):
+        firsts = [r for r in recs.values() if r["task"] == task and r["seed"] == cfg["seeds"][0] and r["kind"] == "ner"]
+        types = sorted({k[3:] for r in firsts for k in r["metrics"] if k.startswith("f1_") and k != "f1_strict"})
+        if len(types) < 2:
+            continue
+        fig, ax = plt.subplots(figsize=(6, 3.8))
+        width = 0.8 / max(1, len(firsts))
+        for i, r in enumerate(sorted(firsts, key=lambda r: (r["start"], r["method"]))):
+            ax.bar([j + i * width for j in range(len(types))],
+                   [metric_value(r["metrics"], "f1_" + t) for t in types], width, label=f"{r['start']} {r['method']}")
+        ax.set_xticks([j + 0.4 - width / 2 for j in range(len(types))])
+        ax.set_xticklabels(types)
+        ax.set_ylabel("test entity F1")
+        ax.set_title(f"{task}: F1 per entity type")
+        ax.legend(fontsize=7)
+        plots.append(("F1 per entity type: " + task, save(fig, f"types_{task}")))
     meth = sorted({x["method"] for x in table})
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.8))
     axes[0].bar(meth, [statistics.fmean(x["seconds"] for x in table if x["method"] == m) for m in meth])
