@@ -335,6 +335,11 @@ def finetune(cfg, out, start_name, starts, task_name, method, seed, env, report_
     return name, rec
 
 
+def entity_types(m):
+    """The entity types of an NER run's per-type F1 keys (f1_Chemical -> Chemical), sorted."""
+    return sorted(k[3:] for k in m if k.startswith("f1_") and k != "f1_strict")
+
+
 def metric_value(m, key):
     x = m.get(key)
     if isinstance(x, dict):
@@ -485,6 +490,8 @@ def paired_tests(cfg, out, recs):
 
 
 def write_report(cfg, out, recs, starts, data_report, hf, quick, wall, privacy=None):
+    """Writes report.md, report.html, report.json and figures/; returns (table, failures, at-chance
+    notes), the last two from check()."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -552,7 +559,7 @@ def write_report(cfg, out, recs, starts, data_report, hf, quick, wall, privacy=N
         table[-1]["share"] = tp / total[st] if total.get(st) else None
         lines.append(f"| {st} | {task} | {method} | {key} | {val} | {cis} | {len(rs)} | {tp:,} | {share} | "
                      f"{table[-1]['seconds']:.0f} | {table[-1]['rss']:.0f} |")
-    failed, at_chance = check(cfg, table, quick)
+    failed, at_chance = check(cfg, table, quick)  # the study's verdict, returned with the table
     if failed or at_chance:
         lines += ["", "**Not above chance** (NER: F1 0.05; ChemProt: 1/13; PubMedQA: the test split's majority "
                   "rate 0.552):", ""] + [f"- {x}" for x in failed + at_chance]
@@ -564,13 +571,9 @@ def write_report(cfg, out, recs, starts, data_report, hf, quick, wall, privacy=N
         for k in ("f1_strict", "macro_f1", "macro_f1_yes_no_maybe", "precision", "recall"):
             if k in m:
                 extras.append(f"{k} {metric_value(m, k):.3f}")
-        types = {k[3:]: m[k] for k in sorted(m) if k.startswith("f1_") and k != "f1_strict"}
-        if types:  # NER per entity type (seqeval default mode), e.g. BC5CDR's Chemical and Disease
-            extras.append("per type F1: " + ", ".join(f"{t} {metric_value(types, t):.3f}" for t in types))
-        per = m.get("per_type") or m.get("per_class")
-        if isinstance(per, dict):
-            extras.append("per type: " + ", ".join(f"{t} {metric_value(v, 'f1') if isinstance(v, dict) else v:.3f}"
-                                                   for t, v in sorted(per.items())))
+        types = entity_types(m)
+        if types:
+            extras.append("per type F1: " + ", ".join(f"{t} {metric_value(m, 'f1_' + t):.3f}" for t in types))
         if extras:
             lines.append(f"- {st} / {task} / {method}: " + "; ".join(extras))
     # Paired bootstrap tests between methods and between starting points.
@@ -649,7 +652,7 @@ def write_report(cfg, out, recs, starts, data_report, hf, quick, wall, privacy=N
     # Per-type F1 of the NER tasks with several entity types (first seed).
     for task in sorted({r["task"] for r in recs.values()}):
         firsts = [r for r in recs.values() if r["task"] == task and r["seed"] == cfg["seeds"][0] and r["kind"] == "ner"]
-        types = sorted({k[3:] for r in firsts for k in r["metrics"] if k.startswith("f1_") and k != "f1_strict"})
+        types = sorted({t for r in firsts for t in entity_types(r["metrics"])})
         if len(types) < 2:
             continue
         fig, ax = plt.subplots(figsize=(6, 3.8))
@@ -689,7 +692,7 @@ def write_report(cfg, out, recs, starts, data_report, hf, quick, wall, privacy=N
                    "data": data_report, "starts": {k: {kk: vv for kk, vv in v.items() if kk != "pretrain"} for k, v in starts.items()},
                    "wall_seconds": wall, "quick": quick, "privacy": privacy}, f, indent=1, default=str)
     write_html(out, md)
-    return table
+    return table, failed, at_chance
 
 
 def write_html(out, md):
@@ -835,8 +838,7 @@ def main():
                 starts[name]  # noqa: B018 (loads a built starting point for the report)
         wall = sum(r["seconds"] for r in list(recs.values()) + list(hf.values()) + (privacy or {}).get("cells", []))
         log(f"report from the runs done so far: {len(recs)} of {len(plan)} cells and seeds run")
-    table = write_report(cfg, out, recs, starts, data_report, hf, a.quick, wall, privacy)
-    bad, at_chance = check(cfg, table, a.quick)
+    table, bad, at_chance = write_report(cfg, out, recs, starts, data_report, hf, a.quick, wall, privacy)
     if "privacy" in parts and not a.report_only:
         bad += privacy_study.check(privacy, cfg)
     log(f"study report written: {os.path.join(out, 'report.md')} (and report.html, report.json, figures/) "

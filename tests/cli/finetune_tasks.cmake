@@ -35,7 +35,6 @@ add_test(NAME cli::finetune_pubmedqa
 set_tests_properties(cli::finetune_pubmedqa PROPERTIES FIXTURES_SETUP pubmedqa_model
   PASS_REGULAR_EXPRESSION "\"accuracy\":\\{\"ci\":\\[[0-9.e-]+,[0-9.e-]+\\],\"value\":(0\\.[89]|1)")
 
-# PubMedQA with LoRA on a decoder (last-token pooling): accuracy >= 0.6 and macro-F1 >= 0.5.
 # train.eval_every=0: no dev evaluation (no best.json, no eval line in metrics.jsonl), the test
 # scores the final weights. (Until 2026-12-06 finetune's default best_metric refused it.)
 add_test(NAME cli::finetune_without_dev_evaluations
@@ -73,6 +72,7 @@ add_test(NAME cli::finetune_pubmedqa_setting_refused
 set_tests_properties(cli::finetune_pubmedqa_setting_refused PROPERTIES
   PASS_REGULAR_EXPRESSION "data.pubmedqa_setting.*only the pubmedqa task has settings.*exit=2")
 
+# PubMedQA with LoRA on a decoder (last-token pooling): accuracy >= 0.6 and macro-F1 >= 0.5.
 add_test(NAME cli::finetune_pubmedqa_lora_decoder
   COMMAND ${BIOLM_EXE} --log-level warn finetune --config examples/configs/pubmedqa_lora_decoder_demo.yaml
           output=${cli_out}/pubmedqa-lora-decoder train.max_steps=150 train.eval_every=150 ${ft_common})
