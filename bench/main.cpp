@@ -170,9 +170,13 @@ int run(int argc, char** argv) {
       ->capture_default_str();
   int64_t seq = 0, batch = 0;
   bool big_cpu = false, grad_ckpt = false;
+  double dropout = 0.0;
   app.add_option("--seq", seq, "tokens per row (default: the config's)");
   app.add_option("--batch", batch, "rows per step (default: the config's)");
   app.add_flag("--big-cpu", big_cpu, "allow a CUDA-sized config on the CPU (memory benchmarks: llama-1b, llama-7b)");
+  app.add_option("--dropout", dropout,
+                 "hidden and attention dropout during training (default 0, as the reference; the study trains with 0.1)")
+      ->check(CLI::Range(0.0, 0.9));
   app.add_flag("--grad-ckpt", grad_ckpt, "activation checkpointing: recompute each block in backward");
   app.add_option("--case", case_name, "clm_full|clm_lora|clm_dora|clm_qlora|clm_dp_lora|clm_hybrid|mlm|tok_full|tok_lora|forward|generate")->capture_default_str();
   app.add_option("--threads", threads, "intra-op threads (CPU) and OpenBLAS threads")->capture_default_str();
@@ -195,6 +199,8 @@ int run(int argc, char** argv) {
   if (seq > 0) config.seq = seq;
   if (batch > 0) config.batch = batch;
   if (grad_ckpt) config.model.gradient_checkpointing = true;
+  config.model.hidden_dropout = dropout;
+  config.model.attention_dropout = dropout;
   opts.device = core::parse_device(device_spec, "device");
   if (config.cuda_only && !opts.device.is_cuda() && !big_cpu) {
     throw ConfigError("config", "\"" + config_name + "\" is a CUDA preset (too big for a CPU benchmark); run it with "
@@ -252,6 +258,7 @@ int run(int argc, char** argv) {
   j["seq"] = config.seq;
   j["batch"] = config.batch;
   j["grad_ckpt"] = config.model.gradient_checkpointing;
+  j["dropout"] = dropout;
   j["build_s"] = r.build_s;
   j["rss_after_build_mb"] = r.rss_after_build_mb;
   j["peak_cuda_mb"] = optional_number(cuda_mb);

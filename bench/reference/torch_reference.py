@@ -455,10 +455,11 @@ def run_hf_peft(config, c, warmup, steps, seed, device, dtype, case="clm_lora", 
                          rss_after_build_mb=rss_after_build, dtype=dtype)
 
 
-def run_hf_encoder(config, c, case, warmup, steps, seed, device, attn="sdpa", compiled=False):
+def run_hf_encoder(config, c, case, warmup, steps, seed, device, attn="sdpa", compiled=False, dropout=0.0):
     """tok_full / tok_lora / mlm through transformers (+ peft): BertForTokenClassification (3 labels,
     every position labelled) or BertForMaskedLM (15 % masked; transformers computes the logits at
-    every position) of the config's shape, no dropout; tok_lora: peft LoRA r 8, alpha 16 on query
+    every position) of the config's shape, hidden and attention dropout `dropout` (default none);
+    tok_lora: peft LoRA r 8, alpha 16 on query
     and value, task_type TOKEN_CLS (the classifier trained in full); AdamW lr 1e-4 on the trainable
     weights; attn: eager or sdpa; compiled: torch.compile of the model (its compilation falls in
     the warm-up steps)."""
@@ -470,8 +471,8 @@ def run_hf_encoder(config, c, case, warmup, steps, seed, device, attn="sdpa", co
     B, T, V = c["batch"], c["seq"], c["vocab"]
     cfg = transformers.BertConfig(vocab_size=V, hidden_size=c["d"], num_hidden_layers=c["layers"],
                                   num_attention_heads=c["heads"], intermediate_size=c["ffn"],
-                                  max_position_embeddings=512, hidden_act="gelu", hidden_dropout_prob=0.0,
-                                  attention_probs_dropout_prob=0.0, num_labels=3)
+                                  max_position_embeddings=512, hidden_act="gelu", hidden_dropout_prob=dropout,
+                                  attention_probs_dropout_prob=dropout, num_labels=3)
     cls = transformers.BertForMaskedLM if case == "mlm" else transformers.BertForTokenClassification
     t_build = time.perf_counter()
     model = cls._from_config(cfg, attn_implementation=attn)
@@ -502,16 +503,18 @@ def run_hf_encoder(config, c, case, warmup, steps, seed, device, attn="sdpa", co
         last_loss[0] = loss.detach()
 
     return _timed_result(c, step, warmup, steps, device, params, last_loss, case=case, config=config,
-                         impl=_hf_impl(False, attn, compiled), attn=attn, compiled=compiled, build_s=build_s,
+                         impl=_hf_impl(False, attn, compiled), attn=attn, compiled=compiled, build_s=build_s, dropout=dropout,
                          dtype="fp32")
 
 
 def run(config, case, warmup, steps, seed, device, dtype, impl="pytorch", batch=None, seq=None, grad_ckpt=False,
-        attn="sdpa", compiled=False):
+        attn="sdpa", compiled=False, dropout=0.0):
     c = dict(CONFIGS[config])
     c["batch"], c["seq"] = batch or c["batch"], seq or c["seq"]
     if impl == "hf-peft" and case in ("tok_full", "tok_lora", "mlm"):
-        return run_hf_encoder(config, c, case, warmup, steps, seed, device, attn, compiled)
+        return run_hf_encoder(config, c, case, warmup, steps, seed, device, attn, compiled, dropout)
+    if dropout:
+        raise SystemExit("--dropout applies to the transformers encoder cases (tok_full, tok_lora, mlm with --impl hf-peft)")
     if impl == "hf-peft" and case in ("clm_full", "clm_lora", "clm_qlora"):
         return run_hf_peft(config, c, warmup, steps, seed, device, dtype, case, grad_ckpt, attn, compiled)
     if impl == "opacus-peft":
@@ -627,6 +630,8 @@ def main():
     ap.add_argument("--grad-ckpt", action="store_true", help="hf-peft: gradient checkpointing")
     ap.add_argument("--attn", choices=["sdpa", "eager"], default="sdpa", help="hf-peft: transformers' attention")
     ap.add_argument("--compile", action="store_true", help="hf-peft: torch.compile of the transformers model")
+    ap.add_argument("--dropout", type=float, default=0.0,
+                    help="hf-peft encoder cases: hidden and attention dropout (the study trains with 0.1)")
     a = ap.parse_args()
     PROFILE_PATH = a.profile
     device = torch.device(a.device)
@@ -648,7 +653,7 @@ def main():
     if a.impl != "hf-peft" and a.case == "clm_qlora":
         raise SystemExit("clm_qlora is timed through --impl hf-peft (transformers + peft + bitsandbytes)")
     print(json.dumps(run(a.config, a.case, a.warmup, a.steps, a.seed, device, a.dtype, a.impl, a.batch, a.seq,
-                         a.grad_ckpt, a.attn, a.compile)))
+                         a.grad_ckpt, a.attn, a.compile, a.dropout)))
     sys.stdout.flush()
 
 

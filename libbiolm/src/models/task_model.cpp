@@ -3,6 +3,7 @@
 #include <limits>
 
 #include "biolm/core/error.h"
+#include "biolm/nn/dropout.h"
 #include "biolm/nn/embeddings.h"
 #include "biolm/nn/mlp.h"
 
@@ -78,7 +79,7 @@ ModelInputs TaskModelImpl::inputs_from_batch(const data::Batch& b) {
 }
 
 torch::Tensor TaskModelImpl::dropout(const torch::Tensor& x) const {
-  return torch::dropout(x, config().hidden_dropout, is_training());
+  return nn::dropout(x, config().hidden_dropout, is_training());
 }
 
 torch::Tensor TaskModelImpl::pool(const torch::Tensor& hidden, const torch::Tensor& attention_mask) {

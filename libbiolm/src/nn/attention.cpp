@@ -7,6 +7,7 @@
 
 #include "biolm/core/compat.h"
 #include "biolm/core/error.h"
+#include "biolm/nn/dropout.h"
 #include "biolm/nn/rotary.h"
 
 namespace biolm::nn {
@@ -41,7 +42,7 @@ torch::Tensor explicit_attention(const torch::Tensor& q, const torch::Tensor& k,
   // softmax in float32 at least: bf16 exponentials lose the small probabilities.
   const bool upcast = q.scalar_type() == torch::kHalf || q.scalar_type() == torch::kBFloat16;
   auto probs = (upcast ? torch::softmax(scores.to(torch::kFloat), -1) : torch::softmax(scores, -1)).to(q.scalar_type());
-  probs = torch::dropout(probs, dropout_p, training);
+  probs = nn::dropout(probs, dropout_p, training);
   return batched_matmul(probs, v);  // (B,H,Tq,D)
 }
 
@@ -93,7 +94,11 @@ AttentionOutput AttentionImpl::forward(const torch::Tensor& x, const AttentionCo
   BIOLM_CHECK(!causal_flag || Tk == T, ShapeError, "Attention", "is_causal needs as many keys as queries (no cache)");
   // LibTorch 1.13 without MKL has no fused kernel, only a math path over its per-matrix bmm loop:
   // the explicit path with nn::batched_matmul is the same math without the loop's overhead.
-  const bool fused = options.fused() && !batched_matmul_is_native(q, k.transpose(-2, -1));
+  // On the CPU, SDPA has no fused kernel with dropout (its flash kernel refuses dropout_p > 0 and
+  // the math fallback draws with bernoulli_): the explicit path with nn::dropout is that math with
+  // the fused dropout kernel.
+  const bool fused = options.fused() && !batched_matmul_is_native(q, k.transpose(-2, -1)) &&
+                     !(p > 0.0 && dropout_is_fused(q));
   if (fused) {
     y = compat::scaled_dot_product_attention(q, k, v, ctx.mask.defined() ? c10::optional<at::Tensor>(ctx.mask)
                                                                           : c10::nullopt,

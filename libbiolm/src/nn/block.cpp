@@ -1,6 +1,7 @@
 #include "biolm/nn/block.h"
 
 #include "biolm/core/error.h"
+#include "biolm/nn/dropout.h"
 
 namespace biolm::nn {
 
@@ -46,16 +47,16 @@ BlockOutput BlockImpl::run(const torch::Tensor& x, const torch::Tensor& kv_sourc
   BlockOutput out;
   if (options.norm_placement() == NormPlacement::Pre) {
     auto a = attn(attn_norm(x), ctx, kv_source.defined() ? attn_norm(kv_source) : torch::Tensor());
-    const auto h = x + torch::dropout(a.out, p, train);
+    const auto h = x + nn::dropout(a.out, p, train);
     auto [f, aux] = ffn(mlp_norm(h), token_mask);
-    out.hidden = h + torch::dropout(f, p, train);
+    out.hidden = h + nn::dropout(f, p, train);
     out.aux_loss = aux;
     out.present = a.present;
   } else {
     auto a = attn(x, ctx, kv_source);
-    const auto h = attn_norm(x + torch::dropout(a.out, p, train));
+    const auto h = attn_norm(x + nn::dropout(a.out, p, train));
     auto [f, aux] = ffn(h, token_mask);
-    out.hidden = mlp_norm(h + torch::dropout(f, p, train));
+    out.hidden = mlp_norm(h + nn::dropout(f, p, train));
     out.aux_loss = aux;
     out.present = a.present;
   }

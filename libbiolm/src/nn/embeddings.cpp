@@ -1,6 +1,7 @@
 #include "biolm/nn/embeddings.h"
 
 #include "biolm/core/error.h"
+#include "biolm/nn/dropout.h"
 
 namespace biolm::nn {
 
@@ -55,7 +56,7 @@ torch::Tensor EmbeddingsImpl::forward(const torch::Tensor& input_ids, const torc
     }
   }
   if (!norm.is_empty()) h = norm(h);
-  return torch::dropout(h, options.dropout(), is_training());
+  return nn::dropout(h, options.dropout(), is_training());
 }
 
 namespace {

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include "biolm/core/error.h"
+#include "biolm/nn/dropout.h"
 
 namespace biolm::peft {
 
@@ -27,7 +28,7 @@ torch::Tensor DoraAdapterImpl::weight_norm(const torch::Tensor& weight) const {
 torch::Tensor DoraAdapterImpl::adapt(const torch::Tensor& x, const torch::Tensor& base_out, const nn::LinearImpl& base) {
   const double p = dropout();
   const bool drop = p > 0 && is_training();
-  const auto h = drop ? torch::dropout(x, p, true) : x;
+  const auto h = drop ? nn::dropout(x, p, true) : x;
   // (out); the norm is a constant (§4.3). A quantized base is dequantized for it (a transient).
   const auto scale = magnitude / weight_norm(base.dense_weight());
   // (..., in) -> (..., r) -> (..., out)

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "biolm/core/error.h"
+#include "biolm/nn/dropout.h"
 #include "biolm/peft/dora.h"
 #include "biolm/peft/pattern.h"
 
@@ -58,7 +59,7 @@ LoraAdapterImpl::LoraAdapterImpl(int64_t in_features, int64_t out_features, cons
 }
 
 torch::Tensor LoraAdapterImpl::adapt(const torch::Tensor& x, const torch::Tensor& base_out, const nn::LinearImpl&) {
-  auto h = dropout_ > 0 ? torch::dropout(x, dropout_, is_training()) : x;
+  auto h = dropout_ > 0 ? nn::dropout(x, dropout_, is_training()) : x;
   // (..., in) -> (..., r) -> (..., out)
   const auto u = torch::matmul(h, lora_a.t());
   if (forward_tap) forward_tap(h, u);
