@@ -69,7 +69,7 @@ TEST_CASE("HDF5 shard round trip keeps tokens, offsets, word starts and metadata
   }
 }
 
-TEST_CASE("prepare_shards writes shards + manifest; packed sequences read back from files", "[data][hdf5]") {
+TEST_CASE("prepare_shards writes shards + manifest, packed sequences read back from files", "[data][hdf5]") {
   test::TempDir dir("prepare");
   std::string text, blocks;
   for (int i = 0; i < 120; ++i) {

@@ -226,7 +226,7 @@ TEST_CASE("score_choices on a real decoder picks the independent argmax of total
   REQUIRE(n_differ > 0);
 }
 
-TEST_CASE("make_generate_fn: greedy equals recomputed argmax decoding; stop strings; seeded sampling",
+TEST_CASE("make_generate_fn: greedy equals recomputed argmax decoding, stop strings, seeded sampling",
           "[eval][model]") {
   const auto tok = word_tokenizer();
   auto model = tiny_decoder(tok->vocab_size(), 64, 21);
@@ -317,7 +317,7 @@ TEST_CASE("evaluate_mcqa_loglik on a real decoder equals independently scored ch
   REQUIRE(r.acc.point <= r.acc.upper);
 }
 
-TEST_CASE("PubMedQA and MedQA files become harness examples; k-shot prompts follow the seed", "[eval][tasks]") {
+TEST_CASE("PubMedQA and MedQA files become harness examples, k-shot prompts follow the seed", "[eval][tasks]") {
   const auto pq = eval::pubmedqa_examples(data::read_pubmedqa(repo_data("pubmedqa/test.json").string()));
   REQUIRE(pq.size() == 100);
   REQUIRE(pq[0].question == "Does lisinopril reduce complications in hypertension?");

@@ -305,7 +305,7 @@ TEST_CASE("federation: deterministic, resumed = unbroken (bitwise), FedProx and 
   }
 }
 
-TEST_CASE("federation: one round equals FedAvg of the sites' own updates; a failing site is dropped, logged", "[federated][slow]") {
+TEST_CASE("federation: one round equals FedAvg of the sites' own updates, a failing site is dropped, logged", "[federated][slow]") {
   test::TempDir dir("feddrop");
   json j = tiny_config(dir / "run");
   j["federation"]["rounds"] = 1;

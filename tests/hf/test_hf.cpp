@@ -476,7 +476,7 @@ TEST_CASE("our model -> HF directory -> our model is bit-exact", "[hf][weights]"
   }
 }
 
-TEST_CASE("missing and unexpected keys are named; strict mode refuses", "[hf][weights]") {
+TEST_CASE("missing and unexpected keys are named, strict mode refuses", "[hf][weights]") {
   test::TempDir tmp("hfmiss");
   auto tensors = hf_tensors("llama");
   tensors.erase("model.layers.1.mlp.up_proj.weight");

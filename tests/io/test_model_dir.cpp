@@ -75,7 +75,7 @@ TEST_CASE("model directory: save -> load reproduces outputs, config, labels and 
   CHECK(torch::equal(logits_of(*model, b), logits_of(*loaded.model, b)));
 }
 
-TEST_CASE("model directory: LoRA weights reload with their method; merged saves are plain models", "[io][model_dir]") {
+TEST_CASE("model directory: LoRA weights reload with their method, merged saves are plain models", "[io][model_dir]") {
   TempDir tmp;
   const auto cfg = tiny_encoder();
   torch::manual_seed(2);
@@ -115,7 +115,7 @@ TEST_CASE("model directory: LoRA weights reload with their method; merged saves 
   BIOLM_REQUIRE_CLOSE(logits_of(*model, b), want, 1e-6);
 }
 
-TEST_CASE("model directory: a pretrained body loads into a new head; strictness and shapes are checked", "[io][model_dir]") {
+TEST_CASE("model directory: a pretrained body loads into a new head, strictness and shapes are checked", "[io][model_dir]") {
   TempDir tmp;
   const auto cfg = tiny_encoder();
   torch::manual_seed(4);

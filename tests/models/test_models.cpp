@@ -145,7 +145,7 @@ TEST_CASE("closed-form counts equal allocated counts for tiny models of every ta
   REQUIRE_THROWS_AS(make_task_model(tiny(Family::Encoder), TaskKind::CausalLM), ConfigError);
 }
 
-TEST_CASE("parameter names are the agreed checkpoint keys; tied heads share the embedding", "[models]") {
+TEST_CASE("parameter names are the agreed checkpoint keys, tied heads share the embedding", "[models]") {
   auto m = make_task_model(with_moe(tiny(Family::Decoder)), TaskKind::CausalLM);
   std::set<std::string> names;
   for (const auto& p : m->named_parameters()) names.insert(p.key());

@@ -2,6 +2,7 @@
 // and an Eigen re-implementation (written here only) of an encoder and a decoder block.
 #include <catch2/catch.hpp>
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <Eigen/Dense>
 #include <cmath>
 
@@ -11,6 +12,8 @@
 #include "biolm/nn/batched_matmul.h"
 #include "biolm/nn/block.h"
 #include "biolm/nn/checkpoint.h"
+#include "biolm/nn/dropout.h"
+#include "biolm/nn/fused.h"
 #include "biolm/nn/mlp.h"
 #include "biolm/nn/moe.h"
 #include "biolm/nn/norm.h"
@@ -175,7 +178,7 @@ TEST_CASE("rotary embeddings: rotate_half layout, norms kept, scores depend on r
   BIOLM_REQUIRE_CLOSE(apply_rotary(q, c0, s0), q, 0.0);
 }
 
-TEST_CASE("attention masks combine causality, padding and segments; empty rows are opened", "[nn]") {
+TEST_CASE("attention masks combine causality, padding and segments, empty rows are opened", "[nn]") {
   // one row, left padding of 1, causal, T=3
   const auto m = make_attention_mask(1, 3, 0, true, torch::tensor({{0, 1, 1}}), {}, torch::kCPU);
   // query 0 (padding) sees nothing causal+unpadded -> opened to all keys
@@ -327,6 +330,158 @@ TEST_CASE("gradient checkpointing gives the same gradients, dropout included", "
       REQUIRE(plain.size() == ckpt.size());
       REQUIRE(plain[0].abs().sum().item<double>() > 0);
       for (size_t i = 0; i < plain.size(); ++i) BIOLM_REQUIRE_CLOSE(plain[i], ckpt[i], 1e-6);
+    }
+  }
+}
+
+TEST_CASE("Philox-4x32-10 reproduces Random123's known-answer vectors", "[nn][dropout]") {
+  // The published vectors of the Random123 reference implementation (kat_vectors).
+  CHECK(philox4x32_10({0u, 0u, 0u, 0u}, {0u, 0u}) ==
+        std::array<uint32_t, 4>{0x6627e8d5u, 0xe169c58du, 0xbc57ac4cu, 0x9b00dbd8u});
+  CHECK(philox4x32_10({0xffffffffu, 0xffffffffu, 0xffffffffu, 0xffffffffu}, {0xffffffffu, 0xffffffffu}) ==
+        std::array<uint32_t, 4>{0x408f276du, 0x41c83b0eu, 0xa20bc7c6u, 0x6d5451fdu});
+  // Key 0, elements 0..3 draw counter 0: 0x6627e8d5 (0.400 of 2^32), 0xe169c58d (0.881),
+  // 0xbc57ac4c (0.736), 0x9b00dbd8 (0.605); an element keeps when its draw is below 1 - p.
+  auto keep = [](double p) {
+    const auto m = dropout_keep_mask({4}, p, 0);
+    return std::vector<int>{m[0].item<int>(), m[1].item<int>(), m[2].item<int>(), m[3].item<int>()};
+  };
+  CHECK(keep(0.5) == std::vector<int>{1, 0, 0, 0});
+  CHECK(keep(0.3) == std::vector<int>{1, 0, 0, 1});
+  CHECK(keep(0.2) == std::vector<int>{1, 0, 1, 1});
+  CHECK(keep(0.1) == std::vector<int>{1, 1, 1, 1});
+  CHECK(keep(0.7) == std::vector<int>{0, 0, 0, 0});
+}
+
+TEST_CASE("dropout: keep rate, scaling, independence, gradient, seeding and thread count", "[nn][dropout]") {
+  const int64_t n = 1 << 22;
+  const auto x = torch::rand({n / 1024, 1024}) + 0.5;  // no zeros: a zero output means dropped
+  REQUIRE(dropout_is_fused(x));
+  for (double p : {0.1, 0.5}) {
+    DYNAMIC_SECTION("p " << p) {
+      torch::manual_seed(3);
+      const auto y = nn::dropout(x, p, true);
+      const auto kept = y.ne(0);
+      // Binomial(n, 1-p): 6 standard deviations.
+      const double rate = kept.to(torch::kDouble).mean().item<double>();
+      CHECK(std::abs(rate - (1 - p)) < 6 * std::sqrt(p * (1 - p) / n));
+      // Kept elements are x / (1 - p), exactly as float computes x * (1 / (1 - p)).
+      const auto scaled = x * static_cast<float>(1.0 / (1.0 - p));
+      CHECK(torch::equal(y.masked_select(kept), scaled.masked_select(kept)));
+      // Neighbours inside one Philox block (i, i+1) and across blocks (i, i+4) are independent.
+      const auto k = kept.flatten().to(torch::kDouble);
+      for (int64_t lag : {1, 2, 4, 1023}) {
+        const double both = (k.narrow(0, 0, n - lag) * k.narrow(0, lag, n - lag)).mean().item<double>();
+        const double q = (1 - p) * (1 - p);
+        CHECK(std::abs(both - q) < 6 * std::sqrt(q * (1 - q) / (n - lag)));
+      }
+      // Backward: the gradient is the upstream gradient, masked and scaled the same way.
+      auto xr = x.clone().requires_grad_(true);
+      torch::manual_seed(3);
+      const auto yr = nn::dropout(xr, p, true);
+      REQUIRE(torch::equal(yr, y));
+      const auto w = torch::randn_like(x);
+      (yr * w).sum().backward();
+      CHECK(torch::equal(xr.grad(), w * (kept.to(torch::kFloat) * static_cast<float>(1.0 / (1.0 - p)))));
+    }
+  }
+  SECTION("the CPU generator governs it: same seed same mask, the next call another, any thread count") {
+    const int threads = torch::get_num_threads();
+    torch::manual_seed(11);
+    const auto a = nn::dropout(x, 0.1, true), b = nn::dropout(x, 0.1, true);
+    torch::set_num_threads(1);
+    torch::manual_seed(11);
+    const auto a1 = nn::dropout(x, 0.1, true);
+    torch::set_num_threads(std::max(threads, 2));
+    torch::manual_seed(11);
+    const auto a2 = nn::dropout(x, 0.1, true);
+    torch::set_num_threads(threads);
+    CHECK(torch::equal(a, a1));
+    CHECK(torch::equal(a, a2));
+    CHECK_FALSE(torch::equal(a.ne(0), b.ne(0)));
+    // The key is one 64-bit draw from the generator, so the mask equals dropout_keep_mask of it.
+    torch::manual_seed(11);
+    const auto key = static_cast<uint64_t>(
+        at::detail::getDefaultCPUGenerator().get<at::CPUGeneratorImpl>()->random64());
+    CHECK(torch::equal(a.ne(0), dropout_keep_mask(x.sizes(), 0.1, key).to(torch::kBool)));
+  }
+  SECTION("evaluation, p 0 and a non-contiguous input") {
+    CHECK(nn::dropout(x, 0.3, false).is_same(x));
+    CHECK(nn::dropout(x, 0.0, true).is_same(x));
+    const auto xt = x.t();
+    torch::manual_seed(4);
+    const auto yt = nn::dropout(xt, 0.2, true);
+    torch::manual_seed(4);
+    const auto yc = nn::dropout(xt.contiguous(), 0.2, true);
+    CHECK(torch::equal(yt, yc));
+    CHECK(nn::dropout(x, 1.0, true).abs().sum().item<double>() == 0.0);
+    CHECK_THROWS_AS(nn::dropout(x, 1.5, true), ConfigError);
+  }
+}
+
+TEST_CASE("fused RMSNorm equals its ATen composite: values, input and weight gradients", "[nn][fused]") {
+  for (auto dtype : {torch::kDouble, torch::kFloat}) {
+    DYNAMIC_SECTION("dtype " << (dtype == torch::kDouble ? "float64" : "float32")) {
+      const double tol = dtype == torch::kDouble ? 1e-12 : 1e-6;  // relative to the largest value
+      torch::manual_seed(21);
+      // 70 rows: two full blocks of dw partial sums and a partial one; a transposed (non-contiguous) input.
+      const auto x0 = (torch::randn({37, 14, 5}, dtype) * 3).transpose(0, 1);
+      const auto w0 = torch::randn({5}, dtype);
+      REQUIRE(fused_elementwise(x0));
+      auto run = [&](bool fused, bool weight_grad) {
+        auto x = x0.clone().requires_grad_(true);
+        auto w = w0.clone().requires_grad_(weight_grad);
+        const auto y = fused ? rms_norm(x, w, 1e-6) : rms_norm_composite(x, w, 1e-6);
+        const auto up = torch::cos(torch::arange(y.numel(), torch::TensorOptions().dtype(dtype))).view(y.sizes());
+        (y * up).sum().backward();
+        return std::vector<torch::Tensor>{y.detach(), x.grad(), weight_grad ? w.grad() : torch::zeros_like(w)};
+      };
+      for (bool weight_grad : {true, false}) {
+        const auto a = run(true, weight_grad), b = run(false, weight_grad);
+        for (size_t i = 0; i < a.size(); ++i) BIOLM_REQUIRE_CLOSE(a[i], b[i], tol * std::max(1.0, b[i].abs().max().item<double>()));
+      }
+    }
+  }
+  SECTION("a NaN row stays NaN and the others are untouched") {
+    auto x = torch::randn({3, 8});
+    x[1][2] = std::numeric_limits<float>::quiet_NaN();
+    const auto y = rms_norm(x, torch::ones({8}), 1e-6);
+    CHECK(y[1].isnan().all().item<bool>());
+    CHECK(torch::allclose(y[0], rms_norm_composite(x[0], torch::ones({8}), 1e-6)));
+  }
+}
+
+TEST_CASE("fused SwiGLU equals silu(gate) * up: values over the float range, gradients", "[nn][fused]") {
+  SECTION("float32 against float64 silu: at most a few ulp from -88 to 88") {
+    const auto a = torch::linspace(-88, 88, 200001, torch::kFloat);
+    const auto b = torch::ones_like(a);
+    const auto h = swiglu(a, b).to(torch::kDouble);
+    const auto exact = torch::silu(a.to(torch::kDouble));
+    const auto rel = ((h - exact).abs() / exact.abs().clamp_min(1e-30)).max().item<double>();
+    CHECK(rel < 1e-6);
+    // Far tails: silu(-200) is -0.0-ish, silu(200) = 200; NaN stays NaN.
+    const auto tails = swiglu(torch::tensor({-200.0f, 200.0f, std::nanf("")}), torch::ones({3}));
+    CHECK(std::abs(tails[0].item<float>()) < 1e-30);
+    CHECK(tails[1].item<float>() == 200.0f);
+    CHECK(std::isnan(tails[2].item<float>()));
+  }
+  for (auto dtype : {torch::kDouble, torch::kFloat}) {
+    DYNAMIC_SECTION("gradients, dtype " << (dtype == torch::kDouble ? "float64" : "float32")) {
+      const double tol = dtype == torch::kDouble ? 1e-12 : 1e-6;  // relative to the largest value
+      torch::manual_seed(22);
+      const auto a0 = torch::randn({6, 9, 11}, dtype) * 4, b0 = torch::randn({6, 9, 11}, dtype);
+      auto run = [&](bool fused, bool b_grad) {
+        auto a = a0.clone().requires_grad_(true);
+        auto b = b0.clone().requires_grad_(b_grad);
+        const auto h = fused ? swiglu(a, b) : swiglu_composite(a, b);
+        const auto up = torch::sin(torch::arange(h.numel(), torch::TensorOptions().dtype(dtype))).view(h.sizes());
+        (h * up).sum().backward();
+        return std::vector<torch::Tensor>{h.detach(), a.grad(), b_grad ? b.grad() : torch::zeros_like(b)};
+      };
+      for (bool b_grad : {true, false}) {
+        const auto x = run(true, b_grad), y = run(false, b_grad);
+        for (size_t i = 0; i < x.size(); ++i) BIOLM_REQUIRE_CLOSE(x[i], y[i], tol * std::max(1.0, y[i].abs().max().item<double>()));
+      }
     }
   }
 }

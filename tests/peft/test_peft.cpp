@@ -158,7 +158,7 @@ TEST_CASE("DoRA: m = ||W0||_c at init, the paper's W' = m (W0 + sBA)/||W0 + sBA|
   BIOLM_REQUIRE_CLOSE(model->logits(batch), adapted, 1e-5);
 }
 
-TEST_CASE("LoRA: only adapter tensors train; optimizer state is 2x the trainable count", "[peft][lora]") {
+TEST_CASE("LoRA: only adapter tensors train, optimizer state is 2x the trainable count", "[peft][lora]") {
   auto model = tiny();
   const auto summary = peft::apply(*model, lora_cfg());
   // 4 adapted (8 -> 8) Linears, r = 4: A (4x8) + B (8x4) = 64 each.
@@ -193,7 +193,7 @@ TEST_CASE("LoRA: only adapter tensors train; optimizer state is 2x the trainable
   }
 }
 
-TEST_CASE("LoRA: a saved adapter reloads to identical outputs; mismatches are CheckpointErrors", "[peft][lora]") {
+TEST_CASE("LoRA: a saved adapter reloads to identical outputs, mismatches are CheckpointErrors", "[peft][lora]") {
   test::TempDir dir("peft");
   auto a = tiny();
   peft::apply(*a, lora_cfg());

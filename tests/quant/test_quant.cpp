@@ -37,7 +37,7 @@ torch::Tensor weights(int64_t out, int64_t in, uint64_t seed) {
 
 }  // namespace
 
-TEST_CASE("quant: every value within half a code gap of its block's scale; layout as documented", "[quant]") {
+TEST_CASE("quant: every value within half a code gap of its block's scale, layout as documented", "[quant]") {
   for (auto type : {quant::QuantType::NF4, quant::QuantType::FP4}) {
     const auto w = weights(33, 17, 3);  // 561 values: 8 full blocks and 49 in the last, odd count
     const auto q = quant::quantize(w, type, /*double_quant=*/false);
@@ -112,7 +112,7 @@ TEST_CASE("quantized Linear: chunked forward and input gradient equal the dense 
   }
 }
 
-TEST_CASE("QLoRA / QDoRA: adapters train on a quantized base; merge goes into the dequantized base", "[quant]") {
+TEST_CASE("QLoRA / QDoRA: adapters train on a quantized base, merge goes into the dequantized base", "[quant]") {
   for (bool dora : {false, true}) {
     nn::Linear lin(nn::LinearOptions(24, 16));
     lin->quantize_weight(quant::QuantType::NF4);

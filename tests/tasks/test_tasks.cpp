@@ -93,7 +93,7 @@ TEST_CASE("best_span re-assembles the best span across windows", "[tasks][qa]") 
   CHECK_THROWS_AS(tasks::best_span(ws, {start[0]}, end, context, 30), Error);
 }
 
-TEST_CASE("pubmedqa reasoning-free: question + LONG_ANSWER; a record without one named", "[tasks][pubmedqa]") {
+TEST_CASE("pubmedqa reasoning-free: question + LONG_ANSWER, a record without one named", "[tasks][pubmedqa]") {
   test::TempDir dir("pubmedqa-free");
   test::write_text(dir / "p.json", R"({"11": {"QUESTION": "Does drug help?", "CONTEXTS": ["It did not help."],
     "final_decision": "no", "LONG_ANSWER": "It did not."},
@@ -180,7 +180,7 @@ TEST_CASE("pubmedqa featurization: question + joined contexts, yes/no/maybe ids"
   CHECK_THROWS_AS(tasks::make_task("sts")->score(d, p, 0, 1), Error);
 }
 
-TEST_CASE("re scoring: F1 over every label, or without eval.negative_label's class; sts: Pearson and Spearman",
+TEST_CASE("re scoring: F1 over every label, or without eval.negative_label's class, sts: Pearson and Spearman",
           "[tasks][re][sts]") {
   test::TempDir dir("re_negative");
   test::write_text(dir / "r.jsonl",
@@ -281,7 +281,7 @@ TEST_CASE("qa-span scoring: SQuAD exact match and F1 per example, averaged", "[t
         nlohmann::json{{"q1", "metformin."}, {"q2", "culture"}});
 }
 
-TEST_CASE("instruct featurization: prompt = tokens before the response; packing", "[tasks][instruct]") {
+TEST_CASE("instruct featurization: prompt = tokens before the response, packing", "[tasks][instruct]") {
   test::TempDir dir("instruct");
   test::write_text(dir / "a.jsonl",
                    "{\"instruction\": \"does it help ?\", \"input\": \"\", \"output\": \"yes it did .\"}\n"

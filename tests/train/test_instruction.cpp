@@ -108,7 +108,7 @@ TEST_CASE("LLaMA-2 chat: BOS/EOS ids, system block, labels on ' answer ' + </s>"
   CHECK(n == 12);
 }
 
-TEST_CASE("Alpaca: with and without input; bad turn order is a DataError", "[train][instruction]") {
+TEST_CASE("Alpaca: with and without input, bad turn order is a DataError", "[train][instruction]") {
   ByteTokenizer tok;
   train::Conversation c;
   c.context = "aspirin";

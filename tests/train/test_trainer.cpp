@@ -426,7 +426,7 @@ TEST_CASE("non-finite losses skip the update, are counted, and stop the run past
   CHECK_THROWS_WITH(t2.fit(src2), Catch::Contains("max_nonfinite_steps = 1"));
 }
 
-TEST_CASE("evaluation: best checkpoint on a max metric survives pruning; early stopping", "[train]") {
+TEST_CASE("evaluation: best checkpoint on a max metric survives pruning, early stopping", "[train]") {
   test::TempDir dir("eval");
   auto model = tiny();
   auto cfg = base_cfg(dir.path(), 100);
@@ -678,7 +678,7 @@ TEST_CASE("data parallel: 4 steps + checkpoint + resume 4 == 8 straight, each ra
   CHECK_THROWS_WITH(train::Trainer(*m, c).fit(src), Catch::Contains("written by 2 process(es), this run has 1"));
 }
 
-TEST_CASE("the trainer keeps a model's own gradient checkpointing; train.activation_checkpointing turns it on",
+TEST_CASE("the trainer keeps a model's own gradient checkpointing, train.activation_checkpointing turns it on",
           "[train]") {
   test::TempDir dir("ckpt_setting");
   auto config = models::preset("tiny-encoder");
@@ -731,7 +731,7 @@ TinyRun run_tiny(const std::vector<data::Batch>& batches, int64_t steps, const s
 
 }  // namespace
 
-TEST_CASE("bf16 autocast on CPU tracks the fp32 run; weights and optimizer state stay fp32", "[train][bf16]") {
+TEST_CASE("bf16 autocast on CPU tracks the fp32 run, weights and optimizer state stay fp32", "[train][bf16]") {
   // Same init, same batches, 30 AdamW steps, once in fp32 and once under bf16 autocast (matmuls in
   // bf16: 8-bit mantissa, relative rounding 2^-9 per operand, summed over C=8..16 terms per dot
   // product, through 2 blocks + head). Measured worst relative loss difference over the 30 steps

@@ -237,7 +237,8 @@ class Machine {
   }
   void push_global(const std::string& name) {
     static const char* kAllowed[] = {"collections.OrderedDict", "torch._utils._rebuild_tensor_v2",
-                                     "torch._utils._rebuild_parameter", "builtins.dict"};
+                                     "torch._utils._rebuild_parameter", "builtins.dict",
+                                     "torch.jit._pickle.restore_type_tag"};
     bool ok = storage_dtype(name).has_value();
     for (const char* a : kAllowed) ok = ok || name == a;
     BIOLM_CHECK(ok, CheckpointError, origin_, "",
@@ -336,6 +337,12 @@ class Machine {
       auto v = make(Value::Kind::Tensor);
       v->tensor = empty ? at::empty(size, storage.options()) : storage.as_strided(size, stride, args[1]->i).contiguous();
       return v;
+    }
+    if (fn == "torch.jit._pickle.restore_type_tag") {  // (value, type string): LibTorch's pickle_save
+      // tags a typed Dict/List with its TorchScript type; in Python it returns the value itself.
+      BIOLM_CHECK(args.size() == 2 && args[1]->kind == Value::Kind::String, CheckpointError, origin_, "",
+                  "restore_type_tag needs (value, type string)");
+      return args[0];
     }
     if (fn == "torch._utils._rebuild_parameter") {  // (data, requires_grad, backward_hooks)
       BIOLM_CHECK(!args.empty() && args[0]->kind == Value::Kind::Tensor, CheckpointError, origin_, "",

@@ -7,13 +7,18 @@
 
 #include <array>
 #include <cmath>
+#include <cstring>
 #include <mutex>
 
 #include "biolm/core/error.h"
+#include "biolm/nn/fused.h"
+#include "vector_clones.h"
 
 namespace biolm::nn {
 
-std::array<uint32_t, 4> philox4x32_10(std::array<uint32_t, 4> ctr, std::array<uint32_t, 2> key) {
+namespace {
+
+inline std::array<uint32_t, 4> philox_rounds(std::array<uint32_t, 4> ctr, std::array<uint32_t, 2> key) {
   constexpr uint32_t kMul0 = 0xD2511F53u, kMul1 = 0xCD9E8D57u;
   constexpr uint32_t kWeyl0 = 0x9E3779B9u, kWeyl1 = 0xBB67AE85u;
   uint32_t c0 = ctr[0], c1 = ctr[1], c2 = ctr[2], c3 = ctr[3], k0 = key[0], k1 = key[1];
@@ -32,11 +37,17 @@ std::array<uint32_t, 4> philox4x32_10(std::array<uint32_t, 4> ctr, std::array<ui
   return {c0, c1, c2, c3};
 }
 
+}  // namespace
+
+std::array<uint32_t, 4> philox4x32_10(std::array<uint32_t, 4> ctr, std::array<uint32_t, 2> key) {
+  return philox_rounds(ctr, key);
+}
+
 namespace {
 
 // Element q's block of four draws: counter (q low, q high, 0, 0) under the 64-bit key.
 inline std::array<uint32_t, 4> philox(uint64_t counter, uint64_t key) {
-  return philox4x32_10({static_cast<uint32_t>(counter), static_cast<uint32_t>(counter >> 32), 0u, 0u},
+  return philox_rounds({static_cast<uint32_t>(counter), static_cast<uint32_t>(counter >> 32), 0u, 0u},
                        {static_cast<uint32_t>(key), static_cast<uint32_t>(key >> 32)});
 }
 
@@ -49,16 +60,31 @@ uint64_t keep_threshold(double p) {
 // the decisions do not depend on how the range is split between threads).
 constexpr int64_t kGrain = 1 << 14;
 
+/// keep[i] for i in [4 * q0, 4 * q1) (whole blocks): 1 when the element's draw is <= last, the
+/// largest kept draw.
+inline void draw_keep_blocks(int64_t q0, int64_t q1, uint64_t key, uint32_t last, uint8_t* keep) {
+  for (int64_t q = q0; q < q1; ++q) {
+    const auto r = philox(static_cast<uint64_t>(q), key);
+    for (int j = 0; j < 4; ++j) keep[4 * q + j] = r[j] <= last;
+  }
+}
+BIOLM_VECTOR_CLONES void draw_keep_blocks_vec(int64_t q0, int64_t q1, uint64_t key, uint32_t last, uint8_t* keep) {
+  draw_keep_blocks(q0, q1, key, last, keep);
+}
+
 /// keep[i] for i in [4 * q0, min(4 * q1, n)): 1 when the element's 32-bit draw is below threshold.
 void draw_keep(int64_t q0, int64_t q1, int64_t n, uint64_t key, uint64_t threshold, uint8_t* keep) {
-  const int64_t full = std::min(q1, n / 4);
-  for (int64_t q = q0; q < full; ++q) {  // whole blocks of 4: a loop the compiler can vectorise
-    const auto r = philox(static_cast<uint64_t>(q), key);
-    for (int j = 0; j < 4; ++j) keep[4 * q + j] = static_cast<uint64_t>(r[j]) < threshold;
+  const int64_t end = std::min(4 * q1, n);
+  if (threshold == 0 || threshold > 0xffffffffull) {  // nothing kept / everything kept
+    std::memset(keep + 4 * q0, threshold == 0 ? 0 : 1, static_cast<size_t>(end - 4 * q0));
+    return;
   }
+  const auto last = static_cast<uint32_t>(threshold - 1);
+  const int64_t full = std::min(q1, n / 4);
+  if (full > q0) draw_keep_blocks_vec(q0, full, key, last, keep);
   for (int64_t q = std::max(q0, full); q < q1; ++q) {  // the last, partial block
     const auto r = philox(static_cast<uint64_t>(q), key);
-    for (int64_t j = 0; 4 * q + j < n; ++j) keep[4 * q + j] = static_cast<uint64_t>(r[j]) < threshold;
+    for (int64_t j = 0; 4 * q + j < n; ++j) keep[4 * q + j] = r[static_cast<size_t>(j)] <= last;
   }
 }
 
@@ -67,6 +93,16 @@ template <typename T>
 inline void scale_kept(int64_t i0, int64_t i1, const uint8_t* keep, const T* in, T* out, T scale) {
   for (int64_t i = i0; i < i1; ++i) out[i] = in[i] * (static_cast<T>(keep[i]) * scale);
 }
+BIOLM_VECTOR_CLONES void scale_kept_f32(int64_t i0, int64_t i1, const uint8_t* keep, const float* in, float* out,
+                                        float scale) {
+  scale_kept(i0, i1, keep, in, out, scale);
+}
+inline void scale_chunk(int64_t i0, int64_t i1, const uint8_t* keep, const float* in, float* out, float scale) {
+  scale_kept_f32(i0, i1, keep, in, out, scale);
+}
+inline void scale_chunk(int64_t i0, int64_t i1, const uint8_t* keep, const double* in, double* out, double scale) {
+  scale_kept(i0, i1, keep, in, out, scale);
+}
 
 /// Draws the keep decisions of elements [0, n) into keep and, when x is given, y = x * keep * scale,
 /// each task over its own block of the mask while it is in cache.
@@ -74,13 +110,13 @@ template <typename T>
 void draw(int64_t n, uint64_t key, uint64_t threshold, uint8_t* keep, const T* x, T* y, T scale) {
   at::parallel_for(0, (n + 3) / 4, kGrain / 4, [&](int64_t q0, int64_t q1) {
     draw_keep(q0, q1, n, key, threshold, keep);
-    if (x) scale_kept(4 * q0, std::min(4 * q1, n), keep, x, y, scale);
+    if (x) scale_chunk(4 * q0, std::min(4 * q1, n), keep, x, y, scale);
   });
 }
 
 template <typename T>
 void apply_mask(int64_t n, const uint8_t* keep, const T* g, T* out, T scale) {
-  at::parallel_for(0, n, kGrain, [&](int64_t i0, int64_t i1) { scale_kept(i0, i1, keep, g, out, scale); });
+  at::parallel_for(0, n, kGrain, [&](int64_t i0, int64_t i1) { scale_chunk(i0, i1, keep, g, out, scale); });
 }
 
 uint64_t draw_key() {
@@ -122,7 +158,7 @@ struct FusedDropout : torch::autograd::Function<FusedDropout> {
 }  // namespace
 
 bool dropout_is_fused(const torch::Tensor& x) {
-  return x.device().is_cpu() && (x.scalar_type() == torch::kFloat || x.scalar_type() == torch::kDouble) &&
+  return fused_kernels_enabled() && x.device().is_cpu() && (x.scalar_type() == torch::kFloat || x.scalar_type() == torch::kDouble) &&
          x.layout() == torch::kStrided;
 }
 

@@ -1,6 +1,7 @@
 #include "biolm/nn/mlp.h"
 
 #include "biolm/core/error.h"
+#include "biolm/nn/fused.h"
 
 namespace biolm::nn {
 
@@ -32,7 +33,10 @@ void MlpImpl::reset() {
 }
 
 torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
-  if (!gate.is_empty()) return down(activate(gate(x), options.activation()) * up(x));  // (..., C)
+  if (!gate.is_empty()) {
+    if (options.activation() == Activation::SwiGLU) return down(swiglu(gate(x), up(x)));  // nn/fused.h
+    return down(activate(gate(x), options.activation()) * up(x));  // (..., C)
+  }
   return down(activate(up(x), options.activation()));
 }
 

@@ -1,6 +1,7 @@
 #include "biolm/nn/norm.h"
 
 #include "biolm/core/error.h"
+#include "biolm/nn/fused.h"
 
 namespace biolm::nn {
 
@@ -31,11 +32,7 @@ torch::Tensor NormImpl::forward(const torch::Tensor& x) {
   if (options.kind() == NormKind::LayerNorm) {
     return torch::layer_norm(x, {options.dim()}, weight, bias, options.eps());
   }
-  // RMSNorm: statistics at least in float32 (HF LlamaRMSNorm), scaled by the weight in x's dtype.
-  const bool upcast = x.scalar_type() == torch::kHalf || x.scalar_type() == torch::kBFloat16;
-  const auto xs = upcast ? x.to(torch::kFloat) : x;
-  const auto y = xs * torch::rsqrt(xs.pow(2).mean(-1, /*keepdim=*/true) + options.eps());
-  return weight * y.to(x.scalar_type());
+  return rms_norm(x, weight, options.eps());  // one fused pass on CPU float (nn/fused.h)
 }
 
 }  // namespace biolm::nn

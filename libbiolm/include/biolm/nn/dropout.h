@@ -12,7 +12,8 @@
 // LibTorch's default CPU generator per call, so torch::manual_seed, the trainer's saved RNG
 // state (exact resume) and activation checkpointing's RNG replay govern it exactly as they govern
 // torch::dropout; element i's decision depends only on that key and i, so the mask is the same
-// for any number of threads. Elsewhere (CUDA, other dtypes, p == 1) it is torch::dropout.
+// for any number of threads. Elsewhere (CUDA, other dtypes, p == 1, BIOLM_FUSED_KERNELS=0) it is
+// torch::dropout.
 //
 // The masks differ from torch::dropout's for the same seed (another generator), and so do the
 // trained weights of any run with dropout; the distribution is the same (tested: keep rate,

@@ -1,0 +1,44 @@
+// biolm/nn/fused.h: RMSNorm and SwiGLU as one CPU pass each, forward and backward.
+//
+// As ATen calls, RMSNorm is six element-wise operations forward (pow, mean, add, rsqrt, two
+// products) and about as many backward, and SwiGLU is silu and a product forward and three
+// operations backward; each reads and writes the whole activation once. torch.compile fuses
+// them into one loop (docs/performance.md, "Where the time goes"). Here each is one
+// at::parallel_for over rows or elements, forward and backward (custom autograd functions):
+//   rms_norm: y = w * (x * r), r = 1 / sqrt(mean(x^2) + eps) per row (the sum in double); saves x
+//             and r; backward dx = r * (g - xhat * mean(g * xhat)), g = dy * w, xhat = x * r, and
+//             dw = sum over rows of dy * xhat, in fixed blocks of rows (the same sum for any
+//             number of threads);
+//   swiglu:   h = silu(a) * b = a * s * b, s = 1 / (1 + exp(-a)); saves a and b (ATen also keeps
+//             silu(a)); backward da = dh * b * s * (1 + a * (1 - s)), db = dh * a * s. exp is a
+//             Cephes-style polynomial the compiler vectorises (about 1 ulp in float32).
+// They take CPU float32/float64 tensors; anything else (CUDA, bf16 under autocast) gets the ATen
+// composite, which the tests hold them to. They are first-order: no double backward.
+//
+// BIOLM_FUSED_KERNELS=0 in the environment (read once) turns these and nn::dropout's kernel off,
+// for A/B measurements and to reproduce runs made before them (dropout masks then come from
+// torch::dropout again).
+#pragma once
+
+#include <torch/types.h>
+
+namespace biolm::nn {
+
+/// False when the environment sets BIOLM_FUSED_KERNELS=0.
+bool fused_kernels_enabled();
+
+/// Whether rms_norm / swiglu run their fused CPU kernel on x.
+bool fused_elementwise(const torch::Tensor& x);
+
+/// RMSNorm over the last dimension: weight * (x / sqrt(mean(x^2) + eps)); x (..., C), weight (C),
+/// both of one floating dtype.
+torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double eps);
+
+/// The SwiGLU gate: silu(gate) * up, gate and up of one shape and dtype.
+torch::Tensor swiglu(const torch::Tensor& gate, const torch::Tensor& up);
+
+/// The same through ATen operations (what the fused kernels are tested against).
+torch::Tensor rms_norm_composite(const torch::Tensor& x, const torch::Tensor& weight, double eps);
+torch::Tensor swiglu_composite(const torch::Tensor& gate, const torch::Tensor& up);
+
+}  // namespace biolm::nn
