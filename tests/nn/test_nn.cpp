@@ -486,6 +486,35 @@ TEST_CASE("fused SwiGLU equals silu(gate) * up: values over the float range, gra
   }
 }
 
+TEST_CASE("fused GELU equals torch::gelu (erf) over the float range: values and gradient", "[nn][fused]") {
+  const auto x0 = torch::cat({torch::linspace(-15, 15, 300001, torch::kFloat), torch::randn({4096}) * 3});
+  REQUIRE(fused_elementwise(x0));
+  auto x = x0.clone().requires_grad_(true);
+  const auto y = nn::gelu(x);
+  const auto up = torch::cos(torch::arange(x0.numel(), torch::kDouble));
+  (y * up.to(torch::kFloat)).sum().backward();
+  // The reference in float64 through erfc, which keeps the left tail (torch::gelu's 1 + erf
+  // cancels there: in float64 it returns -0 for GELU(-10) = -7.6e-23).
+  const auto xd = x0.to(torch::kDouble);
+  const auto cdf = 0.5 * torch::erfc(-xd / std::sqrt(2.0));
+  const auto pdf = torch::exp(-0.5 * xd * xd) / std::sqrt(2 * M_PI);
+  const auto yr = xd * cdf, gr = up * (cdf + xd * pdf);
+  // Error allowed per element: a few float32 ulp plus what rounding x itself to float32 costs
+  // (GELU's left tail has condition number about x^2): 1.2e-7 * (8 + 2 x^2), relative to the
+  // float64 value (to Phi + |x| phi for the gradient, which crosses zero at x = -0.75), with an
+  // absolute floor of 1e-30 where GELU underflows.
+  const auto allowed = 1.2e-7 * (8 + 2 * xd * xd);
+  const auto err_y = (y.detach().to(torch::kDouble) - yr).abs() / yr.abs().clamp_min(1e-30);
+  const auto err_g = (x.grad().to(torch::kDouble) - gr).abs() / (up.abs() * (cdf + xd.abs() * pdf)).clamp_min(1e-30);
+  const auto err_aten = (torch::gelu(x0).to(torch::kDouble) - yr).abs() / yr.abs().clamp_min(1e-30);
+  INFO("max error / allowed: value " << (err_y / allowed).max().item<double>() << ", gradient "
+                                     << (err_g / allowed).max().item<double>() << "; torch::gelu float32 on x > -9: "
+                                     << (err_aten / allowed).masked_select(x0 > -9).max().item<double>());
+  CHECK((err_y <= allowed).all().item<bool>());
+  CHECK((err_g <= allowed).all().item<bool>());
+  CHECK(std::isnan(nn::gelu(torch::tensor({std::nanf("")}))[0].item<float>()));
+}
+
 TEST_CASE("an encoder block equals its Eigen re-implementation (post-LN, GELU erf, MHA, padding)", "[nn][reference]") {
   torch::manual_seed(7);
   const int64_t C = 16, H = 4, T = 6;

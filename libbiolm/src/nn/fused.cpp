@@ -48,6 +48,74 @@ inline T sigmoid(T a) {
   return T(1) / (T(1) + exp_poly(-a));
 }
 
+constexpr int64_t kGrain = 1 << 14;  // elements per task of the element-wise kernels
+
+// ---- GELU (erf) ----------------------------------------------------------------------------
+
+// erfc(z) for z >= 0 with a fractional error below 1.2e-7 everywhere (the Chebyshev fit of
+// Numerical Recipes' erfcc: t = 1 / (1 + z / 2), erfc = t exp(-z^2 + P(t))), as straight-line
+// arithmetic; Phi(x) = erfc(-x / sqrt 2) / 2 then keeps its relative accuracy in both tails.
+inline float erfc_nonneg(float z) {
+  const float t = 1.0f / (1.0f + 0.5f * z);
+  float p = 0.17087277f;
+  p = p * t - 0.82215223f;
+  p = p * t + 1.48851587f;
+  p = p * t - 1.13520398f;
+  p = p * t + 0.27886807f;
+  p = p * t - 0.18628806f;
+  p = p * t + 0.09678418f;
+  p = p * t + 0.37409196f;
+  p = p * t + 1.00002368f;
+  p = p * t - 1.26551223f;
+  return t * exp_poly(-z * z + p);
+}
+
+/// Phi(x), the standard normal CDF, and phi(x), its density.
+inline void normal_cdf_pdf(float x, float& cdf, float& pdf) {
+  const float e = erfc_nonneg((x < 0.0f ? -x : x) * 0.70710678118654752f);
+  cdf = x < 0.0f ? 0.5f * e : 1.0f - 0.5f * e;
+  pdf = 0.39894228040143268f * exp_poly(-0.5f * x * x);
+}
+
+BIOLM_VECTOR_CLONES void gelu_forward_f32(const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    float cdf, pdf;
+    normal_cdf_pdf(x[i], cdf, pdf);
+    y[i] = x[i] * cdf;
+  }
+}
+BIOLM_VECTOR_CLONES void gelu_backward_f32(const float* dy, const float* x, float* dx, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    float cdf, pdf;
+    normal_cdf_pdf(x[i], cdf, pdf);
+    dx[i] = dy[i] * (cdf + x[i] * pdf);
+  }
+}
+
+struct FusedGelu : torch::autograd::Function<FusedGelu> {
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x_in) {
+    const auto x = x_in.contiguous();
+    auto y = torch::empty_like(x);
+    const float* xp = x.data_ptr<float>();
+    float* yp = y.data_ptr<float>();
+    at::parallel_for(0, x.numel(), kGrain, [&](int64_t i0, int64_t i1) { gelu_forward_f32(xp + i0, yp + i0, i1 - i0); });
+    ctx->save_for_backward({x});
+    return y;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto x = ctx->get_saved_variables()[0];
+    const auto dy = grads[0].contiguous();
+    auto dx = torch::empty_like(x);
+    const float *xp = x.data_ptr<float>(), *gp = dy.data_ptr<float>();
+    float* dp = dx.data_ptr<float>();
+    at::parallel_for(0, x.numel(), kGrain, [&](int64_t i0, int64_t i1) {
+      gelu_backward_f32(gp + i0, xp + i0, dp + i0, i1 - i0);
+    });
+    return {dx};
+  }
+};
+
 // ---- RMSNorm -------------------------------------------------------------------------------
 
 constexpr int64_t kRowsPerBlock = 32;  // rows per partial sum of dw (fixed: thread-count independent)
@@ -170,8 +238,6 @@ struct FusedRmsNorm : torch::autograd::Function<FusedRmsNorm> {
 
 // ---- SwiGLU --------------------------------------------------------------------------------
 
-constexpr int64_t kGrain = 1 << 14;
-
 // One chunk each, float32 (vectorised, BIOLM_VECTOR_CLONES) and float64.
 BIOLM_VECTOR_CLONES void swiglu_forward_f32(const float* a, const float* b, float* h, int64_t n) {
   for (int64_t i = 0; i < n; ++i) h[i] = a[i] * sigmoid(a[i]) * b[i];
@@ -268,6 +334,11 @@ torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, doub
     return rms_norm_composite(x, weight, eps);
   }
   return FusedRmsNorm::apply(x, weight, eps);
+}
+
+torch::Tensor gelu(const torch::Tensor& x) {
+  if (!fused_elementwise(x) || x.scalar_type() != torch::kFloat) return torch::gelu(x);
+  return FusedGelu::apply(x);
 }
 
 torch::Tensor swiglu_composite(const torch::Tensor& gate, const torch::Tensor& up) { return torch::silu(gate) * up; }
