@@ -18,6 +18,14 @@ jobs="${BIOLM_JOBS:-$(nproc)}"
 venv="${BIOLM_VENV:-/opt/biolm-deps/venv}"
 
 t0=$(date +%s)
+# The two builds and their test outputs take about 16 GB (build/ 7 GB, build-torch2/ 6.5 GB, and
+# ccache): say so up front rather than fail later with a compiler's "No space left on device".
+mkdir -p "$build"
+free_gb=$(( $(df -Pk "$build" | awk 'NR == 2 {print $4}') / 1024 / 1024 ))
+if (( free_gb < ${BIOLM_NEEDS_DISK_GB:-20} )); then
+  echo "[run-tests] WARNING: $free_gb GB free under $build; the two builds and their tests need about" \
+       "${BIOLM_NEEDS_DISK_GB:-20} GB (BIOLM_NEEDS_DISK_GB)" >&2
+fi
 bash "$root/tools/setup-debian.sh"
 bash "$root/tools/setup-python.sh"
 start=$(date +%s)
