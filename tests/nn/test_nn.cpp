@@ -594,6 +594,21 @@ TEST_CASE("batched_matmul equals torch::matmul in value and gradient on attentio
     BIOLM_REQUIRE_CLOSE(a0.grad(), a1.grad(), 1e-5);
     BIOLM_REQUIRE_CLOSE(b0.grad(), b1.grad(), 1e-5);
   }
+  if (compat::bmm_loops_per_matrix()) {
+    // The gradients of q and k^T come back in the layout of the (B,T,H,D) projections they are
+    // views of, so the views' backward needs no copy (a hook sees them before any accumulation).
+    const auto src_q = torch::randn({B, T, H, D}).requires_grad_(true), src_k = torch::randn({B, T, H, D}).requires_grad_(true);
+    const auto q = src_q.transpose(1, 2), kt = src_k.transpose(1, 2).transpose(-2, -1);
+    torch::Tensor gq, gk;
+    q.register_hook([&](torch::Tensor g) { gq = g; });
+    kt.register_hook([&](torch::Tensor g) { gk = g; });
+    batched_matmul(q, kt).pow(2).sum().backward();
+    REQUIRE(gq.defined());
+    REQUIRE(gk.defined());
+    CHECK(gq.transpose(1, 2).is_contiguous());
+    CHECK(gk.transpose(-2, -1).transpose(1, 2).is_contiguous());
+    BIOLM_REQUIRE_CLOSE(src_q.grad(), 2 * torch::matmul(torch::matmul(q, kt), kt.transpose(-2, -1)).transpose(1, 2), 1e-4);
+  }
   // Other dtypes and devices fall back to torch::matmul.
   const auto d = torch::randn({2, 3, 4}, torch::kDouble);
   CHECK_FALSE(batched_matmul_is_native(d, d.transpose(-2, -1)));

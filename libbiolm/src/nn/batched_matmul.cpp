@@ -59,7 +59,11 @@ std::vector<int64_t> matrix_offsets(const torch::Tensor& x) {
   return out;
 }
 
-torch::Tensor raw(torch::Tensor a, torch::Tensor b) {
+/// a @ b, one gemm per matrix. The result is contiguous, or, when `like` (the same shape) is a
+/// dense layout whose matrices are row-major or transposed (a gradient for a q/k/v view of the
+/// projections' (B,T,H,D) output), laid out as `like` is: the gradient then flows back into the
+/// projection without the copy a reshape of a transposed gradient costs.
+torch::Tensor raw(torch::Tensor a, torch::Tensor b, const torch::Tensor& like = {}) {
   Layout la, lb;
   if (!layout_of(a, la)) {
     a = a.contiguous();
@@ -72,22 +76,36 @@ torch::Tensor raw(torch::Tensor a, torch::Tensor b) {
   const int64_t M = a.size(-2), K = a.size(-1), N = b.size(-1);
   auto sizes = a.sizes().vec();
   sizes.back() = N;
-  auto c = torch::empty(sizes, a.options().memory_format(at::MemoryFormat::Contiguous));
+  torch::Tensor c;
+  Layout lc{false, N};
+  if (like.defined() && like.sizes().vec() == sizes && like.is_non_overlapping_and_dense() && M > 1 && N > 1 &&
+      layout_of(like, lc)) {
+    c = torch::empty_strided(like.sizes(), like.strides(), a.options());
+  } else {
+    lc = {false, N};
+    c = torch::empty(sizes, a.options().memory_format(at::MemoryFormat::Contiguous));
+  }
   if (c.numel() == 0) return c;
   if (K == 0) return c.zero_();
-  const auto oa = matrix_offsets(a), ob = matrix_offsets(b);
+  const auto oa = matrix_offsets(a), ob = matrix_offsets(b), oc = matrix_offsets(c);
   const float* pa = a.data_ptr<float>();
   const float* pb = b.data_ptr<float>();
   float* pc = c.data_ptr<float>();
   const Sgemm sgemm = cblas_sgemm_fn();
-  const int ta = la.transposed ? 112 : 111, tb = lb.transposed ? 112 : 111;
+  constexpr int kNoTrans = 111, kTrans = 112;
+  const int ta = la.transposed ? kTrans : kNoTrans, tb = lb.transposed ? kTrans : kNoTrans;
   // One gemm per matrix, in order, each with the BLAS's own threads. A parallel loop over the
   // batch with single-threaded gemms measured the same in whole steps (interleaved runs), so the
   // simpler loop stays.
   for (size_t i = 0; i < oa.size(); ++i) {
-    sgemm(101, ta, tb, static_cast<int>(M), static_cast<int>(N), static_cast<int>(K), 1.0f, pa + oa[i],
-          static_cast<int>(la.ld), pb + ob[i], static_cast<int>(lb.ld), 0.0f,
-          pc + static_cast<int64_t>(i) * M * N, static_cast<int>(N));
+    if (!lc.transposed) {
+      sgemm(101, ta, tb, static_cast<int>(M), static_cast<int>(N), static_cast<int>(K), 1.0f, pa + oa[i],
+            static_cast<int>(la.ld), pb + ob[i], static_cast<int>(lb.ld), 0.0f, pc + oc[i], static_cast<int>(lc.ld));
+    } else {  // C stored transposed: C^T (N x M, row-major) = b^T a^T
+      sgemm(101, lb.transposed ? kNoTrans : kTrans, la.transposed ? kNoTrans : kTrans, static_cast<int>(N),
+            static_cast<int>(M), static_cast<int>(K), 1.0f, pb + ob[i], static_cast<int>(lb.ld), pa + oa[i],
+            static_cast<int>(la.ld), 0.0f, pc + oc[i], static_cast<int>(lc.ld));
+    }
   }
   return c;
 }
@@ -104,8 +122,9 @@ struct BatchedMatmul : torch::autograd::Function<BatchedMatmul> {
     const auto& b = saved[1];
     const auto& g = grads[0];
     torch::Tensor ga, gb;
-    if (ctx->needs_input_grad(0)) ga = raw(g, b.transpose(-2, -1));  // (..., M, N) @ (..., N, K)
-    if (ctx->needs_input_grad(1)) gb = raw(a.transpose(-2, -1), g);  // (..., K, M) @ (..., M, N)
+    // Each gradient in its input's layout (see raw).
+    if (ctx->needs_input_grad(0)) ga = raw(g, b.transpose(-2, -1), a);  // (..., M, N) @ (..., N, K)
+    if (ctx->needs_input_grad(1)) gb = raw(a.transpose(-2, -1), g, b);  // (..., K, M) @ (..., M, N)
     return {ga, gb};
   }
 };
