@@ -238,31 +238,34 @@ struct FusedRmsNorm : torch::autograd::Function<FusedRmsNorm> {
 
 // ---- SwiGLU --------------------------------------------------------------------------------
 
-// One chunk each, float32 (vectorised, BIOLM_VECTOR_CLONES) and float64.
-BIOLM_VECTOR_CLONES void swiglu_forward_f32(const float* a, const float* b, float* h, int64_t n) {
+template <typename T>
+inline void swiglu_forward_body(const T* a, const T* b, T* h, int64_t n) {
   for (int64_t i = 0; i < n; ++i) h[i] = a[i] * sigmoid(a[i]) * b[i];
+}
+template <typename T>
+inline void swiglu_backward_body(const T* dh, const T* a, const T* b, T* da, T* db, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const T s = sigmoid(a[i]);
+    da[i] = dh[i] * b[i] * (s * (T(1) + a[i] * (T(1) - s)));
+    db[i] = dh[i] * (a[i] * s);
+  }
+}
+
+// One chunk each: float32 through the vectorised clones (BIOLM_VECTOR_CLONES), float64 plain.
+BIOLM_VECTOR_CLONES void swiglu_forward_f32(const float* a, const float* b, float* h, int64_t n) {
+  swiglu_forward_body(a, b, h, n);
 }
 BIOLM_VECTOR_CLONES void swiglu_backward_f32(const float* dh, const float* a, const float* b, float* da, float* db,
                                              int64_t n) {
-  for (int64_t i = 0; i < n; ++i) {
-    const float s = sigmoid(a[i]);
-    da[i] = dh[i] * b[i] * (s * (1.0f + a[i] * (1.0f - s)));
-    db[i] = dh[i] * (a[i] * s);
-  }
+  swiglu_backward_body(dh, a, b, da, db, n);
 }
 void swiglu_forward_chunk(const float* a, const float* b, float* h, int64_t n) { swiglu_forward_f32(a, b, h, n); }
 void swiglu_backward_chunk(const float* dh, const float* a, const float* b, float* da, float* db, int64_t n) {
   swiglu_backward_f32(dh, a, b, da, db, n);
 }
-void swiglu_forward_chunk(const double* a, const double* b, double* h, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) h[i] = a[i] * sigmoid(a[i]) * b[i];
-}
+void swiglu_forward_chunk(const double* a, const double* b, double* h, int64_t n) { swiglu_forward_body(a, b, h, n); }
 void swiglu_backward_chunk(const double* dh, const double* a, const double* b, double* da, double* db, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) {
-    const double s = sigmoid(a[i]);
-    da[i] = dh[i] * b[i] * (s * (1.0 + a[i] * (1.0 - s)));
-    db[i] = dh[i] * (a[i] * s);
-  }
+  swiglu_backward_body(dh, a, b, da, db, n);
 }
 
 template <typename T>
