@@ -419,6 +419,31 @@ TEST_CASE("dropout: keep rate, scaling, independence, gradient, seeding and thre
   }
 }
 
+namespace {
+
+/// y = f(a, b) with a trainable (b too when b_grad), then (y * up).sum() backward, up = wave of
+/// 0, 1, 2, ... in a's dtype: {y, da, db (zeros when b is frozen)}.
+std::vector<torch::Tensor> value_and_grads(const std::function<torch::Tensor(const torch::Tensor&, const torch::Tensor&)>& f,
+                                           const torch::Tensor& a0, const torch::Tensor& b0, bool b_grad,
+                                           torch::Tensor (*wave)(const torch::Tensor&)) {
+  auto a = a0.clone().requires_grad_(true);
+  auto b = b0.clone().requires_grad_(b_grad);
+  const auto y = f(a, b);
+  const auto up = wave(torch::arange(y.numel(), torch::TensorOptions().dtype(a0.scalar_type()))).view(y.sizes());
+  (y * up).sum().backward();
+  return {y.detach(), a.grad(), b_grad ? b.grad() : torch::zeros_like(b)};
+}
+
+/// Each pair equal within tol of the larger of 1 and the reference's largest magnitude.
+void require_close_relative(const std::vector<torch::Tensor>& got, const std::vector<torch::Tensor>& want, double tol) {
+  REQUIRE(got.size() == want.size());
+  for (size_t i = 0; i < got.size(); ++i) {
+    BIOLM_REQUIRE_CLOSE(got[i], want[i], tol * std::max(1.0, want[i].abs().max().item<double>()));
+  }
+}
+
+}  // namespace
+
 TEST_CASE("fused RMSNorm equals its ATen composite: values, input and weight gradients", "[nn][fused]") {
   for (auto dtype : {torch::kDouble, torch::kFloat}) {
     DYNAMIC_SECTION("dtype " << (dtype == torch::kDouble ? "float64" : "float32")) {
@@ -428,17 +453,11 @@ TEST_CASE("fused RMSNorm equals its ATen composite: values, input and weight gra
       const auto x0 = (torch::randn({37, 14, 5}, dtype) * 3).transpose(0, 1);
       const auto w0 = torch::randn({5}, dtype);
       REQUIRE(fused_elementwise(x0));
-      auto run = [&](bool fused, bool weight_grad) {
-        auto x = x0.clone().requires_grad_(true);
-        auto w = w0.clone().requires_grad_(weight_grad);
-        const auto y = fused ? rms_norm(x, w, 1e-6) : rms_norm_composite(x, w, 1e-6);
-        const auto up = torch::cos(torch::arange(y.numel(), torch::TensorOptions().dtype(dtype))).view(y.sizes());
-        (y * up).sum().backward();
-        return std::vector<torch::Tensor>{y.detach(), x.grad(), weight_grad ? w.grad() : torch::zeros_like(w)};
-      };
+      auto fused = [](const torch::Tensor& x, const torch::Tensor& w) { return rms_norm(x, w, 1e-6); };
+      auto composite = [](const torch::Tensor& x, const torch::Tensor& w) { return rms_norm_composite(x, w, 1e-6); };
       for (bool weight_grad : {true, false}) {
-        const auto a = run(true, weight_grad), b = run(false, weight_grad);
-        for (size_t i = 0; i < a.size(); ++i) BIOLM_REQUIRE_CLOSE(a[i], b[i], tol * std::max(1.0, b[i].abs().max().item<double>()));
+        require_close_relative(value_and_grads(fused, x0, w0, weight_grad, torch::cos),
+                               value_and_grads(composite, x0, w0, weight_grad, torch::cos), tol);
       }
     }
   }
@@ -470,17 +489,9 @@ TEST_CASE("fused SwiGLU equals silu(gate) * up: values over the float range, gra
       const double tol = dtype == torch::kDouble ? 1e-12 : 1e-6;  // relative to the largest value
       torch::manual_seed(22);
       const auto a0 = torch::randn({6, 9, 11}, dtype) * 4, b0 = torch::randn({6, 9, 11}, dtype);
-      auto run = [&](bool fused, bool b_grad) {
-        auto a = a0.clone().requires_grad_(true);
-        auto b = b0.clone().requires_grad_(b_grad);
-        const auto h = fused ? swiglu(a, b) : swiglu_composite(a, b);
-        const auto up = torch::sin(torch::arange(h.numel(), torch::TensorOptions().dtype(dtype))).view(h.sizes());
-        (h * up).sum().backward();
-        return std::vector<torch::Tensor>{h.detach(), a.grad(), b_grad ? b.grad() : torch::zeros_like(b)};
-      };
       for (bool b_grad : {true, false}) {
-        const auto x = run(true, b_grad), y = run(false, b_grad);
-        for (size_t i = 0; i < x.size(); ++i) BIOLM_REQUIRE_CLOSE(x[i], y[i], tol * std::max(1.0, y[i].abs().max().item<double>()));
+        require_close_relative(value_and_grads(swiglu, a0, b0, b_grad, torch::sin),
+                               value_and_grads(swiglu_composite, a0, b0, b_grad, torch::sin), tol);
       }
     }
   }

@@ -157,15 +157,12 @@ struct FusedDropout : torch::autograd::Function<FusedDropout> {
 
 }  // namespace
 
-bool dropout_is_fused(const torch::Tensor& x) {
-  return fused_kernels_enabled() && x.device().is_cpu() && (x.scalar_type() == torch::kFloat || x.scalar_type() == torch::kDouble) &&
-         x.layout() == torch::kStrided;
-}
+bool dropout_is_fused(const torch::Tensor& x) { return fused_elementwise(x); }
 
 torch::Tensor dropout(const torch::Tensor& x, double p, bool training) {
   BIOLM_CHECK(p >= 0.0 && p <= 1.0, ConfigError, "dropout", "probability must be in [0, 1], got " + std::to_string(p));
   if (!training || p == 0.0) return x;
-  if (p == 1.0 || !dropout_is_fused(x) || x.numel() == 0) return torch::dropout(x, p, training);
+  if (p == 1.0 || !dropout_is_fused(x)) return torch::dropout(x, p, training);
   return FusedDropout::apply(x, p);
 }
 

@@ -30,7 +30,8 @@ namespace biolm::nn {
 /// False when the environment sets BIOLM_FUSED_KERNELS=0.
 bool fused_kernels_enabled();
 
-/// Whether rms_norm / swiglu / gelu run their fused CPU kernel on x.
+/// Whether rms_norm / swiglu / gelu (float32 only) and nn::dropout run their fused CPU kernel on x:
+/// a non-empty strided CPU float32/float64 tensor, kernels enabled.
 bool fused_elementwise(const torch::Tensor& x);
 
 /// RMSNorm over the last dimension: weight * (x / sqrt(mean(x^2) + eps)); x (..., C), weight (C),
