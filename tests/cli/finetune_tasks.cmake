@@ -83,8 +83,23 @@ set_tests_properties(cli::finetune_pubmedqa_lora_decoder PROPERTIES
 add_test(NAME cli::finetune_instruct
   COMMAND ${BIOLM_EXE} --log-level warn finetune --config examples/configs/instruct_demo.yaml output=${cli_out}/instruct
           train.max_steps=150 train.eval_every=150 ${ft_common})
-set_tests_properties(cli::finetune_instruct PROPERTIES
+set_tests_properties(cli::finetune_instruct PROPERTIES FIXTURES_SETUP instruct_model
   PASS_REGULAR_EXPRESSION "\"rouge_l\":\\{\"ci\":\\[[0-9.e-]+,[0-9.e-]+\\],\"value\":0\\.[1-9]")
+# Prompt tuning of that decoder: 20 soft-prompt vectors trained on the same instructions, the body
+# frozen. Generation runs with the prompt in the KV cache (models::generate), and `biolm eval` on
+# the saved model reproduces finetune's ROUGE-L exactly, so both decode through the prompt.
+add_test(NAME cli::finetune_instruct_prompt
+  COMMAND ${BIOLM_EXE} --log-level warn finetune --config examples/configs/instruct_demo.yaml output=${cli_out}/instruct-prompt
+          model.init=${cli_out}/instruct/model ~model.preset ~model.hidden_size ~model.n_heads ~model.n_kv_heads
+          ~model.ffn_size ~tokenizer.train_on ~tokenizer.vocab_size peft.method=prompt train.lr=3.0e-2
+          train.max_steps=60 train.eval_every=60 ${ft_common})
+set_tests_properties(cli::finetune_instruct_prompt PROPERTIES FIXTURES_REQUIRED instruct_model FIXTURES_SETUP instruct_prompt_model
+  PASS_REGULAR_EXPRESSION "\"method\":\"prompt\".*\"rouge_l\":\\{\"ci\":\\[[0-9.e-]+,[0-9.e-]+\\],\"value\":0\\.[1-9]")
+add_test(NAME cli::eval_task_instruct_prompt
+  COMMAND ${CMAKE_COMMAND} -DBIOLM=${BIOLM_EXE} -DRUN=${cli_out}/instruct-prompt -DTASK=instruct -DDATA=data/instruct/test.jsonl
+          -DMETRIC=rouge_l -DSEED=13 -DBOOT=200 -DWORKDIR=${PROJECT_SOURCE_DIR}
+          -P ${CMAKE_CURRENT_SOURCE_DIR}/cli/scripts/eval_matches_finetune.cmake)
+set_tests_properties(cli::eval_task_instruct_prompt PROPERTIES FIXTURES_REQUIRED instruct_prompt_model)
 
 # model.init: start from cli::finetune_pubmedqa's model/ directory (config, weights, tokenizer).
 # One step at a negligible learning rate keeps the loaded model: accuracy stays >= 0.8, where a

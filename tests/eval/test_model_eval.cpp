@@ -23,6 +23,7 @@
 #include "biolm/io/hf_weights.h"
 #include "biolm/io/model_dir.h"
 #include "biolm/models/task_model.h"
+#include "biolm/peft/method.h"
 #include "biolm/tasks/classification.h"
 #include "biolm/tasks/task.h"
 #include "biolm/tokenize/wordpiece.h"
@@ -179,6 +180,37 @@ TEST_CASE("ModelScorer gives left-padded rows the logits they get alone", "[eval
   BIOLM_REQUIRE_CLOSE(batched[0].slice(0, 3, 6), one_a[0], 1e-5);
   BIOLM_REQUIRE_CLOSE(batched[1], one_b[0], 1e-5);
   REQUIRE(model->is_training());  // the scorer ran in eval mode and gave the training mode back
+}
+
+TEST_CASE("ModelScorer scores a prompt-tuned model with its soft prompt, as run() does", "[eval][model][prompt]") {
+  const auto tok = word_tokenizer();
+  auto model = tiny_decoder(tok->vocab_size(), 32, 14);
+  const auto ids = torch::tensor({5, 6, 7, 8}, torch::kLong).unsqueeze(0);
+  eval::ModelScorer scorer(model);
+  const auto plain = scorer.logits(ids, torch::ones({1, 4}, torch::kLong));
+  peft::MethodConfig pc;
+  pc.method = peft::Method::PromptTuning;
+  pc.prompt = peft::PromptTuningOptions(4, model->config().hidden_size).init_std(1.0);
+  peft::apply(*model, pc);
+  REQUIRE(scorer.max_length() == 28);  // 32 positions, 4 taken by the soft prompt
+  REQUIRE(eval::loglik_options_for(*model).max_length == 28);
+  const auto scored = scorer.logits(ids, torch::ones({1, 4}, torch::kLong));
+  REQUIRE(scored.sizes() == plain.sizes());
+  data::Batch b;
+  b["input_ids"] = ids;
+  b["attention_mask"] = torch::ones({1, 4}, torch::kLong);
+  model->eval();
+  torch::Tensor trained_path;
+  {
+    torch::NoGradGuard no_grad;
+    trained_path = model->run(b).logits.narrow(1, 4, 4);
+  }
+  BIOLM_REQUIRE_CLOSE(scored, trained_path, 1e-6);
+  REQUIRE(test::max_abs_diff(scored, plain).max_abs > 1e-3);  // the soft prompt is used
+  // Left padding after the prompt still gives a row what it gets alone.
+  const auto padded = scorer.logits(torch::tensor({0, 0, 5, 6, 7, 8}, torch::kLong).unsqueeze(0),
+                                    torch::tensor({0, 0, 1, 1, 1, 1}, torch::kLong).unsqueeze(0));
+  BIOLM_REQUIRE_CLOSE(padded[0].slice(0, 2, 6), scored[0], 1e-5);
 }
 
 TEST_CASE("ModelScorer truncates contexts from the left to max_positions", "[eval][model]") {

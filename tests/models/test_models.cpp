@@ -809,6 +809,115 @@ TEST_CASE("generation: greedy equals argmax of recomputation, left padding, seed
   }
 }
 
+TEST_CASE("prompt tuning in generation: the soft prompt prefills the cache, equals recomputation through run()",
+          "[models][generate][prompt]") {
+  torch::manual_seed(23);
+  const auto c = tiny(Family::Decoder);
+  auto model = std::make_shared<CausalLMModelImpl>(c);  // peft::apply walks the modules from the root
+  auto& m = *model;
+  const auto plain_prompt = random_ids(1, 4);
+  GenerationOptions greedy;
+  greedy.max_new_tokens = 6;
+  const auto without = generate(m, plain_prompt, {}, greedy);
+  peft::MethodConfig pc;
+  pc.method = peft::Method::PromptTuning;
+  pc.prompt = peft::PromptTuningOptions(5, c.hidden_size).init_std(1.0);
+  peft::apply(m, pc);
+  REQUIRE(m.soft_prompt());
+  // Reference: the whole sequence through run() (the training path: the soft prompt in front),
+  // the argmax of the last real position appended each step, no cache.
+  const auto by_recomputation = [&](const torch::Tensor& ids, int64_t n) {
+    torch::NoGradGuard no_grad;
+    m.eval();
+    auto seq = ids;
+    for (int64_t i = 0; i < n; ++i) {
+      data::Batch b;
+      b["input_ids"] = seq;
+      b["attention_mask"] = torch::ones_like(seq);
+      const auto logits = m.run(b).logits;  // (1, P+t, V)
+      REQUIRE(logits.size(1) == 5 + seq.size(1));
+      seq = torch::cat({seq, logits.select(1, logits.size(1) - 1).argmax(-1, true)}, 1);
+    }
+    return seq;
+  };
+  const auto g = generate(m, plain_prompt, {}, greedy);
+  REQUIRE(g.sequences.sizes() == torch::IntArrayRef({1, 10}));  // the tokens only, no prompt positions
+  REQUIRE(g.attention_mask.sizes() == torch::IntArrayRef({1, 10}));
+  REQUIRE(torch::equal(g.sequences, by_recomputation(plain_prompt, 6)));
+  REQUIRE_FALSE(torch::equal(g.sequences, without.sequences));  // the soft prompt steers generation
+
+  SECTION("a left-padded batch generates what each row generates alone") {
+    const auto other = random_ids(1, 6);
+    const auto ids = torch::cat({torch::cat({torch::zeros({1, 2}, torch::kLong), plain_prompt}, 1), other});
+    const auto mask =
+        torch::cat({torch::cat({torch::zeros({1, 2}), torch::ones({1, 4})}, 1), torch::ones({1, 6})}).to(torch::kLong);
+    const auto batch = generate(m, ids, mask, greedy);
+    REQUIRE(torch::equal(batch.new_tokens[0], g.new_tokens[0]));
+    REQUIRE(torch::equal(batch.new_tokens[1], by_recomputation(other, 6).narrow(1, 6, 6)[0]));
+    REQUIRE(batch.n_new.sum().item<int64_t>() == 12);
+  }
+  SECTION("apply_soft_prompt: inputs_embeds (B,P+T,C), mask extended with ones, ids cleared") {
+    ModelInputs in;
+    in.input_ids = plain_prompt;
+    REQUIRE(apply_soft_prompt(m, in) == 5);
+    REQUIRE_FALSE(in.input_ids.defined());
+    REQUIRE(in.inputs_embeds.sizes() == torch::IntArrayRef({1, 9, c.hidden_size}));
+    REQUIRE(torch::equal(in.attention_mask, torch::ones({1, 9}, torch::kLong)));
+  }
+}
+
+TEST_CASE("prompt tuning on multiple choice: every option row gets the prompt, padding changes nothing",
+          "[models][prompt]") {
+  torch::manual_seed(24);
+  const auto c = tiny(Family::Encoder);
+  auto m = make_task_model(c, TaskKind::MultipleChoice, 2);
+  peft::MethodConfig pc;
+  pc.method = peft::Method::PromptTuning;
+  pc.prompt = peft::PromptTuningOptions(3, c.hidden_size).init_std(1.0);
+  m->eval();
+  // Two questions, three options each, rows of different real lengths padded to 6.
+  const std::vector<std::vector<int64_t>> lengths = {{6, 4, 5}, {3, 6, 2}};
+  const auto ids = random_ids(2 * 3, 6).view({2, 3, 6});
+  auto mask = torch::zeros({2, 3, 6}, torch::kLong);
+  for (int64_t b = 0; b < 2; ++b)
+    for (int64_t k = 0; k < 3; ++k) mask[b][k].narrow(0, 0, lengths[b][k]).fill_(1);
+  data::Batch batch;
+  batch["choice_ids"] = ids;
+  batch["attention_mask"] = mask;
+  batch["token_type_ids"] = torch::zeros_like(ids);
+  batch["labels"] = torch::tensor({2, 0}, torch::kLong);
+  torch::Tensor before;
+  {
+    torch::NoGradGuard no_grad;
+    before = m->run(batch).logits;
+  }
+  peft::apply(*m, pc);
+  const auto out = m->run(batch);
+  REQUIRE(out.logits.sizes() == torch::IntArrayRef({2, 3}));  // per option, no prompt positions to strip
+  REQUIRE(out.loss_sum.defined());
+  REQUIRE(test::max_abs_diff(out.logits, before).max_abs > 1e-3);  // the prompt matters
+  // Each option alone, unpadded, as a one-question one-option batch: the same score.
+  torch::NoGradGuard no_grad;
+  for (int64_t b = 0; b < 2; ++b) {
+    for (int64_t k = 0; k < 3; ++k) {
+      data::Batch one;
+      one["choice_ids"] = ids[b][k].narrow(0, 0, lengths[b][k]).view({1, 1, -1});
+      one["attention_mask"] = torch::ones({1, 1, lengths[b][k]}, torch::kLong);
+      one["token_type_ids"] = torch::zeros({1, 1, lengths[b][k]}, torch::kLong);
+      const auto alone = m->run(one).logits;
+      INFO("question " << b << " option " << k);
+      REQUIRE(std::abs(alone.item<double>() - out.logits[b][k].item<double>()) < 1e-5);
+    }
+  }
+  // The loss reaches the prompt.
+  torch::GradMode::set_enabled(true);
+  m->train();
+  m->run(batch).loss_sum.backward();
+  const auto& prompt = m->soft_prompt()->prefix_module()->named_parameters()["embeddings"];
+  REQUIRE(prompt.grad().defined());
+  REQUIRE(prompt.grad().abs().sum().item<double>() > 0);
+}
+
 // ---- CUDA ------------------------------------------------------------------------------------------------
 
 TEST_CASE("CUDA and CPU give the same outputs (fp32 and bf16)", "[cuda][.]") {

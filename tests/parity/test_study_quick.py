@@ -32,3 +32,14 @@ def test_quick_study(biolm_exe, shared_data, tmp_path):
     for name in ("report.md", "report.html", "figures/params_ncbi.png", "figures/params_ncbi.svg",
                  "figures/curves_ncbi.png", "figures/time_memory.svg"):
         assert (out / name).stat().st_size > 0, name
+    # The MedQA split (the study's medqa part; only the test file is here): seeded, disjoint, the
+    # whole file, original records byte for byte.
+    mq = rep["data"]["medqa"]
+    assert (mq["train"], mq["dev"], mq["test"]) == (900, 73, 300), mq
+    src = open(mq["source"], encoding="utf-8").read().splitlines()
+    split = {name: open(out / "data" / f"medqa_{name}.jsonl", encoding="utf-8").read().splitlines()
+             for name in ("train", "dev", "test")}
+    assert sorted(split["train"] + split["dev"] + split["test"]) == sorted(src)
+    assert not set(split["test"]) & (set(split["train"]) | set(split["dev"]))
+    answers = [json.loads(x)["answer_idx"] for x in split["test"]]
+    assert abs(mq["test_majority_rate"] - max(answers.count(a) for a in "ABCD") / 300) < 1e-12

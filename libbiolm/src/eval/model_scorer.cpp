@@ -28,25 +28,33 @@ at::Tensor ModelScorer::logits(const at::Tensor& input_ids, const at::Tensor& at
               fmt::format("expected input_ids and attention_mask (B,T) of one shape, got {} and {}",
                           fmt::join(input_ids.sizes().vec(), "x"), fmt::join(attention_mask.sizes().vec(), "x")));
   BIOLM_CHECK(input_ids.size(1) <= max_length(), ShapeError, "ModelScorer",
-              fmt::format("{} tokens exceed the model's max_positions {} (set LoglikOptions::max_length, "
-                          "see loglik_options_for)", input_ids.size(1), max_length()));
+              fmt::format("{} tokens exceed the model's max_positions {} less its {} soft-prompt positions (set "
+                          "LoglikOptions::max_length, see loglik_options_for)", input_ids.size(1),
+                          model_->config().max_positions, model_->config().max_positions - max_length()));
   torch::NoGradGuard no_grad;
   detail::EvalModeGuard mode(*model_);
   const auto dev = device();
   models::ModelInputs in;
   in.input_ids = input_ids.to(dev, torch::kLong);
   in.attention_mask = attention_mask.to(dev, torch::kLong);
-  return model_->forward(in).logits.to(torch::kFloat);  // (B,T,V)
+  // A prompt-tuned model scores with its soft prompt in front, as it was trained; its P
+  // positions are dropped from the logits.
+  const int64_t P = models::apply_soft_prompt(*model_, in);
+  return model_->forward(in).logits.narrow(1, P, input_ids.size(1)).to(torch::kFloat);  // (B,T,V)
 }
 
 at::Device ModelScorer::device() const { return model_device(*model_); }
 
-int64_t ModelScorer::max_length() const { return model_->config().max_positions; }
+int64_t ModelScorer::max_length() const {
+  // A soft prompt takes the first P positions.
+  const auto& prompt = model_->soft_prompt();
+  return model_->config().max_positions - (prompt ? prompt->n_prefix_tokens() : 0);
+}
 
 LoglikOptions loglik_options_for(const models::CausalLMModelImpl& model, int64_t batch_size) {
   LoglikOptions o;
   o.batch_size = batch_size;
-  o.max_length = model.config().max_positions;
+  o.max_length = model.config().max_positions - (model.soft_prompt() ? model.soft_prompt()->n_prefix_tokens() : 0);
   return o;
 }
 
@@ -63,7 +71,9 @@ GenerateFn make_generate_fn(std::shared_ptr<models::CausalLMModelImpl> model,
                             std::shared_ptr<const tokenize::Tokenizer> tokenizer, const GenerateFnOptions& options) {
   BIOLM_CHECK(model != nullptr && tokenizer != nullptr, Error, "make_generate_fn: model and tokenizer are required");
   models::validate(options.generation);
-  const int64_t max_positions = model->config().max_positions;
+  // A soft prompt (prompt tuning) takes the first P positions.
+  const int64_t max_positions =
+      model->config().max_positions - (model->soft_prompt() ? model->soft_prompt()->n_prefix_tokens() : 0);
   BIOLM_CHECK(options.generation.max_new_tokens < max_positions, ConfigError, "generation.max_new_tokens",
               fmt::format("{} leaves no room for a prompt within max_positions {}",
                           options.generation.max_new_tokens, max_positions));

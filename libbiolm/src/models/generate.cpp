@@ -52,6 +52,21 @@ struct ModeRestore {
 };
 }  // namespace
 
+int64_t apply_soft_prompt(CausalLMModelImpl& model, ModelInputs& in) {
+  const auto& prompt = model.soft_prompt();
+  if (!prompt) return 0;
+  BIOLM_CHECK(in.input_ids.defined() && in.input_ids.dim() == 2, ShapeError, "soft prompt",
+              "input_ids must be (B,T)");
+  data::Batch b;
+  b.tensors["attention_mask"] = in.attention_mask.defined() ? in.attention_mask
+                                                            : torch::ones_like(in.input_ids, torch::kLong);
+  auto with_prompt = prompt->prepend(b, model.embed_tokens(in.input_ids));
+  in.inputs_embeds = with_prompt.at("inputs_embeds");
+  in.attention_mask = with_prompt.at("attention_mask");
+  in.input_ids = torch::Tensor();
+  return prompt->n_prefix_tokens();
+}
+
 GenerationResult generate(CausalLMModelImpl& model, const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
                           const GenerationOptions& o) {
   validate(o);
@@ -78,6 +93,8 @@ GenerationResult generate(CausalLMModelImpl& model, const torch::Tensor& input_i
   in.input_ids = input_ids;
   in.attention_mask = mask;
   in.use_cache = true;
+  const int64_t P = apply_soft_prompt(model, in);  // the first step runs the soft prompt too
+  mask = in.attention_mask;                         // (B,P+T)
   for (int64_t step = 0; step < o.max_new_tokens; ++step) {
     in.past = cache.empty() ? nullptr : &cache;
     auto out = model.forward(in);
@@ -90,14 +107,15 @@ GenerationResult generate(CausalLMModelImpl& model, const torch::Tensor& input_i
     finished = finished | torch::isin(token, stops);
     cache = std::move(out.cache);
     in.input_ids = token.unsqueeze(1);  // (B,1)
+    in.inputs_embeds = torch::Tensor();
     in.attention_mask = mask;
     if (finished.all().item<bool>()) break;
   }
   GenerationResult r;
   r.new_tokens = steps.empty() ? torch::empty({B, 0}, input_ids.options()) : torch::stack(steps, 1);  // (B,N)
   r.sequences = torch::cat({input_ids, r.new_tokens.to(input_ids.scalar_type())}, 1);
-  r.attention_mask = mask;
-  r.n_new = mask.narrow(1, input_ids.size(1), r.new_tokens.size(1)).sum(1);
+  r.attention_mask = mask.narrow(1, P, mask.size(1) - P);  // the tokens' columns, prompt positions dropped
+  r.n_new = r.attention_mask.narrow(1, input_ids.size(1), r.new_tokens.size(1)).sum(1);
   return r;
 }
 

@@ -14,7 +14,9 @@ void TrainableModel::set_activation_checkpointing(bool enabled) {
 
 StepOutput TrainableModel::run(const data::Batch& batch) {
   if (!soft_prompt_) return forward_batch(batch);
-  return forward_batch(soft_prompt_->prepend(batch, embed_tokens(batch.at("input_ids"))));
+  // Multiple-choice batches carry their tokens as choice_ids (B,K,T) (data/batch.h).
+  const auto& ids = batch.has("choice_ids") ? batch.at("choice_ids") : batch.at("input_ids");
+  return forward_batch(soft_prompt_->prepend(batch, embed_tokens(ids)));
 }
 
 void TrainableModel::attach_soft_prompt(std::shared_ptr<InputPrefix> prompt) {

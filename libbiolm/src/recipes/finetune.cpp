@@ -225,11 +225,15 @@ FinetuneResult finetune(const FinetuneConfig& c, const FinetuneHooks& hooks) {
   const bool is_decoder = models::config_from_json(mj, "model").is_decoder();
   if (task->needs_decoder() && !is_decoder)
     throw ConfigError("model", "instruct trains a causal LM: use a decoder (model.preset: tiny-decoder, or family: decoder)");
-  // mcqa's (B,K,T) choices and instruct's generation have no soft-prompt path yet (docs/peft.md).
-  if (!task->supports_prompt_tuning() && method_name(c.peft) == "prompt")
-    throw ConfigError("peft.method", c.task + " cannot use prompt tuning ((B,K,T) choices and generation are "
-                                              "not supported with a soft prompt; docs/peft.md); use lora, ia3, "
-                                              "hybrid or full");
+  // Every built-in task takes a soft prompt (mcqa per option row, instruct in generation too);
+  // a task of the user's own may say it does not.
+  if (method_name(c.peft) == "prompt") {
+    if (!task->supports_prompt_tuning())
+      throw ConfigError("peft.method", c.task + " does not support prompt tuning; use lora, ia3, hybrid or full");
+    if (c.task_options.packing)
+      throw ConfigError("data.packing", "prompt tuning puts its soft prompt in front of each example, and a packed "
+                                        "row holds several: turn packing off, or use lora, ia3, hybrid or full");
+  }
 
   core::seed_all(c.seed);
   fs::create_directories(out_dir);

@@ -53,13 +53,10 @@ void for_each_batch(models::TaskModelImpl& model, const tokenize::Tokenizer& tok
       auto batch = data::collate(chunk, co).to(device);
       if (!with_labels) batch.tensors.erase("labels");
       auto logits = model.run(batch).logits;
-      if (prompt) {
-        const auto& ids = batch.at("input_ids");
-        BIOLM_CHECK(ids.dim() == 2, ConfigError, "peft.method",
-                    "prompt tuning needs (B,T) inputs; multiple-choice batches are (B,K,T)");
-        const int64_t P = prompt->n_prefix_tokens(), T = ids.size(1);
+      if (prompt && batch.has("input_ids")) {  // token-level logits: drop the P prompt positions
+        const int64_t P = prompt->n_prefix_tokens(), T = batch.at("input_ids").size(1);
         if (logits.dim() >= 2 && logits.size(1) == P + T) logits = logits.narrow(1, P, T);
-      }
+      }  // multiple choice (choice_ids): logits are per option (B,K), nothing to strip
       fn(chunk, logits.to(torch::kCPU));
     }
   } catch (...) {

@@ -32,7 +32,6 @@ class InstructTask : public Task {
   std::vector<std::string> secondary_metrics() const override { return {"bleu1", "loss"}; }
   std::vector<std::string> formats() const override { return {"alpaca", "sharegpt"}; }
   bool needs_decoder() const override { return true; }
-  bool supports_prompt_tuning() const override { return false; }
   int64_t n_labels() const override { return 2; }
 
   std::unique_ptr<TaskData> featurize(const tokenize::Tokenizer& tok, const std::string& path) const override {
@@ -154,8 +153,6 @@ class InstructTask : public Task {
   /// Greedy generations for the prompts (left-padded batches), cut at the format's end marker.
   std::vector<std::string> generate_responses(models::CausalLMModelImpl& lm, const tokenize::Tokenizer& tok,
                                               const InstructData& d) const {
-    BIOLM_CHECK(!lm.soft_prompt(), ConfigError, "peft.method",
-                "generation does not prepend a soft prompt; use lora, ia3 or full for instruct");
     torch::NoGradGuard ng;
     const bool was_training = lm.is_training();
     lm.eval();

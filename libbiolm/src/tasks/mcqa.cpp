@@ -18,7 +18,6 @@ class McqaTask : public Task {
   std::string primary_metric() const override { return "accuracy"; }
   std::vector<std::string> secondary_metrics() const override { return {"macro_f1"}; }
   std::vector<std::string> formats() const override { return {"medqa", "medmcqa"}; }
-  bool supports_prompt_tuning() const override { return false; }
   int64_t n_labels() const override { return 2; }
 
   std::unique_ptr<TaskData> featurize(const tokenize::Tokenizer& tok, const std::string& path) const override {

@@ -45,8 +45,18 @@ torch::Tensor filter_logits(const torch::Tensor& logits, int64_t top_k, double t
 /// The next token per row (B) from logits (B,V) under `options` (greedy when temperature == 0).
 torch::Tensor next_token(const torch::Tensor& logits, const GenerationOptions& options, at::Generator* generator);
 
+/// Puts the model's soft prompt (prompt tuning), when one is attached, in front of `in`'s
+/// input_ids (B,T): in.inputs_embeds becomes (B,P+T,C) and in.attention_mask (B,P+T) (ones for
+/// the prompt; an undefined mask is taken as all ones); input_ids is cleared. Returns P (0 without
+/// a soft prompt, `in` unchanged). Positions then count the prompt first, as in training, so a
+/// left-padded row still sees exactly what it would alone.
+int64_t apply_soft_prompt(CausalLMModelImpl& model, ModelInputs& in);
+
 /// Generates from a left-padded prompt: input_ids (B,T), attention_mask (B,T) (undefined = no
-/// padding). Runs in no-grad and eval mode (the model's mode is restored afterwards).
+/// padding). Runs in no-grad and eval mode (the model's mode is restored afterwards). A model
+/// with a soft prompt attached generates with it: the first step runs the P prompt vectors and the
+/// prompt tokens together, so the KV cache holds them (what PEFT's prompt-tuned generate() does);
+/// the result holds the tokens only (sequences (B,T+N), no prompt positions).
 GenerationResult generate(CausalLMModelImpl& model, const torch::Tensor& input_ids,
                           const torch::Tensor& attention_mask, const GenerationOptions& options);
 

@@ -43,7 +43,8 @@ class InputPrefix {
  public:
   virtual ~InputPrefix() = default;
   /// `batch` with inputs_embeds = cat(prefix, token_embeds) and masks/labels extended (see
-  /// peft/prompt_tuning.h); token_embeds (B,T,C) is the model's embedding of batch.input_ids.
+  /// peft/prompt_tuning.h); token_embeds (B,T,C) is the model's embedding of batch.input_ids,
+  /// or (B,K,T,C) of a multiple-choice batch's choice_ids.
   virtual data::Batch prepend(const data::Batch& batch, const torch::Tensor& token_embeds) const = 0;
   /// P, the number of positions prepended.
   virtual int64_t n_prefix_tokens() const = 0;
@@ -54,10 +55,11 @@ class InputPrefix {
 class TrainableModel : public torch::nn::Module {
  public:
   /// THE entry point: forward_batch after prepending the soft prompt when one is attached.
-  /// loss_sum is the summed loss (see StepOutput); logits are (B,P+T,...) with a soft prompt.
+  /// loss_sum is the summed loss (see StepOutput); token-level logits are (B,P+T,...) with a soft
+  /// prompt (per-example logits, e.g. multiple choice's (B,K), keep their shape).
   StepOutput run(const data::Batch& batch);
 
-  /// Token embedding lookup, (B,T) int64 -> (B,T,C). Needed only for prompt tuning; the default
+  /// Token embedding lookup, (...,T) int64 -> (...,T,C). Needed only for prompt tuning; the default
   /// throws ConfigError("peft.method").
   virtual torch::Tensor embed_tokens(const torch::Tensor& input_ids);
 

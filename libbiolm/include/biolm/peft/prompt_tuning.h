@@ -4,7 +4,10 @@
 // embeddings (P, C) are prepended to the token embeddings of every input; only they are trained.
 // The model receives `inputs_embeds` (B, P+T, C) instead of `input_ids`; the attention mask is
 // extended with ones, token-level labels with -100 (no loss on virtual tokens), token_type_ids
-// with 0, and position_ids with 0..P-1 followed by the original positions shifted by P.
+// with 0, and position_ids with 0..P-1 followed by the original positions shifted by P. A
+// multiple-choice batch (choice_ids (B,K,T)) gets the prompt in front of each of its K option rows.
+// A decoder generates with the prompt in front of the prompt tokens (models::generate prefills
+// with it, so the KV cache holds it, as PEFT's prompt-tuned generate() does).
 #pragma once
 
 #include <torch/arg.h>
@@ -45,7 +48,10 @@ class SoftPromptImpl : public torch::nn::Cloneable<SoftPromptImpl>, public model
   void init_from(const torch::Tensor& token_embeds);
 
   /// batch with inputs_embeds = cat(prompt, token_embeds) (B, P+T, C) and extended masks/labels;
-  /// input_ids is removed. token_embeds: (B, T, C), the model's embedding of batch.input_ids.
+  /// input_ids is removed. token_embeds: (B, T, C), the model's embedding of batch.input_ids, or
+  /// (B, K, T, C) for choice_ids (B, K, T): every option row gets the prompt, so inputs_embeds is
+  /// (B, K, P+T, C) and the per-token tensors (B, K, P+T); per-example ones (labels (B),
+  /// choice_mask (B, K)) stay as they are.
   /// Throws ConfigError for packed batches (segment_ids): a prompt per packed example is not defined.
   data::Batch prepend(const data::Batch& batch, const torch::Tensor& token_embeds) const override;
   int64_t n_prefix_tokens() const override { return options.n_virtual_tokens(); }
