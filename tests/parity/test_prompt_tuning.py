@@ -10,15 +10,15 @@ import json
 import os
 import subprocess
 
-from conftest import SOURCE_DIR, minilm_dir, read_json
+from conftest import SOURCE_DIR, read_json
 
 
-def test_mcqa_prompt_tuning_learns_on_minilm(biolm_exe, tmp_path):
+def test_mcqa_prompt_tuning_learns_on_minilm(biolm_exe, minilm_dir, tmp_path):
     out = tmp_path / "mcqa-prompt-minilm"
     env = dict(os.environ, BIOLM_THREADS="2", OMP_NUM_THREADS="2")
     proc = subprocess.run(
         [biolm_exe, "--log-level", "warn", "finetune", "--config", "examples/configs/mcqa_demo.yaml",
-         f"output={out}", f"model.init={minilm_dir()}", "peft.method=prompt", "train.lr=3.0e-2",
+         f"output={out}", f"model.init={minilm_dir}", "peft.method=prompt", "train.lr=3.0e-2",
          "train.max_steps=100", "train.warmup_steps=10", "train.eval_every=0", "eval.bootstrap=200",
          "~model.preset", "~model.hidden_size", "~model.n_heads", "~model.n_kv_heads", "~model.ffn_size",
          "~model.hidden_dropout", "~model.attention_dropout", "~tokenizer.train_on", "~tokenizer.vocab_size"],
