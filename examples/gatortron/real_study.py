@@ -890,11 +890,12 @@ def main():
     if bad:
         print("study check FAILED:\n  " + "\n  ".join(bad))
         return 1
-    print("study check passed: every run beats chance" + (" except from-scratch runs outside NCBI-disease, listed "
-                                                           "below" if at_chance else "") +
-          ("; pretrained MiniLM beats from-scratch on NCBI-disease" if any(x["start"] == "scratch" for x in table) else ""))
+    ncbi_pair = {("minilm", "full"), ("scratch", "full")} <= {(x["start"], x["method"]) for x in table if x["task"] == "ncbi"}
+    print("study check passed: every run beats chance" +
+          (" except those listed below (from-scratch runs outside NCBI-disease, and MedQA)" if at_chance else "") +
+          ("; pretrained MiniLM beats from-scratch on NCBI-disease" if ncbi_pair else ""))
     for n in at_chance:
-        print(f"  at chance (from scratch, reported): {n}")
+        print(f"  at chance (reported, not a failure): {n}")
     return 0
 
 

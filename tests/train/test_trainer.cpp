@@ -1,6 +1,9 @@
 // train/: schedules, checksums, accumulation, exact resume, corrupted checkpoints, signals,
 // non-finite steps, evaluation/early stopping, run files, and two Gloo processes.
 #include <catch2/catch.hpp>
+
+#include <chrono>
+#include <thread>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <netinet/in.h>
@@ -231,6 +234,42 @@ TEST_CASE("gradient norms copied once per log step equal the per-step values", "
     CHECK(j["grad_norm"].get<double>() == *lazy.history[static_cast<size_t>(j["step"].get<int64_t>() - 1)].grad_norm);
   }
   CHECK(logged == std::vector<int64_t>{3, 6, 7});
+}
+
+TEST_CASE("tokens_per_s counts training-step time only: a slow evaluation does not lower it", "[train]") {
+  const auto batches = test::make_batches(4, 2, 16, 3, 6, label_fn, 13);
+  test::TempDir dir("rate");
+  auto m = tiny();
+  auto cfg = base_cfg(dir.path(), 6);
+  cfg.log_every = 2;
+  cfg.eval_every = 2;
+  test::VectorSource src(batches);
+  train::Trainer t(*m, cfg);
+  t.set_eval([](models::TrainableModel&, int64_t) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // an evaluation far slower than a step
+    return train::Metrics{{"accuracy", 0.5}};
+  });
+  const auto r = t.fit(src);
+  std::ifstream in(dir.path() / "metrics.jsonl");
+  std::string line;
+  int64_t tokens = 0, n = 0;
+  double last_step_s = 0;
+  while (std::getline(in, line)) {
+    const auto j = nlohmann::json::parse(line);
+    if (!j.contains("tokens_per_s")) continue;
+    const auto step = j["step"].get<int64_t>();
+    tokens = 0;
+    for (int64_t k = 0; k < step; ++k) tokens += r.history[static_cast<size_t>(k)].n_target_tokens;
+    INFO("step " << step);
+    const double step_s = j["step_s"].get<double>(), elapsed = j["elapsed_s"].get<double>();
+    CHECK(step_s > last_step_s);
+    // The evaluations before this log line (one per 2 steps, the one at this step comes after it).
+    CHECK(elapsed - step_s >= 0.3 * static_cast<double>(step / 2 - 1) - 1e-3);
+    CHECK(j["tokens_per_s"].get<double>() == Approx(static_cast<double>(tokens) / step_s).epsilon(1e-9));
+    last_step_s = step_s;
+    ++n;
+  }
+  CHECK(n == 3);
 }
 
 TEST_CASE("resume: 20 steps straight == 10 + resume + 10, bitwise on CPU", "[train][checkpoint]") {

@@ -354,6 +354,10 @@ TrainResult Trainer::fit(data::BatchSource& train) {
   const auto t0 = std::chrono::steady_clock::now();
   const int64_t start_step = step_;
   int64_t tokens_seen = 0;
+  // Seconds spent in training steps: tokens_per_s divides by this, not by the wall time, so an
+  // evaluation or a checkpoint does not read as a slower step (until 2026-12-06 it did: after each
+  // dev evaluation the logged rate fell by the evaluation's share of the time so far).
+  double step_seconds = 0.0;
   // Gradient norms stay on the device until a log step (or a step callback) needs them: one
   // stacked copy then fills the history entries that wait for theirs.
   std::vector<size_t> pending_rows;
@@ -369,7 +373,9 @@ TrainResult Trainer::fit(data::BatchSource& train) {
   model_.train();
   while (step_ < config_.max_steps) {
     torch::Tensor grad_norm;
+    const auto step_start = std::chrono::steady_clock::now();
     result.history.push_back(s.dp ? dp_train_step(train) : train_step(train, grad_norm));
+    step_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - step_start).count();
     if (grad_norm.defined()) {
       pending_rows.push_back(result.history.size() - 1);
       pending_norms.push_back(grad_norm.detach().reshape({}));
@@ -388,14 +394,15 @@ TrainResult Trainer::fit(data::BatchSource& train) {
       ev.loss = info.loss;
       ev.lr = info.lr;
       ev.elapsed_s = elapsed;
-      ev.tokens_per_s = elapsed > 0 ? static_cast<double>(tokens_seen) / elapsed : 0.0;
+      ev.tokens_per_s = step_seconds > 0 ? static_cast<double>(tokens_seen) / step_seconds : 0.0;
       const int64_t done = step_ - start_step;
       ev.eta_s = done > 0 ? elapsed / static_cast<double>(done) * static_cast<double>(config_.max_steps - step_) : 0.0;
       ev.grad_norm = info.grad_norm;
       ev.nonfinite_steps = s.nonfinite_steps;
       nlohmann::json rec = {{"step", step_},         {"loss", info.skipped ? nlohmann::json(nullptr) : nlohmann::json(info.loss)},
                             {"lr", info.lr},         {"tokens", info.n_target_tokens},
-                            {"tokens_per_s", ev.tokens_per_s}, {"skipped_steps", s.nonfinite_steps}};
+                            {"tokens_per_s", ev.tokens_per_s}, {"skipped_steps", s.nonfinite_steps},
+                            {"elapsed_s", elapsed},  {"step_s", step_seconds}};
       if (info.grad_norm) rec["grad_norm"] = *info.grad_norm;
       if (s.dp) rec["epsilon"] = s.accountant.epsilon(config_.dp->delta);
       append_metrics(rec);

@@ -12,9 +12,11 @@ struct ProgressEvent {
   int64_t max_steps = 0;
   double loss = 0.0;      ///< mean loss per target token of the last step
   double lr = 0.0;        ///< lr of the first parameter group for the last step
-  double tokens_per_s = 0.0;  ///< target tokens per second since the run (or resume) started, all ranks
-  double elapsed_s = 0.0;
-  double eta_s = 0.0;
+  /// Target tokens per second of training-step time since the run (or resume) started, all
+  /// ranks: evaluations and checkpoints are not counted (they are in elapsed_s and eta_s).
+  double tokens_per_s = 0.0;
+  double elapsed_s = 0.0;  ///< wall seconds since the run (or resume) started, evaluations included
+  double eta_s = 0.0;      ///< remaining steps at the wall-time rate so far (evaluations included)
   std::optional<double> grad_norm;  ///< before clipping
   int64_t nonfinite_steps = 0;
 };

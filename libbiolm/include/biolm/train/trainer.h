@@ -23,8 +23,9 @@
 //   config.json       the resolved TrainConfig (seed actually used) plus set_run_info() (peft
 //                     method, model config) and world_size, written before step 0
 //   versions.json     biolm::build_info() (biolm, LibTorch, CUDA, compiler, git)
-//   metrics.jsonl     {"step", "loss", "lr", "tokens", "tokens_per_s", "skipped_steps",
-//                     "grad_norm"?, "epsilon"? (DP-SGD: spent so far at train.dp.delta)} per log step, {"step", "eval": {...}, "best"?} per evaluation,
+//   metrics.jsonl     {"step", "loss", "lr", "tokens", "tokens_per_s", "skipped_steps", "elapsed_s",
+//                     "step_s" (seconds in training steps so far: tokens_per_s = tokens since the
+//                     start / step_s; elapsed_s adds evaluations and checkpoints), "grad_norm"?, "epsilon"? (DP-SGD: spent so far at train.dp.delta)} per log step, {"step", "eval": {...}, "best"?} per evaluation,
 //                     {"resumed_from": step} when a run resumes
 //   checkpoints/step-N/ model.safetensors (all parameters and buffers, or adapter_state with
 //                     save_adapter_only), optimizer.pt (LibTorch archive of the optimizer state),
