@@ -6,11 +6,7 @@ foreach(pair "ner;f1;data/ner/test.conll" "sts;pearson;data/sts/test.tsv" "nli;a
   list(GET pair 1 metric)
   list(GET pair 2 file)
   set_tests_properties(cli::finetune_${task} PROPERTIES FIXTURES_SETUP finetune_${task}_model)
-  add_test(NAME cli::eval_task_${task}
-    COMMAND ${CMAKE_COMMAND} -DBIOLM=${BIOLM_EXE} -DRUN=${cli_out}/${task} -DTASK=${task} -DDATA=${file}
-            -DMETRIC=${metric} -DSEED=13 -DBOOT=200 -DWORKDIR=${PROJECT_SOURCE_DIR}
-            -P ${CMAKE_CURRENT_SOURCE_DIR}/cli/scripts/eval_matches_finetune.cmake)
-  set_tests_properties(cli::eval_task_${task} PROPERTIES FIXTURES_REQUIRED finetune_${task}_model)
+  biolm_eval_matches_finetune(cli::eval_task_${task} ${cli_out}/${task} ${task} ${file} ${metric} finetune_${task}_model)
 endforeach()
 # A finetune model on another task's head is refused, naming both kinds.
 add_test(NAME cli::eval_task_wrong_head

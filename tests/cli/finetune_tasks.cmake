@@ -95,11 +95,8 @@ add_test(NAME cli::finetune_instruct_prompt
           train.max_steps=60 train.eval_every=60 ${ft_common})
 set_tests_properties(cli::finetune_instruct_prompt PROPERTIES FIXTURES_REQUIRED instruct_model FIXTURES_SETUP instruct_prompt_model
   PASS_REGULAR_EXPRESSION "\"method\":\"prompt\".*\"rouge_l\":\\{\"ci\":\\[[0-9.e-]+,[0-9.e-]+\\],\"value\":0\\.[1-9]")
-add_test(NAME cli::eval_task_instruct_prompt
-  COMMAND ${CMAKE_COMMAND} -DBIOLM=${BIOLM_EXE} -DRUN=${cli_out}/instruct-prompt -DTASK=instruct -DDATA=data/instruct/test.jsonl
-          -DMETRIC=rouge_l -DSEED=13 -DBOOT=200 -DWORKDIR=${PROJECT_SOURCE_DIR}
-          -P ${CMAKE_CURRENT_SOURCE_DIR}/cli/scripts/eval_matches_finetune.cmake)
-set_tests_properties(cli::eval_task_instruct_prompt PROPERTIES FIXTURES_REQUIRED instruct_prompt_model)
+biolm_eval_matches_finetune(cli::eval_task_instruct_prompt ${cli_out}/instruct-prompt instruct data/instruct/test.jsonl
+                            rouge_l instruct_prompt_model)
 
 # model.init: start from cli::finetune_pubmedqa's model/ directory (config, weights, tokenizer).
 # One step at a negligible learning rate keeps the loaded model: accuracy stays >= 0.8, where a

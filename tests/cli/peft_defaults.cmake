@@ -28,11 +28,8 @@ add_test(NAME cli::finetune_mcqa_prompt
   WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 set_tests_properties(cli::finetune_mcqa_prompt PROPERTIES FIXTURES_SETUP mcqa_prompt_model
   PASS_REGULAR_EXPRESSION "\"method\":\"prompt\".*\"task\":\"mcqa\".*\"trainable_parameters\":5505")
-add_test(NAME cli::eval_task_mcqa_prompt
-  COMMAND ${CMAKE_COMMAND} -DBIOLM=${BIOLM_EXE} -DRUN=${cli_out}/mcqa-prompt -DTASK=mcqa -DDATA=data/mcqa/test.jsonl
-          -DMETRIC=accuracy -DSEED=13 -DBOOT=200 -DWORKDIR=${PROJECT_SOURCE_DIR}
-          -P ${CMAKE_CURRENT_SOURCE_DIR}/cli/scripts/eval_matches_finetune.cmake)
-set_tests_properties(cli::eval_task_mcqa_prompt PROPERTIES FIXTURES_REQUIRED mcqa_prompt_model)
+biolm_eval_matches_finetune(cli::eval_task_mcqa_prompt ${cli_out}/mcqa-prompt mcqa data/mcqa/test.jsonl accuracy
+                            mcqa_prompt_model)
 # Prompt tuning refuses packed instruction rows (several examples per row, one prompt per row
 # would be undefined), before any work, naming the key.
 add_test(NAME cli::finetune_instruct_prompt_packing_refused
@@ -49,8 +46,5 @@ add_test(NAME cli::finetune_qa_span_prompt
   WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 set_tests_properties(cli::finetune_qa_span_prompt PROPERTIES FIXTURES_SETUP qa_prompt_model
   PASS_REGULAR_EXPRESSION "\"method\":\"prompt\"")
-add_test(NAME cli::eval_task_qa_span_prompt
-  COMMAND ${CMAKE_COMMAND} -DBIOLM=${BIOLM_EXE} -DRUN=${cli_out}/qa-prompt -DTASK=qa-span -DDATA=data/qa/test.json
-          -DMETRIC=f1 -DSEED=13 -DBOOT=200 -DWORKDIR=${PROJECT_SOURCE_DIR}
-          -P ${CMAKE_CURRENT_SOURCE_DIR}/cli/scripts/eval_matches_finetune.cmake)
-set_tests_properties(cli::eval_task_qa_span_prompt PROPERTIES FIXTURES_REQUIRED qa_prompt_model)
+biolm_eval_matches_finetune(cli::eval_task_qa_span_prompt ${cli_out}/qa-prompt qa-span data/qa/test.json f1
+                            qa_prompt_model)

@@ -45,16 +45,12 @@ at::Tensor ModelScorer::logits(const at::Tensor& input_ids, const at::Tensor& at
 
 at::Device ModelScorer::device() const { return model_device(*model_); }
 
-int64_t ModelScorer::max_length() const {
-  // A soft prompt takes the first P positions.
-  const auto& prompt = model_->soft_prompt();
-  return model_->config().max_positions - (prompt ? prompt->n_prefix_tokens() : 0);
-}
+int64_t ModelScorer::max_length() const { return models::token_positions(*model_); }
 
 LoglikOptions loglik_options_for(const models::CausalLMModelImpl& model, int64_t batch_size) {
   LoglikOptions o;
   o.batch_size = batch_size;
-  o.max_length = model.config().max_positions - (model.soft_prompt() ? model.soft_prompt()->n_prefix_tokens() : 0);
+  o.max_length = models::token_positions(model);  // a soft prompt takes the first P positions
   return o;
 }
 
@@ -71,9 +67,7 @@ GenerateFn make_generate_fn(std::shared_ptr<models::CausalLMModelImpl> model,
                             std::shared_ptr<const tokenize::Tokenizer> tokenizer, const GenerateFnOptions& options) {
   BIOLM_CHECK(model != nullptr && tokenizer != nullptr, Error, "make_generate_fn: model and tokenizer are required");
   models::validate(options.generation);
-  // A soft prompt (prompt tuning) takes the first P positions.
-  const int64_t max_positions =
-      model->config().max_positions - (model->soft_prompt() ? model->soft_prompt()->n_prefix_tokens() : 0);
+  const int64_t max_positions = models::token_positions(*model);  // a soft prompt takes the first P
   BIOLM_CHECK(options.generation.max_new_tokens < max_positions, ConfigError, "generation.max_new_tokens",
               fmt::format("{} leaves no room for a prompt within max_positions {}",
                           options.generation.max_new_tokens, max_positions));

@@ -67,6 +67,11 @@ int64_t apply_soft_prompt(CausalLMModelImpl& model, ModelInputs& in) {
   return prompt->n_prefix_tokens();
 }
 
+int64_t token_positions(const CausalLMModelImpl& model) {
+  const auto& prompt = model.soft_prompt();
+  return model.config().max_positions - (prompt ? prompt->n_prefix_tokens() : 0);
+}
+
 GenerationResult generate(CausalLMModelImpl& model, const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
                           const GenerationOptions& o) {
   validate(o);

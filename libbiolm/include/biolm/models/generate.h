@@ -52,6 +52,9 @@ torch::Tensor next_token(const torch::Tensor& logits, const GenerationOptions& o
 /// left-padded row still sees exactly what it would alone.
 int64_t apply_soft_prompt(CausalLMModelImpl& model, ModelInputs& in);
 
+/// The positions left for tokens: config().max_positions less the attached soft prompt's P.
+int64_t token_positions(const CausalLMModelImpl& model);
+
 /// Generates from a left-padded prompt: input_ids (B,T), attention_mask (B,T) (undefined = no
 /// padding). Runs in no-grad and eval mode (the model's mode is restored afterwards). A model
 /// with a soft prompt attached generates with it: the first step runs the P prompt vectors and the
