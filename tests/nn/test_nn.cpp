@@ -526,6 +526,131 @@ TEST_CASE("fused GELU equals torch::gelu (erf) over the float range: values and 
   CHECK(std::isnan(nn::gelu(torch::tensor({std::nanf("")}))[0].item<float>()));
 }
 
+TEST_CASE("fused cross entropy equals nll_loss(log_softmax): sum, ignored rows, gradient, bad labels", "[nn][fused]") {
+  for (auto dtype : {torch::kDouble, torch::kFloat}) {
+    DYNAMIC_SECTION("dtype " << (dtype == torch::kDouble ? "float64" : "float32")) {
+      torch::manual_seed(23);
+      // 37 rows over 1,003 classes (not a multiple of the 16 lanes), logits spread to +-40 so that
+      // the max shift matters, a non-contiguous (transposed) input, four ignored rows.
+      const auto x0 = (torch::randn({1003, 37}, dtype) * 12).t();
+      auto y = torch::randint(0, 1003, {37}, torch::kLong);
+      for (int64_t r : {0, 5, 17, 36}) y[r] = -100;
+      REQUIRE(fused_elementwise(x0));
+      auto xa = x0.clone().requires_grad_(true), xb = x0.clone().requires_grad_(true);
+      const auto la = cross_entropy_sum(xa, y, -100);
+      const auto lb = torch::nll_loss(torch::log_softmax(xb, -1), y, {}, at::Reduction::Sum, -100);
+      const auto up = 0.37;  // a non-unit upstream gradient
+      (la * up).backward();
+      (lb * up).backward();
+      const double tol = dtype == torch::kDouble ? 1e-12 : 2e-6;
+      CHECK(std::abs(la.item<double>() - lb.item<double>()) <= tol * std::abs(lb.item<double>()));
+      const double gmax = xb.grad().abs().max().item<double>();
+      CHECK((xa.grad() - xb.grad()).abs().max().item<double>() <= tol * gmax);
+      CHECK(xa.grad()[0].abs().max().item<double>() == 0.0);  // an ignored row gets no gradient
+      // Each kept row's gradient sums to zero (softmax minus a one-hot), times the upstream 0.37.
+      CHECK(xa.grad()[1].sum().abs().item<double>() < 1e-5);
+    }
+  }
+  SECTION("every row ignored: zero loss, zero gradient") {
+    auto x = torch::randn({3, 7}).requires_grad_(true);
+    const auto l = cross_entropy_sum(x, torch::full({3}, -100, torch::kLong), -100);
+    l.backward();
+    CHECK(l.item<double>() == 0.0);
+    CHECK(x.grad().abs().sum().item<double>() == 0.0);
+  }
+  SECTION("a label out of range is an error naming the range; a NaN logit makes its row's loss NaN") {
+    const auto x = torch::randn({2, 5});
+    CHECK_THROWS_WITH(cross_entropy_sum(x, torch::tensor({1, 5}, torch::kLong), -100),
+                      Catch::Contains("[0, 5)"));
+    auto xn = x.clone();
+    xn[1][3] = std::numeric_limits<float>::quiet_NaN();
+    CHECK(std::isnan(cross_entropy_sum(xn, torch::tensor({1, 2}, torch::kLong), -100).item<float>()));
+  }
+}
+
+TEST_CASE("fused masked softmax equals softmax(masked_fill(-inf)): padding, causal, per-head masks, gradient",
+          "[nn][fused]") {
+  for (auto dtype : {torch::kDouble, torch::kFloat}) {
+    DYNAMIC_SECTION("dtype " << (dtype == torch::kDouble ? "float64" : "float32")) {
+      torch::manual_seed(25);
+      const int64_t B = 3, H = 4, T = 9, K = 37;  // K not a multiple of the 16 lanes
+      const auto s0 = torch::randn({B, H, T, K}, dtype) * 6;
+      REQUIRE(fused_elementwise(s0));
+      const auto pad = torch::rand({B, 1, 1, K}) > 0.3;
+      const auto causal = (torch::arange(K).view({1, K}) <= torch::arange(T).view({T, 1}) + 20).view({1, 1, T, K});
+      const auto per_head = torch::rand({B, H, T, K}) > 0.5;
+      const std::vector<std::pair<const char*, torch::Tensor>> masks = {
+          {"none", torch::Tensor()}, {"padding (B,1,1,K)", pad}, {"causal (1,1,T,K)", causal & pad},
+          {"per head (B,H,T,K), a transposed view", per_head.transpose(2, 3).contiguous().transpose(2, 3)}};
+      const double tol = dtype == torch::kDouble ? 1e-12 : 1e-6;
+      for (const auto& [name, m] : masks) {
+        INFO(name);
+        auto ma = m;
+        if (ma.defined()) ma.index_put_({0, torch::indexing::Slice(), 0, 0}, true);  // keep one per row...
+        if (ma.defined() && ma.size(0) > 1) ma = ma | (torch::arange(K) == 0).view({1, 1, 1, K});  // ...in every row
+        auto xa = s0.clone().requires_grad_(true), xb = s0.clone().requires_grad_(true);
+        const auto pa = masked_softmax(xa, ma), pb = masked_softmax_composite(xb, ma);
+        CHECK((pa - pb).abs().max().item<double>() <= tol);
+        if (ma.defined()) CHECK(pa.masked_select(ma.expand_as(pa).logical_not()).abs().max().item<double>() == 0.0);
+        const auto up = torch::cos(torch::arange(pa.numel(), dtype)).view(pa.sizes());
+        (pa * up).sum().backward();
+        (pb * up).sum().backward();
+        CHECK((xa.grad() - xb.grad()).abs().max().item<double>() <= tol);
+      }
+    }
+  }
+  SECTION("a row with nothing kept is NaN, as in the composite; other rows are untouched") {
+    const auto s = torch::randn({1, 1, 2, 5});
+    auto m = torch::ones({1, 1, 2, 5}, torch::kBool);
+    m[0][0][1] = false;
+    const auto p = masked_softmax(s, m);
+    CHECK(p[0][0][1].isnan().all().item<bool>());
+    CHECK(masked_softmax_composite(s, m)[0][0][1].isnan().all().item<bool>());
+    CHECK(torch::allclose(p[0][0][0], torch::softmax(s[0][0][0], -1)));
+  }
+  SECTION("a mask that does not broadcast is an error") {
+    CHECK_THROWS_WITH(masked_softmax(torch::randn({2, 2, 3, 4}), torch::ones({2, 1, 3, 5}, torch::kBool)),
+                      Catch::Contains("mask must broadcast"));
+  }
+}
+
+TEST_CASE("fused rotary equals x * cos + rotate_half(x) * sin, strided input, gradient", "[nn][fused]") {
+  for (auto dtype : {torch::kDouble, torch::kFloat}) {
+    DYNAMIC_SECTION("dtype " << (dtype == torch::kDouble ? "float64" : "float32")) {
+      torch::manual_seed(24);
+      const int64_t B = 3, T = 7, H = 4, D = 10;
+      // As attention makes it: (B,T,H,D) viewed as (B,H,T,D); cos/sin per row, and broadcast (1,T,D).
+      const auto x0 = torch::randn({B, T, H, D}, dtype).transpose(1, 2);
+      for (int64_t cb : {B, int64_t{1}}) {
+        const auto pos = torch::arange(T).repeat({cb, 1}) + torch::arange(cb).unsqueeze(1) * 3;
+        const auto [c, s] = rotary_cos_sin(pos, D, 10000.0, dtype);
+        REQUIRE(fused_elementwise(x0));
+        auto xa = x0.clone().requires_grad_(true), xb = x0.clone().requires_grad_(true);
+        const auto ya = rotary(xa, c, s), yb = rotary_composite(xb, c, s);
+        // float64 is not cloned, so no FMA: the same bits. float32's AVX-512 clone may fuse a
+        // product and a sum (vector_clones.h): an ulp or two of values of magnitude ~3.
+        const double tol = dtype == torch::kDouble ? 0.0 : 1e-6;
+        CHECK((ya - yb).abs().max().item<double>() <= tol);
+        const auto up = torch::cos(torch::arange(ya.numel(), dtype)).view(ya.sizes());
+        (ya * up).sum().backward();
+        (yb * up).sum().backward();
+        CHECK((xa.grad() - xb.grad()).abs().max().item<double>() <= tol);
+        CHECK(torch::equal(apply_rotary(x0, c, s), ya));  // attention's entry point takes the fused kernel
+      }
+    }
+  }
+  SECTION("cos/sin that need a gradient, and bf16, take the composite") {
+    const auto x = torch::randn({1, 2, 3, 4});
+    const auto pos = torch::arange(3).unsqueeze(0);
+    auto [c, s] = rotary_cos_sin(pos, 4, 10000.0, torch::kFloat);
+    c.requires_grad_(true);
+    (rotary(x, c, s)).sum().backward();
+    CHECK(c.grad().defined());
+    CHECK(rotary(x.to(torch::kBFloat16), c.detach().to(torch::kBFloat16), s.to(torch::kBFloat16)).scalar_type() ==
+          torch::kBFloat16);
+  }
+}
+
 TEST_CASE("an encoder block equals its Eigen re-implementation (post-LN, GELU erf, MHA, padding)", "[nn][reference]") {
   torch::manual_seed(7);
   const int64_t C = 16, H = 4, T = 6;
@@ -595,8 +720,9 @@ TEST_CASE("batched_matmul equals torch::matmul in value and gradient on attentio
     // 1.13 without MKL (Debian's): the native path must be the one taken, or this proves nothing there.
     if (compat::bmm_loops_per_matrix()) CHECK(batched_matmul_is_native(a0, rhs(b0)));
     auto a1 = a0.detach().clone().requires_grad_(true), b1 = b0.detach().clone().requires_grad_(true);
-    const auto want = torch::matmul(a1, rhs(b1));
-    const auto got = batched_matmul(a0, rhs(b0));
+    // alpha (attention's 1/sqrt(D)) goes into the gemm, forward and backward.
+    const auto want = torch::matmul(a1, rhs(b1)) * 0.3;
+    const auto got = batched_matmul(a0, rhs(b0), 0.3);
     REQUIRE(got.sizes() == want.sizes());
     BIOLM_REQUIRE_CLOSE(got, want, 1e-5);
     const auto g = torch::randn_like(want);

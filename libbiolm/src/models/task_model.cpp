@@ -5,6 +5,7 @@
 #include "biolm/core/error.h"
 #include "biolm/nn/dropout.h"
 #include "biolm/nn/embeddings.h"
+#include "biolm/nn/fused.h"
 #include "biolm/nn/mlp.h"
 
 namespace biolm::models {
@@ -29,8 +30,9 @@ std::pair<torch::Tensor, int64_t> masked_cross_entropy_sum(const torch::Tensor& 
   // Cross entropy in float32 at least: bf16 log-softmax over a large vocabulary is too coarse.
   // Ignored rows are skipped by the loss itself (ignore_index), so the logits are never gathered
   // into a copy: that copy and its scatter in backward cost as much as the log-softmax.
+  // On the CPU (float32/64) one fused pass each way (nn::cross_entropy_sum).
   const auto x = flat_logits.scalar_type() == torch::kDouble ? flat_logits : flat_logits.to(torch::kFloat);
-  return {torch::nll_loss(torch::log_softmax(x, -1), flat_labels, {}, at::Reduction::Sum, kIgnoreIndex), n};
+  return {nn::cross_entropy_sum(x, flat_labels, kIgnoreIndex), n};
 }
 
 torch::Tensor TaskOutput::mean_loss() const {

@@ -1,4 +1,5 @@
 #include "biolm/nn/attention.h"
+#include "biolm/nn/fused.h"
 
 #include "biolm/nn/batched_matmul.h"
 
@@ -37,11 +38,12 @@ void AttentionImpl::pretty_print(std::ostream& stream) const {
 torch::Tensor explicit_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                  const torch::Tensor& mask, double dropout_p, bool training) {
   const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
-  auto scores = batched_matmul(q, k.transpose(-2, -1)) * scale;  // (B,H,Tq,Tk)
-  if (mask.defined()) scores = scores.masked_fill(mask.logical_not(), -std::numeric_limits<double>::infinity());
+  // The scale inside the product (batched_matmul's alpha), the mask inside the softmax
+  // (nn::masked_softmax, one fused pass each way on the CPU).
+  const auto scores = batched_matmul(q, k.transpose(-2, -1), scale);  // (B,H,Tq,Tk)
   // softmax in float32 at least: bf16 exponentials lose the small probabilities.
   const bool upcast = q.scalar_type() == torch::kHalf || q.scalar_type() == torch::kBFloat16;
-  auto probs = (upcast ? torch::softmax(scores.to(torch::kFloat), -1) : torch::softmax(scores, -1)).to(q.scalar_type());
+  auto probs = masked_softmax(upcast ? scores.to(torch::kFloat) : scores, mask).to(q.scalar_type());
   probs = nn::dropout(probs, dropout_p, training);
   return batched_matmul(probs, v);  // (B,H,Tq,D)
 }

@@ -63,7 +63,7 @@ std::vector<int64_t> matrix_offsets(const torch::Tensor& x) {
 /// dense layout whose matrices are row-major or transposed (a gradient for a q/k/v view of the
 /// projections' (B,T,H,D) output), laid out as `like` is: the gradient then flows back into the
 /// projection without the copy a reshape of a transposed gradient costs.
-torch::Tensor raw(torch::Tensor a, torch::Tensor b, const torch::Tensor& like = {}) {
+torch::Tensor raw(torch::Tensor a, torch::Tensor b, float alpha, const torch::Tensor& like = {}) {
   Layout la, lb;
   if (!layout_of(a, la)) {
     a = a.contiguous();
@@ -99,11 +99,11 @@ torch::Tensor raw(torch::Tensor a, torch::Tensor b, const torch::Tensor& like = 
   // simpler loop stays.
   for (size_t i = 0; i < oa.size(); ++i) {
     if (!lc.transposed) {
-      sgemm(101, ta, tb, static_cast<int>(M), static_cast<int>(N), static_cast<int>(K), 1.0f, pa + oa[i],
+      sgemm(101, ta, tb, static_cast<int>(M), static_cast<int>(N), static_cast<int>(K), alpha, pa + oa[i],
             static_cast<int>(la.ld), pb + ob[i], static_cast<int>(lb.ld), 0.0f, pc + oc[i], static_cast<int>(lc.ld));
     } else {  // C stored transposed: C^T (N x M, row-major) = b^T a^T
       sgemm(101, lb.transposed ? kNoTrans : kTrans, la.transposed ? kNoTrans : kTrans, static_cast<int>(N),
-            static_cast<int>(M), static_cast<int>(K), 1.0f, pb + ob[i], static_cast<int>(lb.ld), pa + oa[i],
+            static_cast<int>(M), static_cast<int>(K), alpha, pb + ob[i], static_cast<int>(lb.ld), pa + oa[i],
             static_cast<int>(la.ld), 0.0f, pc + oc[i], static_cast<int>(lc.ld));
     }
   }
@@ -111,9 +111,11 @@ torch::Tensor raw(torch::Tensor a, torch::Tensor b, const torch::Tensor& like = 
 }
 
 struct BatchedMatmul : torch::autograd::Function<BatchedMatmul> {
-  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& a, const torch::Tensor& b) {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& a, const torch::Tensor& b,
+                               double alpha) {
     ctx->save_for_backward({a, b});
-    return raw(a, b);
+    ctx->saved_data["alpha"] = alpha;
+    return raw(a, b, static_cast<float>(alpha));
   }
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
@@ -121,11 +123,12 @@ struct BatchedMatmul : torch::autograd::Function<BatchedMatmul> {
     const auto& a = saved[0];
     const auto& b = saved[1];
     const auto& g = grads[0];
+    const auto alpha = static_cast<float>(ctx->saved_data["alpha"].toDouble());
     torch::Tensor ga, gb;
-    // Each gradient in its input's layout (see raw).
-    if (ctx->needs_input_grad(0)) ga = raw(g, b.transpose(-2, -1), a);  // (..., M, N) @ (..., N, K)
-    if (ctx->needs_input_grad(1)) gb = raw(a.transpose(-2, -1), g, b);  // (..., K, M) @ (..., M, N)
-    return {ga, gb};
+    // Each gradient in its input's layout (see raw); alpha scales both, inside the gemm.
+    if (ctx->needs_input_grad(0)) ga = raw(g, b.transpose(-2, -1), alpha, a);  // (..., M, N) @ (..., N, K)
+    if (ctx->needs_input_grad(1)) gb = raw(a.transpose(-2, -1), g, alpha, b);  // (..., K, M) @ (..., M, N)
+    return {ga, gb, torch::Tensor()};
   }
 };
 
@@ -150,11 +153,13 @@ bool batched_matmul_is_native(const torch::Tensor& a, const torch::Tensor& b) {
   return true;
 }
 
-torch::Tensor batched_matmul(const torch::Tensor& a, const torch::Tensor& b) {
-  if (!batched_matmul_is_native(a, b)) return torch::matmul(a, b);
+torch::Tensor batched_matmul(const torch::Tensor& a, const torch::Tensor& b, double alpha) {
+  if (!batched_matmul_is_native(a, b)) return alpha == 1.0 ? torch::matmul(a, b) : torch::matmul(a, b) * alpha;
   // Nothing to differentiate (inference, decoding): the product alone, no autograd node.
-  if (!torch::GradMode::is_enabled() || (!a.requires_grad() && !b.requires_grad())) return raw(a, b);
-  return BatchedMatmul::apply(a, b);
+  if (!torch::GradMode::is_enabled() || (!a.requires_grad() && !b.requires_grad())) {
+    return raw(a, b, static_cast<float>(alpha));
+  }
+  return BatchedMatmul::apply(a, b, alpha);
 }
 
 }  // namespace biolm::nn

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "biolm/core/error.h"
+#include "biolm/nn/fused.h"
 
 namespace biolm::nn {
 
@@ -54,9 +55,7 @@ torch::Tensor rotate_half(const torch::Tensor& x) {
 torch::Tensor apply_rotary(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin) {
   BIOLM_CHECK(x.dim() == 4 && cos.dim() == 3 && x.size(2) == cos.size(1) && x.size(3) == cos.size(2), ShapeError,
               "Rotary", "expected x (B,H,T,D) and cos/sin (B,T,D)");
-  const auto c = cos.unsqueeze(1);  // (B,1,T,D)
-  const auto s = sin.unsqueeze(1);
-  return x * c + rotate_half(x) * s;
+  return rotary(x, cos, sin);  // one pass on the CPU (nn/fused.h), else x * cos + rotate_half(x) * sin
 }
 
 }  // namespace biolm::nn

@@ -15,8 +15,10 @@
 
 namespace biolm::nn {
 
-/// a (..., M, K) @ b (..., K, N) with equal leading (batch) dimensions -> (..., M, N).
-torch::Tensor batched_matmul(const torch::Tensor& a, const torch::Tensor& b);
+/// alpha * a (..., M, K) @ b (..., K, N) with equal leading (batch) dimensions -> (..., M, N).
+/// On its own path alpha goes into the gemm (attention's 1/sqrt(D) costs no pass of its own,
+/// forward or backward); elsewhere it is torch::matmul(a, b) * alpha.
+torch::Tensor batched_matmul(const torch::Tensor& a, const torch::Tensor& b, double alpha = 1.0);
 
 /// Whether batched_matmul takes its own path for these operands (for tests and benches).
 bool batched_matmul_is_native(const torch::Tensor& a, const torch::Tensor& b);

@@ -1,4 +1,5 @@
-// biolm/nn/fused.h: RMSNorm, SwiGLU and GELU as one CPU pass each, forward and backward.
+// biolm/nn/fused.h: RMSNorm, SwiGLU, GELU, rotary and the cross entropy as one CPU pass each,
+// forward and backward.
 //
 // As ATen calls, RMSNorm is six element-wise operations forward (pow, mean, add, rsqrt, two
 // products) and about as many backward, and SwiGLU is silu and a product forward and three
@@ -46,8 +47,32 @@ torch::Tensor gelu(const torch::Tensor& x);
 /// The SwiGLU gate: silu(gate) * up, gate and up of one shape and dtype.
 torch::Tensor swiglu(const torch::Tensor& gate, const torch::Tensor& up);
 
+/// Summed cross entropy of logits (N,K) against labels (N), rows labelled ignore_index skipped:
+/// nll_loss(log_softmax(logits), labels, reduction sum). The fused kernel (CPU float32/float64)
+/// reads each row twice forward (max, then the sum of exp) and saves only the log-sum-exp per row;
+/// backward writes softmax - onehot in one pass, where ATen's log_softmax + nll_loss write the
+/// log-probabilities, a zero-filled gradient and its scatter. A label outside [0, K) that is not
+/// ignore_index is an error. Anything else goes through float32 ATen (bf16 logits upcast).
+torch::Tensor cross_entropy_sum(const torch::Tensor& logits, const torch::Tensor& labels, int64_t ignore_index);
+
+/// Rotary position embedding x * cos + rotate_half(x) * sin for x (B,H,T,D) (any strides with a
+/// unit stride along D) and cos/sin (B or 1,T,D): one pass forward and backward, output
+/// contiguous (B,H,T,D): the composite's products and sums (bit for bit in float64 and without
+/// FMA; the AVX-512 clone's fused multiply-adds differ by about an ulp).
+/// Fused for CPU float32/float64 with cos/sin of x's dtype that need no gradient.
+torch::Tensor rotary(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin);
+
+/// Attention probabilities: softmax over the last dimension of scores (B,H,Tq,Tk) with the
+/// entries where the bool mask (broadcastable: B or 1, H or 1, Tq or 1, Tk) is false left out (0), as
+/// softmax(scores.masked_fill(!mask, -inf)) (a row with nothing kept is NaN there and here). The
+/// fused kernel (CPU float32/float64) is one pass forward saving only p, and one backward,
+/// ds = p * (dp - sum(dp * p)), where ATen makes a masked copy, the softmax, and masks the gradient.
+torch::Tensor masked_softmax(const torch::Tensor& scores, const torch::Tensor& mask);
+
 /// The same through ATen operations (what the fused kernels are tested against).
 torch::Tensor rms_norm_composite(const torch::Tensor& x, const torch::Tensor& weight, double eps);
 torch::Tensor swiglu_composite(const torch::Tensor& gate, const torch::Tensor& up);
+torch::Tensor masked_softmax_composite(const torch::Tensor& scores, const torch::Tensor& mask);
+torch::Tensor rotary_composite(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin);
 
 }  // namespace biolm::nn
