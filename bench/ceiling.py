@@ -27,35 +27,18 @@ import sys
 import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import profile_summary  # noqa: E402 (next to this file: the trace's self time per operator)
+
 GEMM = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::addbmm", "aten::_addmm_activation")
 ATTN = ("scaled_dot_product", "BatchedMatmul", "aten::_softmax", "aten::softmax", "MaskedSoftmax", "masked_fill")
 LOSS = ("log_softmax", "nll_loss", "CrossEntropy", "cross_entropy")
 
 
-def self_times(path):
-    """Self time per operator name (ms) of a chrome trace (biolm-bench's or torch.profiler's)."""
-    trace = json.load(open(path))
-    if isinstance(trace, dict):
-        trace = trace.get("traceEvents", [])
-    events = [e for e in trace if e.get("ph") == "X" and e.get("cat", "cpu_op") in ("cpu_op", "Operator")]
-    by_tid = collections.defaultdict(list)
-    for e in events:
-        by_tid[e["tid"]].append(e)
-    out = collections.Counter()
-    for evs in by_tid.values():
-        evs.sort(key=lambda e: (e["ts"], -e["dur"]))
-        stack = []
-        for e in evs:
-            while stack and stack[-1][0] <= e["ts"]:
-                stack.pop()
-            if stack:
-                out[stack[-1][1]] -= e["dur"] / 1e3
-            out[e["name"]] += e["dur"] / 1e3
-            stack.append((e["ts"] + e["dur"], e["name"]))
-    return out
-
-
-def groups(times):
+def groups(path):
+    """Self time (ms) of one trace summed into gemm / loss / attention / rest, and the total."""
+    self_us, _ = profile_summary.self_times(path)
+    times = {name: us / 1e3 for name, us in self_us.items()}
     g = collections.Counter()
     for name, ms in times.items():
         if name in GEMM:
@@ -101,7 +84,7 @@ def main():
                     else:
                         res = run([a.python, os.path.join(HERE, "reference", "torch_reference.py")] + common +
                                   ["--impl", "hf-peft"])
-                    g = groups(self_times(trace))
+                    g = groups(trace)
                     rec = {"step_ms": res["step_ms_min"], "peak_rss_mb": res["peak_rss_mb"], **g}
                     # The round with the fastest timed step stands for the side.
                     if side not in best or rec["step_ms"] < best[side]["step_ms"]:

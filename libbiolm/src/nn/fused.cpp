@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "biolm/core/error.h"
+#include "biolm/nn/rotary.h"
 #include "vector_clones.h"
 
 namespace biolm::nn {
@@ -51,6 +52,9 @@ inline T sigmoid(T a) {
 }
 
 constexpr int64_t kGrain = 1 << 14;  // elements per task of the element-wise kernels
+
+/// Rows of `row` elements per task of the row-wise kernels: about kGrain elements, at least one row.
+inline int64_t rows_per_task(int64_t row) { return std::max<int64_t>(1, kGrain / std::max<int64_t>(row, 1)); }
 
 // ---- GELU (erf) ----------------------------------------------------------------------------
 
@@ -420,7 +424,7 @@ struct FusedCrossEntropy : torch::autograd::Function<FusedCrossEntropy> {
       const scalar_t* xp = x.data_ptr<scalar_t>();
       scalar_t* lp = lse.data_ptr<scalar_t>();
       const int64_t* yp = labels.data_ptr<int64_t>();
-      at::parallel_for(0, N, std::max<int64_t>(1, kGrain / std::max<int64_t>(K, 1)), [&](int64_t r0, int64_t r1) {
+      at::parallel_for(0, N, rows_per_task(K), [&](int64_t r0, int64_t r1) {
         bool bad = false;
         ce_forward_chunk(xp, yp, lp, loss.data(), r0, r1, K, ignore_index, bad);
         if (bad) any_bad = true;
@@ -446,7 +450,7 @@ struct FusedCrossEntropy : torch::autograd::Function<FusedCrossEntropy> {
       const scalar_t *xp = x.data_ptr<scalar_t>(), *lp = lse.data_ptr<scalar_t>();
       const int64_t* yp = labels.data_ptr<int64_t>();
       scalar_t* dp = dx.data_ptr<scalar_t>();
-      at::parallel_for(0, N, std::max<int64_t>(1, kGrain / std::max<int64_t>(K, 1)), [&](int64_t r0, int64_t r1) {
+      at::parallel_for(0, N, rows_per_task(K), [&](int64_t r0, int64_t r1) {
         ce_backward_chunk(xp, yp, lp, g, dp, r0, r1, K, ignore_index);
       });
     });
@@ -457,7 +461,7 @@ struct FusedCrossEntropy : torch::autograd::Function<FusedCrossEntropy> {
 // ---- Rotary position embedding -------------------------------------------------------------
 
 // One row of D = 2 h: y_i = x_i c_i - x_{i+h} s_i, y_{i+h} = x_{i+h} c_{i+h} + x_i s_{i+h}
-// (x c + rotate_half(x) s, the same products and sums, so the same bits); the backward is the
+// (x c + rotate_half(x) s: the same products and sums); the backward is the
 // transposed map, dx_i = dy_i c_i + dy_{i+h} s_{i+h}, dx_{i+h} = dy_{i+h} c_{i+h} - dy_i s_i.
 template <typename T>
 BIOLM_ALWAYS_INLINE void rotary_row(const T* __restrict x, const T* __restrict c, const T* __restrict s,
@@ -514,7 +518,7 @@ torch::Tensor rotary_apply(const torch::Tensor& x_in, const torch::Tensor& c, co
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "biolm::nn::rotary", [&] {
     const scalar_t *xp = x.data_ptr<scalar_t>(), *cp = c.data_ptr<scalar_t>(), *sp = s.data_ptr<scalar_t>();
     scalar_t* yp = y.data_ptr<scalar_t>();
-    at::parallel_for(0, B * H * Tn, std::max<int64_t>(1, kGrain / std::max<int64_t>(D, 1)), [&](int64_t r0, int64_t r1) {
+    at::parallel_for(0, B * H * Tn, rows_per_task(D), [&](int64_t r0, int64_t r1) {
       rotary_chunk(xp, x.stride(0), x.stride(1), x.stride(2), cp, sp, yp, r0, r1, H, Tn, D, c.size(0) != 1,
                    transposed);
     });
@@ -651,7 +655,7 @@ torch::Tensor masked_softmax_forward(const torch::Tensor& scores, const torch::T
     const scalar_t* xp = x.data_ptr<scalar_t>();
     scalar_t* pp = p.data_ptr<scalar_t>();
     const bool* mp = m.defined() ? m.data_ptr<bool>() : nullptr;
-    at::parallel_for(0, R, std::max<int64_t>(1, kGrain / std::max<int64_t>(K, 1)), [&](int64_t r0, int64_t r1) {
+    at::parallel_for(0, R, rows_per_task(K), [&](int64_t r0, int64_t r1) {
       masked_softmax_chunk(xp, mp, g, ms, pp, r0, r1, K);
     });
   });
@@ -675,7 +679,7 @@ struct FusedMaskedSoftmax : torch::autograd::Function<FusedMaskedSoftmax> {
     AT_DISPATCH_FLOATING_TYPES(p.scalar_type(), "biolm::nn::masked_softmax_backward", [&] {
       const scalar_t *pp = p.data_ptr<scalar_t>(), *gp = dp.data_ptr<scalar_t>();
       scalar_t* dsp = ds.data_ptr<scalar_t>();
-      at::parallel_for(0, R, std::max<int64_t>(1, kGrain / std::max<int64_t>(K, 1)), [&](int64_t r0, int64_t r1) {
+      at::parallel_for(0, R, rows_per_task(K), [&](int64_t r0, int64_t r1) {
         masked_softmax_backward_chunk(pp, gp, dsp, r0, r1, K);
       });
     });
@@ -748,9 +752,7 @@ torch::Tensor cross_entropy_sum(const torch::Tensor& logits, const torch::Tensor
 torch::Tensor rotary_composite(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin) {
   const auto c = cos.unsqueeze(1);  // (B,1,T,D)
   const auto s = sin.unsqueeze(1);
-  const int64_t half = x.size(-1) / 2;
-  const auto rotated = torch::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
-  return x * c + rotated * s;
+  return x * c + rotate_half(x) * s;
 }
 
 torch::Tensor rotary(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin) {
@@ -776,7 +778,7 @@ torch::Tensor masked_softmax_composite(const torch::Tensor& scores, const torch:
 torch::Tensor masked_softmax(const torch::Tensor& scores, const torch::Tensor& mask) {
   BIOLM_CHECK(scores.dim() == 4, ShapeError, "masked_softmax", "expected scores (B,H,Tq,Tk)");
   const bool mask_ok = !mask.defined() || (mask.scalar_type() == torch::kBool && mask.device().is_cpu() &&
-                                          mask.dim() == 4 && !mask.requires_grad());
+                                          !mask.requires_grad());
   if (mask.defined()) {
     BIOLM_CHECK(mask.dim() == 4 && mask.size(3) == scores.size(3) && (mask.size(2) == 1 || mask.size(2) == scores.size(2)) &&
                     (mask.size(1) == 1 || mask.size(1) == scores.size(1)) &&

@@ -53,9 +53,8 @@ torch::Tensor rotate_half(const torch::Tensor& x) {
 }
 
 torch::Tensor apply_rotary(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin) {
-  BIOLM_CHECK(x.dim() == 4 && cos.dim() == 3 && x.size(2) == cos.size(1) && x.size(3) == cos.size(2), ShapeError,
-              "Rotary", "expected x (B,H,T,D) and cos/sin (B,T,D)");
-  return rotary(x, cos, sin);  // one pass on the CPU (nn/fused.h), else x * cos + rotate_half(x) * sin
+  // nn::rotary checks the shapes; one pass on the CPU (nn/fused.h), else x * cos + rotate_half(x) * sin.
+  return rotary(x, cos, sin);
 }
 
 }  // namespace biolm::nn
