@@ -18,7 +18,8 @@ One config, one command. It
      statistics, and PNG + SVG plots (metric vs trainable parameters, learning curves, time and
      memory per method).
 Runs with the reference environment's python (tools/setup-python.sh): matplotlib and the
-transformers column need it. BIOLM (default build/bin/biolm) is the command it drives.
+transformers column need it. BIOLM is the command it drives; by default the first of the config's
+`biolm:` list that is built (the LibTorch 2.x build first: MKL makes it the faster one on CPU).
 """
 import argparse
 import copy
@@ -810,6 +811,21 @@ def check(cfg, table, quick):
     return bad, notes
 
 
+def pick_biolm(cfg):
+    """$BIOLM, else the first of the config's `biolm:` (a path or a list of paths, relative to the
+    repository) that exists; the choice is logged, since the build sets the speed."""
+    if os.environ.get("BIOLM"):
+        return os.path.abspath(os.environ["BIOLM"])
+    cands = cfg.get("biolm", "build/bin/biolm")
+    cands = [cands] if isinstance(cands, str) else list(cands)
+    for c in cands:
+        path = os.path.abspath(os.path.join(ROOT, c))
+        if os.access(path, os.X_OK):
+            log(f"biolm: {path}")
+            return path
+    raise SystemExit(f"biolm: none of {', '.join(cands)} is built (tools/run-tests.sh builds both; or set BIOLM)")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", default=os.path.join(HERE, "real_study.yaml"))
@@ -832,7 +848,7 @@ def main():
         raise SystemExit(f"--parts privacy: {a.config} has no privacy: block")
     main_report_only = a.report_only or "main" not in parts
     cfg["data"] = os.path.abspath(os.path.join(ROOT, cfg.get("data", "../shared/data")))
-    cfg["biolm"] = os.path.abspath(os.environ.get("BIOLM", os.path.join(ROOT, cfg.get("biolm", "build/bin/biolm"))))
+    cfg["biolm"] = pick_biolm(cfg)
     out = os.path.abspath(a.out or os.path.join(ROOT, "runs", "real-study-quick" if a.quick else "real-study"))
     os.makedirs(out, exist_ok=True)
     env = dict(os.environ, OMP_NUM_THREADS=str(cfg["threads"]), BIOLM_THREADS=str(cfg["threads"]))
