@@ -32,6 +32,8 @@ import os
 import random
 import re
 
+import study_runs  # tools/python (real_study.py puts it on the path)
+
 
 def _sentences(path):
     block = []
@@ -165,16 +167,15 @@ def run_cells(cfg, out, starts, env, report_only, run_cmd, tail, log, deep_merge
         name = f"privacy-{cell}" + (f"-{who}" if cell == "alone" else "")
         run = os.path.join(out, "runs", name)
         rec_path = os.path.join(run, "study_run.json")
-        if os.path.exists(rec_path):
-            cells.append(json.load(open(rec_path)))
+        conf = deep_merge(deep_merge(json.loads(json.dumps(common)), extra), {"output": run})
+        cfg_path = os.path.join(run, "study_config.json")
+        rec = study_runs.reuse(name, rec_path, cfg_path, conf, log, [run, run + ".log"], report_only)
+        if rec:
+            cells.append(rec)
             continue
         if report_only:
             continue
-        conf = deep_merge(deep_merge(json.loads(json.dumps(common)), extra), {"output": run})
-        os.makedirs(run, exist_ok=True)
-        cfg_path = os.path.join(run, "study_config.json")
-        with open(cfg_path, "w") as f:
-            json.dump(conf, f, indent=1)
+        study_runs.write_recipe(cfg_path, conf)
         rc, secs, rss = run_cmd([cfg["biolm"], "--log-level", "info", command, "--config", cfg_path], run + ".log", env)
         if rc != 0:
             raise SystemExit(f"{name} failed (rc {rc}):\n{tail(run + '.log')}")

