@@ -552,12 +552,15 @@ def write_report(cfg, out, recs, starts, data_report, hf, quick, wall, privacy=N
         plt.close(fig)
         return f"figures/{stem}.png"
 
+    run_minutes = sum(r["seconds"] for r in list(recs.values()) + list(hf.values())) / 60
     by_cell = {}
     for r in recs.values():
         by_cell.setdefault((r["start"], r["task"], r["method"]), []).append(r)
     lines = ["# GatorTron-style study on real biomedical data" + (" (quick)" if quick else ""), "",
-             f"Generated {time.strftime('%Y-%m-%d %H:%M')} in {wall / 60:.1f} min on {os.cpu_count()} CPU cores "
-             f"({cfg['threads']} threads per run). Every number below comes from `report.json` beside this file.", "",
+             f"Generated {time.strftime('%Y-%m-%d %H:%M')} on {os.cpu_count()} CPU cores ({cfg['threads']} threads per "
+             f"run): this invocation took {wall / 60:.1f} min; the fine-tuning and transformers runs it reports took "
+             f"{run_minutes:.1f} min (kept runs of earlier invocations included, pretraining not). "
+             "Every number below comes from `report.json` beside this file.", "",
              "## Data", "",
              f"- Domain corpus for masked-LM pretraining: {data_report['documents']:,} documents, "
              f"{data_report['words']:,} words: {data_report['medline_abstracts']} MEDLINE abstracts "
@@ -916,7 +919,6 @@ def main():
                     starts[name]  # noqa: B018 (loads a built starting point for the report)
                 except KeyError:  # built with another recipe than the config's (logged)
                     pass
-        wall = sum(r["seconds"] for r in list(recs.values()) + list(hf.values()) + (privacy or {}).get("cells", []))
         log(f"report from the runs done so far: {len(recs)} of {len(plan)} cells and seeds run")
     table, bad, at_chance = write_report(cfg, out, recs, starts, data_report, hf, a.quick, wall, privacy)
     if "privacy" in parts and not a.report_only:
