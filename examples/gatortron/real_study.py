@@ -244,8 +244,8 @@ def overrides(d, prefix=""):
 
 def pretrain(cfg, out, env, name, config, lr, extra, what, report_only=False):
     """Runs `biolm pretrain` for a starting point, once: a finished one is reused while its recipe
-    (the command line and the config file's text) is the config's. None when report_only and
-    there is no such run."""
+    (the command line and the config file's text) is the config's. KeyError when report_only and
+    there is no such run (callers skip what needs it)."""
     pre = cfg["pretrain"]
     run = os.path.join(out, f"pretrain-{name}")
     args = ["pretrain", "--config", os.path.join(HERE, config),
@@ -259,7 +259,7 @@ def pretrain(cfg, out, env, name, config, lr, extra, what, report_only=False):
     res = study_runs.reuse(f"pretrain-{name}", res_path, recipe_path, recipe, log, [run, run + ".log"], report_only)
     if res is None:
         if report_only:
-            return None, None
+            raise KeyError(name)
         study_runs.write_recipe(recipe_path, recipe)
         rc, secs, rss = run_cmd([cfg["biolm"], "--log-level", "warn", *args], run + ".log", env)
         if rc != 0:
@@ -281,16 +281,27 @@ class Starts(dict):
         self.minilm = reference_env.minilm_dir()
         cfg["corpus"] = data_report["corpus"]
         self.cfg, self.out, self.env, self.report_only = cfg, out, env, report_only
+        self.stale = set()  # report_only: built with another recipe than the config's (logged once)
 
     def built(self, name):
-        return name == "minilm" or os.path.exists(os.path.join(self.out, f"pretrain-{name}", "model", "model.json"))
+        return name == "minilm" or (name not in self.stale and
+                                    os.path.exists(os.path.join(self.out, f"pretrain-{name}", "model", "model.json")))
 
     def __missing__(self, name):
-        cfg, out, env = self.cfg, self.out, self.env
-        if name not in cfg["starts"]:
-            raise SystemExit(f"runs: starting point '{name}' is not in starts ({', '.join(cfg['starts'])})")
+        if name not in self.cfg["starts"]:
+            raise SystemExit(f"runs: starting point '{name}' is not in starts ({', '.join(self.cfg['starts'])})")
         if self.report_only and not self.built(name):
             raise KeyError(name)
+        try:
+            start = self._build(name)
+        except KeyError:  # report_only and stale
+            self.stale.add(name)
+            raise
+        self[name] = start
+        return start
+
+    def _build(self, name):
+        cfg, out, env = self.cfg, self.out, self.env
         if name == "minilm":
             start = {"init": self.minilm, "label": "all-MiniLM-L6-v2 (general, real)"}
         elif name == "minilm-dapt":
@@ -313,9 +324,6 @@ class Starts(dict):
                      "pretrain": res}
         else:
             raise SystemExit(f"starts: unknown starting point '{name}' (minilm, minilm-dapt, scratch, scratch-small)")
-        if start["init"] is None:  # report_only, and what was built is stale
-            raise KeyError(name)
-        self[name] = start
         return start
 
 

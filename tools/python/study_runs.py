@@ -60,7 +60,7 @@ def write_recipe(recipe_path, recipe):
     os.replace(tmp, recipe_path)
 
 
-def _difference(old, new, prefix=""):
+def _difference(old, new):
     """The first few keys (dotted) or positions where two recipes differ, for the log line."""
     if old is None:
         return "no recipe stored"
@@ -78,5 +78,5 @@ def _difference(old, new, prefix=""):
         elif a != b:
             out.append(f"{p or 'recipe'}: {json.dumps(a)} -> {json.dumps(b)}")
 
-    walk(old, new, prefix)
+    walk(old, new, "")
     return "; ".join(out)
