@@ -879,7 +879,7 @@ def main():
     cfg["biolm"] = pick_biolm(cfg)
     out = os.path.abspath(a.out or os.path.join(ROOT, "runs", "real-study-quick" if a.quick else "real-study"))
     os.makedirs(out, exist_ok=True)
-    env = dict(os.environ, OMP_NUM_THREADS=str(cfg["threads"]), BIOLM_THREADS=str(cfg["threads"]))
+    env = dict(os.environ, OMP_NUM_THREADS=str(cfg["threads"]))
     t0 = time.time()
     data_report, _ = prepare_data(cfg, out)
     cfg["mcqa_chance"] = data_report["medqa"]["test_majority_rate"]

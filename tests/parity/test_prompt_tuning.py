@@ -15,7 +15,7 @@ from conftest import SOURCE_DIR, read_json
 
 def test_mcqa_prompt_tuning_learns_on_minilm(biolm_exe, minilm_dir, tmp_path):
     out = tmp_path / "mcqa-prompt-minilm"
-    env = dict(os.environ, BIOLM_THREADS="2", OMP_NUM_THREADS="2")
+    env = dict(os.environ, OMP_NUM_THREADS="2")
     proc = subprocess.run(
         [biolm_exe, "--log-level", "warn", "finetune", "--config", "examples/configs/mcqa_demo.yaml",
          f"output={out}", f"model.init={minilm_dir}", "peft.method=prompt", "train.lr=3.0e-2",
