@@ -7,7 +7,7 @@
 #      (default build-torch2/): every test but the parity label, which needs no second run
 #      (the Python side is the same torch 2.x in both). On by default (BIOLM_TORCH2=0 skips it).
 #      CI has 90 minutes: when less than BIOLM_TORCH2_NEEDS_S (default 3000 s; measured: about
-#      25 minutes on 2 cores, docs/building.md) of BIOLM_CI_BUDGET_S (default 5400 s) is left
+#      18-25 minutes cold on 2 cores, docs/building.md) of BIOLM_CI_BUDGET_S (default 5400 s) is left
 #      after the first configuration, the second is skipped and says so.
 # This is the README's second command and exactly what .ci/run calls.
 set -euo pipefail
