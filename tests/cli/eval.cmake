@@ -10,13 +10,13 @@ set(eval_script -P ${CMAKE_CURRENT_SOURCE_DIR}/cli/scripts/eval_check.cmake)
 
 add_test(NAME cli::eval_make_models COMMAND $<TARGET_FILE:test_eval> "[.make_eval_model]")
 set_tests_properties(cli::eval_make_models PROPERTIES
-  ENVIRONMENT "BIOLM_EVAL_MODEL_DIR=${eval_models};OMP_NUM_THREADS=1" FIXTURES_SETUP eval_models)
+  ENVIRONMENT "BIOLM_EVAL_MODEL_DIR=${eval_models}" FIXTURES_SETUP eval_models)
 
 # name; fields expected; metrics expected; biolm eval arguments
 function(biolm_eval_test name fields metrics)
   add_test(NAME cli::eval_${name}
     COMMAND ${eval_check} "-DEXPECT_FIELDS=${fields}" "-DEXPECT_METRICS=${metrics}" "-DARGS=eval;${ARGN}" ${eval_script})
-  set_tests_properties(cli::eval_${name} PROPERTIES FIXTURES_REQUIRED eval_models ENVIRONMENT "OMP_NUM_THREADS=1")
+  set_tests_properties(cli::eval_${name} PROPERTIES FIXTURES_REQUIRED eval_models)
 endfunction()
 
 biolm_eval_test(pubmedqa_zero_shot "task=pubmedqa;mode=loglik;shots=0;n=20;model_kind=causal_lm"
